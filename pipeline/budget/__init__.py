@@ -1,0 +1,1 @@
+"""Client-side rate budget: concurrency, RPM, TPM (sliding 60 s) and TPD, learning from 429s."""

@@ -1,0 +1,28 @@
+"""The small interface every rate budget implements (in-process, or shared through SQL)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from pipeline.llm.types import Usage
+
+
+class Admission(Protocol):
+    """A granted slot: the call runs while it is held; ``record`` stores the real usage."""
+
+    def record(self, usage: Usage) -> None: ...
+
+
+class RateBudget(Protocol):
+    """Admits calls under concurrency, RPM, TPM and TPD; learns from the server's 429s.
+
+    ``admit(tokens)`` waits (FIFO) until a call costing ``tokens`` at admission fits every limit, and
+    raises QuotaExhaustedError when the day's token quota cannot fit it.
+    """
+
+    def admit(self, tokens: int) -> AbstractAsyncContextManager[Admission]: ...
+
+    def on_rate_limited(self, *, limit_kind: str | None, retry_after: float | None) -> None: ...
+
+    def estimated_wait(self, tokens: int, calls: int) -> float: ...

@@ -1,0 +1,191 @@
+"""Read configs/*.toml into small frozen settings objects, validated once at the edge."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+_LENGTH_WORDS = ("short", "medium", "long")
+
+
+def config_dir() -> Path:
+    """The folder holding models.toml, tiers.toml, ...; ``TOME_CONFIG_DIR`` overrides."""
+    env = os.environ.get("TOME_CONFIG_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_configs", here.parent / "configs"):
+        if (candidate / "models.toml").is_file():
+            return candidate
+    raise ConfigError("tome's configs/ folder was not found; set TOME_CONFIG_DIR.")
+
+
+def _read(name: str, directory: Path | None = None) -> dict[str, Any]:
+    path = (directory or config_dir()) / name
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Config file {path} is missing.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from exc
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """A model: its context window, local tokenizer, calibration and prices (per 1M tokens)."""
+
+    name: str
+    provider: str
+    context_tokens: int
+    encoding: str = "cl100k_base"
+    calibration: float = 1.0
+    safety_margin_tokens: int = 256
+    price_input: float = 0.0
+    price_output: float = 0.0
+    currency: str = "USD"
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Price of a call with these token counts."""
+        return (prompt_tokens * self.price_input + completion_tokens * self.price_output) / 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderSpec:
+    """An OpenAI-compatible endpoint and how it differs from OpenAI."""
+
+    name: str
+    base_url: str
+    api_key_env: str
+    usage_in_choice: bool = False
+    temperature_max: float = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimits:
+    """Concurrency, requests/min, tokens/min, tokens/day; 0 means unlimited."""
+
+    concurrency: int
+    rpm: int = 0
+    tpm: int = 0
+    tpd: int = 0
+
+    def override(self, **values: int | None) -> RateLimits:
+        """A copy with the given limits replaced (None keeps the current value)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Defaults:
+    """The embedded defaults from configs/defaults.toml."""
+
+    model: str
+    provider: str
+    tier: str
+    length: str
+    language: str
+    context_strategy: str
+    context_lag: int
+    context_share: float
+    chunk_output_tokens: int
+    prompt_overhead_tokens: int
+    max_depth: int
+    temperature: float
+    connect_timeout_s: float
+    read_timeout_s: float
+    max_retries: int
+    lengths: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything in configs/: models, providers, tiers, defaults and prompt versions."""
+
+    models: dict[str, ModelSpec]
+    providers: dict[str, ProviderSpec]
+    tiers: dict[str, RateLimits]
+    defaults: Defaults
+    prompt_versions: dict[str, str]
+
+    def model(self, name: str) -> ModelSpec:
+        """The named model, or a ConfigError listing the known ones."""
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models))
+            raise ConfigError(f"Unknown model '{name}'. Known models: {known}.") from None
+
+    def provider(self, name: str) -> ProviderSpec:
+        """The named provider, or a ConfigError listing the known ones."""
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers))
+            raise ConfigError(f"Unknown provider '{name}'. Known providers: {known}.") from None
+
+    def tier(self, name: str) -> RateLimits:
+        """The named rate tier, or a ConfigError listing the known ones."""
+        try:
+            return self.tiers[name.lower()]
+        except KeyError:
+            known = ", ".join(sorted(self.tiers))
+            raise ConfigError(f"Unknown tier '{name}'. Known tiers: {known}.") from None
+
+    def target_tokens(self, length: str | int) -> int:
+        """Final-summary target in tokens from 'short'/'medium'/'long' or a number."""
+        if isinstance(length, int):
+            value = length
+        elif length in self.defaults.lengths:
+            return self.defaults.lengths[length]
+        else:
+            try:
+                value = int(str(length).strip())
+            except ValueError:
+                raise ConfigError(
+                    f"Invalid length '{length}': use short, medium, long or a number of tokens."
+                ) from None
+        if value < 20:
+            raise ConfigError(f"Invalid length {value}: a summary needs at least 20 tokens.")
+        return value
+
+
+def _build(cls: type, name: str, raw: dict[str, Any], where: str) -> Any:
+    try:
+        return cls(name=name, **raw)
+    except TypeError as exc:
+        raise ConfigError(f"Bad entry '{name}' in {where}: {exc}") from exc
+
+
+@cache
+def _load_catalog(directory: str) -> Catalog:
+    d = Path(directory)
+    models = {
+        n: _build(ModelSpec, n, v, "models.toml") for n, v in _read("models.toml", d).get("models", {}).items()
+    }
+    providers = {
+        n: _build(ProviderSpec, n, v, "providers.toml")
+        for n, v in _read("providers.toml", d).get("providers", {}).items()
+    }
+    tiers: dict[str, RateLimits] = {}
+    for n, v in _read("tiers.toml", d).get("tiers", {}).items():
+        try:
+            tiers[n.lower()] = RateLimits(**v)
+        except TypeError as exc:
+            raise ConfigError(f"Bad tier '{n}' in tiers.toml: {exc}") from exc
+    raw_defaults = _read("defaults.toml", d)
+    try:
+        defaults = Defaults(**raw_defaults)
+    except TypeError as exc:
+        raise ConfigError(f"Bad defaults.toml: {exc}") from exc
+    prompts = _read("prompts.toml", d).get("prompts", {})
+    return Catalog(models, providers, tiers, defaults, prompts)
+
+
+def load_catalog(directory: Path | None = None) -> Catalog:
+    """Load (once per folder) the configuration catalog."""
+    return _load_catalog(str((directory or config_dir()).resolve()))

@@ -1,0 +1,144 @@
+"""The project's SQL database: one engine factory (SQLite in WAL mode by default) and its migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import platformdirs
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline.errors import StoreError
+
+
+def tome_home() -> Path:
+    """tome's state directory: ``TOME_HOME`` or the platform's per-user data directory."""
+    env = os.environ.get("TOME_HOME")
+    home = Path(env) if env else Path(platformdirs.user_data_dir("tome", appauthor=False))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def default_database_url() -> str:
+    """``TOME_DATABASE_URL`` or a SQLite file in tome's state directory."""
+    return os.environ.get("TOME_DATABASE_URL") or f"sqlite:///{tome_home() / 'tome.db'}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API connection
+    cur = dbapi_conn.cursor()
+    # WAL lets readers and one writer work at once; busy_timeout makes concurrent writers wait, not fail.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+# Append-only: never edit or reorder a migration that has shipped; add a new one.
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = []
+
+
+def migration(name: str) -> Callable[[Callable[[Connection], None]], Callable[[Connection], None]]:
+    """Register a named schema migration (applied once, in registration order)."""
+
+    def register(fn: Callable[[Connection], None]) -> Callable[[Connection], None]:
+        MIGRATIONS.append((name, fn))
+        return fn
+
+    return register
+
+
+@migration("m001_initial")
+def _m001_initial(conn: Connection) -> None:
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS cache (
+                key TEXT PRIMARY KEY,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                prompt_version TEXT NOT NULL,
+                content TEXT NOT NULL,
+                finish_reason TEXT,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                cached_tokens INTEGER NOT NULL DEFAULT 0,
+                request_id TEXT,
+                latency_s REAL,
+                created_at TEXT NOT NULL
+            )"""
+        )
+    )
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS runs (
+                id TEXT PRIMARY KEY,
+                document TEXT NOT NULL,
+                document_hash TEXT NOT NULL,
+                settings TEXT NOT NULL,
+                status TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                calls INTEGER NOT NULL DEFAULT 0,
+                cached_calls INTEGER NOT NULL DEFAULT 0,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                cost REAL NOT NULL DEFAULT 0,
+                error TEXT
+            )"""
+        )
+    )
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS token_ledger (
+                account TEXT NOT NULL,
+                day TEXT NOT NULL,
+                admitted_tokens INTEGER NOT NULL DEFAULT 0,
+                used_tokens INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (account, day)
+            )"""
+        )
+    )
+
+
+def _applied(conn: Connection) -> set[str]:
+    conn.execute(text("CREATE TABLE IF NOT EXISTS tome_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"))
+    return {row[0] for row in conn.execute(text("SELECT name FROM tome_migrations"))}
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every registered migration not yet recorded in ``tome_migrations``."""
+    with engine.begin() as conn:
+        done = _applied(conn)
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            fn(conn)
+            conn.execute(
+                text("INSERT INTO tome_migrations (name, applied_at) VALUES (:n, :t)"),
+                {"n": name, "t": datetime.now(UTC).isoformat()},
+            )
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine on ``url`` (default: tome's SQLite file), migrated to the current schema."""
+    url = url or default_database_url()
+    try:
+        engine = create_engine(url, future=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        migrate(engine)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"Cannot open the database at {engine_url_for_humans(url)}: {exc.__class__.__name__}") from exc
+    return engine
+
+
+def engine_url_for_humans(url: str) -> str:
+    """The URL with any password replaced, safe for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its credentials part
+        return url.split("@")[-1]

@@ -1,0 +1,77 @@
+"""Values that cross the LLM boundary: what we ask for and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message."""
+
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatRequest:
+    """A chat-completion request plus what the rate budget needs to admit it.
+
+    ``estimated_prompt_tokens`` is the calibrated local estimate; admission cost is it + ``max_tokens``.
+    ``source_text`` is the text being summarised, for backends that do not read prompts (never sent).
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int
+    temperature: float = 0.3
+    estimated_prompt_tokens: int = 0
+    stream: bool = False
+    source_text: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def admission_tokens(self) -> int:
+        """Tokens the gateway counts at admission: prompt + max_tokens."""
+        return self.estimated_prompt_tokens + self.max_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens billed for one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completion:
+    """The answer to one call."""
+
+    content: str
+    finish_reason: str | None
+    usage: Usage
+    model: str
+    request_id: str | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+
+
+class ChatBackend(Protocol):
+    """Anything that answers chat requests: the HTTP client, or the offline extractive backend."""
+
+    name: str  # provider/backend name, part of the cache key
+
+    async def complete(self, request: ChatRequest) -> Completion: ...
+
+    async def aclose(self) -> None: ...

