@@ -1,0 +1,81 @@
+"""What a user asks a run to do, as one serialisable value: the parameter of every tome flow.
+
+Prefect stores flow parameters in its database, so this holds no secrets: API keys and PDF passwords
+come from the environment of the process that runs the flow.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.budget.presets import resolve_limits
+from pipeline.config import Catalog, RateLimits, load_catalog
+from pipeline.errors import ConfigError
+from pipeline.settings import RunSettings, resolve_settings
+
+BACKENDS = ("auto", "moonshot", "moonshot-ai", "openai", "deepseek", "local", "extractive")
+Backend = Literal["auto", "moonshot", "moonshot-ai", "openai", "deepseek", "local", "extractive"]
+# The environment variable holding a PDF password for the process that runs a flow (never a parameter).
+PASSWORD_ENV = "TOME_PDF_PASSWORD"
+
+
+class SummariseOptions(BaseModel):
+    """Everything but the input: backend, model, length, language, rate overrides, context strategy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Backend = "auto"
+    model: str | None = None
+    length: str | None = None
+    language: str | None = None
+    tier: str | None = None
+    concurrency: int | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    tpd: int | None = Field(default=None, ge=0)
+    context: Literal["lagged", "none"] | None = None
+    base_url: str | None = None
+
+    def provider(self, catalog: Catalog | None = None) -> str | None:
+        """The provider a named backend implies (None for auto/extractive: the defaults decide)."""
+        if self.backend in ("auto", "extractive"):
+            return None
+        (catalog or load_catalog()).provider(self.backend)
+        return self.backend
+
+    def settings(self, catalog: Catalog | None = None) -> RunSettings:
+        """The validated run settings; raises ConfigError on unknown models, tiers or lengths."""
+        cat = catalog or load_catalog()
+        provider = self.provider(cat)
+        model = self.model or _default_model_for(provider, cat)
+        return resolve_settings(
+            cat,
+            model=model,
+            provider=provider,
+            tier=self.tier,
+            length=self.length,
+            language=self.language,
+            context_strategy=self.context,
+        )
+
+    def limits(self, settings: RunSettings, catalog: Catalog | None = None) -> RateLimits:
+        """The tier's limits with this run's overrides (flags beat TOME_* variables beat the preset)."""
+        overrides = {"concurrency": self.concurrency, "rpm": self.rpm, "tpm": self.tpm, "tpd": self.tpd}
+        return resolve_limits(settings.tier, overrides=overrides, catalog=catalog)
+
+
+def _default_model_for(provider: str | None, catalog: Catalog) -> str | None:
+    """The default model, or the first catalog model of ``provider`` when the default belongs elsewhere."""
+    default = catalog.defaults.model
+    if provider is None:
+        return None
+    default_provider = catalog.model(default).provider
+    # moonshot and moonshot-ai serve the same models from two regions
+    if provider == default_provider or provider.split("-")[0] == default_provider:
+        return None
+    for name, spec in catalog.models.items():
+        if spec.provider == provider:
+            return name
+    raise ConfigError(f"No model is configured for provider '{provider}'; pass --model.")
