@@ -45,6 +45,10 @@ class PeerArgs:
     concurrency: int
     out: Path
     context_window: int = 8192
+    rpm: int = 0
+    tpm: int = 0
+    tpd: int = 0
+    context_strategy: str | None = None  # tome only
 
 
 @dataclass
@@ -74,10 +78,15 @@ def parse_args(argv: list[str] | None = None) -> PeerArgs:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--context-window", type=int, default=8192)
+    p.add_argument("--rpm", type=int, default=0)
+    p.add_argument("--tpm", type=int, default=0)
+    p.add_argument("--tpd", type=int, default=0)
+    p.add_argument("--context-strategy", default=None)
     a = p.parse_args(argv)
     # The key comes from the environment so it never shows in a process listing.
     key = os.environ.get("BENCH_API_KEY", "sk-bench")
-    return PeerArgs(a.base_url, key, a.model, a.doc, a.concurrency, a.out, a.context_window)
+    return PeerArgs(a.base_url, key, a.model, a.doc, a.concurrency, a.out, a.context_window,
+                    a.rpm, a.tpm, a.tpd, a.context_strategy)
 
 
 def classify_error(exc: BaseException) -> str:
