@@ -142,3 +142,39 @@ def engine_url_for_humans(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown without its credentials part
         return url.split("@")[-1]
+
+
+@migration("m003_budget")
+def _m003_budget(conn: Connection) -> None:
+    # The shared rate budget (pipeline/budget/sql.py). Times are wall-clock epoch seconds; DOUBLE PRECISION
+    # because PostgreSQL's REAL is single precision. One budget_accounts row per provider account is the lock
+    # every admission takes, and holds the state learnt from 429s (pause, per-axis scales).
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS budget_accounts (
+                account TEXT PRIMARY KEY,
+                paused_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+                scale_concurrency DOUBLE PRECISION NOT NULL DEFAULT 1,
+                scale_rpm DOUBLE PRECISION NOT NULL DEFAULT 1,
+                scale_tpm DOUBLE PRECISION NOT NULL DEFAULT 1,
+                guard_concurrency DOUBLE PRECISION NOT NULL DEFAULT 0,
+                guard_rpm DOUBLE PRECISION NOT NULL DEFAULT 0,
+                guard_tpm DOUBLE PRECISION NOT NULL DEFAULT 0,
+                quota_day TEXT
+            )"""
+        )
+    )
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS budget_admissions (
+                id TEXT PRIMARY KEY,
+                account TEXT NOT NULL,
+                admitted_at DOUBLE PRECISION NOT NULL,
+                tokens INTEGER NOT NULL,
+                lease_until DOUBLE PRECISION
+            )"""
+        )
+    )
+    conn.execute(
+        text("CREATE INDEX IF NOT EXISTS budget_admissions_account_time ON budget_admissions (account, admitted_at)")
+    )

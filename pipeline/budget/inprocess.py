@@ -1,0 +1,385 @@
+"""One process's rate budget: concurrency, sliding-window RPM/TPM, TPD via the ledger, FIFO, AIMD on 429s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import TracebackType
+
+from pipeline.budget import aimd
+from pipeline.budget.ledger import TokenLedger, quota_error, utc_day, utc_now
+from pipeline.budget.presets import tier_warning
+from pipeline.budget.stats import BudgetSlot, BudgetStats
+from pipeline.budget.window import WINDOW_S, SlidingWindow
+from pipeline.config import Catalog, RateLimits
+from pipeline.errors import ConfigError, QuotaExhaustedError, StoreError
+
+log = logging.getLogger("tome.budget")
+
+DEFAULT_PAUSE_S = 5.0  # pause after a 429 that carries no "try again after N seconds" hint
+_ESTIMATE_EXACT_CALLS = 2000  # estimated_wait simulates this many calls exactly, then extrapolates
+
+
+def check_admissible(limits: RateLimits, tokens: int) -> None:
+    """Raise ConfigError when a call of ``tokens`` can never be admitted under ``limits``."""
+    for name, cap, unit in (("tpm", limits.tpm, "tokens per minute"), ("tpd", limits.tpd, "tokens per day")):
+        if cap and tokens > cap:
+            raise ConfigError(
+                f"A call needing {tokens:,} tokens (prompt + max_tokens) can never be admitted: the rate limit "
+                f"is {cap:,} {unit} ({name.upper()}). Use a model with a smaller context or smaller chunks, "
+                f"lower the output length, or raise the limit (--tier, --{name} / TOME_{name.upper()}) if your "
+                f"account allows it."
+            )
+
+
+def server_quota_error(account: str, now: datetime) -> QuotaExhaustedError:
+    """The error once the server itself said the day's token quota is reached."""
+    err = quota_error(account, admitted=0, tpd=0, tokens=0, now=now)
+    message = (
+        f"The server reports the daily token quota (TPD) of account {account} is reached. It resets at "
+        f"{err.resets_at:%Y-%m-%d %H:%M} UTC. Progress is saved: re-run the same command after the reset to resume."
+    )
+    return QuotaExhaustedError(message, quota="tpd", resets_at=err.resets_at)
+
+
+class _Waiter:
+    __slots__ = ("tokens", "event")
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+        self.event = asyncio.Event()
+
+
+class _Admit:
+    """``async with budget.admit(tokens) as slot``: waits on entry, releases on exit (also when cancelled)."""
+
+    __slots__ = ("_budget", "_tokens", "_slot")
+
+    def __init__(self, budget: InProcessBudget, tokens: int) -> None:
+        self._budget = budget
+        self._tokens = tokens
+        self._slot: BudgetSlot | None = None
+
+    async def __aenter__(self) -> BudgetSlot:
+        self._slot = await self._budget._acquire(self._tokens)
+        return self._slot
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            await self._budget._release(slot, ok=exc_type is None)
+
+
+class InProcessBudget:
+    """The rate budget of one process (all its asyncio tasks share it).
+
+    Each call reserves its admission cost (prompt + max_tokens) in a sliding window that matches the gateway:
+    an admission at ``t`` counts one request and its tokens until ``t + window_s``. Waiters are served FIFO;
+    the head computes when it fits instead of polling. With a ``ledger`` the day's tokens are booked in the SQL
+    database (shared by processes, surviving restarts); without one TPD is counted in memory.
+    """
+
+    def __init__(
+        self,
+        limits: RateLimits,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        ledger: TokenLedger | None = None,
+        account: str = "default",
+        tier: str | None = None,
+        window_s: float = WINDOW_S,
+        default_pause_s: float = DEFAULT_PAUSE_S,
+        utcnow: Callable[[], datetime] | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.limits = limits
+        self.account = account
+        self.tier = tier
+        self.ledger = ledger
+        self.default_pause_s = default_pause_s
+        self._clock = clock
+        self._sleep = sleep
+        self._utcnow = utcnow or (ledger.utcnow if ledger is not None else utc_now)
+        self._catalog = catalog
+        self._window = SlidingWindow(window_s)
+        self._scales = aimd.Scales()
+        self._eff = aimd.effective(self._scales, limits)
+        self._queue: deque[_Waiter] = deque()
+        self._in_flight = 0
+        self._paused_until = -math.inf
+        self._decrease_guard = dict.fromkeys(aimd.AXES, -math.inf)
+        self._memory_tpd: dict[str, int] = {}  # day -> admitted tokens, when there is no ledger
+        self._server_tpd_day: str | None = None  # the server said TPD is reached on this UTC day
+        self._seen_gids: set[str] = set()
+        self._admitted = self._waited = self._rate_limited = self._decreases = self._quota = 0
+        self._wait_s = self._max_wait_s = 0.0
+        self._admitted_tokens = self._used_tokens = 0
+
+    def __repr__(self) -> str:
+        return f"InProcessBudget({self.limits!r}, account={self.account!r})"
+
+    # -- public -------------------------------------------------------------------------------------------
+
+    def admit(self, tokens: int) -> _Admit:
+        """Wait (FIFO) until a call costing ``tokens`` at admission fits every limit, then hold a slot.
+
+        Raises (on entry):
+            ConfigError: ``tokens`` exceeds TPM or TPD, so the call could never be admitted.
+            QuotaExhaustedError: today's TPD cannot fit the call (resets at the next UTC midnight).
+        """
+        return _Admit(self, max(0, int(tokens)))
+
+    def on_rate_limited(self, *, limit_kind: str | None = None, retry_after: float | None = None) -> None:
+        """The server answered 429: pause every sender, and lower the limit of the axis that was hit."""
+        now = self._clock()
+        self._rate_limited += 1
+        if (limit_kind or "").strip().lower() == "tpd":
+            self._server_tpd_day = utc_day(self._utcnow())
+            if self.ledger is not None and self.limits.tpd:
+                try:
+                    self.ledger.mark_exhausted(self.account, tpd=self.limits.tpd)
+                except StoreError as exc:
+                    log.warning("Could not mark the TPD quota as reached in the ledger: %s", exc)
+            return
+        pause = retry_after if retry_after is not None and retry_after >= 0 else self.default_pause_s
+        self._paused_until = max(self._paused_until, now + pause)
+        before = self._eff
+        # 429s of one burst (calls admitted before the first one came back) lower each axis only once.
+        axes = tuple(a for a in aimd.normalise_kind(limit_kind) if now >= self._decrease_guard[a])
+        if axes:
+            aimd.decrease(self._scales, self.limits, axes)
+            self._eff = aimd.effective(self._scales, self.limits)
+            self._decreases += 1
+            for axis in axes:
+                self._decrease_guard[axis] = self._paused_until
+        log.info(
+            "429 (%s): pausing all calls for %.1f s; effective limits concurrency %d->%d, rpm %d->%d, tpm %d->%d",
+            limit_kind or "unknown limit",
+            pause,
+            before.concurrency,
+            self._eff.concurrency,
+            before.rpm,
+            self._eff.rpm,
+            before.tpm,
+            self._eff.tpm,
+        )
+
+    def estimated_wait(self, tokens: int, calls: int) -> float:
+        """Seconds until ``calls`` more calls of ``tokens`` each would all be admitted (after those queued).
+
+        Counts the window, the pause and TPD; ignores concurrency (call durations are unknown). ``inf`` when
+        they can never all be admitted today.
+        """
+        tokens = max(0, int(tokens))
+        if calls <= 0:
+            return 0.0
+        limits = self.limits
+        if (limits.tpm and tokens > limits.tpm) or (limits.tpd and tokens > limits.tpd):
+            return math.inf
+        if limits.tpd and self.ledger is None:
+            left = limits.tpd - self._memory_tpd.get(utc_day(self._utcnow()), 0)
+            if tokens * calls > left:
+                return math.inf
+        now = self._clock()
+        eff = self._eff
+        sim = self._window.copy()
+        at = max(now, self._paused_until)
+        pending = [w.tokens for w in self._queue]
+        exact = min(calls, _ESTIMATE_EXACT_CALLS)
+        for cost in [*pending, *([tokens] * exact)]:
+            at = sim.fit_time(at, cost, rpm=eff.rpm, tpm=self._tpm_for(cost))
+            sim.add(at, cost)
+        rest = calls - exact
+        if rest > 0:
+            per_s = [eff.rpm / sim.window_s] if eff.rpm else []
+            if eff.tpm and tokens:
+                per_s.append(eff.tpm / tokens / sim.window_s)
+            if per_s:
+                at += rest / min(per_s)
+        return at - now
+
+    @property
+    def effective_limits(self) -> RateLimits:
+        """The limits in force now (configured, lowered by recent 429s)."""
+        return self._eff
+
+    def stats(self) -> BudgetStats:
+        """A snapshot of the counters."""
+        return BudgetStats(
+            configured=self.limits,
+            effective=self._eff,
+            admitted=self._admitted,
+            waited=self._waited,
+            wait_s=self._wait_s,
+            max_wait_s=self._max_wait_s,
+            rate_limited=self._rate_limited,
+            decreases=self._decreases,
+            quota_exhausted=self._quota,
+            admitted_tokens=self._admitted_tokens,
+            used_tokens=self._used_tokens,
+            in_flight=self._in_flight,
+            queued=len(self._queue),
+        )
+
+    def observe_tier(self, gid: str | None) -> None:
+        """Warn once (logger ``tome.budget``) when the configured limits exceed the tier in ``Msh-Gid``."""
+        if not gid or gid in self._seen_gids:
+            return
+        self._seen_gids.add(gid)
+        warning = tier_warning(self.limits, gid, catalog=self._catalog)
+        if warning:
+            log.warning("%s", warning)
+
+    # -- admission ----------------------------------------------------------------------------------------
+
+    def _tpm_for(self, tokens: int) -> int:
+        # A call above the lowered TPM but within the configured one is admitted alone in an empty window.
+        eff = self._eff.tpm
+        return max(eff, tokens) if eff else 0
+
+    def _ready_at(self, tokens: int, now: float) -> float:
+        fit = self._window.fit_time(now, tokens, rpm=self._eff.rpm, tpm=self._tpm_for(tokens))
+        return max(fit, self._paused_until)
+
+    def _has_capacity(self) -> bool:
+        cap = self._eff.concurrency
+        return not cap or self._in_flight < cap
+
+    def _check_day(self, tokens: int) -> None:
+        now = self._utcnow()
+        day = utc_day(now)
+        if self._server_tpd_day == day:
+            self._quota += 1
+            raise server_quota_error(self.account, now)
+        if self.ledger is None and self.limits.tpd:
+            admitted = self._memory_tpd.get(day, 0)
+            if admitted + tokens > self.limits.tpd:
+                self._quota += 1
+                raise quota_error(
+                    self.account, admitted=admitted, tpd=self.limits.tpd, tokens=tokens, now=now
+                )
+
+    async def _book_day(self, tokens: int) -> str | None:
+        """Book the call on today's TPD (ledger or memory); the day it was booked on."""
+        if self.ledger is None:
+            if not self.limits.tpd:
+                return None
+            day = utc_day(self._utcnow())
+            self._memory_tpd[day] = self._memory_tpd.get(day, 0) + tokens
+            return day
+        try:
+            return await asyncio.to_thread(self.ledger.reserve, self.account, tokens, tpd=self.limits.tpd)
+        except QuotaExhaustedError:
+            self._quota += 1
+            raise
+
+    def _grant(self, tokens: int, now: float, started: float, day: str | None) -> BudgetSlot:
+        self._window.add(now, tokens)
+        self._in_flight += 1
+        self._admitted += 1
+        self._admitted_tokens += tokens
+        waited = now - started
+        if waited > 0:
+            self._waited += 1
+            self._wait_s += waited
+            self._max_wait_s = max(self._max_wait_s, waited)
+        return BudgetSlot(tokens, now, day=day, waited_s=waited)
+
+    async def _acquire(self, tokens: int) -> BudgetSlot:
+        check_admissible(self.limits, tokens)
+        self._check_day(tokens)
+        started = self._clock()
+        # Fast path: nobody queued, nothing to book in the database, and the call fits now.
+        if (
+            not self._queue
+            and self.ledger is None
+            and self._has_capacity()
+            and self._ready_at(tokens, started) <= started
+        ):
+            day = await self._book_day(tokens) if self.limits.tpd else None
+            return self._grant(tokens, started, started, day)
+        waiter = _Waiter(tokens)
+        self._queue.append(waiter)
+        booked = False
+        day: str | None = None
+        try:
+            while True:
+                waiter.event.clear()
+                if self._queue[0] is not waiter:
+                    await waiter.event.wait()
+                    continue
+                now = self._clock()
+                ready = self._ready_at(tokens, now)
+                if ready > now:
+                    self._log_wait(tokens, now, ready)
+                    await self._wait_head(waiter, ready - now)
+                    continue
+                if not self._has_capacity():
+                    await waiter.event.wait()
+                    continue
+                if not booked:
+                    # The head keeps its place while the ledger books TPD; then the limits are checked again.
+                    self._check_day(tokens)
+                    day = await self._book_day(tokens)
+                    booked = True
+                    continue
+                self._queue.popleft()
+                self._wake_head()
+                return self._grant(tokens, now, started, day)
+        except BaseException:
+            if waiter in self._queue:
+                was_head = self._queue[0] is waiter
+                self._queue.remove(waiter)
+                if was_head:
+                    self._wake_head()
+            raise
+
+    async def _wait_head(self, waiter: _Waiter, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if a release or a limit increase wakes the head."""
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        waker = asyncio.ensure_future(waiter.event.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    def _wake_head(self) -> None:
+        if self._queue:
+            self._queue[0].event.set()
+
+    def _log_wait(self, tokens: int, now: float, ready: float) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        if self._paused_until >= ready:
+            reason = "pause after a 429"
+        elif self._window.fit_time(now, tokens, rpm=self._eff.rpm, tpm=0) >= ready:
+            reason = f"RPM {self._eff.rpm}"
+        else:
+            reason = f"TPM {self._eff.tpm}"
+        log.debug("Waiting %.2f s to admit a %d-token call (%s)", ready - now, tokens, reason)
+
+    async def _release(self, slot: BudgetSlot, *, ok: bool) -> None:
+        self._in_flight -= 1
+        if ok:
+            aimd.increase(self._scales, self.limits)
+            self._eff = aimd.effective(self._scales, self.limits)
+        self._wake_head()
+        usage = slot.usage
+        if usage is None:
+            return
+        self._used_tokens += usage.total_tokens
+        if self.ledger is not None and slot.day is not None:
+            try:
+                await asyncio.to_thread(self.ledger.add_used, self.account, slot.day, usage.total_tokens)
+            except StoreError as exc:
+                # The admission is already booked; losing the used-token count must not fail the call.
+                log.warning("Could not record used tokens in the ledger: %s", exc)

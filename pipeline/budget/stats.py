@@ -1,0 +1,48 @@
+"""What a budget did: counters for logs, run reports and benchmarks, and the slot a call holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import RateLimits
+from pipeline.llm.types import Usage
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetStats:
+    """A snapshot of a budget's counters (waits are in the budget's clock's seconds)."""
+
+    configured: RateLimits
+    effective: RateLimits  # after AIMD decreases; recovers to ``configured``
+    admitted: int = 0  # calls admitted
+    waited: int = 0  # admitted calls that had to wait
+    wait_s: float = 0.0  # total time admitted calls spent waiting
+    max_wait_s: float = 0.0
+    rate_limited: int = 0  # 429s reported through on_rate_limited
+    decreases: int = 0  # AIMD decreases applied (several 429s of one burst count once)
+    quota_exhausted: int = 0  # admissions refused for TPD
+    admitted_tokens: int = 0  # admission cost (prompt estimate + max_tokens) of admitted calls
+    used_tokens: int = 0  # real usage recorded by calls
+    in_flight: int = 0
+    queued: int = 0
+
+
+class BudgetSlot:
+    """A granted admission: hold it while the call runs; ``record`` the real usage before leaving."""
+
+    __slots__ = ("tokens", "admitted_at", "day", "waited_s", "usage", "lease_id")
+
+    def __init__(self, tokens: int, admitted_at: float, *, day: str | None, waited_s: float) -> None:
+        self.tokens = tokens
+        self.admitted_at = admitted_at
+        self.day = day  # UTC day the TPD ledger booked it on (None without a ledger)
+        self.waited_s = waited_s
+        self.usage: Usage | None = None
+        self.lease_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"BudgetSlot(tokens={self.tokens}, waited_s={self.waited_s:.3f})"
+
+    def record(self, usage: Usage) -> None:
+        """Store what the call really used (billing and the ledger's used_tokens; the window keeps the cost)."""
+        self.usage = usage

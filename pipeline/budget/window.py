@@ -1,0 +1,70 @@
+"""The gateway's sliding window: an admission at time t costs its tokens and one request until t + window."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+
+WINDOW_S = 60.0
+# Float slack so that "expires at t + 60" holds when a clock lands a hair before t + 60 after a computed sleep.
+_EPS = 1e-6
+
+
+class SlidingWindow:
+    """Admissions of the last ``window_s`` seconds, oldest first, with their running token total.
+
+    Matches the gateway: an admission at ``t`` counts against RPM and TPM while ``now < t + window_s``.
+    Admission times must be added in non-decreasing order.
+    """
+
+    __slots__ = ("window_s", "_entries", "total_tokens")
+
+    def __init__(self, window_s: float = WINDOW_S, entries: Iterable[tuple[float, int]] = ()) -> None:
+        self.window_s = window_s
+        self._entries: deque[tuple[float, int]] = deque()
+        self.total_tokens = 0
+        for at, tokens in entries:
+            self.add(at, tokens)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def copy(self) -> SlidingWindow:
+        """An independent copy (for what-if estimates)."""
+        return SlidingWindow(self.window_s, self._entries)
+
+    def add(self, at: float, tokens: int) -> None:
+        """Record an admission at ``at`` costing ``tokens``."""
+        self._entries.append((at, tokens))
+        self.total_tokens += tokens
+
+    def expire(self, now: float) -> None:
+        """Forget admissions whose window has ended by ``now``."""
+        entries = self._entries
+        edge = now - self.window_s + _EPS
+        while entries and entries[0][0] <= edge:
+            self.total_tokens -= entries.popleft()[1]
+
+    def fit_time(self, now: float, tokens: int, *, rpm: int, tpm: int) -> float:
+        """Earliest time >= ``now`` at which one more admission of ``tokens`` fits ``rpm`` and ``tpm``.
+
+        ``0`` means unlimited. Returns ``inf`` when ``tokens`` exceeds ``tpm`` even in an empty window.
+        """
+        self.expire(now)
+        entries = self._entries
+        at = now
+        if rpm and len(entries) >= rpm:
+            # Enough of the oldest must expire that len - expired < rpm.
+            at = max(at, entries[len(entries) - rpm][0] + self.window_s)
+        if tpm and self.total_tokens + tokens > tpm:
+            if tokens > tpm:
+                return math.inf
+            excess = self.total_tokens + tokens - tpm
+            freed = 0
+            for when, cost in entries:
+                freed += cost
+                if freed >= excess:
+                    at = max(at, when + self.window_s)
+                    break
+        return at
