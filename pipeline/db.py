@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import StoreError
@@ -30,8 +32,18 @@ def default_database_url() -> str:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API connection
     cur = dbapi_conn.cursor()
     # WAL lets readers and one writer work at once; busy_timeout makes concurrent writers wait, not fail.
-    cur.execute("PRAGMA journal_mode=WAL")
+    # busy_timeout first: switching a fresh file to WAL needs a lock another process may hold.
     cur.execute("PRAGMA busy_timeout=30000")
+    # Switching a fresh file to WAL can answer "locked" at once (no busy handler) while another process
+    # migrates it; WAL is persistent, so retry briefly until either we or it has switched.
+    for attempt in range(600):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 599:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
@@ -110,6 +122,9 @@ def _applied(conn: Connection) -> set[str]:
 def migrate(engine: Engine) -> None:
     """Apply every registered migration not yet recorded in ``tome_migrations``."""
     with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            # Take the write lock first: two processes opening a fresh file must not both apply a migration.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         done = _applied(conn)
         for name, fn in MIGRATIONS:
             if name in done:
@@ -142,6 +157,26 @@ def engine_url_for_humans(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown without its credentials part
         return url.split("@")[-1]
+
+
+@migration("m002_engine_cache_hits_overflow")
+def _m002_engine_cache_hits_overflow(conn: Connection) -> None:
+    # hits: cache_stats reports tokens saved; cache_overflow: context-length rejections, so reruns split at once.
+    # Idempotent: two processes opening a fresh database may both run it.
+    if "hits" not in {c["name"] for c in inspect(conn).get_columns("cache")}:
+        conn.execute(text("ALTER TABLE cache ADD COLUMN hits INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS cache_overflow (
+                key TEXT PRIMARY KEY,
+                model TEXT NOT NULL,
+                limit_tokens INTEGER,
+                requested_tokens INTEGER,
+                created_at TEXT NOT NULL
+            )"""
+        )
+    )
+    conn.execute(text("CREATE INDEX IF NOT EXISTS runs_started_at ON runs (started_at)"))
 
 
 @migration("m003_budget")

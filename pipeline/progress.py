@@ -1,0 +1,58 @@
+"""Progress events the engine emits; the CLI/flows implement a sink (a rich progress bar, Prefect logs)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class ProgressSink(Protocol):
+    """Receives the engine's progress; every method must return quickly and never raise."""
+
+    def plan_ready(self, plan: Any) -> None: ...
+
+    def level_started(self, level: int, calls: int) -> None: ...
+
+    def call_finished(
+        self, level: int, *, cached: bool, prompt_tokens: int, completion_tokens: int, cost: float
+    ) -> None: ...
+
+    def level_finished(self, level: int) -> None: ...
+
+
+class NullProgress:
+    """A sink that ignores every event."""
+
+    def plan_ready(self, plan: Any) -> None:
+        return None
+
+    def level_started(self, level: int, calls: int) -> None:
+        return None
+
+    def call_finished(
+        self, level: int, *, cached: bool, prompt_tokens: int, completion_tokens: int, cost: float
+    ) -> None:
+        return None
+
+    def level_finished(self, level: int) -> None:
+        return None
+
+
+class RecordingProgress(NullProgress):
+    """A sink that keeps every event as a tuple (for tests and benchmarks)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def plan_ready(self, plan: Any) -> None:
+        self.events.append(("plan_ready", plan))
+
+    def level_started(self, level: int, calls: int) -> None:
+        self.events.append(("level_started", level, calls))
+
+    def call_finished(
+        self, level: int, *, cached: bool, prompt_tokens: int, completion_tokens: int, cost: float
+    ) -> None:
+        self.events.append(("call_finished", level, cached, prompt_tokens, completion_tokens, cost))
+
+    def level_finished(self, level: int) -> None:
+        self.events.append(("level_finished", level))

@@ -1,0 +1,201 @@
+"""Prompt templates for map (chunk) and reduce (merge) calls, in English and Chinese.
+
+Follows Moonshot's prompt guide: a system role, the material inside delimiters (<text>, <summary n= section=>),
+carried context inside <context> with a note that it is background only, numbered steps and an explicit length
+("at most N words" / "不超过N字"). The templates are versioned by configs/prompts.toml ("map-v1", "reduce-v1");
+change a template -> bump its version, which is part of every cache key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.language import is_cjk, language_name
+from pipeline.llm.types import Message
+
+# Retries after a cut-off answer ask for this share of the original length.
+STRICT_FACTOR = 0.7
+
+_LENGTH_RE = re.compile(r"at most (\d+) words|不超过(\d+)字")
+_CLOSING = re.compile(r"</(text|context|summary)\s*>", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeInput:
+    """One summary fed to a merge call, with the section titles it covers."""
+
+    n: int
+    section: str | None
+    text: str
+
+
+def _escape(text: str) -> str:
+    """Stop material from closing our delimiters early (a literal "</text>" inside a book)."""
+    return _CLOSING.sub(lambda m: f"</ {m.group(1)}>", text)
+
+
+def _attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace("\n", " ")
+
+
+def length_words(words: int, language: str) -> str:
+    """The explicit length phrase the prompt states (and the test server and extractive backend read)."""
+    return f"不超过{words}字" if is_cjk(language) else f"at most {words} words"
+
+
+def parse_length(text: str) -> tuple[int, str] | None:
+    """The length a prompt asks for: ``(N, "words"|"chars")``, or None."""
+    match = _LENGTH_RE.search(text)
+    if not match:
+        return None
+    if match.group(1):
+        return int(match.group(1)), "words"
+    return int(match.group(2)), "chars"
+
+
+def strict_words(words: int) -> int:
+    """The shorter length a retry asks for after a cut-off answer."""
+    return max(10, int(words * STRICT_FACTOR))
+
+
+def _system(language: str) -> str:
+    if is_cjk(language):
+        return "你是一名严谨的长文档摘要助手。你只根据给定的材料写忠实、简洁、连贯的中文摘要，从不编造内容。"
+    name = language_name(language)
+    return (
+        "You are a careful assistant who summarises long documents. You write faithful, concise, coherent "
+        f"summaries in {name}, using only the material you are given, and you never invent facts."
+    )
+
+
+def _context_block(context: str, language: str) -> str:
+    if not context:
+        return ""
+    if is_cjk(language):
+        note = "<context>中是前文的背景，只用于理解人物和指代；不要为它写摘要，也不要复述它。"
+    else:
+        note = (
+            "The <context> above is background from earlier in the document. Use it only to understand names "
+            "and references; do not summarise it or repeat it."
+        )
+    return f"<context>\n{_escape(context)}\n</context>\n{note}\n\n"
+
+
+def _strict_note(language: str) -> str:
+    if is_cjk(language):
+        return "上一次的回答超出了长度。字数上限是硬性要求，宁短勿长。\n"
+    return "Your previous answer was too long. The length limit is strict: stay well under it.\n"
+
+
+def map_messages(
+    text: str,
+    *,
+    title: str,
+    part: int,
+    parts: int,
+    section: str | None,
+    context: str,
+    words: int,
+    language: str,
+    strict: bool = False,
+) -> tuple[Message, ...]:
+    """System + user messages summarising one chunk (``part`` is 1-based)."""
+    cjk = is_cjk(language)
+    length = length_words(words, language)
+    if cjk:
+        where = f"它是《{title}》的第{part}部分（共{parts}部分）" + (
+            f"，所在章节：{section}" if section else ""
+        )
+        head = f"请为<text>标签中的文本写摘要。{where}。\n\n"
+        steps = (
+            "步骤：\n"
+            "1. 通读<text>中的文本，找出主要事件、人物、论点和事实。\n"
+            "2. 保留文中出现的人名、地名、数字和章节标题。\n"
+            f"3. 按原文顺序用中文写一段连贯的摘要，{length}。\n"
+            "4. 只输出摘要本身，不要加标题、前言或说明。\n"
+        )
+    else:
+        where = f'It is part {part} of {parts} of "{title}"' + (
+            f', in the section "{section}"' if section else ""
+        )
+        head = f"Summarise the text inside the <text> tags. {where}.\n\n"
+        steps = (
+            "Steps:\n"
+            "1. Read the text inside <text> and find its main events, people, arguments and facts.\n"
+            "2. Keep the names, places, numbers and chapter or section titles that appear in it.\n"
+            f"3. Write one coherent summary in {language_name(language)}, in the text's order, {length}.\n"
+            "4. Output only the summary: no heading, preamble or comments.\n"
+        )
+    user = (
+        head
+        + _context_block(context, language)
+        + f"<text>\n{_escape(text)}\n</text>\n\n"
+        + steps
+        + (_strict_note(language) if strict else "")
+    )
+    return (Message("system", _system(language)), Message("user", user))
+
+
+def merge_messages(
+    summaries: list[MergeInput],
+    *,
+    title: str,
+    final: bool,
+    context: str,
+    words: int,
+    language: str,
+    strict: bool = False,
+) -> tuple[Message, ...]:
+    """System + user messages merging consecutive summaries into one (``final`` = the whole document's)."""
+    cjk = is_cjk(language)
+    length = length_words(words, language)
+    blocks = "\n".join(
+        f'<summary n="{s.n}"'
+        + (f' section="{_attr(s.section)}"' if s.section else "")
+        + f">\n{_escape(s.text)}\n</summary>"
+        for s in summaries
+    )
+    if cjk:
+        goal = f"写出《{title}》全书的最终摘要" if final else "把它们合并成这一部分的一篇摘要"
+        head = f"下面<summary>标签中是《{title}》中连续各部分的摘要，按原文顺序排列。请{goal}。\n\n"
+        steps = (
+            "步骤：\n"
+            "1. 按顺序阅读各篇摘要，它们与原文顺序一致。\n"
+            "2. 保留主要事件、人物、论点和事实，删去重复内容。\n"
+            "3. 在有帮助时提及章节标题（见 section 属性）。\n"
+            f"4. 用中文写一篇连贯的摘要，{length}。\n"
+            "5. 只输出摘要本身，不要加标题、前言或说明。\n"
+        )
+    else:
+        goal = (
+            f'write the final summary of the whole of "{title}"'
+            if final
+            else "merge them into one summary of this part"
+        )
+        head = (
+            f'Below, inside <summary> tags, are summaries of consecutive parts of "{title}", in the document\'s '
+            f"order. Please {goal}.\n\n"
+        )
+        steps = (
+            "Steps:\n"
+            "1. Read the summaries in order; they follow the document's order.\n"
+            "2. Keep the main events, people, arguments and facts; drop repetition.\n"
+            '3. Mention chapter or section titles (given as section="...") where they help the reader.\n'
+            f"4. Write one coherent summary in {language_name(language)}, {length}.\n"
+            "5. Output only the summary: no heading, preamble or comments.\n"
+        )
+    user = (
+        head
+        + _context_block(context, language)
+        + blocks
+        + "\n\n"
+        + steps
+        + (_strict_note(language) if strict else "")
+    )
+    return (Message("system", _system(language)), Message("user", user))
+
+
+def merged_source(summaries: list[MergeInput]) -> str:
+    """The text a merge call summarises, for backends that do not read prompts."""
+    return "\n\n".join(s.text for s in summaries)

@@ -1,0 +1,351 @@
+"""The call cache and run records, in SQL (SQLite in WAL mode by default) through SQLAlchemy.
+
+Every model call is stored under :func:`cache_key` the moment it returns, so a rerun of a finished document
+makes no calls and a killed run resumes without repeating any completed call. Two processes may write the
+same database at once (WAL + busy_timeout + INSERT OR IGNORE-style upserts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline.db import default_database_url, engine_url_for_humans, make_engine
+from pipeline.errors import StoreError
+from pipeline.llm.types import Completion, Message, Usage
+
+RUN_STATUSES = ("running", "done", "failed", "quota", "interrupted")
+
+
+def cache_key(
+    *, provider: str, model: str, prompt_version: str, messages: Sequence[Message], params: dict[str, Any]
+) -> str:
+    """sha256 (hex) over everything that determines an answer: provider, model, prompt version, messages, params."""
+    payload = {
+        "provider": provider,
+        "model": model,
+        "prompt_version": prompt_version,
+        "messages": [[m.role, m.content] for m in messages],
+        "params": params,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CachedCompletion:
+    """A stored answer and where it came from."""
+
+    key: str
+    provider: str
+    model: str
+    prompt_version: str
+    completion: Completion
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """A stored "prompt + max_tokens exceeded the context" answer (so reruns split without asking again)."""
+
+    key: str
+    limit: int | None
+    requested: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """What the cache holds."""
+
+    entries: int
+    bytes: int
+    by_model: dict[str, int] = field(default_factory=dict)
+    tokens_stored: int = 0  # prompt + completion tokens a rerun would not spend again
+    tokens_saved: int = 0  # prompt + completion tokens cache hits have avoided so far
+    hits: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One summarisation run as recorded."""
+
+    id: str
+    document: str
+    document_hash: str
+    settings: dict[str, Any]
+    status: str
+    started_at: str
+    finished_at: str | None
+    calls: int
+    cached_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    error: str | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Store:
+    """Owns the SQLAlchemy engine; every method is one short transaction."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_database_url()
+        self.engine: Engine = make_engine(self.url)
+
+    def __repr__(self) -> str:
+        return f"Store({engine_url_for_humans(self.url)!r})"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def _fail(self, action: str, exc: SQLAlchemyError) -> StoreError:
+        where = engine_url_for_humans(self.url)
+        return StoreError(
+            f"Could not {action} in the database at {where} ({exc.__class__.__name__}); "
+            "check the file is writable and not on a network share."
+        )
+
+    # -- cache -------------------------------------------------------------------------------------------------
+
+    def cache_get(self, key: str) -> CachedCompletion | None:
+        """The stored answer for ``key`` (counting the hit), or None."""
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    text(
+                        "SELECT provider, model, prompt_version, content, finish_reason, prompt_tokens, "
+                        "completion_tokens, cached_tokens, request_id, latency_s, created_at FROM cache WHERE key = :k"
+                    ),
+                    {"k": key},
+                ).one_or_none()
+                if row is None:
+                    return None
+                conn.execute(text("UPDATE cache SET hits = hits + 1 WHERE key = :k"), {"k": key})
+        except SQLAlchemyError as exc:
+            raise self._fail("read the cache", exc) from exc
+        completion = Completion(
+            content=row.content,
+            finish_reason=row.finish_reason,
+            usage=Usage(row.prompt_tokens, row.completion_tokens, row.cached_tokens),
+            model=row.model,
+            request_id=row.request_id,
+            latency_s=row.latency_s or 0.0,
+        )
+        return CachedCompletion(key, row.provider, row.model, row.prompt_version, completion, row.created_at)
+
+    def cache_put(
+        self, key: str, *, provider: str, model: str, prompt_version: str, completion: Completion
+    ) -> None:
+        """Store an answer (a concurrent writer of the same key wins; answers for one key are interchangeable)."""
+        params = {
+            "k": key,
+            "p": provider,
+            "m": model,
+            "v": prompt_version,
+            "c": completion.content,
+            "f": completion.finish_reason,
+            "pt": completion.usage.prompt_tokens,
+            "ct": completion.usage.completion_tokens,
+            "xt": completion.usage.cached_tokens,
+            "r": completion.request_id,
+            "l": completion.latency_s,
+            "t": _now(),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO cache (key, provider, model, prompt_version, content, finish_reason, "
+                        "prompt_tokens, completion_tokens, cached_tokens, request_id, latency_s, created_at) "
+                        "VALUES (:k, :p, :m, :v, :c, :f, :pt, :ct, :xt, :r, :l, :t) ON CONFLICT (key) DO NOTHING"
+                    ),
+                    params,
+                )
+        except SQLAlchemyError as exc:
+            raise self._fail("write the cache", exc) from exc
+
+    def overflow_get(self, key: str) -> Overflow | None:
+        """A stored context-length rejection for ``key``, or None."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    text("SELECT limit_tokens, requested_tokens FROM cache_overflow WHERE key = :k"),
+                    {"k": key},
+                ).one_or_none()
+        except SQLAlchemyError as exc:
+            raise self._fail("read the cache", exc) from exc
+        return None if row is None else Overflow(key, row.limit_tokens, row.requested_tokens)
+
+    def overflow_put(self, key: str, *, model: str, limit: int | None, requested: int | None) -> None:
+        """Remember that ``key`` was rejected as over the model's context."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO cache_overflow (key, model, limit_tokens, requested_tokens, created_at) "
+                        "VALUES (:k, :m, :l, :r, :t) ON CONFLICT (key) DO NOTHING"
+                    ),
+                    {"k": key, "m": model, "l": limit, "r": requested, "t": _now()},
+                )
+        except SQLAlchemyError as exc:
+            raise self._fail("write the cache", exc) from exc
+
+    def cache_stats(self) -> CacheStats:
+        """Entries, bytes of stored text, entries per model, tokens stored and saved by hits."""
+        try:
+            with self.engine.connect() as conn:
+                total = conn.execute(
+                    text(
+                        "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(content AS BLOB))), 0), "
+                        "COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
+                        "COALESCE(SUM(hits * (prompt_tokens + completion_tokens)), 0), COALESCE(SUM(hits), 0) "
+                        "FROM cache"
+                    )
+                ).one()
+                by_model = dict(conn.execute(text("SELECT model, COUNT(*) FROM cache GROUP BY model")).all())
+        except SQLAlchemyError as exc:
+            raise self._fail("read the cache", exc) from exc
+        return CacheStats(
+            entries=int(total[0]),
+            bytes=int(total[1]),
+            by_model={str(k): int(v) for k, v in by_model.items()},
+            tokens_stored=int(total[2]),
+            tokens_saved=int(total[3]),
+            hits=int(total[4]),
+        )
+
+    def cache_clear(self, *, model: str | None = None) -> int:
+        """Delete cached answers (all, or one model's); returns how many answers were deleted."""
+        where, params = ("WHERE model = :m", {"m": model}) if model else ("", {})
+        try:
+            with self.engine.begin() as conn:
+                deleted = conn.execute(text(f"DELETE FROM cache {where}"), params).rowcount
+                conn.execute(text(f"DELETE FROM cache_overflow {where}"), params)
+        except SQLAlchemyError as exc:
+            raise self._fail("clear the cache", exc) from exc
+        return int(deleted or 0)
+
+    # -- runs --------------------------------------------------------------------------------------------------
+
+    def start_run(self, *, document: str, document_hash: str, settings: dict[str, Any]) -> str:
+        """Record a new run (status "running"); returns its id."""
+        run_id = uuid.uuid4().hex
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO runs (id, document, document_hash, settings, status, started_at) "
+                        "VALUES (:i, :d, :h, :s, 'running', :t)"
+                    ),
+                    {
+                        "i": run_id,
+                        "d": document,
+                        "h": document_hash,
+                        "s": json.dumps(settings, sort_keys=True, default=str),
+                        "t": _now(),
+                    },
+                )
+        except SQLAlchemyError as exc:
+            raise self._fail("record the run", exc) from exc
+        return run_id
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        calls: int,
+        cached_calls: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+    ) -> None:
+        """Store a run's running totals."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "UPDATE runs SET calls = :c, cached_calls = :cc, prompt_tokens = :pt, "
+                        "completion_tokens = :ct, cost = :cost WHERE id = :i"
+                    ),
+                    {
+                        "i": run_id,
+                        "c": calls,
+                        "cc": cached_calls,
+                        "pt": prompt_tokens,
+                        "ct": completion_tokens,
+                        "cost": cost,
+                    },
+                )
+        except SQLAlchemyError as exc:
+            raise self._fail("update the run", exc) from exc
+
+    def finish_run(self, run_id: str, *, status: str, error: str | None = None) -> None:
+        """Close a run: done | failed | quota | interrupted."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE runs SET status = :s, error = :e, finished_at = :t WHERE id = :i"),
+                    {"i": run_id, "s": status, "e": error, "t": _now()},
+                )
+        except SQLAlchemyError as exc:
+            raise self._fail("finish the run", exc) from exc
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """One run by id."""
+        rows = self._runs("WHERE id = :i", {"i": run_id}, 1)
+        return rows[0] if rows else None
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        """The most recent runs, newest first."""
+        return self._runs("", {}, limit)
+
+    def _runs(self, where: str, params: dict[str, Any], limit: int) -> list[RunRecord]:
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT id, document, document_hash, settings, status, started_at, finished_at, calls, "
+                        "cached_calls, prompt_tokens, completion_tokens, cost, error FROM runs "
+                        f"{where} ORDER BY started_at DESC, rowid DESC LIMIT :lim"
+                    ),
+                    {**params, "lim": limit},
+                ).all()
+        except SQLAlchemyError as exc:
+            raise self._fail("read the runs", exc) from exc
+        return [
+            RunRecord(
+                id=r.id,
+                document=r.document,
+                document_hash=r.document_hash,
+                settings=json.loads(r.settings),
+                status=r.status,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                calls=r.calls,
+                cached_calls=r.cached_calls,
+                prompt_tokens=r.prompt_tokens,
+                completion_tokens=r.completion_tokens,
+                cost=r.cost,
+                error=r.error,
+            )
+            for r in rows
+        ]
+
+
+def document_hash(text_: str) -> str:
+    """sha256 (hex) of a document's normalised text."""
+    return hashlib.sha256(text_.encode("utf-8")).hexdigest()

@@ -1,0 +1,103 @@
+"""The offline extractive backend: ranking, length, markers, CJK, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.extractive import ExtractiveBackend, extract, rank_sentences
+from pipeline.language import count_units, split_sentences
+from pipeline.llm.types import ChatRequest
+from pipeline.prompts import map_messages
+from pipeline.tokens import TiktokenCounter
+
+COUNTER = TiktokenCounter()
+TEXT = (
+    "The cat sat on the mat. The cat chased the mouse around the mat. Stocks fell sharply on Monday. "
+    "The mouse escaped from the cat under the mat. Weather was mild. The cat slept on the mat at last."
+)
+
+
+def test_rank_prefers_central_sentences():
+    sentences = split_sentences(TEXT)
+    scores = rank_sentences(sentences, cjk=False)
+    ranked = sorted(range(len(sentences)), key=lambda i: -scores[i])
+    assert sentences[ranked[-1]] in {"Stocks fell sharply on Monday.", "Weather was mild."}
+    assert "cat" in sentences[ranked[0]]
+
+
+def test_extract_keeps_order_length_and_is_deterministic():
+    out = extract(TEXT, language="en", max_units=20, max_tokens=100, counter=COUNTER)
+    assert 0 < count_units(out, "en") <= 20
+    positions = [TEXT.index(s) for s in split_sentences(out)]
+    assert positions == sorted(positions)
+    assert out == extract(TEXT, language="en", max_units=20, max_tokens=100, counter=COUNTER)
+
+
+def test_markers_always_survive():
+    text = " ".join(f"⟦C{i:04d}⟧ Filler sentence number {i} about nothing much." for i in range(30))
+    out = extract(text, language="en", max_units=15, max_tokens=60, counter=COUNTER)
+    for i in range(30):
+        assert f"⟦C{i:04d}⟧" in out
+    assert out.index("⟦C0003⟧") < out.index("⟦C0017⟧")
+
+
+def test_cjk_extraction_counts_characters():
+    zh = "孫悟空大鬧天宮。玉帝請來如來佛祖。如來佛祖把孫悟空壓在五行山下。天氣很好。五百年後唐僧路過五行山。"
+    out = extract(zh, language="zh", max_units=30, max_tokens=200, counter=COUNTER)
+    assert 0 < count_units(out, "zh") <= 30
+    assert " " not in out
+
+
+async def test_backend_reads_length_from_prompt_and_reports_local_usage():
+    backend = ExtractiveBackend()
+    msgs = map_messages(TEXT, title="t", part=1, parts=1, section=None, context="", words=20, language="en")
+    req = ChatRequest(model="m", messages=msgs, max_tokens=200, source_text=TEXT)
+    got = await backend.complete(req)
+    assert got.finish_reason == "stop"
+    assert 0 < count_units(got.content, "en") <= 20
+    assert got.usage.completion_tokens == COUNTER.count(got.content)
+    assert got.usage.prompt_tokens == sum(COUNTER.count(m.content) for m in msgs)
+    assert (await backend.complete(req)).content == got.content
+
+
+async def test_backend_without_source_text_reads_the_prompt_text():
+    backend = ExtractiveBackend()
+    msgs = map_messages(
+        TEXT, title="t", part=1, parts=1, section=None, context="Ignore me entirely.", words=25, language="en"
+    )
+    got = await backend.complete(ChatRequest(model="m", messages=msgs, max_tokens=200))
+    assert got.content and "cat" in got.content
+
+
+def test_real_book_chunk_is_fast_and_bounded(corpus: Path):
+    text = (corpus / "books" / "en_alice_in_wonderland_pg11.txt").read_text(encoding="utf-8")[5000:25000]
+    out = extract(text, language="en", max_units=200, max_tokens=400, counter=COUNTER)
+    assert 100 <= count_units(out, "en") <= 200
+
+
+@pytest.mark.parametrize("words", [10, 50])
+def test_overlong_single_sentence_is_cut(words: int):
+    text = "word " * 500 + "end."
+    out = extract(text, language="en", max_units=words, max_tokens=1000, counter=COUNTER)
+    assert 0 < count_units(out, "en") <= words
+
+
+def test_material_is_the_delimited_text_not_the_instructions():
+    from pipeline.extractive import material
+    from pipeline.prompts import MergeInput, merge_messages
+
+    msgs = map_messages(
+        "Body here.", title="t", part=1, parts=2, section=None, context="Ctx.", words=25, language="en"
+    )
+    assert material(msgs[1].content) == "Body here."
+    merged = merge_messages(
+        [MergeInput(1, "A", "One."), MergeInput(2, None, "Two.")],
+        title="t",
+        final=True,
+        context="Ctx.",
+        words=30,
+        language="en",
+    )
+    assert material(merged[1].content) == "One.\n\nTwo."
