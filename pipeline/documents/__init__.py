@@ -1,0 +1,9 @@
+"""Document loading: .txt/.md (encoding detection), .pdf (pypdf) and .epub into a normalised Document."""
+
+from __future__ import annotations
+
+from pipeline.documents.headings import looks_like_chapter
+from pipeline.documents.language import detect_language
+from pipeline.documents.loader import SUPPORTED_SUFFIXES, load_document
+
+__all__ = ["SUPPORTED_SUFFIXES", "detect_language", "load_document", "looks_like_chapter"]

@@ -1,0 +1,210 @@
+"""load_document: pick the reader by file type, normalise, find structure, build the Document."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipeline.document import Document, Page, Section
+from pipeline.documents.epub import read_epub
+from pipeline.documents.gutenberg import drop_illustrations, strip_boilerplate
+from pipeline.documents.headings import Heading, build_sections, find_headings
+from pipeline.documents.language import detect_language
+from pipeline.documents.normalise import normalise_text, strip_page_furniture
+from pipeline.documents.pdf import OutlineEntry, read_pdf
+from pipeline.documents.text import decode_text
+from pipeline.errors import DocumentNotFoundError, EmptyDocumentError, UnsupportedDocumentError
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".pdf", ".epub")
+_MARKDOWN_SUFFIXES = (".md", ".markdown")
+_FRONT_MATTER = "Front matter"
+_PART_SEPARATOR = "\n\n"
+_MAX_TITLE_CHARS = 80
+_WORD_EXPORT_PREFIX = re.compile(r"^Microsoft (?:Word|PowerPoint) - ")
+_SPACES = re.compile(r"\s+")
+
+
+def load_document(path: str | Path, *, password: str | None = None) -> Document:
+    """Read a .txt, .md, .pdf or .epub file into a normalised :class:`Document` with sections and pages.
+
+    Args:
+        path: the file to read.
+        password: user password for an encrypted PDF (PDFs with an empty user password open without it).
+
+    Raises:
+        DocumentNotFoundError: no such file.
+        UnsupportedDocumentError: another file type.
+        DocumentEncodingError, CorruptDocumentError, PasswordRequiredError, NoTextLayerError: see readers.
+        EmptyDocumentError: no text left after normalising.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DocumentNotFoundError(f"No such file: {path}. Check the path and try again.")
+    suffix = path.suffix.lower()
+    if suffix in (".txt", *_MARKDOWN_SUFFIXES):
+        return _load_text(path, markdown=suffix in _MARKDOWN_SUFFIXES)
+    if suffix == ".pdf":
+        return _load_pdf(path, password=password)
+    if suffix == ".epub":
+        return _load_epub(path)
+    raise UnsupportedDocumentError(
+        f"tome cannot read '{suffix or path.name}' files ({path}). "
+        f"Supported types: {', '.join(SUPPORTED_SUFFIXES)}."
+    )
+
+
+def _load_text(path: Path, *, markdown: bool) -> Document:
+    raw = decode_text(path.read_bytes(), path=path)
+    raw, gutenberg_title = strip_boilerplate(raw)
+    raw = drop_illustrations(raw)
+    text = normalise_text(raw, markdown=markdown)
+    _require_text(text, path)
+    headings = find_headings(text, markdown=markdown)
+    title = gutenberg_title or _markdown_title(headings, markdown) or _leading_title(text, headings)
+    sections = build_sections(text, headings, front_title=title or _FRONT_MATTER)
+    return Document(
+        path=path,
+        text=text,
+        title=title or _stem_title(path),
+        language=detect_language(text),
+        sections=sections,
+        source_format="md" if markdown else "txt",
+    )
+
+
+def _load_pdf(path: Path, *, password: str | None) -> Document:
+    content = read_pdf(path, password=password)
+    cleaned = strip_page_furniture(content.pages)
+    pieces: list[str] = []
+    pages: list[Page] = []
+    offset = 0
+    for number, raw in enumerate(cleaned, start=1):
+        page_text = normalise_text(raw, pdf_lines=True)
+        if not page_text:
+            continue
+        if pieces:
+            pieces.append(_PART_SEPARATOR)
+            offset += len(_PART_SEPARATOR)
+        pieces.append(page_text)
+        pages.append(Page(number=number, start=offset, end=offset + len(page_text)))
+        offset += len(page_text)
+    text = "".join(pieces)
+    _require_text(text, path)
+    title = _clean_pdf_title(content.title)
+    if content.outline:
+        headings = _outline_headings(text, pages, content.outline)
+        drop_contents = False
+    else:
+        headings = find_headings(text)
+        drop_contents = True
+    sections = build_sections(
+        text, headings, front_title=title or _FRONT_MATTER, drop_contents=drop_contents
+    )
+    return Document(
+        path=path,
+        text=text,
+        title=title or _stem_title(path),
+        language=detect_language(text),
+        sections=sections,
+        pages=tuple(pages),
+        source_format="pdf",
+    )
+
+
+def _load_epub(path: Path) -> Document:
+    content = read_epub(path)
+    pieces: list[str] = []
+    sections: list[Section] = []
+    offset = 0
+    for part in content.parts:
+        part_text = normalise_text(part.text)
+        if not part_text:
+            continue
+        if pieces:
+            pieces.append(_PART_SEPARATOR)
+            offset += len(_PART_SEPARATOR)
+            # Sections are contiguous: the separator belongs to the section before it.
+            last = sections[-1]
+            sections[-1] = Section(title=last.title, start=last.start, end=offset, level=last.level)
+        pieces.append(part_text)
+        sections.append(Section(title=part.title, start=offset, end=offset + len(part_text)))
+        offset += len(part_text)
+    text = "".join(pieces)
+    _require_text(text, path)
+    title = content.title or (sections[0].title if sections else None)
+    return Document(
+        path=path,
+        text=text,
+        title=title or _stem_title(path),
+        language=detect_language(text),
+        sections=tuple(sections),
+        source_format="epub",
+    )
+
+
+def _outline_headings(text: str, pages: list[Page], outline: list[OutlineEntry]) -> list[Heading]:
+    """Place each bookmark at its title on its page (or the page start when the title is not found)."""
+    by_index = {page.number - 1: page for page in pages}
+    headings: list[Heading] = []
+    for entry in outline:
+        page = by_index.get(entry.page_index)
+        if page is None:
+            # The bookmark points at a page without text: start at the next page that has some.
+            later = [p for p in pages if p.number - 1 > entry.page_index]
+            if not later:
+                continue
+            page = later[0]
+        start = _find_title(text, entry.title, page.start, page.end)
+        headings.append(Heading(title=entry.title, start=start, end=start, level=entry.level))
+    headings.sort(key=lambda heading: heading.start)
+    return headings
+
+
+def _find_title(text: str, title: str, start: int, end: int) -> int:
+    """Where ``title`` begins a line on the page (case- and spacing-insensitive), else the page start."""
+    words = title.split()
+    if not words:
+        return start
+    pattern = re.compile(r"\s*".join(re.escape(word) for word in words), re.IGNORECASE)
+    match = pattern.search(text, start, end)
+    if match is None:
+        return start
+    line_start = text.rfind("\n", start, match.start()) + 1
+    return max(line_start, start)
+
+
+def _require_text(text: str, path: Path) -> None:
+    if not text.strip():
+        raise EmptyDocumentError(f"{path} contains no text to summarise.")
+
+
+def _markdown_title(headings: list[Heading], markdown: bool) -> str | None:
+    if not markdown or not headings:
+        return None
+    top = min(heading.level for heading in headings)
+    return next(heading.title for heading in headings if heading.level == top)
+
+
+def _leading_title(text: str, headings: list[Heading]) -> str | None:
+    """The opening paragraph when it reads as a title: short, not a chapter heading, not a sentence."""
+    first = text.split("\n", 1)[0].strip()
+    if headings and headings[0].start == 0:
+        return None
+    if not first or len(first) > _MAX_TITLE_CHARS or first.endswith((".", ",", ";", ":", "。", "，")):
+        return None
+    if not any(ch.isalpha() for ch in first):
+        return None
+    return first
+
+
+def _clean_pdf_title(title: str | None) -> str | None:
+    if not title:
+        return None
+    title = _WORD_EXPORT_PREFIX.sub("", title).strip()
+    if title.lower().endswith((".doc", ".docx", ".pdf", ".tex", ".dvi")) or title.lower() == "untitled":
+        return None
+    return title or None
+
+
+def _stem_title(path: Path) -> str:
+    return _SPACES.sub(" ", path.stem.replace("_", " ")).strip() or path.name

@@ -1,0 +1,173 @@
+"""Whitespace, hard wraps, hyphenation and page furniture: raw extracted text to clean paragraphs.
+
+The result has one paragraph per line, paragraphs separated by exactly ``"\\n\\n"``, no trailing spaces.
+Work is done with compiled regexes over the whole text plus one pass over lines (never per character).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+from pipeline.documents.headings import is_heading_line
+
+_CHARACTER_FIXES = str.maketrans(
+    {"\u2028": "\n", "\u2029": "\n", "\x0c": "\n", "\x0b": "\n", "\x85": "\n",
+     "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st"}
+)  # fmt: skip
+_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufeff\u200b\u200c\u200d\u2060\u00ad]")
+# Runs of horizontal space after a visible character; leading indentation is kept for paragraph detection.
+_INNER_SPACE = re.compile(r"(?<=\S)[ \t\u00a0\u2000-\u200a\u202f\u205f]+")
+_TRAILING_SPACE = re.compile(r"[ \t\u00a0\u3000\u2000-\u200a\u202f\u205f]+$", re.MULTILINE)
+_LEADING_SPACE = " \t\u00a0\u3000"
+_LIST_ITEM = re.compile(r"(?:[-*+•·▪]\s|\d{1,3}[.)]\s|\|)")
+_PARAGRAPH_END = tuple('.!?:;"”’)]。！？：；」』）…')
+# A PDF line shorter than this share of the typical line length, ending a sentence, ends its paragraph.
+_SHORT_LINE_RATIO = 0.8
+_PAGE_NUMBER = re.compile(
+    r"(?:[Pp]age|PAGE|[Pp]\.|[Pp]g\.)?\s*[-–—]?\s*(?:\d{1,4}|[ivxlc]{1,6})\s*[-–—]?(?:\s*(?:/|of)\s*\d{1,4})?"
+    r"|第\s*\d{1,4}\s*页(?:\s*共\s*\d{1,4}\s*页)?"
+)
+_DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"\s+")
+# Lines at the top/bottom of each page that are checked for running headers and footers.
+_EDGE_LINES = 3
+_RUNNING_SHARE = 0.4
+_MIN_PAGES_FOR_RUNNING = 3
+
+
+def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False) -> str:
+    """Clean ``text``: unify newlines, collapse spaces, rejoin hyphenated words and hard-wrapped lines.
+
+    Args:
+        text: raw text (any newline convention).
+        markdown: treat ``#`` lines as headings (kept as their own paragraphs).
+        pdf_lines: lines come from a PDF page, where paragraphs are not separated by blank lines, so a
+            short line that ends a sentence also ends its paragraph.
+
+    Returns:
+        Paragraphs, one per line, separated by exactly ``"\\n\\n"``; CJK lines are joined without a space.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_CHARACTER_FIXES)
+    text = text.replace("\u00ad\n", "-\n")  # a soft hyphen at a line end is a hyphenation point
+    text = _INVISIBLE.sub("", text)
+    text = _INNER_SPACE.sub(" ", text)
+    text = _TRAILING_SPACE.sub("", text)
+    lines = text.split("\n")
+    short_line = _short_line_threshold(lines) if pdf_lines else 0
+    paragraphs: list[str] = []
+    current: list[str] = []
+    previous_indent = 0
+    previous_line = ""
+    for raw in lines:
+        content = raw.lstrip(_LEADING_SPACE)
+        if not content:
+            if current:
+                paragraphs.append("".join(current))
+                current = []
+            continue
+        if is_heading_line(content, markdown=markdown):
+            if current:
+                paragraphs.append("".join(current))
+                current = []
+            paragraphs.append(content)
+            previous_line = ""
+            continue
+        indent = len(raw) - len(content)
+        starts_paragraph = (
+            not current
+            or raw[0] == "\u3000"  # CJK paragraphs open with an ideographic-space indent
+            or indent > previous_indent
+            or _LIST_ITEM.match(content) is not None
+            or (
+                short_line > 0
+                and len(previous_line) < short_line
+                and previous_line.endswith(_PARAGRAPH_END)
+            )
+        )
+        if starts_paragraph:
+            if current:
+                paragraphs.append("".join(current))
+            current = [content]
+        else:
+            _join(current, content)
+        previous_indent = indent
+        previous_line = content
+    if current:
+        paragraphs.append("".join(current))
+    return "\n\n".join(paragraphs)
+
+
+def strip_page_furniture(pages: list[str]) -> list[str]:
+    """Drop running headers/footers and page numbers from the first/last lines of each page.
+
+    A line (digits masked) that opens or closes at least 40% of the pages (3+ pages) is a running
+    header/footer; a lone number, "Page N", "- N -" or "N of M" at a page edge is a page number.
+    """
+    split_pages = [page.replace("\r\n", "\n").replace("\r", "\n").split("\n") for page in pages]
+    edges = [_edge_indexes(lines) for lines in split_pages]
+    top_counts: Counter[str] = Counter()
+    bottom_counts: Counter[str] = Counter()
+    for lines, (top, bottom) in zip(split_pages, edges, strict=True):
+        top_counts.update({_mask(lines[i]) for i in top})
+        bottom_counts.update({_mask(lines[i]) for i in bottom})
+    if len(pages) >= _MIN_PAGES_FOR_RUNNING:
+        threshold = max(_MIN_PAGES_FOR_RUNNING, math.ceil(len(pages) * _RUNNING_SHARE))
+    else:
+        threshold = len(pages) + 1  # too few pages to tell a running line from content
+    cleaned: list[str] = []
+    for lines, (top, bottom) in zip(split_pages, edges, strict=True):
+        drop: set[int] = set()
+        for index in top:
+            if top_counts[_mask(lines[index])] >= threshold or _is_page_number(lines[index]):
+                drop.add(index)
+        for index in bottom:
+            if bottom_counts[_mask(lines[index])] >= threshold or _is_page_number(lines[index]):
+                drop.add(index)
+        cleaned.append("\n".join(line for i, line in enumerate(lines) if i not in drop))
+    return cleaned
+
+
+def _join(current: list[str], content: str) -> None:
+    """Append a wrapped continuation line to the paragraph being built."""
+    last = current[-1]
+    tail = last[-1]
+    if tail == "-" and len(last) >= 2 and last[-2].isalnum() and not last.endswith("--"):
+        if content[0].islower():
+            current[-1] = last[:-1]  # "exam-" + "ple" -> "example"
+        current.append(content)  # "Lucene-" + "BM25" keeps its hyphen
+    elif _is_cjk(tail) or _is_cjk(content[0]):
+        current.append(content)
+    else:
+        current.append(" ")
+        current.append(content)
+
+
+def _is_cjk(ch: str) -> bool:
+    """CJK ideographs, kana and CJK/full-width punctuation: joined across wraps without a space."""
+    return "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\uff00" <= ch <= "\uffef"
+
+
+def _short_line_threshold(lines: list[str]) -> int:
+    """Length under which a sentence-ending PDF line closes its paragraph (from the typical line)."""
+    lengths = sorted(len(line.strip()) for line in lines if line.strip())
+    if len(lengths) < 5:
+        return 0
+    typical = lengths[int(len(lengths) * 0.75)]
+    return int(typical * _SHORT_LINE_RATIO)
+
+
+def _edge_indexes(lines: list[str]) -> tuple[list[int], list[int]]:
+    """Indexes of the first and last few non-empty lines of a page."""
+    nonempty = [i for i, line in enumerate(lines) if line.strip()]
+    return nonempty[:_EDGE_LINES], nonempty[-_EDGE_LINES:]
+
+
+def _mask(line: str) -> str:
+    """Compare running lines without their page numbers or spacing."""
+    return _SPACES.sub(" ", _DIGITS.sub("#", line.strip().lower()))
+
+
+def _is_page_number(line: str) -> bool:
+    return _PAGE_NUMBER.fullmatch(line.strip()) is not None
