@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from pipeline.llm.client import MoonshotClient
+from pipeline.testing import Latency, MoonshotTestServer
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -33,3 +37,61 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip("../shared/corpus is absent")
     return CORPUS
+
+
+# --- the local Moonshot-compatible server (pipeline.testing) ------------------------------------------------
+
+MOONSHOT_FIXTURES = REPO / "tests" / "fixtures" / "moonshot"
+
+
+@pytest.fixture
+def moonshot_server() -> Iterator[MoonshotTestServer]:
+    """A fresh Moonshot-compatible server on 127.0.0.1: no rate limits, no latency, key ``srv.api_key``."""
+    with MoonshotTestServer(latency=Latency.zero()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def moonshot_server_factory() -> Iterator[Callable[..., MoonshotTestServer]]:
+    """Start servers with options (limits=, latency=, token_scale=, keys=, models=, gid_tier=); stopped at teardown.
+
+    Latency defaults to zero here (pass ``latency=Latency(...)`` where a test measures it).
+    """
+    started: list[MoonshotTestServer] = []
+
+    def start(**options: object) -> MoonshotTestServer:
+        options.setdefault("latency", Latency.zero())
+        srv = MoonshotTestServer(**options).start()  # type: ignore[arg-type]
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def recorded_sleeps() -> list[float]:
+    """Waits the retry loop asked for; pass ``sleep=record_sleep(recorded_sleeps)`` so nothing really sleeps."""
+    return []
+
+
+def record_sleep(waits: list[float]) -> Callable[[float], Awaitable[None]]:
+    """An async sleep that only records how long it was asked to wait."""
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    return sleep
+
+
+@pytest.fixture
+async def moonshot_client(
+    moonshot_server: MoonshotTestServer, recorded_sleeps: list[float]
+) -> AsyncIterator[MoonshotClient]:
+    """A MoonshotClient talking to ``moonshot_server``; retry waits go to ``recorded_sleeps``, never slept."""
+    client = MoonshotClient(
+        base_url=moonshot_server.base_url, api_key=moonshot_server.api_key, sleep=record_sleep(recorded_sleeps)
+    )
+    yield client
+    await client.aclose()

@@ -67,6 +67,15 @@ class Completion:
     attempts: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One entry of GET /models (``context_length`` only where the provider reports it)."""
+
+    id: str
+    context_length: int | None = None
+    owned_by: str | None = None
+
+
 class ChatBackend(Protocol):
     """Anything that answers chat requests: the HTTP client, or the offline extractive backend."""
 

@@ -1,0 +1,373 @@
+"""Translate HTTP statuses, error bodies and httpx exceptions into tome errors, each in one table."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from pipeline.errors import (
+    AuthenticationError,
+    ConfigError,
+    ContentFilterError,
+    ContextLengthError,
+    CorruptDocumentError,
+    InvalidRequestError,
+    LLMConnectionError,
+    LLMError,
+    LLMStatusError,
+    LLMTimeoutError,
+    ModelNotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ServerError,
+    StreamInterruptedError,
+    TomeError,
+)
+
+_TRY_AGAIN = re.compile(r"try again after\s+(\d+(?:\.\d+)?)\s*(?:seconds?|s)\b", re.IGNORECASE)
+_TOKEN_LIMIT = re.compile(r"exceeded model token limit:\s*(\d+)(?:\s*\(requested:\s*(\d+)\))?", re.IGNORECASE)
+_CURRENT_LIMIT = re.compile(r"current:\s*(\d+),\s*limit:\s*(\d+)", re.IGNORECASE)
+_HTML_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What a failed response said, parsed tolerantly (the body may be JSON, HTML or nothing)."""
+
+    status: int
+    message: str
+    error_type: str | None
+    request_id: str | None
+    retry_after: float | None  # the server's wait hint: message text first, then headers
+    key_env: str
+    now: datetime
+
+    @property
+    def kw(self) -> dict[str, Any]:
+        return {"status": self.status, "error_type": self.error_type, "request_id": self.request_id}
+
+
+def retry_after_from_message(message: str) -> float | None:
+    """Seconds from Moonshot's "please try again after N seconds", if present."""
+    m = _TRY_AGAIN.search(message)
+    return float(m.group(1)) if m else None
+
+
+def retry_after_from_headers(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date); None when absent or bad."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    raw_ms = lower.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(float(raw_ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    raw = lower.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    """When a per-UTC-day quota resets."""
+    day = now.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _describe_text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return "(empty body)"
+    if text.startswith("<"):
+        m = _HTML_TITLE.search(text)
+        title = " ".join(m.group(1).split()) if m else ""
+        return f"an HTML error page{': ' + title if title else ''}"
+    return " ".join(text.split())[:300]
+
+
+def parse_error_body(text: str) -> tuple[str, str | None]:
+    """(message, type) from ``{"error":{"message","type"}}``, or a short description of a non-JSON body."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _describe_text(text), None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            return str(err.get("message") or "").strip() or "(no message)", err.get("type")
+        if isinstance(err, str):
+            return err, data.get("type") if isinstance(data.get("type"), str) else None
+        if isinstance(data.get("message"), str):
+            return data["message"], None
+    return _describe_text(text), None
+
+
+# --- builders: one per row of the table below --------------------------------------------------------------
+
+
+def _content_filter(e: ErrorInfo) -> TomeError:
+    return ContentFilterError(
+        f"The provider's content filter rejected this text ({e.status}: {e.message}). "
+        "Edit or skip the offending passage and run again.",
+        **e.kw,
+    )
+
+
+def _context_length(e: ErrorInfo) -> TomeError:
+    m = _TOKEN_LIMIT.search(e.message)
+    limit = int(m.group(1)) if m else None
+    requested = int(m.group(2)) if m and m.group(2) else None
+    detail = f"limit {limit}" + (f", requested {requested}" if requested else "") if limit else "prompt alone"
+    return ContextLengthError(
+        f"The prompt plus max_tokens exceeded the model's context ({detail}; server said: {e.message}). "
+        "Split the input into smaller chunks or lower max_tokens.",
+        limit=limit,
+        requested=requested,
+        **e.kw,
+    )
+
+
+def _invalid(e: ErrorInfo) -> TomeError:
+    return InvalidRequestError(f"The server rejected the request ({e.status}: {e.message}).", **e.kw)
+
+
+def _auth(e: ErrorInfo) -> TomeError:
+    return AuthenticationError(
+        f"The API key was rejected ({e.status}: {e.message}). Check {e.key_env}; keys for api.moonshot.cn "
+        "and api.moonshot.ai are not interchangeable.",
+        **e.kw,
+    )
+
+
+def _balance(e: ErrorInfo) -> TomeError:
+    return QuotaExhaustedError(
+        f"The account's balance quota is exhausted ({e.status}: {e.message}). Top up the account, then run "
+        "the same command again: finished work is cached and the run resumes.",
+        quota="balance",
+        **e.kw,
+    )
+
+
+def _permission(e: ErrorInfo) -> TomeError:
+    return PermissionDeniedError(
+        f"The account may not use this resource ({e.status}: {e.message}). Check the plan and the model name.",
+        **e.kw,
+    )
+
+
+def _not_found(e: ErrorInfo) -> TomeError:
+    if "model" in e.message.lower():
+        return ModelNotFoundError(
+            f"The model is not available ({e.status}: {e.message}). Check the model name and that this key "
+            "may use it.",
+            **e.kw,
+        )
+    return LLMStatusError(f"Not found ({e.status}: {e.message}).", **e.kw)
+
+
+def _request_timeout(e: ErrorInfo) -> TomeError:
+    return LLMTimeoutError(f"The server timed out reading the request ({e.status}: {e.message}).")
+
+
+def _tpd(e: ErrorInfo) -> TomeError:
+    resets = next_utc_midnight(e.now)
+    m = _CURRENT_LIMIT.search(e.message)
+    used = f" (current {m.group(1)}, limit {m.group(2)})" if m else ""
+    return QuotaExhaustedError(
+        f"The daily token quota (TPD) is used up{used}; it resets at {resets:%Y-%m-%d %H:%M} UTC. "
+        "Run the same command again after that: the run resumes where it stopped.",
+        quota="tpd",
+        resets_at=resets,
+        **e.kw,
+    )
+
+
+def _overloaded(e: ErrorInfo) -> TomeError:
+    return OverloadedError(
+        f"The provider's engine is overloaded ({e.status}: {e.message}).", retry_after=e.retry_after, **e.kw
+    )
+
+
+def _limit_kind(message: str) -> str | None:
+    low = message.lower()
+    if "concurrency" in low:
+        return "concurrency"
+    if "max request" in low or "rpm" in low:
+        return "rpm"
+    if "tpm" in low:
+        return "tpm"
+    return None
+
+
+def _rate_limit(e: ErrorInfo) -> TomeError:
+    kind = _limit_kind(e.message)
+    return RateLimitError(
+        f"Rate limit reached ({kind or 'unknown limit'}; {e.status}: {e.message}).",
+        limit_kind=kind,
+        retry_after=e.retry_after,
+        **e.kw,
+    )
+
+
+def _extract_failed(e: ErrorInfo) -> TomeError:
+    return CorruptDocumentError(
+        f"The provider could not extract text from the file ({e.message}). Check that it opens, or convert "
+        "it to PDF or plain text."
+    )
+
+
+def _server(e: ErrorInfo) -> TomeError:
+    return ServerError(f"The server failed ({e.status}: {e.message}).", retry_after=e.retry_after, **e.kw)
+
+
+def _other(e: ErrorInfo) -> TomeError:
+    return LLMStatusError(f"The server answered {e.status}: {e.message}.", **e.kw)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    statuses: range | tuple[int, ...]
+    error_type: str | None  # match when the body's type equals this (None: any)
+    pattern: re.Pattern[str] | None  # match when the message matches (None: any)
+    build: Callable[[ErrorInfo], TomeError]
+
+    def matches(self, e: ErrorInfo) -> bool:
+        return (
+            e.status in self.statuses
+            and (self.error_type is None or e.error_type == self.error_type)
+            and (self.pattern is None or bool(self.pattern.search(e.message)))
+        )
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+# The one status table, first match wins. Rows follow shared/moonshot-api.md's error table.
+STATUS_TABLE: tuple[_Rule, ...] = (
+    _Rule((400,), "content_filter", None, _content_filter),
+    _Rule((400,), None, _rx(r"considered high risk"), _content_filter),
+    _Rule((400,), None, _TOKEN_LIMIT, _context_length),
+    _Rule((400,), None, _rx(r"input token length too long|context length|maximum context"), _context_length),
+    _Rule((400, 413, 422), None, None, _invalid),
+    _Rule((401,), None, None, _auth),
+    _Rule((402,), None, None, _balance),
+    _Rule((403,), "exceeded_current_quota_error", None, _balance),
+    _Rule((403,), None, None, _permission),
+    _Rule((404,), None, None, _not_found),
+    _Rule((408,), None, None, _request_timeout),
+    _Rule((429,), None, _rx(r"\bTPD\b"), _tpd),
+    _Rule((429,), "exceeded_current_quota_error", None, _balance),
+    _Rule((429,), None, _rx(r"exceeded your current (token )?quota|is suspended"), _balance),
+    _Rule((429,), "engine_overloaded_error", None, _overloaded),
+    _Rule((429,), None, _rx(r"overloaded"), _overloaded),
+    _Rule((429,), None, None, _rate_limit),
+    _Rule((500,), None, _rx(r"failed to extract file"), _extract_failed),
+    _Rule(range(500, 600), None, None, _server),
+    _Rule(range(100, 600), None, None, _other),
+)
+
+
+def error_from_response(
+    status: int,
+    body: bytes | str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    key_env: str = "MOONSHOT_API_KEY",
+    redact: Callable[[str], str] = lambda s: s,
+    now: datetime | None = None,
+) -> TomeError:
+    """The tome error for an error response (any status, any body)."""
+    headers = headers or {}
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    message, error_type = parse_error_body(text)
+    message = redact(message)
+    when = now or datetime.now(UTC)
+    lower = {k.lower(): v for k, v in headers.items()}
+    hint = retry_after_from_message(message)
+    if hint is None:
+        hint = retry_after_from_headers(headers, when)
+    info = ErrorInfo(
+        status=status,
+        message=message,
+        error_type=error_type,
+        request_id=lower.get("msh-request-id") or lower.get("x-request-id"),
+        retry_after=hint,
+        key_env=key_env,
+        now=when,
+    )
+    for rule in STATUS_TABLE:
+        if rule.matches(info):
+            return rule.build(info)
+    return _other(info)
+
+
+def error_from_stream_payload(payload: Mapping[str, Any], **kw: Any) -> TomeError:
+    """An ``{"error":…}`` object sent inside an SSE stream, mapped as if it were a response with its status."""
+    err = payload.get("error")
+    etype = err.get("type") if isinstance(err, dict) else None
+    status = {
+        "rate_limit_reached_error": 429,
+        "engine_overloaded_error": 429,
+        "exceeded_current_quota_error": 429,
+        "invalid_request_error": 400,
+        "content_filter": 400,
+        "invalid_authentication_error": 401,
+        "incorrect_api_key_error": 401,
+        "resource_not_found_error": 404,
+    }.get(str(etype), 500)
+    return error_from_response(status, json.dumps(payload), {}, **kw)
+
+
+def _host(request_url: str) -> str:
+    try:
+        return httpx.URL(request_url).host or request_url
+    except (httpx.InvalidURL, TypeError):
+        return request_url
+
+
+def error_from_transport(
+    exc: Exception, *, url: str = "", in_stream: bool = False, redact: Callable[[str], str] = lambda s: s
+) -> TomeError:
+    """The tome error for an httpx exception raised while sending a request or reading its answer.
+
+    ``in_stream``: the response had started, so a dropped connection means an interrupted stream.
+    """
+    host = _host(url)
+    what = redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
+    if isinstance(exc, httpx.TimeoutException):
+        return LLMTimeoutError(f"{host} did not answer in time ({what}); the call is retried.")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return ConfigError(f"The base URL '{url}' is not valid ({what}); use http:// or https://…/v1.")
+    if isinstance(exc, httpx.HTTPStatusError):
+        return error_from_response(
+            exc.response.status_code, exc.response.content, exc.response.headers, redact=redact
+        )
+    if in_stream and isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.DecodingError):
+        return StreamInterruptedError(f"The stream from {host} broke off before it finished ({what}).")
+    if isinstance(exc, httpx.ConnectError):
+        return LLMConnectionError(f"Could not connect to {host} ({what}). Check the network and the base URL.")
+    if isinstance(exc, httpx.HTTPError):
+        return LLMConnectionError(f"The connection to {host} failed ({what}).")
+    if isinstance(exc, httpx.StreamError):
+        return LLMError(f"The response stream from {host} could not be read ({what}).")
+    return LLMError(f"The call to {host} failed ({what}).")

@@ -1,0 +1,327 @@
+"""The state of the fake Moonshot gateway: a shiftable clock, limit windows, injected faults and counters.
+
+Thread-safe: the HTTP server runs in its own thread while tests inject faults, move the clock and read stats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pipeline.config import RateLimits
+from pipeline.testing import moonshot_errors as E
+from pipeline.testing.tokenizer import ServerTokenizer
+
+WINDOW_S = 60.0  # RPM and TPM are counted in a sliding minute
+DEFAULT_MAX_TOKENS = 1024  # what the gateway assumes when a request omits max_tokens
+TEST_API_KEY = "sk-tome-test-0000000000000000000000000000"
+
+# Context windows (input + output) of the models the server knows.
+MOONSHOT_MODELS: dict[str, int] = {
+    "moonshot-v1-8k": 8192,
+    "moonshot-v1-32k": 32768,
+    "moonshot-v1-128k": 131072,
+    "moonshot-v1-auto": 131072,
+    "kimi-k2-0905-preview": 262144,
+}
+
+# Faults answered before admission (no tokens counted) and after it (the call was admitted, then failed).
+ERROR_FAULTS = frozenset(
+    {
+        "overload",
+        "rate_limit_concurrency",
+        "rate_limit_rpm",
+        "rate_limit_tpm",
+        "rate_limit_tpd",
+        "quota",
+        "suspended",
+        "inactive",
+        "auth",
+        "content_filter",
+        "context_length",
+        "input_too_long",
+        "500",
+        "502",
+        "503",
+        "504_html",
+        "response",
+        "sse",
+    }
+)
+ADMITTED_FAULTS = frozenset({"drop_stream", "truncate_stream", "stall"})
+FAULT_KINDS = ERROR_FAULTS | ADMITTED_FAULTS
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Time to first token plus time per output token, in both JSON and SSE modes."""
+
+    ttft_s: float = 0.3
+    per_token_s: float = 0.004
+
+    @classmethod
+    def zero(cls) -> Latency:
+        return cls(0.0, 0.0)
+
+    def total(self, completion_tokens: int) -> float:
+        return self.ttft_s + self.per_token_s * completion_tokens
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One queued fault; ``params`` carries e.g. seconds for "stall" or the body for "response"."""
+
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server saw it (``t`` is the server clock, shifted by ``advance``)."""
+
+    t: float
+    endpoint: str
+    status: int
+    model: str | None = None
+    stream: bool = False
+    admission_tokens: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    messages_hash: str | None = None
+    error_type: str | None = None
+    limit_kind: str | None = None  # concurrency | rpm | tpm | tpd | overload | quota (429s)
+    fault: str | None = None
+    finish_reason: str | None = None
+
+
+@dataclass
+class ServerStats:
+    """Counters since start (or ``reset_stats``); ``requests`` counts chat-completion requests."""
+
+    requests: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+    rate_limited: dict[str, int] = field(default_factory=dict)  # 429s by kind
+    endpoints: dict[str, int] = field(default_factory=dict)
+    tokens_admitted: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    max_concurrency: int = 0
+    in_flight: int = 0
+    log: list[RequestRecord] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["by_status"] = {str(k): v for k, v in self.by_status.items()}
+        return data
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A 429 the limits produced."""
+
+    kind: str
+    status: int
+    body: dict[str, Any]
+
+
+def messages_hash(messages: Any) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def utc_day(t: float) -> date:
+    return datetime.fromtimestamp(t, UTC).date()
+
+
+class Gateway:
+    """Limits, clock, faults and counters of one fake account."""
+
+    def __init__(
+        self,
+        *,
+        limits: RateLimits | None = None,
+        latency: Latency | None = None,
+        token_scale: float = 1.0,
+        keys: Collection[str] = (TEST_API_KEY,),
+        models: Mapping[str, int] | None = None,
+        gid_tier: int = 1,
+        account_id: str = "cn0tome0test0account",
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._lock = threading.Lock()
+        self.limits = limits or RateLimits(concurrency=0)
+        self.latency = latency if latency is not None else Latency()
+        self.tokenizer = ServerTokenizer(token_scale=token_scale)
+        self.keys = frozenset(keys)
+        self.models = dict(models or MOONSHOT_MODELS)
+        self.gid_tier = gid_tier
+        self.account_id = account_id
+        self.default_max_tokens = default_max_tokens
+        self._wall = wall
+        self._offset = 0.0
+        self._faults: deque[Fault] = deque()
+        self._calls: deque[float] = deque()
+        self._tokens: deque[tuple[float, int]] = deque()
+        self._tpm_used = 0
+        self._tpd_day = utc_day(self.now())
+        self._tpd_used = 0
+        self._in_flight = 0
+        self._stats = ServerStats()
+        self.files: dict[str, tuple[str, bytes]] = {}
+
+    # --- configuration and clock -----------------------------------------------------------------------------
+
+    def configure(
+        self,
+        *,
+        limits: RateLimits | None = None,
+        latency: Latency | None = None,
+        token_scale: float | None = None,
+        gid_tier: int | None = None,
+    ) -> None:
+        """Change limits/latency/tokenizer on a running server (None keeps the current value)."""
+        with self._lock:
+            if limits is not None:
+                self.limits = limits
+            if latency is not None:
+                self.latency = latency
+            if token_scale is not None:
+                self.tokenizer = ServerTokenizer(token_scale=token_scale)
+            if gid_tier is not None:
+                self.gid_tier = gid_tier
+
+    def now(self) -> float:
+        """The server's clock: wall time plus everything ``advance`` added."""
+        return self._wall() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the server's clock forward (slides the RPM/TPM windows; past UTC midnight resets TPD)."""
+        with self._lock:
+            self._offset += seconds
+
+    def reset_day(self) -> None:
+        """Forget today's TPD usage, as at UTC midnight."""
+        with self._lock:
+            self._tpd_used = 0
+            self._tpd_day = utc_day(self.now())
+
+    def seconds_to_midnight(self) -> float:
+        t = self.now()
+        day = utc_day(t) + timedelta(days=1)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() - t
+
+    def ak(self, key: str) -> str:
+        """The key's public id as the gateway prints it (never the key itself)."""
+        return "ak-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    # --- faults ----------------------------------------------------------------------------------------------
+
+    def inject(self, kind: str, times: int = 1, **params: Any) -> None:
+        """Queue ``times`` faults of ``kind`` for the next chat requests (see FAULT_KINDS)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
+        with self._lock:
+            self._faults.extend(Fault(kind, dict(params)) for _ in range(times))
+
+    def next_fault(self) -> Fault | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def pending_faults(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    # --- limits ----------------------------------------------------------------------------------------------
+
+    def _roll(self, now: float) -> None:
+        while self._calls and self._calls[0] <= now - WINDOW_S:
+            self._calls.popleft()
+        while self._tokens and self._tokens[0][0] <= now - WINDOW_S:
+            self._tpm_used -= self._tokens.popleft()[1]
+        if utc_day(now) != self._tpd_day:
+            self._tpd_day, self._tpd_used = utc_day(now), 0
+
+    def admit(self, cost: int, key: str) -> Rejection | None:
+        """Admit a call costing ``cost`` tokens (prompt + max_tokens), or say which limit refused it."""
+        with self._lock:
+            now = self.now()
+            self._roll(now)
+            lim, uid, ak = self.limits, self.account_id, self.ak(key)
+            if lim.concurrency and self._in_flight >= lim.concurrency:
+                return Rejection("concurrency", *E.max_concurrency(uid, ak, lim.concurrency, 1))
+            if lim.rpm and len(self._calls) >= lim.rpm:
+                wait = max(1, math.ceil(self._calls[0] + WINDOW_S - now))
+                return Rejection("rpm", *E.max_rpm(uid, ak, lim.rpm, wait))
+            if lim.tpm and self._tpm_used + cost > lim.tpm:
+                return Rejection("tpm", *E.tpm_limit(uid, ak, self._tpm_used + cost, lim.tpm))
+            if lim.tpd and self._tpd_used + cost > lim.tpd:
+                return Rejection("tpd", *E.tpd_limit(uid, ak, self._tpd_used + cost, lim.tpd))
+            self._calls.append(now)
+            self._tokens.append((now, cost))
+            self._tpm_used += cost
+            self._tpd_used += cost
+            self._in_flight += 1
+            self._stats.tokens_admitted += cost
+            self._stats.max_concurrency = max(self._stats.max_concurrency, self._in_flight)
+            return None
+
+    def release(self) -> None:
+        """An admitted call finished (its concurrency slot frees)."""
+        with self._lock:
+            self._in_flight -= 1
+
+    def usage_now(self) -> dict[str, int]:
+        """Current window usage: in-flight calls, calls and tokens in the last minute, tokens today."""
+        with self._lock:
+            self._roll(self.now())
+            return {
+                "in_flight": self._in_flight,
+                "rpm": len(self._calls),
+                "tpm": self._tpm_used,
+                "tpd": self._tpd_used,
+            }
+
+    # --- counters --------------------------------------------------------------------------------------------
+
+    def record(self, record: RequestRecord) -> None:
+        with self._lock:
+            s = self._stats
+            s.endpoints[record.endpoint] = s.endpoints.get(record.endpoint, 0) + 1
+            s.by_status[record.status] = s.by_status.get(record.status, 0) + 1
+            if record.endpoint == "chat":
+                s.requests += 1
+                s.prompt_tokens += record.prompt_tokens if record.status == 200 else 0
+                s.completion_tokens += record.completion_tokens
+            if record.status == 429 and record.limit_kind:
+                s.rate_limited[record.limit_kind] = s.rate_limited.get(record.limit_kind, 0) + 1
+            s.log.append(record)
+
+    def stats(self) -> ServerStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            s = self._stats
+            return ServerStats(
+                requests=s.requests,
+                by_status=dict(s.by_status),
+                rate_limited=dict(Counter(s.rate_limited)),
+                endpoints=dict(s.endpoints),
+                tokens_admitted=s.tokens_admitted,
+                prompt_tokens=s.prompt_tokens,
+                completion_tokens=s.completion_tokens,
+                max_concurrency=s.max_concurrency,
+                in_flight=self._in_flight,
+                log=list(s.log),
+            )
+
+    def reset_stats(self) -> None:
+        """Zero the counters and the request log (limit windows and faults stay)."""
+        with self._lock:
+            self._stats = ServerStats(max_concurrency=self._in_flight)
