@@ -1,0 +1,440 @@
+"""Structure-aware chunking: split a Document into contiguous chunks that each fit a token budget.
+
+Guarantees (tested on tiny exact examples and on every corpus book):
+
+- Nothing is dropped or duplicated: ``"".join(c.text for c in chunks) == doc.text``; chunk ``i`` ends where
+  chunk ``i + 1`` starts.
+- Every chunk's ``token_count`` is a real count of its text and is at most ``max_tokens`` (local tokens).
+- Cuts prefer a section boundary, then a paragraph (blank line or indented line), then a sentence end
+  (``. ! ?`` followed by space, or CJK ``。！？；``, each with closing quotes); a hard cut only falls inside a single
+  sentence that is itself longer than the budget.
+- Balanced: a section longer than the budget is split into ``k = ceil(tokens / budget)`` pieces of even size;
+  short sections are packed together, fewest chunks first and then the most even sizes, so no chunk is a tiny tail.
+
+A chunk that spans several sections is titled ``"First … Last"`` (first and last section titles it touches);
+``section_index`` is the index in ``doc.sections`` of the first section it touches (-1 if it touches none).
+
+How: the text is cut once into units (paragraphs; sentences inside paragraphs longer than a fine grain; hard
+fragments inside over-long sentences), each unit is counted once, and every later decision uses prefix sums of
+those counts. Counts of joined units are only nearly additive, so each final chunk is counted again and re-split
+if it overflows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_left, bisect_right
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from pipeline.config import ModelSpec
+from pipeline.document import Document
+from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
+from pipeline.packing import pack_groups
+from pipeline.settings import RunSettings
+from pipeline.tokens import TokenCounter
+
+# The smallest chunk budget (local tokens) that still leaves room for a sentence or two.
+MIN_CHUNK_TOKENS = 32
+
+# Boundary strength of the cut before a unit: higher is a better place to cut.
+_SECTION, _PARAGRAPH, _SENTENCE, _HARD = 3, 2, 1, 0
+# Cost added to a cut's distance from the ideal position (as a share of the piece size) by strength.
+_CUT_PENALTY = {_SECTION: -0.05, _PARAGRAPH: 0.0, _SENTENCE: 0.10, _HARD: 0.60}
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000\xa0]*\n\s*|\n(?=[ \t\u3000]+\S)")
+_SENTENCE_END = re.compile(
+    r"[.!?…]+[\"'”’»)\]]*\s+"  # Western: terminal punctuation, closers, then whitespace
+    r"|[。！？；﹒﹔﹖﹗]+[」』”’）》〉】\"')\]]*\s*"  # CJK: no space needed after the mark
+)
+_WORD_BEFORE = re.compile(r"(\w+)\Z")
+_SOFT_BREAK = re.compile(r"[\s,，、;:：]")
+_ABBREVIATIONS = frozenset(
+    {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "rev", "gen", "col", "capt", "lt", "sgt", "hon"}
+    | {"messrs", "mme", "mlle", "vs", "no", "vol", "fig", "ch", "pp"}
+)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous span of ``Document.text`` with its real token count (local tokens) and place."""
+
+    index: int
+    text: str
+    start: int
+    end: int
+    token_count: int
+    section_title: str
+    section_index: int
+    pages: tuple[int, int] | None
+
+    def as_dict(self, *, with_text: bool = False) -> dict[str, Any]:
+        """JSON-ready fields; the text only when asked for."""
+        data = asdict(self)
+        data["pages"] = list(self.pages) if self.pages else None
+        if not with_text:
+            del data["text"]
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenBudget:
+    """What one call may put in its prompt, derived from the model's context window.
+
+    available = context − prompt overhead − max output − safety margin; carried context is
+    ``context_share`` of that; the input (the text being summarised) gets the rest. Tokens here are the
+    provider's (calibrated); ``max_local_tokens`` is the same input budget in local tokenizer counts.
+    """
+
+    context_tokens: int
+    prompt_overhead_tokens: int
+    max_output_tokens: int
+    safety_margin_tokens: int
+    context_share: float  # 0.0 when no context is carried
+    calibration: float
+
+    @property
+    def available_tokens(self) -> int:
+        """Prompt room for input text plus carried context."""
+        return (
+            self.context_tokens - self.prompt_overhead_tokens - self.max_output_tokens - self.safety_margin_tokens
+        )
+
+    @property
+    def carried_context_tokens(self) -> int:
+        """Room reserved for earlier summaries carried as context."""
+        return max(0, int(self.context_share * self.available_tokens))
+
+    @property
+    def input_tokens(self) -> int:
+        """Provider tokens of input text one call may take."""
+        return self.available_tokens - self.carried_context_tokens
+
+    @property
+    def max_local_tokens(self) -> int:
+        """The input budget in local tokens: the largest count whose calibrated value still fits."""
+        limit = self.input_tokens
+        local = int(limit / self.calibration) if self.calibration > 0 else limit
+        while local > 0 and _calibrate(self.calibration, local) > limit:
+            local -= 1
+        return max(local, 0)
+
+    def with_output(self, max_output_tokens: int) -> TokenBudget:
+        """The same budget for a call that may write ``max_output_tokens``."""
+        return replace(self, max_output_tokens=max_output_tokens)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every input and derived number, for ``tome plan --json``."""
+        data = asdict(self)
+        data.update(
+            available_tokens=self.available_tokens,
+            carried_context_tokens=self.carried_context_tokens,
+            input_tokens=self.input_tokens,
+            max_local_tokens=self.max_local_tokens,
+        )
+        return data
+
+
+def _calibrate(calibration: float, local_tokens: int) -> int:
+    """Same rounding as ``pipeline.tokens.calibrated`` (checked by a test), without needing a ModelSpec."""
+    return -(-int(local_tokens * calibration * 1000) // 1000)
+
+
+def chunk_budget(model: ModelSpec, settings: RunSettings) -> TokenBudget:
+    """The level-0 (chunk) budget for a model and run settings.
+
+    Raises:
+        ConfigError: the context window cannot hold the prompt overhead, output and a minimal chunk.
+    """
+    share = settings.context_share if settings.context_strategy != "none" else 0.0
+    budget = TokenBudget(
+        context_tokens=model.context_tokens,
+        prompt_overhead_tokens=settings.prompt_overhead_tokens,
+        max_output_tokens=settings.chunk_output_tokens,
+        safety_margin_tokens=model.safety_margin_tokens,
+        context_share=share,
+        calibration=model.calibration,
+    )
+    if budget.max_local_tokens < MIN_CHUNK_TOKENS:
+        raise ConfigError(
+            f"Model '{model.name}' has a {model.context_tokens}-token context: after the prompt overhead "
+            f"({settings.prompt_overhead_tokens}), output ({settings.chunk_output_tokens}) and safety margin "
+            f"({model.safety_margin_tokens}) only {budget.input_tokens} tokens remain for text; "
+            "choose a larger model or lower chunk_output_tokens."
+        )
+    return budget
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A stretch of text under one section (or untitled text outside every section)."""
+
+    start: int
+    end: int
+    section_index: int  # -1: outside every section
+
+
+def chunk_document(doc: Document, counter: TokenCounter, max_tokens: int | TokenBudget) -> list[Chunk]:
+    """Split ``doc.text`` into contiguous, balanced chunks of at most ``max_tokens`` local tokens each.
+
+    Args:
+        doc: the loaded document.
+        counter: the local tokenizer (the model's encoding).
+        max_tokens: the budget in LOCAL tokens, i.e. the provider budget divided by the model's calibration
+            (``TokenBudget.max_local_tokens``); a TokenBudget may be passed instead.
+
+    Returns:
+        Chunks in order; see the module docstring for the guarantees.
+
+    Raises:
+        EmptyDocumentError: the document has no text.
+        ChunkingError: ``max_tokens`` is too small to hold any text.
+    """
+    limit = max_tokens.max_local_tokens if isinstance(max_tokens, TokenBudget) else int(max_tokens)
+    if limit < 1:
+        raise ChunkingError(f"The chunk budget must be at least 1 token, got {limit}.")
+    text = doc.text
+    if not text.strip():
+        raise EmptyDocumentError(f"{doc.path} contains no text to summarise.")
+    parts = _parts(doc)
+    units = _Units(text, counter, limit)
+    for part in parts:
+        units.add_part(part.start, part.end)
+    cuts = _choose_cuts(units, limit)
+    spans = _verified_spans(units, cuts, counter, limit)
+    titled = [p for p in parts if p.section_index >= 0]
+    titled_ends = [p.end for p in titled]
+    return [_make_chunk(doc, titled, titled_ends, i, a, b, n) for i, (a, b, n) in enumerate(spans)]
+
+
+def _parts(doc: Document) -> list[_Part]:
+    """Sections plus the untitled gaps between them, covering the whole text."""
+    parts: list[_Part] = []
+    pos = 0
+    size = len(doc.text)
+    for i, section in sorted(enumerate(doc.sections), key=lambda item: item[1].start):
+        start, end = max(section.start, pos), min(section.end, size)
+        if end <= start:
+            continue
+        if start > pos:
+            parts.append(_Part(pos, start, -1))
+        parts.append(_Part(start, end, i))
+        pos = end
+    if pos < size:
+        parts.append(_Part(pos, size, -1))
+    return parts
+
+
+class _Units:
+    """The text cut into counted units; ``cum[i]`` is the token count before unit ``i`` (prefix sums)."""
+
+    def __init__(self, text: str, counter: TokenCounter, limit: int) -> None:
+        self.text = text
+        self.counter = counter
+        self.limit = limit
+        # Paragraphs up to this size stay whole; bigger ones are cut into sentences so cuts can land near
+        # the ideal position.
+        self.fine = max(1, limit // 8)
+        self.starts: list[int] = []
+        self.tokens: list[int] = []
+        self.levels: list[int] = []
+        self.part_bounds: list[tuple[int, int]] = []  # unit index ranges, one per part
+        self.cum: list[int] = [0]
+
+    def add_part(self, start: int, end: int) -> None:
+        first = len(self.starts)
+        level = _SECTION
+        pos = start
+        for m in _PARAGRAPH_BREAK.finditer(self.text, start, end):
+            if m.end() >= end:
+                break
+            self._add_paragraph(pos, m.end(), level)
+            level = _PARAGRAPH
+            pos = m.end()
+        self._add_paragraph(pos, end, level)
+        self.part_bounds.append((first, len(self.starts)))
+
+    def _add(self, start: int, tokens: int, level: int) -> None:
+        self.starts.append(start)
+        self.tokens.append(tokens)
+        self.levels.append(level)
+        self.cum.append(self.cum[-1] + tokens)
+
+    def _add_paragraph(self, start: int, end: int, level: int) -> None:
+        tokens = self.counter.count(self.text[start:end])
+        if tokens <= self.fine:
+            self._add(start, tokens, level)
+            return
+        pos = start
+        for m in _SENTENCE_END.finditer(self.text, start, end):
+            cut = m.end()
+            if cut >= end or _is_abbreviation(self.text, start, m):
+                continue
+            self._add_sentence(pos, cut, level)
+            level = _SENTENCE
+            pos = cut
+        self._add_sentence(pos, end, level)
+
+    def _add_sentence(self, start: int, end: int, level: int) -> None:
+        tokens = self.counter.count(self.text[start:end])
+        if tokens <= self.limit:
+            self._add(start, tokens, level)
+            return
+        for a, _end, n in _hard_cut(self.text, start, end, tokens, self.fine, self.limit, self.counter):
+            self._add(a, n, level if a == start else _HARD)
+
+    def end_of(self, i: int) -> int:
+        return self.starts[i + 1] if i + 1 < len(self.starts) else len(self.text)
+
+
+def _is_abbreviation(text: str, floor: int, m: re.Match[str]) -> bool:
+    """True when a '.' ends a title or initial ("Mr. Darcy", "J. Smith") rather than a sentence."""
+    if text[m.start()] != "." or text.startswith("..", m.start()):
+        return False
+    word = _WORD_BEFORE.search(text, max(floor, m.start() - 12), m.start())
+    if not word:
+        return False
+    w = word.group(1)
+    return w.lower() in _ABBREVIATIONS or (len(w) == 1 and w.isupper())
+
+
+def _hard_cut(
+    text: str, start: int, end: int, tokens: int, fine: int, limit: int, counter: TokenCounter
+) -> list[tuple[int, int, int]]:
+    """Cut one over-long sentence into fragments of about ``fine`` tokens, each within ``limit``."""
+    pieces = max(2, math.ceil(tokens / fine))
+    step = (end - start) / pieces
+    cuts = [start]
+    for j in range(1, pieces):
+        ideal = start + round(j * step)
+        cut = _soft_cut_near(text, ideal, max(cuts[-1] + 1, ideal - int(step / 4)), min(end - 1, ideal + int(step / 4)))
+        if cuts[-1] < cut < end:
+            cuts.append(cut)
+    cuts.append(end)
+    out: list[tuple[int, int, int]] = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        n = counter.count(text[a:b])
+        if n > limit and b - a > 1:
+            out.extend(_hard_cut(text, a, b, n, fine, limit, counter))
+        else:
+            out.append((a, b, n))
+    return out
+
+
+def _soft_cut_near(text: str, ideal: int, lo: int, hi: int) -> int:
+    """A cut just after the whitespace or comma nearest ``ideal`` within [lo, hi], else ``ideal`` itself."""
+    best = -1
+    for m in _SOFT_BREAK.finditer(text, lo, hi):
+        if best < 0 or abs(m.end() - ideal) < abs(best - ideal):
+            best = m.end()
+        if m.end() > ideal:
+            break
+    return best if best > 0 else ideal
+
+
+def _choose_cuts(units: _Units, limit: int) -> list[int]:
+    """Unit indexes where chunks start (the first is always 0)."""
+    cum = units.cum
+    # Items: whole sections that fit, and even pieces of sections that do not.
+    items: list[tuple[int, int]] = []
+    for lo, hi in units.part_bounds:
+        if lo == hi:
+            continue
+        if cum[hi] - cum[lo] <= limit:
+            items.append((lo, hi))
+            continue
+        cuts = _split_evenly(cum, units.levels, lo, hi, limit)
+        bounds = [lo, *cuts, hi]
+        items.extend(zip(bounds, bounds[1:], strict=False))
+    groups = pack_groups([cum[b] - cum[a] for a, b in items], limit, min_group=1)
+    return [items[g[0]][0] for g in groups]
+
+
+def _split_evenly(cum: list[int], levels: list[int], lo: int, hi: int, limit: int) -> list[int]:
+    """Cut units [lo, hi) into ceil(total / limit) pieces near even multiples, preferring strong boundaries."""
+    cuts: list[int] = []
+    s = lo
+    remaining_pieces = math.ceil((cum[hi] - cum[lo]) / limit)
+    while cum[hi] - cum[s] > limit:
+        remaining = cum[hi] - cum[s]
+        remaining_pieces = max(remaining_pieces, math.ceil(remaining / limit), 2)
+        piece = remaining / remaining_pieces
+        ideal = cum[s] + piece
+        # The cut must leave this piece within budget and the rest within the remaining pieces' budget.
+        lo_pos = cum[hi] - (remaining_pieces - 1) * limit
+        hi_pos = cum[s] + limit
+        j_lo = bisect_left(cum, lo_pos, s + 1, hi)
+        j_hi = bisect_right(cum, hi_pos, s + 1, hi)
+        best, best_cost = -1, math.inf
+        for j in range(j_lo, j_hi):
+            cost = abs(cum[j] - ideal) / piece + _CUT_PENALTY[levels[j]]
+            if cost < best_cost:
+                best, best_cost = j, cost
+        if best < 0:
+            # No cut keeps the planned piece count: fill this piece as far as it fits and add a piece.
+            best = bisect_right(cum, hi_pos, s + 1, hi) - 1
+            if best <= s:
+                raise ChunkingError("A text unit is larger than the chunk budget.")  # units are <= limit
+            remaining_pieces += 1
+        cuts.append(best)
+        s = best
+        remaining_pieces -= 1
+    return cuts
+
+
+def _verified_spans(
+    units: _Units, starts: list[int], counter: TokenCounter, limit: int
+) -> list[tuple[int, int, int]]:
+    """(start, end, real tokens) per chunk; a chunk whose real count overflows is split again."""
+    cum = units.cum
+    bounds = [*starts, len(units.starts)]
+    out: list[tuple[int, int, int]] = []
+    pending = list(zip(bounds, bounds[1:], strict=False))
+    pending.reverse()
+    while pending:
+        lo, hi = pending.pop()
+        a, b = units.starts[lo], units.end_of(hi - 1)
+        real = counter.count(units.text[a:b])
+        if real <= limit:
+            out.append((a, b, real))
+            continue
+        if hi - lo == 1:
+            raise ChunkingError(
+                f"A {limit}-token chunk budget cannot hold even a single character here; raise the budget."
+            )
+        # Joined units counted more than their sum: split with a budget shrunk by the observed excess.
+        estimate = cum[hi] - cum[lo]
+        shrunk = max(1, min(estimate - 1, int(limit * estimate / real)))
+        cuts = _split_evenly(cum, units.levels, lo, hi, shrunk) if estimate > shrunk else []
+        if not cuts:
+            cuts = [(lo + hi) // 2]
+        pieces = [lo, *cuts, hi]
+        pending.extend(reversed(list(zip(pieces, pieces[1:], strict=False))))
+    return out
+
+
+def _make_chunk(
+    doc: Document, titled: list[_Part], titled_ends: list[int], index: int, start: int, end: int, tokens: int
+) -> Chunk:
+    touched = []
+    for p in titled[bisect_right(titled_ends, start) :]:
+        if p.start >= end:
+            break
+        touched.append(p.section_index)
+    if not touched:
+        title, section_index = "", -1
+    else:
+        first, last = doc.sections[touched[0]].title, doc.sections[touched[-1]].title
+        title = first if touched[0] == touched[-1] else f"{first} … {last}"
+        section_index = touched[0]
+    return Chunk(
+        index=index,
+        text=doc.text[start:end],
+        start=start,
+        end=end,
+        token_count=tokens,
+        section_title=title,
+        section_index=section_index,
+        pages=doc.pages_for(start, end),
+    )

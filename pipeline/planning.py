@@ -1,0 +1,579 @@
+"""The plan: the whole recursion tree a run will execute, its tokens, cost and minimum wall time — before any call.
+
+Level 0 makes one call per chunk. Each later level packs the previous level's summaries into merge calls that
+fit the input budget, until one call (the final summary) remains. The engine reuses the same pure helpers with
+the ACTUAL summary sizes (``plan_merge``), so the plan and the run take the same decisions.
+
+Per-level output budgets are set from the top down (``level_output_tokens``): the final call writes
+``target_tokens``; every lower level writes as much as the level above can take in, capped by
+``chunk_output_tokens``; and every level shrinks the total text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipeline.chunking import Chunk, TokenBudget, chunk_budget
+from pipeline.config import ModelSpec, RateLimits
+from pipeline.document import Document
+from pipeline.errors import ChunkingError, DepthLimitError, EmptyDocumentError
+from pipeline.packing import pack_groups
+from pipeline.settings import RunSettings
+from pipeline.tokens import calibrated
+
+# Assumed call latency when none is given: a fixed start-up cost plus generation speed. Rough figures for
+# moonshot-v1; pass ``latency_s_per_call`` to min_wall_time for measured ones.
+DEFAULT_CALL_OVERHEAD_S = 2.0
+DEFAULT_OUTPUT_TOKENS_PER_S = 40.0
+
+InputBudget = Callable[[int], int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedCall:
+    """One call of the tree. Tokens are the provider's (calibrated local estimates)."""
+
+    level: int
+    index: int
+    inputs: tuple[int, ...]  # level 0: the chunk index; later: indexes of calls in the level below
+    input_tokens: int  # the text being summarised: the chunk, or the child summaries (at their max size)
+    carried_tokens: int  # room for earlier summaries carried as context (0 without context)
+    est_prompt_tokens: int  # input + prompt overhead + carried context
+    max_tokens: int  # the output budget
+
+    @property
+    def admission_tokens(self) -> int:
+        """What the gateway counts against TPM/TPD when the call is admitted: prompt + max_tokens."""
+        return self.est_prompt_tokens + self.max_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "index": self.index,
+            "inputs": list(self.inputs),
+            "input_tokens": self.input_tokens,
+            "carried_tokens": self.carried_tokens,
+            "est_prompt_tokens": self.est_prompt_tokens,
+            "max_tokens": self.max_tokens,
+            "admission_tokens": self.admission_tokens,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedLevel:
+    """All calls of one level; they may run concurrently, and only after the level below has finished."""
+
+    level: int
+    output_tokens: int  # per-call output budget (max_tokens)
+    input_budget_tokens: int  # input one call of this level may take
+    calls: tuple[PlannedCall, ...]
+
+    @property
+    def est_prompt_tokens(self) -> int:
+        return sum(c.est_prompt_tokens for c in self.calls)
+
+    @property
+    def est_completion_tokens(self) -> int:
+        return sum(c.max_tokens for c in self.calls)
+
+    @property
+    def admission_tokens(self) -> int:
+        return sum(c.admission_tokens for c in self.calls)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "calls": len(self.calls),
+            "output_tokens": self.output_tokens,
+            "input_budget_tokens": self.input_budget_tokens,
+            "est_prompt_tokens": self.est_prompt_tokens,
+            "est_completion_tokens": self.est_completion_tokens,
+            "admission_tokens": self.admission_tokens,
+            "call_list": [c.as_dict() for c in self.calls],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class WallTime:
+    """The least wall time a rate tier allows for a plan, and the limit that binds."""
+
+    seconds: float
+    binding: str  # "latency" | "concurrency" | "context" | "rpm" | "tpm" | "tpd"
+    days: int  # calendar days the tokens-per-day quota needs (1 when it fits or is unlimited)
+    level_seconds: tuple[float, ...]
+    level_binding: tuple[str, ...]
+    latency_s_per_call: float | None  # None: estimated from each level's output budget
+
+    def describe(self) -> str:
+        """E.g. '3 min 20 s (bound by tpm)' or '3 days (bound by tpd)'."""
+        if self.days > 1:
+            return f"{self.days} days (bound by tpd: the plan needs more tokens than one day allows)"
+        return f"{_duration(self.seconds)} (bound by {self.binding})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 1),
+            "binding": self.binding,
+            "days": self.days,
+            "level_seconds": [round(s, 1) for s in self.level_seconds],
+            "level_binding": list(self.level_binding),
+            "latency_s_per_call": self.latency_s_per_call,
+            "text": self.describe(),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """Everything a run will do, estimated before any call."""
+
+    document: Document
+    chunks: tuple[Chunk, ...]
+    model: ModelSpec
+    settings: RunSettings
+    limits: RateLimits
+    budget: TokenBudget  # the level-0 (chunk) budget
+    levels: tuple[PlannedLevel, ...]
+    wall_time: WallTime | None = field(default=None, compare=False)  # set by build_plan
+
+    @property
+    def total_calls(self) -> int:
+        return sum(len(level.calls) for level in self.levels)
+
+    @property
+    def depth(self) -> int:
+        """Merge levels above level 0."""
+        return len(self.levels) - 1
+
+    @property
+    def est_prompt_tokens(self) -> int:
+        return sum(level.est_prompt_tokens for level in self.levels)
+
+    @property
+    def est_completion_tokens(self) -> int:
+        """Upper bound: every call writes its whole output budget."""
+        return sum(level.est_completion_tokens for level in self.levels)
+
+    @property
+    def admission_tokens(self) -> int:
+        return sum(level.admission_tokens for level in self.levels)
+
+    @property
+    def est_cost(self) -> float:
+        """Upper-bound price in ``model.currency`` (prompt estimate + every output budget used up)."""
+        return self.model.cost(self.est_prompt_tokens, self.est_completion_tokens)
+
+    def calls(self) -> list[PlannedCall]:
+        """Every call, level by level."""
+        return [call for level in self.levels for call in level.calls]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: document, settings, budget derivation, every chunk, the tree, totals, wall time."""
+        doc = self.document
+        return {
+            "document": {
+                "path": str(doc.path),
+                "title": doc.title,
+                "language": doc.language,
+                "format": doc.source_format,
+                "chars": len(doc.text),
+                "sections": len(doc.sections),
+                "pages": len(doc.pages),
+            },
+            "model": self.model.name,
+            "tier": self.settings.tier,
+            "limits": {
+                "concurrency": self.limits.concurrency,
+                "rpm": self.limits.rpm,
+                "tpm": self.limits.tpm,
+                "tpd": self.limits.tpd,
+            },
+            "target_tokens": self.settings.target_tokens,
+            "context_strategy": self.settings.context_strategy,
+            "budget": self.budget.as_dict(),
+            "chunks": [
+                {**c.as_dict(), "calibrated_tokens": calibrated(self.model, c.token_count)} for c in self.chunks
+            ],
+            "levels": [level.as_dict() for level in self.levels],
+            "totals": {
+                "calls": self.total_calls,
+                "depth": self.depth,
+                "est_prompt_tokens": self.est_prompt_tokens,
+                "est_completion_tokens": self.est_completion_tokens,
+                "admission_tokens": self.admission_tokens,
+                "est_cost": round(self.est_cost, 6),
+                "currency": self.model.currency,
+            },
+            "wall_time": self.wall_time.as_dict() if self.wall_time else None,
+        }
+
+
+def merge_input_budget(model: ModelSpec, settings: RunSettings) -> InputBudget:
+    """``f(output_tokens) -> input tokens`` one call may take when it may write ``output_tokens``."""
+    base = chunk_budget(model, settings)
+    return lambda output_tokens: base.with_output(output_tokens).input_tokens
+
+
+def level_output_tokens(
+    n_calls: int,
+    *,
+    target_tokens: int,
+    max_output_tokens: int,
+    input_budget: InputBudget,
+    max_depth: int,
+    source_tokens: int | None = None,
+) -> list[int]:
+    """Per-call output budget of every level of a tree whose bottom level has ``n_calls`` calls.
+
+    Returns ``[o_0, o_1, ..., o_D]`` bottom to top; ``o_D`` belongs to the single final call. The depth D is
+    the smallest for which every level below the final can write at least ``min(target, max_output_tokens)``
+    per call (fan-in: the most children a call can take, at least 3, so groups of two or more always exist).
+    Then, from the top down: ``o_D = target_tokens`` and
+    ``o_l = min(max_output_tokens, input_budget(o_{l+1}) // fan_in_{l+1})``, so the next level's groups fit.
+    Finally, from the bottom up, every level must shrink the total text:
+    ``n_l * o_l < n_{l-1} * o_{l-1}`` (and ``n_0 * o_0 < source_tokens`` when given), lowering ``o_l`` if not.
+
+    Args:
+        n_calls: calls at the bottom level (one per chunk at level 0).
+        target_tokens: length of the final summary.
+        max_output_tokens: cap on any non-final call's output (settings.chunk_output_tokens).
+        input_budget: input tokens one call may take when it may write ``o`` tokens.
+        max_depth: most levels allowed above the bottom one.
+        source_tokens: total input of the bottom level, to keep level 0 from writing more than it reads.
+
+    Raises:
+        DepthLimitError: no tree of at most ``max_depth`` merge levels fits the budgets.
+    """
+    if n_calls < 1:
+        raise ValueError("level_output_tokens needs at least one call")
+    cap = max(1, max_output_tokens)
+    if n_calls == 1:
+        return [_shrunk(target_tokens, source_tokens, 1)]
+    floor = min(target_tokens, cap)
+    # Score each depth: the final call must not be starved (its inputs should total at least the target),
+    # and non-final calls should write at least ``floor``. Take the shallowest depth meeting both, else the
+    # best-scoring one.
+    best: tuple[bool, int, int] | None = None  # (fed, uniform output, -depth)
+    for depth in range(1, max_depth + 1):
+        o = _largest_fitting_output(n_calls, depth, cap, target_tokens, input_budget)
+        if not o:
+            continue
+        shape = _shape(n_calls, depth, o, target_tokens, input_budget)
+        assert shape is not None
+        below_final = shape[depth - 1]
+        fed = below_final * min(cap, input_budget(target_tokens) // below_final) >= target_tokens
+        score = (fed, o, -depth)
+        if best is None or score > best:
+            best = score
+        if fed and o >= floor:
+            break
+    if best is None:
+        raise DepthLimitError(
+            f"{n_calls} chunk summaries cannot be merged into one within {max_depth} levels; "
+            "use a model with a larger context window or raise max_depth."
+        )
+    _, o, depth = best
+    depth = -depth
+    shape = _shape(n_calls, depth, o, target_tokens, input_budget)
+    assert shape is not None
+    outs = [0] * (depth + 1)
+    outs[depth] = target_tokens
+    for level in range(depth - 1, -1, -1):
+        fan_in = _fan_in_needed(shape[level], shape[level + 1])
+        outs[level] = max(1, min(cap, input_budget(outs[level + 1]) // fan_in))
+    outs[0] = _shrunk(outs[0], source_tokens, shape[0])
+    for level in range(1, depth + 1):
+        outs[level] = _shrunk(outs[level], shape[level - 1] * outs[level - 1], shape[level])
+    return outs
+
+
+def _shrunk(output: int, total_in: int | None, calls: int) -> int:
+    """``output`` lowered so that ``calls`` calls write less than they read in total."""
+    if total_in is None:
+        return output
+    return max(1, min(output, (total_in - 1) // calls))
+
+
+def _fan_in_needed(n_below: int, n_level: int) -> int:
+    fan_in = math.ceil(n_below / n_level)
+    # Room for three children keeps groups of two or more possible whatever the count (an odd count and a
+    # fan-in of exactly two would force a group of one).
+    return max(fan_in, 3) if n_below >= 3 and n_level > 1 else fan_in
+
+
+def _group_count(n: int, size: int, budget: int) -> int | None:
+    """Fewest merge calls for ``n`` items of ``size`` tokens, or None when they cannot be grouped."""
+    fan_in = budget // size if size > 0 else n
+    if fan_in < (3 if n >= 3 else 2):
+        return None
+    return math.ceil(n / fan_in)
+
+
+def _shape(n_calls: int, depth: int, o: int, target: int, input_budget: InputBudget) -> list[int] | None:
+    """Calls per level when every level below the final writes ``o``; None if the final call cannot fit."""
+    shape = [n_calls]
+    n = n_calls
+    for _ in range(1, depth):
+        k = _group_count(n, o, input_budget(o))
+        if k is None:
+            return None
+        n = k
+        shape.append(n)
+    if n * o > input_budget(target):
+        return None
+    shape.append(1)
+    return shape
+
+
+def _largest_fitting_output(n_calls: int, depth: int, cap: int, target: int, input_budget: InputBudget) -> int:
+    """The largest uniform output (<= cap) for which ``depth`` merge levels suffice; 0 if none does."""
+    lo, hi = 0, cap  # fits(lo) holds (0 is the sentinel), fits(hi + 1) fails
+    if _shape(n_calls, depth, 1, target, input_budget) is None:
+        return 0
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _shape(n_calls, depth, mid, target, input_budget) is not None:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def plan_merge(
+    sizes: Sequence[int],
+    *,
+    target_tokens: int,
+    max_output_tokens: int,
+    input_budget: InputBudget,
+    max_depth: int,
+) -> tuple[int, list[list[int]]]:
+    """The next level over existing summaries: (per-call output budget, groups of summary indexes).
+
+    One group means the final call. ``sizes`` are the summaries' tokens (actual, or planned maxima); there must
+    be at least two. Output targets are lowered when items are too big to pair, and never let a level grow
+    the total; a group of one appears only if even tiny outputs cannot pair two items.
+    """
+    if len(sizes) < 2:
+        raise ValueError("plan_merge needs at least two summaries")
+    total = sum(sizes)
+    final = _shrunk(target_tokens, total, 1)
+    if total <= input_budget(final):
+        return final, [list(range(len(sizes)))]
+    outs = level_output_tokens(
+        len(sizes),
+        target_tokens=target_tokens,
+        max_output_tokens=max_output_tokens,
+        input_budget=input_budget,
+        max_depth=max_depth,
+    )
+    # outs[0] is what these summaries were expected to be; outs[1] is the next level's output. If the schedule
+    # expected the final call next, the summaries came out larger than planned: shrink them to the expected size.
+    output = outs[1] if len(outs) > 2 else outs[0]
+    while True:
+        try:
+            groups = pack_groups(sizes, input_budget(output))
+            break
+        except ChunkingError:
+            if output <= 16:
+                groups = pack_groups(sizes, input_budget(output), min_group=1)
+                break
+            output //= 2
+    output = _shrunk(output, total, len(groups))
+    return output, groups
+
+
+def build_plan(
+    doc: Document,
+    chunks: Sequence[Chunk],
+    model: ModelSpec,
+    settings: RunSettings,
+    limits: RateLimits,
+    *,
+    latency_s_per_call: float | None = None,
+) -> Plan:
+    """The whole recursion tree for ``chunks`` of ``doc``, with token, cost and wall-time estimates.
+
+    Level 0: one call per chunk; prompt = calibrated chunk tokens + prompt overhead + carried context (calls
+    from ``context_lag`` on, when context is carried). Later levels: ``plan_merge`` over the previous level's
+    output budgets, exactly as the engine does with actual sizes.
+
+    Raises:
+        EmptyDocumentError: no chunks.
+        DepthLimitError: the tree would be deeper than ``settings.max_depth``.
+    """
+    if not chunks:
+        raise EmptyDocumentError(f"{doc.path} has no text to plan for.")
+    budget = chunk_budget(model, settings)
+    input_budget = merge_input_budget(model, settings)
+    carry = settings.context_strategy != "none"
+    overhead = settings.prompt_overhead_tokens
+
+    def carried(index: int, output: int) -> int:
+        return budget.with_output(output).carried_context_tokens if carry and index >= settings.context_lag else 0
+
+    chunk_tokens = [calibrated(model, c.token_count) for c in chunks]
+    if len(chunks) == 1:
+        # A single call writes the final summary; it may use what the context has left beyond the chunk.
+        room = model.context_tokens - overhead - model.safety_margin_tokens - chunk_tokens[0]
+        o0 = max(1, min(_shrunk(settings.target_tokens, chunk_tokens[0], 1), room))
+    else:
+        o0 = level_output_tokens(
+            len(chunks),
+            target_tokens=settings.target_tokens,
+            max_output_tokens=settings.chunk_output_tokens,
+            input_budget=input_budget,
+            max_depth=settings.max_depth,
+            source_tokens=sum(chunk_tokens),
+        )[0]
+    calls = tuple(
+        _call(0, i, (i,), tokens, carried(i, o0), overhead, o0) for i, tokens in enumerate(chunk_tokens)
+    )
+    levels = [PlannedLevel(level=0, output_tokens=o0, input_budget_tokens=budget.input_tokens, calls=calls)]
+    while len(levels[-1].calls) > 1:
+        level = len(levels)
+        if level > settings.max_depth:
+            raise DepthLimitError(
+                f"The summary tree needs more than max_depth={settings.max_depth} merge levels; "
+                "use a model with a larger context window or a shorter target length."
+            )
+        sizes = [c.max_tokens for c in levels[-1].calls]
+        output, groups = plan_merge(
+            sizes,
+            target_tokens=settings.target_tokens,
+            max_output_tokens=settings.chunk_output_tokens,
+            input_budget=input_budget,
+            max_depth=settings.max_depth - level + 1,
+        )
+        calls = tuple(
+            _call(level, i, tuple(g), sum(sizes[j] for j in g), carried(i, output), overhead, output)
+            for i, g in enumerate(groups)
+        )
+        levels.append(
+            PlannedLevel(level=level, output_tokens=output, input_budget_tokens=input_budget(output), calls=calls)
+        )
+    plan = Plan(
+        document=doc,
+        chunks=tuple(chunks),
+        model=model,
+        settings=settings,
+        limits=limits,
+        budget=budget,
+        levels=tuple(levels),
+    )
+    return replace(plan, wall_time=min_wall_time(plan, limits, latency_s_per_call))
+
+
+def _call(
+    level: int, index: int, inputs: tuple[int, ...], tokens: int, carried: int, overhead: int, output: int
+) -> PlannedCall:
+    return PlannedCall(
+        level=level,
+        index=index,
+        inputs=inputs,
+        input_tokens=tokens,
+        carried_tokens=carried,
+        est_prompt_tokens=tokens + overhead + carried,
+        max_tokens=output,
+    )
+
+
+def min_wall_time(plan: Plan, limits: RateLimits, latency_s_per_call: float | None = None) -> WallTime:
+    """The least wall time ``limits`` allow for ``plan``, and which limit binds.
+
+    Levels run one after another. Within a level, with ``n`` calls of latency ``L`` and admission tokens
+    ``A`` (prompt + max_tokens, as the gateway counts), the level takes at least the largest of:
+    ``L`` (latency: the level cannot finish before one call does), ``ceil(n / concurrency) * L``,
+    ``ceil(n / context_lag) * L`` with lagged context (call i waits for call i - lag),
+    ``(ceil(n / rpm) - 1) * 60 + L`` and ``(ceil(A / tpm) - 1) * 60 + L`` (per-minute windows).
+    The run takes at least the sum over levels, and at least the whole plan's RPM/TPM windows. If the plan's
+    admission tokens exceed TPD, it needs ``ceil(A_total / tpd)`` days and TPD binds.
+
+    Args:
+        latency_s_per_call: seconds one call takes; None estimates it per level as
+            ``DEFAULT_CALL_OVERHEAD_S + max_tokens / DEFAULT_OUTPUT_TOKENS_PER_S``.
+    """
+    level_seconds: list[float] = []
+    level_binding: list[str] = []
+    lagged = plan.settings.context_strategy == "lagged"
+    by_limit: dict[str, float] = {}
+    for level in plan.levels:
+        n = len(level.calls)
+        latency = (
+            latency_s_per_call
+            if latency_s_per_call is not None
+            else DEFAULT_CALL_OVERHEAD_S + level.output_tokens / DEFAULT_OUTPUT_TOKENS_PER_S
+        )
+        terms = {"latency": latency}
+        if limits.concurrency > 0:
+            terms["concurrency"] = math.ceil(n / limits.concurrency) * latency
+        if lagged:
+            # Call i waits for the summary of call i - context_lag: at most context_lag calls run at once.
+            terms["context"] = math.ceil(n / plan.settings.context_lag) * latency
+        if limits.rpm > 0:
+            terms["rpm"] = (math.ceil(n / limits.rpm) - 1) * 60.0 + latency
+        if limits.tpm > 0:
+            terms["tpm"] = (math.ceil(level.admission_tokens / limits.tpm) - 1) * 60.0 + latency
+        kind = _binding(terms)
+        level_seconds.append(terms[kind])
+        level_binding.append(kind)
+        by_limit[kind] = by_limit.get(kind, 0.0) + terms[kind]
+    seconds = sum(level_seconds)
+    binding = max(by_limit, key=lambda k: (by_limit[k], -_PRIORITY.index(k)))
+    totals = {}
+    if limits.rpm > 0:
+        totals["rpm"] = (math.ceil(plan.total_calls / limits.rpm) - 1) * 60.0
+    if limits.tpm > 0:
+        totals["tpm"] = (math.ceil(plan.admission_tokens / limits.tpm) - 1) * 60.0
+    for kind, value in totals.items():
+        if value > seconds:
+            seconds, binding = value, kind
+    days = 1
+    if limits.tpd > 0 and plan.admission_tokens > limits.tpd:
+        days = math.ceil(plan.admission_tokens / limits.tpd)
+        seconds = max(seconds, (days - 1) * 86_400.0)
+        binding = "tpd"
+    return WallTime(
+        seconds=seconds,
+        binding=binding,
+        days=days,
+        level_seconds=tuple(level_seconds),
+        level_binding=tuple(level_binding),
+        latency_s_per_call=latency_s_per_call,
+    )
+
+
+# On a tie, name the earlier entry: a limit binds only when it costs more time than the calls themselves.
+_PRIORITY = ("latency", "concurrency", "context", "rpm", "tpm")
+
+
+def _binding(terms: dict[str, float]) -> str:
+    return max(terms, key=lambda k: (terms[k], -_PRIORITY.index(k)))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+__all__ = [
+    "DEFAULT_CALL_OVERHEAD_S",
+    "DEFAULT_OUTPUT_TOKENS_PER_S",
+    "Plan",
+    "PlannedCall",
+    "PlannedLevel",
+    "WallTime",
+    "build_plan",
+    "level_output_tokens",
+    "merge_input_budget",
+    "min_wall_time",
+    "pack_groups",
+    "plan_merge",
+]
