@@ -25,7 +25,12 @@ def budget_for(clock: VirtualClock, limits: RateLimits, **kw) -> InProcessBudget
 
 
 async def run_calls(
-    budget: InProcessBudget, clock: VirtualClock, costs: list[int], *, hold_s: float = 0.0, stagger_s: float = 0.0
+    budget: InProcessBudget,
+    clock: VirtualClock,
+    costs: list[int],
+    *,
+    hold_s: float = 0.0,
+    stagger_s: float = 0.0,
 ) -> list[tuple[int, float]]:
     """Start one task per cost (in order, ``stagger_s`` apart); return (index, admission time) in admission order."""
     admitted: list[tuple[int, float]] = []

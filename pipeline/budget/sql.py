@@ -35,7 +35,8 @@ from pipeline.errors import QuotaExhaustedError, StoreError
 log = logging.getLogger("tome.budget")
 
 LEASE_S = 900.0  # a crashed process's concurrency slots free themselves after this long
-POLL_S = 0.05  # re-check interval while blocked by concurrency held elsewhere (jittered)
+POLL_S = 0.05  # first re-check while blocked by concurrency held elsewhere; doubles up to MAX_POLL_S
+MAX_POLL_S = 0.5
 
 T = TypeVar("T")
 
@@ -102,6 +103,7 @@ class SqlBudget:
         default_pause_s: float = DEFAULT_PAUSE_S,
         lease_s: float = LEASE_S,
         poll_s: float = POLL_S,
+        max_poll_s: float = MAX_POLL_S,
         offload: bool = True,
         tier: str | None = None,
         catalog: Catalog | None = None,
@@ -114,6 +116,7 @@ class SqlBudget:
         self.default_pause_s = default_pause_s
         self.lease_s = lease_s
         self.poll_s = poll_s
+        self.max_poll_s = max_poll_s
         self._sqlite = engine.dialect.name == "sqlite"
         self._db_clock = clock is None and not self._sqlite
         self._clock = clock or time.time
@@ -386,6 +389,7 @@ class SqlBudget:
             self._gate = asyncio.Lock()
             self._released = asyncio.Event()
         started: float | None = None
+        polls = 0
         async with self._gate:  # asyncio.Lock is FIFO: this process's callers keep their order
             while True:
                 try:
@@ -403,7 +407,9 @@ class SqlBudget:
                     break
                 delay = attempt.retry_in
                 if delay is None:
-                    delay = self.poll_s * (0.5 + random.random())  # noqa: S311 - jitter, not security
+                    # Concurrency held elsewhere: back off (a local release wakes us at once).
+                    delay = min(self.max_poll_s, self.poll_s * 2**polls) * (0.5 + random.random())  # noqa: S311
+                    polls += 1
                     await self._wait_release(delay)
                 else:
                     # A small jitter keeps processes that wait for the same instant from colliding.
