@@ -134,3 +134,14 @@ def test_concurrent_processes_never_overbook_the_day(url: str) -> None:
         w.join(timeout=60)
     assert sum(booked) == 150 and all(b > 0 for b in booked)
     assert TokenLedger(make_engine(url)).get(ACCOUNT).admitted_tokens == 150_000
+
+
+async def test_without_a_tpd_limit_the_ledger_still_books_each_call_once_it_ends(url: str) -> None:
+    utc = FakeUtc(datetime(2026, 3, 1, 8, tzinfo=UTC))
+    budget = budget_on(url, utc, RateLimits(concurrency=2, tpd=0))
+    await call(budget, 1_500, used=700)
+    with pytest.raises(RuntimeError):  # a failed call still counts what the gateway admitted
+        async with budget.admit(800):
+            raise RuntimeError("connection dropped")
+    day = budget.ledger.get(ACCOUNT)  # type: ignore[union-attr]
+    assert (day.admitted_tokens, day.used_tokens) == (2_300, 700)

@@ -267,14 +267,20 @@ class InProcessBudget:
                     self.account, admitted=admitted, tpd=self.limits.tpd, tokens=tokens, now=now
                 )
 
+    def _book_locally(self, tokens: int) -> str | None:
+        """The day a call is booked on when no database reservation is needed (memory TPD, or none)."""
+        if self.ledger is not None:
+            return utc_day(self._utcnow())  # booked (admitted + used) in one write when the call ends
+        if not self.limits.tpd:
+            return None
+        day = utc_day(self._utcnow())
+        self._memory_tpd[day] = self._memory_tpd.get(day, 0) + tokens
+        return day
+
     async def _book_day(self, tokens: int) -> str | None:
         """Book the call on today's TPD (ledger or memory); the day it was booked on."""
-        if self.ledger is None:
-            if not self.limits.tpd:
-                return None
-            day = utc_day(self._utcnow())
-            self._memory_tpd[day] = self._memory_tpd.get(day, 0) + tokens
-            return day
+        if self.ledger is None or not self.limits.tpd:
+            return self._book_locally(tokens)
         try:
             return await asyncio.to_thread(self.ledger.reserve, self.account, tokens, tpd=self.limits.tpd)
         except QuotaExhaustedError:
@@ -297,15 +303,14 @@ class InProcessBudget:
         check_admissible(self.limits, tokens)
         self._check_day(tokens)
         started = self._clock()
-        # Fast path: nobody queued, nothing to book in the database, and the call fits now.
+        # Fast path: nobody queued, no TPD to reserve in the database, and the call fits now.
         if (
             not self._queue
-            and self.ledger is None
+            and not (self.ledger is not None and self.limits.tpd)
             and self._has_capacity()
             and self._ready_at(tokens, started) <= started
         ):
-            day = await self._book_day(tokens) if self.limits.tpd else None
-            return self._grant(tokens, started, started, day)
+            return self._grant(tokens, started, started, self._book_locally(tokens))
         waiter = _Waiter(tokens)
         self._queue.append(waiter)
         booked = False
@@ -373,13 +378,16 @@ class InProcessBudget:
             aimd.increase(self._scales, self.limits)
             self._eff = aimd.effective(self._scales, self.limits)
         self._wake_head()
-        usage = slot.usage
-        if usage is None:
+        used = slot.usage.total_tokens if slot.usage is not None else 0
+        self._used_tokens += used
+        if self.ledger is None or slot.day is None:
             return
-        self._used_tokens += usage.total_tokens
-        if self.ledger is not None and slot.day is not None:
-            try:
-                await asyncio.to_thread(self.ledger.add_used, self.account, slot.day, usage.total_tokens)
-            except StoreError as exc:
-                # The admission is already booked; losing the used-token count must not fail the call.
-                log.warning("Could not record used tokens in the ledger: %s", exc)
+        # With a TPD limit the admission was reserved up front; without one it is booked now, in the same write.
+        admitted = 0 if self.limits.tpd else slot.tokens
+        if not (admitted or used):
+            return
+        try:
+            await asyncio.to_thread(self.ledger.add, self.account, slot.day, admitted=admitted, used=used)
+        except StoreError as exc:
+            # Losing the count must not fail a call that already ran.
+            log.warning("Could not record tokens in the ledger: %s", exc)

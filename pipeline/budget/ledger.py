@@ -107,17 +107,22 @@ class TokenLedger:
 
     def add_used(self, account: str, day: str, tokens: int) -> None:
         """Add the tokens a call really used (prompt + completion) to ``day``'s row."""
-        if tokens <= 0:
+        self.add(account, day, used=tokens)
+
+    def add(self, account: str, day: str, *, admitted: int = 0, used: int = 0) -> None:
+        """Add admitted and/or used tokens to ``day``'s row (admitted without a TPD check: no limit to keep)."""
+        if admitted <= 0 and used <= 0:
             return
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     text(
                         "INSERT INTO token_ledger (account, day, admitted_tokens, used_tokens) "
-                        "VALUES (:a, :d, 0, :t) "
-                        "ON CONFLICT (account, day) DO UPDATE SET used_tokens = token_ledger.used_tokens + :t"
+                        "VALUES (:a, :d, :n, :u) ON CONFLICT (account, day) DO UPDATE SET "
+                        "admitted_tokens = token_ledger.admitted_tokens + :n, "
+                        "used_tokens = token_ledger.used_tokens + :u"
                     ),
-                    {"a": account, "d": day, "t": tokens},
+                    {"a": account, "d": day, "n": max(0, admitted), "u": max(0, used)},
                 )
         except SQLAlchemyError as exc:
             raise StoreError(f"The token ledger could not be updated: {exc.__class__.__name__}.") from exc
