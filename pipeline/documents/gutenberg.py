@@ -33,7 +33,7 @@ def strip_boilerplate(text: str) -> tuple[str, str | None]:
         if found is not None:
             title = found["title"].strip()
         text = text[start.end() :]
-    end = _END.search(text, len(text) // 2)
+    end = _END.search(text)
     if end is not None:
         text = text[: end.start()]
     return text, title

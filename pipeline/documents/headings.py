@@ -212,13 +212,14 @@ def _drop_contents(text: str, headings: list[Heading]) -> list[Heading]:
     headings = _dedupe_starts(headings)
     count = len(headings)
     in_run = [False] * count
+    run_of = [0] * count
     run_start = 0
     for index in range(1, count + 1):
         closes = index == count or headings[index].start - headings[index - 1].end > _CONTENTS_GAP_CHARS
         if closes:
-            if index - run_start >= 3:
-                for member in range(run_start, index):
-                    in_run[member] = True
+            for member in range(run_start, index):
+                run_of[member] = run_start
+                in_run[member] = index - run_start >= 3
             run_start = index
     later_keys: set[tuple[str, int]] = set()
     recurs = [False] * count
@@ -232,7 +233,7 @@ def _drop_contents(text: str, headings: list[Heading]) -> list[Heading]:
         next_start = headings[index + 1].start if index + 1 < count else len(text)
         if _body_chars(text, heading.end, next_start) < MIN_BODY_CHARS:
             continue
-        last_of_run = in_run[index] and (index + 1 == count or not in_run[index + 1])
+        last_of_run = in_run[index] and (index + 1 == count or run_of[index + 1] != run_of[index])
         if last_of_run and recurs[index]:
             continue
         kept.append(heading)

@@ -35,6 +35,9 @@ _SPACES = re.compile(r"\s+")
 _EDGE_LINES = 3
 _RUNNING_SHARE = 0.4
 _MIN_PAGES_FOR_RUNNING = 3
+# Long lines whose first characters (digits masked) recur at a page edge are running lines too,
+# e.g. a printer's slug that ends differently on pages with figures.
+_RUNNING_PREFIX_CHARS = 24
 
 
 def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False) -> str:
@@ -102,29 +105,25 @@ def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False
 def strip_page_furniture(pages: list[str]) -> list[str]:
     """Drop running headers/footers and page numbers from the first/last lines of each page.
 
-    A line (digits masked) that opens or closes at least 40% of the pages (3+ pages) is a running
-    header/footer; a lone number, "Page N", "- N -" or "N of M" at a page edge is a page number.
+    A line (digits masked; long lines by their first 24 characters) that opens or closes at least 40%
+    of the pages (3+ pages) is a running header/footer; a lone number, "Page N", "- N -" or "N of M"
+    at a page edge is a page number.
     """
     split_pages = [page.replace("\r\n", "\n").replace("\r", "\n").split("\n") for page in pages]
     edges = [_edge_indexes(lines) for lines in split_pages]
     top_counts: Counter[str] = Counter()
     bottom_counts: Counter[str] = Counter()
     for lines, (top, bottom) in zip(split_pages, edges, strict=True):
-        top_counts.update({_mask(lines[i]) for i in top})
-        bottom_counts.update({_mask(lines[i]) for i in bottom})
+        top_counts.update({key for i in top for key in _running_keys(lines[i])})
+        bottom_counts.update({key for i in bottom for key in _running_keys(lines[i])})
     if len(pages) >= _MIN_PAGES_FOR_RUNNING:
         threshold = max(_MIN_PAGES_FOR_RUNNING, math.ceil(len(pages) * _RUNNING_SHARE))
     else:
         threshold = len(pages) + 1  # too few pages to tell a running line from content
     cleaned: list[str] = []
     for lines, (top, bottom) in zip(split_pages, edges, strict=True):
-        drop: set[int] = set()
-        for index in top:
-            if top_counts[_mask(lines[index])] >= threshold or _is_page_number(lines[index]):
-                drop.add(index)
-        for index in bottom:
-            if bottom_counts[_mask(lines[index])] >= threshold or _is_page_number(lines[index]):
-                drop.add(index)
+        drop = {i for i in top if _is_furniture(lines[i], top_counts, threshold)}
+        drop |= {i for i in bottom if _is_furniture(lines[i], bottom_counts, threshold)}
         cleaned.append("\n".join(line for i, line in enumerate(lines) if i not in drop))
     return cleaned
 
@@ -164,9 +163,16 @@ def _edge_indexes(lines: list[str]) -> tuple[list[int], list[int]]:
     return nonempty[:_EDGE_LINES], nonempty[-_EDGE_LINES:]
 
 
-def _mask(line: str) -> str:
-    """Compare running lines without their page numbers or spacing."""
-    return _SPACES.sub(" ", _DIGITS.sub("#", line.strip().lower()))
+def _running_keys(line: str) -> tuple[str, ...]:
+    """The masked line, plus its masked opening for long lines (running lines with a varying tail)."""
+    masked = _SPACES.sub(" ", _DIGITS.sub("#", line.strip().lower()))
+    if len(masked) > _RUNNING_PREFIX_CHARS:
+        return masked, "prefix:" + masked[:_RUNNING_PREFIX_CHARS]
+    return (masked,)
+
+
+def _is_furniture(line: str, counts: Counter[str], threshold: int) -> bool:
+    return _is_page_number(line) or any(counts[key] >= threshold for key in _running_keys(line))
 
 
 def _is_page_number(line: str) -> bool:
