@@ -38,16 +38,18 @@ from pipeline.tokens import TokenCounter
 # The smallest chunk budget (local tokens) that still leaves room for a sentence or two.
 MIN_CHUNK_TOKENS = 32
 
-# Boundary strength of the cut before a unit: higher is a better place to cut.
-_SECTION, _PARAGRAPH, _SENTENCE, _HARD = 3, 2, 1, 0
+# Boundary strength of the cut before a unit: higher is a better place to cut. Line breaks count only inside
+# a sentence longer than the budget (verse, lists, tables), where the alternative is a hard cut.
+_SECTION, _PARAGRAPH, _SENTENCE, _LINE, _HARD = 4, 3, 2, 1, 0
 # Cost added to a cut's distance from the ideal position (as a share of the piece size) by strength.
-_CUT_PENALTY = {_SECTION: -0.05, _PARAGRAPH: 0.0, _SENTENCE: 0.10, _HARD: 0.60}
+_CUT_PENALTY = {_SECTION: -0.05, _PARAGRAPH: 0.0, _SENTENCE: 0.10, _LINE: 0.30, _HARD: 0.60}
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000\xa0]*\n\s*|\n(?=[ \t\u3000]+\S)")
 _SENTENCE_END = re.compile(
     r"[.!?…]+[\"'”’»)\]]*\s+"  # Western: terminal punctuation, closers, then whitespace
     r"|[。！？；﹒﹔﹖﹗]+[」』”’）》〉】\"')\]]*\s*"  # CJK: no space needed after the mark
 )
+_LINE_END = re.compile(r"\n\s*")
 _WORD_BEFORE = re.compile(r"(\w+)\Z")
 _SOFT_BREAK = re.compile(r"[\s,，、;:：]")
 _ABBREVIATIONS = frozenset(
@@ -281,6 +283,20 @@ class _Units:
         if tokens <= self.limit:
             self._add(start, tokens, level)
             return
+        pos = start
+        for m in _LINE_END.finditer(self.text, start, end):
+            if m.end() >= end:
+                break
+            self._add_line(pos, m.end(), level)
+            level = _LINE
+            pos = m.end()
+        self._add_line(pos, end, level)
+
+    def _add_line(self, start: int, end: int, level: int) -> None:
+        tokens = self.counter.count(self.text[start:end])
+        if tokens <= self.limit:
+            self._add(start, tokens, level)
+            return
         for a, _end, n in _hard_cut(self.text, start, end, tokens, self.fine, self.limit, self.counter):
             self._add(a, n, level if a == start else _HARD)
 
@@ -355,31 +371,31 @@ def _split_evenly(cum: list[int], levels: list[int], lo: int, hi: int, limit: in
     """Cut units [lo, hi) into ceil(total / limit) pieces near even multiples, preferring strong boundaries."""
     cuts: list[int] = []
     s = lo
-    remaining_pieces = math.ceil((cum[hi] - cum[lo]) / limit)
+    planned = math.ceil((cum[hi] - cum[lo]) / limit)
     while cum[hi] - cum[s] > limit:
         remaining = cum[hi] - cum[s]
-        remaining_pieces = max(remaining_pieces, math.ceil(remaining / limit), 2)
-        piece = remaining / remaining_pieces
-        ideal = cum[s] + piece
-        # The cut must leave this piece within budget and the rest within the remaining pieces' budget.
-        lo_pos = cum[hi] - (remaining_pieces - 1) * limit
-        hi_pos = cum[s] + limit
-        j_lo = bisect_left(cum, lo_pos, s + 1, hi)
+        pieces = max(planned, math.ceil(remaining / limit), 2)
+        hi_pos = cum[s] + limit  # this piece stays within budget
         j_hi = bisect_right(cum, hi_pos, s + 1, hi)
-        best, best_cost = -1, math.inf
-        for j in range(j_lo, j_hi):
-            cost = abs(cum[j] - ideal) / piece + _CUT_PENALTY[levels[j]]
-            if cost < best_cost:
-                best, best_cost = j, cost
-        if best < 0:
-            # No cut keeps the planned piece count: fill this piece as far as it fits and add a piece.
-            best = bisect_right(cum, hi_pos, s + 1, hi) - 1
-            if best <= s:
-                raise ChunkingError("A text unit is larger than the chunk budget.")  # units are <= limit
-            remaining_pieces += 1
+        if j_hi <= s + 1:
+            raise ChunkingError("A text unit is larger than the chunk budget.")  # units are <= limit
+        while True:
+            piece = remaining / pieces
+            ideal = cum[s] + piece
+            lo_pos = cum[hi] - (pieces - 1) * limit  # the rest fits in the pieces left
+            best, best_cost = -1, math.inf
+            for j in range(bisect_left(cum, lo_pos, s + 1, hi), j_hi):
+                cost = abs(cum[j] - ideal) / piece + _CUT_PENALTY[levels[j]]
+                if cost < best_cost:
+                    best, best_cost = j, cost
+            if best >= 0:
+                break
+            # No boundary allows this many pieces: one more piece, evened out again (never a greedy fill,
+            # which would leave a lopsided remainder).
+            pieces += 1
         cuts.append(best)
         s = best
-        remaining_pieces -= 1
+        planned = pieces - 1
     return cuts
 
 

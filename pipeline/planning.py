@@ -143,6 +143,15 @@ class Plan:
         return sum(len(level.calls) for level in self.levels)
 
     @property
+    def calls_per_level(self) -> list[int]:
+        return [len(level.calls) for level in self.levels]
+
+    @property
+    def min_wall_time_s(self) -> float | None:
+        """The least wall time the plan's rate limits allow (None before build_plan sets it)."""
+        return self.wall_time.seconds if self.wall_time else None
+
+    @property
     def depth(self) -> int:
         """Merge levels above level 0."""
         return len(self.levels) - 1

@@ -1,0 +1,27 @@
+"""The `tome` command line: builds the typer app; each command lives in its own module under flows/commands/.
+
+Commands import their heavy dependencies (Prefect, the engine) inside the command body, so `tome plan` and
+`tome --help` start fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from flows.commands import plan
+
+app = typer.Typer(
+    name="tome",
+    help="Summarise long documents with LLMs, recursively.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Summarise long documents (books, reports, PDFs, EPUBs) with LLMs, recursively."""
+
+
+plan.register(app)

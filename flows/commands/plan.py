@@ -1,0 +1,162 @@
+"""`tome plan FILE`: what a run would do — chunks, the recursion tree, tokens, cost, least wall time — no calls."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from flows.commands.common import run_cli
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from pipeline.planning import Plan
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``plan`` command to ``app``."""
+    app.command("plan")(plan)
+
+
+def plan(
+    file: Annotated[Path, typer.Argument(help="The document: .txt, .md, .pdf or .epub.", show_default=False)],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name from configs/models.toml.")] = None,
+    tier: Annotated[str | None, typer.Option(help="Rate tier from configs/tiers.toml (tier0..tier5, ...).")] = None,
+    length: Annotated[
+        str | None, typer.Option(help="Final summary length: short, medium, long or a number of tokens.")
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option(metavar="lagged|none", help="Carry earlier summaries as context, or not.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Every chunk and the whole tree as JSON.")] = False,
+    password: Annotated[
+        str | None, typer.Option(help="Password of an encrypted PDF.", envvar="TOME_PDF_PASSWORD", show_envvar=False)
+    ] = None,
+) -> None:
+    """Show how FILE would be chunked and summarised, what it would cost and how long it must take."""
+    result = run_cli(
+        lambda: make_plan(file, model=model, tier=tier, length=length, context=context, password=password)
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        from rich.console import Console
+
+        render_plan(result, Console(highlight=False))
+
+
+def make_plan(
+    file: Path,
+    *,
+    model: str | None = None,
+    tier: str | None = None,
+    length: str | None = None,
+    context: str | None = None,
+    password: str | None = None,
+) -> Plan:
+    """Resolve settings (before reading the file, so config mistakes show first), load, chunk and plan."""
+    from pipeline.budget.presets import resolve_limits
+    from pipeline.chunking import chunk_budget, chunk_document
+    from pipeline.documents import load_document
+    from pipeline.planning import build_plan
+    from pipeline.settings import model_and_limits, resolve_settings
+    from pipeline.tokens import counter_for
+
+    settings = resolve_settings(model=model, tier=tier, length=length, context_strategy=context)
+    spec, _ = model_and_limits(settings)
+    limits = resolve_limits(settings.tier)
+    budget = chunk_budget(spec, settings)
+    doc = load_document(file, password=password)
+    chunks = chunk_document(doc, counter_for(spec), budget)
+    return build_plan(doc, chunks, spec, settings, limits)
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    """The readable report: document, budget derivation, chunks, levels, totals, least wall time."""
+    from rich.table import Table
+
+    doc, budget, model, settings = plan.document, plan.budget, plan.model, plan.settings
+    console.print(f"[bold]Plan for {doc.path}[/bold]")
+    about = Table(show_header=False, box=None, pad_edge=False)
+    about.add_column(style="dim")
+    about.add_column()
+    about.add_row("title", doc.title)
+    about.add_row("format", f"{doc.source_format}, language {doc.language}")
+    about.add_row("characters", f"{len(doc.text):,}")
+    about.add_row("sections found", f"{len(doc.sections):,}")
+    if doc.pages:
+        about.add_row("pages", f"{len(doc.pages):,}")
+    about.add_row("model", f"{model.name} ({model.context_tokens:,}-token context), tier {settings.tier}")
+    about.add_row("summary", f"{settings.target_tokens:,} tokens, context {settings.context_strategy}")
+    console.print(about)
+
+    console.print("\n[bold]Chunk budget[/bold] (provider tokens)")
+    derivation = (
+        f"  {budget.context_tokens:,} context\n"
+        f"  − {budget.prompt_overhead_tokens:,} prompt overhead − {budget.max_output_tokens:,} output"
+        f" − {budget.safety_margin_tokens:,} safety margin = {budget.available_tokens:,} available\n"
+    )
+    if budget.carried_context_tokens:
+        derivation += (
+            f"  − {budget.carried_context_tokens:,} carried context ({budget.context_share:.0%})"
+            f" = {budget.input_tokens:,} input tokens per chunk\n"
+        )
+    else:
+        derivation += f"  = {budget.input_tokens:,} input tokens per chunk (no carried context)\n"
+    derivation += (
+        f"  ÷ {budget.calibration:g} calibration = {budget.max_local_tokens:,} local {model.encoding} tokens"
+    )
+    console.print(derivation, markup=False)
+
+    sizes = [c.token_count for c in plan.chunks]
+    spanning = sum(1 for c in plan.chunks if " … " in c.section_title)
+    console.print(
+        f"\n[bold]Chunks[/bold]: {len(sizes):,}  (local tokens min {min(sizes):,}, median "
+        f"{int(statistics.median(sizes)):,}, max {max(sizes):,}; {spanning:,} span several sections)"
+    )
+
+    levels = Table(title=None, show_lines=False)
+    for name in ("level", "calls", "input/call (max)", "output/call", "prompt tokens", "output tokens (max)"):
+        levels.add_column(name, justify="right")
+    for level in plan.levels:
+        levels.add_row(
+            str(level.level),
+            f"{len(level.calls):,}",
+            f"{max(c.input_tokens for c in level.calls):,}",
+            f"{level.output_tokens:,}",
+            f"{level.est_prompt_tokens:,}",
+            f"{level.est_completion_tokens:,}",
+        )
+    levels.add_row(
+        "total",
+        f"{plan.total_calls:,}",
+        "",
+        "",
+        f"{plan.est_prompt_tokens:,}",
+        f"{plan.est_completion_tokens:,}",
+        style="bold",
+    )
+    console.print()
+    console.print(levels)
+
+    limits = plan.limits
+    shown = ", ".join(
+        f"{name} {value:,}" if value else f"{name} unlimited"
+        for name, value in (
+            ("concurrency", limits.concurrency),
+            ("rpm", limits.rpm),
+            ("tpm", limits.tpm),
+            ("tpd", limits.tpd),
+        )
+    )
+    console.print(
+        f"[bold]Cost[/bold]: at most {plan.est_cost:,.4f} {model.currency} "
+        f"(input {model.price_input:g}, output {model.price_output:g} {model.currency} per 1M tokens)"
+    )
+    if plan.wall_time:
+        console.print(f"[bold]Least wall time[/bold]: {plan.wall_time.describe()}  [dim]({shown})[/dim]")
