@@ -10,6 +10,10 @@ from pipeline.budget.sql import SqlBudget
 from pipeline.config import RateLimits
 from pipeline.errors import ConfigError
 
+# Our admission precedes the gateway's by the request's travel time, which varies from call to call (a fresh
+# connection is slower than a reused one); one extra second in the window keeps that jitter from causing 429s.
+DEFAULT_MARGIN_S = 1.0
+
 
 def make_budget(
     limits: RateLimits,
@@ -18,6 +22,7 @@ def make_budget(
     engine: Engine | None = None,
     shared: bool = False,
     tier: str | None = None,
+    margin_s: float = DEFAULT_MARGIN_S,
 ) -> InProcessBudget | SqlBudget:
     """The rate budget for ``account``.
 
@@ -28,6 +33,7 @@ def make_budget(
             Without it TPD is counted in memory only (lost on restart).
         shared: share concurrency/RPM/TPM with every process using ``engine`` (``SqlBudget``).
         tier: the configured tier name, for the Msh-Gid tier warning.
+        margin_s: extra seconds each admission stays in the 60 s window (0 = exactly the gateway's window).
 
     Raises:
         ConfigError: ``shared`` without an engine.
@@ -35,6 +41,6 @@ def make_budget(
     if shared:
         if engine is None:
             raise ConfigError("A shared rate budget needs the database: pass its engine (TOME_DATABASE_URL).")
-        return SqlBudget(engine, limits, account=account, tier=tier)
+        return SqlBudget(engine, limits, account=account, tier=tier, margin_s=margin_s)
     ledger = TokenLedger(engine) if engine is not None else None
-    return InProcessBudget(limits, ledger=ledger, account=account, tier=tier)
+    return InProcessBudget(limits, ledger=ledger, account=account, tier=tier, margin_s=margin_s)

@@ -84,6 +84,8 @@ class InProcessBudget:
     an admission at ``t`` counts one request and its tokens until ``t + window_s``. Waiters are served FIFO;
     the head computes when it fits instead of polling. With a ``ledger`` the day's tokens are booked in the SQL
     database (shared by processes, surviving restarts); without one TPD is counted in memory.
+    ``margin_s`` keeps each admission in the window a little longer than the gateway does, to cover the
+    request's way to the gateway (0 models the gateway exactly; ``make_budget`` uses DEFAULT_MARGIN_S).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class InProcessBudget:
         account: str = "default",
         tier: str | None = None,
         window_s: float = WINDOW_S,
+        margin_s: float = 0.0,
         default_pause_s: float = DEFAULT_PAUSE_S,
         utcnow: Callable[[], datetime] | None = None,
         catalog: Catalog | None = None,
@@ -109,7 +112,7 @@ class InProcessBudget:
         self._sleep = sleep
         self._utcnow = utcnow or (ledger.utcnow if ledger is not None else utc_now)
         self._catalog = catalog
-        self._window = SlidingWindow(window_s)
+        self._window = SlidingWindow(window_s + margin_s)
         self._scales = aimd.Scales()
         self._eff = aimd.effective(self._scales, limits)
         self._queue: deque[_Waiter] = deque()

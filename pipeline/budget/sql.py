@@ -87,6 +87,7 @@ class SqlBudget:
         ledger: the TPD ledger (default: one on ``engine``); TPD is booked in the admission's transaction.
         clock: wall-clock epoch seconds; default ``time.time``, or the database server's clock on PostgreSQL
             so machines with skewed clocks agree.
+        margin_s: extra seconds an admission stays in the window (see InProcessBudget).
         offload: run database work in a worker thread (default) rather than on the event loop.
     """
 
@@ -100,6 +101,7 @@ class SqlBudget:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         window_s: float = WINDOW_S,
+        margin_s: float = 0.0,
         default_pause_s: float = DEFAULT_PAUSE_S,
         lease_s: float = LEASE_S,
         poll_s: float = POLL_S,
@@ -112,7 +114,7 @@ class SqlBudget:
         self.limits = limits
         self.account = account
         self.tier = tier
-        self.window_s = window_s
+        self.window_s = window_s + margin_s
         self.default_pause_s = default_pause_s
         self.lease_s = lease_s
         self.poll_s = poll_s
