@@ -44,11 +44,20 @@ def corpus() -> Path:
 MOONSHOT_FIXTURES = REPO / "tests" / "fixtures" / "moonshot"
 
 
-@pytest.fixture
-def moonshot_server() -> Iterator[MoonshotTestServer]:
-    """A fresh Moonshot-compatible server on 127.0.0.1: no rate limits, no latency, key ``srv.api_key``."""
+@pytest.fixture(scope="session")
+def _shared_moonshot_server() -> Iterator[MoonshotTestServer]:
     with MoonshotTestServer(latency=Latency.zero()) as srv:
         yield srv
+
+
+@pytest.fixture
+def moonshot_server(_shared_moonshot_server: MoonshotTestServer) -> MoonshotTestServer:
+    """A Moonshot-compatible server on 127.0.0.1 in its initial state: no rate limits, no latency, no faults,
+    zeroed stats, key ``srv.api_key``. Shared by the session (reset per test); ``srv.configure(limits=…)``
+    changes it for one test. Tests that need other keys or models use ``moonshot_server_factory``.
+    """
+    _shared_moonshot_server.reset()
+    return _shared_moonshot_server
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ import json
 import logging
 import mimetypes
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +42,12 @@ log = logging.getLogger("tome.llm")
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 300.0  # Moonshot's gateway gives up after 5 minutes; waiting longer is pointless
 MAX_READ_TIMEOUT_S = 300.0
+
+
+@cache
+def _ssl_context() -> ssl.SSLContext:
+    # Building the default context (loading CA certificates) costs ~40 ms; one per process is enough.
+    return httpx.create_ssl_context()
 
 
 class OpenAICompatibleClient:
@@ -92,6 +100,7 @@ class OpenAICompatibleClient:
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             transport=transport,
+            verify=_ssl_context(),
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )

@@ -84,6 +84,7 @@ def _auth(gw: Gateway, request: Request) -> tuple[str | None, tuple[int, dict[st
 
 def _record(gw: Gateway, endpoint: str, t: float, status: int, body: Any = None, **kw: Any) -> None:
     err = body.get("error") if isinstance(body, dict) else None
+    generation = kw.pop("generation", None)
     gw.record(
         RequestRecord(
             t=t,
@@ -91,7 +92,8 @@ def _record(gw: Gateway, endpoint: str, t: float, status: int, body: Any = None,
             status=status,
             error_type=err.get("type") if isinstance(err, dict) else None,
             **kw,
-        )
+        ),
+        generation,
     )
 
 
@@ -309,6 +311,7 @@ async def chat_completions(request: Request) -> Response:
         return _error(gw, started, (rejection.status, rejection.body))
 
     release = _Once(gw.release)
+    generation = gw.generation
     fault_kind = fault.kind if fault else None
     handed_off = False  # once a stream is returned, it frees the slot when it ends
     try:
@@ -330,6 +333,7 @@ async def chat_completions(request: Request) -> Response:
             completion_tokens=summary.completion_tokens,
             fault=fault_kind,
             finish_reason=summary.finish_reason,
+            generation=generation,
             **record,
         )
         headers = _headers(gw, started)

@@ -157,6 +157,8 @@ class Gateway:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._lock = threading.Lock()
+        self._initial = {"limits": limits, "latency": latency, "token_scale": token_scale}
+        self.generation = 0  # bumped by reset(); answers to older requests are not counted
         self.limits = limits or RateLimits(concurrency=0)
         self.latency = latency if latency is not None else Latency()
         self.tokenizer = ServerTokenizer(token_scale=token_scale)
@@ -197,6 +199,28 @@ class Gateway:
                 self.tokenizer = ServerTokenizer(token_scale=token_scale)
             if gid_tier is not None:
                 self.gid_tier = gid_tier
+
+    def reset(self) -> None:
+        """Back to the state after construction: initial limits/latency/scale, clock, windows, faults, stats.
+
+        Calls still in flight keep their concurrency slot until they end but are no longer counted.
+        """
+        with self._lock:
+            self.generation += 1
+            self._offset = 0.0
+            self._faults.clear()
+            self._calls.clear()
+            self._tokens.clear()
+            self._tpm_used = self._tpd_used = 0
+            self._tpd_day = utc_day(self.now())
+            self._stats = ServerStats()
+            self.files.clear()
+        initial = self._initial
+        self.configure(
+            limits=initial["limits"] or RateLimits(concurrency=0),
+            latency=initial["latency"] if initial["latency"] is not None else Latency(),
+            token_scale=initial["token_scale"],
+        )
 
     def now(self) -> float:
         """The server's clock: wall time plus everything ``advance`` added."""
@@ -291,8 +315,10 @@ class Gateway:
 
     # --- counters --------------------------------------------------------------------------------------------
 
-    def record(self, record: RequestRecord) -> None:
+    def record(self, record: RequestRecord, generation: int | None = None) -> None:
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             s = self._stats
             s.endpoints[record.endpoint] = s.endpoints.get(record.endpoint, 0) + 1
             s.by_status[record.status] = s.by_status.get(record.status, 0) + 1
