@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 
 import pytest
 
@@ -233,3 +234,31 @@ def test_observe_tier_warns_once_when_configured_above_the_account(caplog: pytes
     warnings = [r for r in caplog.records if r.name == "tome.budget"]
     assert len(warnings) == 1
     assert "tier1" in warnings[0].getMessage() and "rpm 5000 > 200" in warnings[0].getMessage()
+
+
+def test_budget_serves_one_event_loop_at_a_time() -> None:
+    budget = InProcessBudget(RateLimits(concurrency=2))
+
+    async def once() -> None:
+        async with budget.admit(1):
+            pass
+
+    asyncio.run(once())
+    asyncio.run(once())  # a later loop may take over once the first is gone
+    holding, done = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        async with budget.admit(1):
+            holding.set()
+            await asyncio.to_thread(done.wait, 10)
+
+    other = threading.Thread(target=asyncio.run, args=(hold(),))
+    other.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(RuntimeError, match="two event loops"):
+            asyncio.run(once())
+    finally:
+        done.set()
+        other.join(10)
+    assert budget.stats().in_flight == 0

@@ -208,3 +208,15 @@ def test_two_processes_never_exceed_rpm_or_concurrency_together(url: str, tmp_pa
     for t in starts:  # never more than `concurrency` calls running at once
         assert sum(1 for s, e in spans if s <= t < e) <= LIMITS.concurrency
     assert starts[-1] - starts[0] >= 2 * WINDOW_S  # 12 calls at 4 per window need three windows
+
+
+def test_one_sql_budget_serves_successive_event_loops(url: str) -> None:
+    budget = SqlBudget(make_engine(url), RateLimits(concurrency=1, rpm=100), account=ACCOUNT)
+
+    async def once() -> None:
+        async with budget.admit(10):
+            pass
+
+    for _ in range(2):
+        asyncio.run(once())
+    assert budget.stats().admitted == 2 and budget.stats().in_flight == 0

@@ -82,7 +82,8 @@ class InProcessBudget:
 
     Each call reserves its admission cost (prompt + max_tokens) in a sliding window that matches the gateway:
     an admission at ``t`` counts one request and its tokens until ``t + window_s``. Waiters are served FIFO;
-    the head computes when it fits instead of polling. With a ``ledger`` the day's tokens are booked in the SQL
+    the head computes when it fits instead of polling. It serves one event loop at a time (not threads).
+    With a ``ledger`` the day's tokens are booked in the SQL
     database (shared by processes, surviving restarts); without one TPD is counted in memory.
     ``margin_s`` keeps each admission in the window a little longer than the gateway does, to cover the
     request's way to the gateway (0 models the gateway exactly; ``make_budget`` uses DEFAULT_MARGIN_S).
@@ -122,6 +123,7 @@ class InProcessBudget:
         self._memory_tpd: dict[str, int] = {}  # day -> admitted tokens, when there is no ledger
         self._server_tpd_day: str | None = None  # the server said TPD is reached on this UTC day
         self._seen_gids: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._admitted = self._waited = self._rate_limited = self._decreases = self._quota = 0
         self._wait_s = self._max_wait_s = 0.0
         self._admitted_tokens = self._used_tokens = 0
@@ -302,7 +304,19 @@ class InProcessBudget:
             self._max_wait_s = max(self._max_wait_s, waited)
         return BudgetSlot(tokens, now, day=day, waited_s=waited)
 
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        if self._loop is not None and not self._loop.is_closed() and (self._queue or self._in_flight):
+            raise RuntimeError(
+                "An InProcessBudget was used from two event loops at once; it serves one loop. Share one "
+                "loop, or use SqlBudget to share limits across threads and processes."
+            )
+        self._loop = loop
+
     async def _acquire(self, tokens: int) -> BudgetSlot:
+        self._bind_loop()
         check_admissible(self.limits, tokens)
         self._check_day(tokens)
         started = self._clock()

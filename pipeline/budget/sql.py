@@ -14,6 +14,7 @@ import math
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,6 +56,12 @@ class _State:
     scales: aimd.Scales
     guards: dict[str, float]
     quota_day: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Local:
+    gate: asyncio.Lock
+    released: asyncio.Event
 
 
 class _Admit:
@@ -126,8 +133,10 @@ class SqlBudget:
         self._offload = offload
         self._catalog = catalog
         self.ledger = ledger or TokenLedger(engine, utcnow=lambda: datetime.fromtimestamp(self._clock(), UTC))
-        self._gate: asyncio.Lock | None = None  # this process's waiters queue FIFO; only the head polls
-        self._released: asyncio.Event | None = None
+        # Per event loop: its waiters queue FIFO behind one lock (only the head polls), and a release event.
+        self._local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Local] = (
+            weakref.WeakKeyDictionary()
+        )
         self._scales = aimd.Scales()  # last seen shared scales
         self._seen_gids: set[str] = set()
         self._in_flight = 0
@@ -387,12 +396,10 @@ class SqlBudget:
 
     async def _acquire(self, tokens: int) -> BudgetSlot:
         check_admissible(self.limits, tokens)
-        if self._gate is None:
-            self._gate = asyncio.Lock()
-            self._released = asyncio.Event()
+        local = self._local_state()
         started: float | None = None
         polls = 0
-        async with self._gate:  # asyncio.Lock is FIFO: this process's callers keep their order
+        async with local.gate:  # asyncio.Lock is FIFO: this loop's callers keep their order
             while True:
                 try:
                     attempt = await self._attempt_once(tokens)
@@ -412,7 +419,7 @@ class SqlBudget:
                     # Concurrency held elsewhere: back off (a local release wakes us at once).
                     delay = min(self.max_poll_s, self.poll_s * 2**polls) * (0.5 + random.random())  # noqa: S311
                     polls += 1
-                    await self._wait_release(delay)
+                    await self._wait_release(local.released, delay)
                 else:
                     # A small jitter keeps processes that wait for the same instant from colliding.
                     await self._sleep(delay + self.poll_s * random.random())  # noqa: S311
@@ -442,11 +449,17 @@ class SqlBudget:
                     await asyncio.to_thread(self._finish, attempt.lease_id, ok=False, day=None, used=0)
             raise
 
-    async def _wait_release(self, delay: float) -> None:
-        assert self._released is not None
-        self._released.clear()
+    def _local_state(self) -> _Local:
+        loop = asyncio.get_running_loop()
+        local = self._local.get(loop)
+        if local is None:
+            local = self._local[loop] = _Local(asyncio.Lock(), asyncio.Event())
+        return local
+
+    async def _wait_release(self, released: asyncio.Event, delay: float) -> None:
+        released.clear()
         sleeper = asyncio.ensure_future(self._sleep(delay))
-        waker = asyncio.ensure_future(self._released.wait())
+        waker = asyncio.ensure_future(released.wait())
         try:
             await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -465,5 +478,4 @@ class SqlBudget:
             # The lease then runs out by itself after lease_s; the call's own result matters more.
             log.warning("Could not release a shared budget slot: %s", exc.__class__.__name__)
         finally:
-            if self._released is not None:
-                self._released.set()
+            self._local_state().released.set()
