@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import plan
+from flows.commands import batch, cache, plan, runs, serve, summarise
 
 app = typer.Typer(
     name="tome",
@@ -24,4 +24,9 @@ def main() -> None:
     """Summarise long documents (books, reports, PDFs, EPUBs) with LLMs, recursively."""
 
 
+summarise.register(app)
+batch.register(app)
 plan.register(app)
+serve.register(app)
+runs.register(app)
+cache.register(app)

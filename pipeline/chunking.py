@@ -100,7 +100,10 @@ class TokenBudget:
     def available_tokens(self) -> int:
         """Prompt room for input text plus carried context."""
         return (
-            self.context_tokens - self.prompt_overhead_tokens - self.max_output_tokens - self.safety_margin_tokens
+            self.context_tokens
+            - self.prompt_overhead_tokens
+            - self.max_output_tokens
+            - self.safety_margin_tokens
         )
 
     @property
@@ -324,7 +327,9 @@ def _hard_cut(
     cuts = [start]
     for j in range(1, pieces):
         ideal = start + round(j * step)
-        cut = _soft_cut_near(text, ideal, max(cuts[-1] + 1, ideal - int(step / 4)), min(end - 1, ideal + int(step / 4)))
+        cut = _soft_cut_near(
+            text, ideal, max(cuts[-1] + 1, ideal - int(step / 4)), min(end - 1, ideal + int(step / 4))
+        )
         if cuts[-1] < cut < end:
             cuts.append(cut)
     cuts.append(end)

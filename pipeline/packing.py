@@ -63,9 +63,7 @@ def pack_groups(sizes: Sequence[int], max_input_tokens: int, *, min_group: int =
     return groups
 
 
-def _balanced_groups(
-    prefix: list[int], first: list[int], need: int, cap: int
-) -> list[list[int]] | None:
+def _balanced_groups(prefix: list[int], first: list[int], need: int, cap: int) -> list[list[int]] | None:
     n = len(prefix) - 1
     inf = n + 1
     # Pass 1: the fewest groups for each prefix.

@@ -29,6 +29,9 @@ from pipeline.tokens import calibrated
 DEFAULT_CALL_OVERHEAD_S = 2.0
 DEFAULT_OUTPUT_TOKENS_PER_S = 40.0
 
+# Below this, a non-final summary says too little to be worth a call: add a level instead.
+MIN_CALL_OUTPUT_TOKENS = 64
+
 InputBudget = Callable[[int], int]
 
 
@@ -203,7 +206,8 @@ class Plan:
             "context_strategy": self.settings.context_strategy,
             "budget": self.budget.as_dict(),
             "chunks": [
-                {**c.as_dict(), "calibrated_tokens": calibrated(self.model, c.token_count)} for c in self.chunks
+                {**c.as_dict(), "calibrated_tokens": calibrated(self.model, c.token_count)}
+                for c in self.chunks
             ],
             "levels": [level.as_dict() for level in self.levels],
             "totals": {
@@ -261,13 +265,14 @@ def level_output_tokens(
     if n_calls == 1:
         return [_shrunk(target_tokens, source_tokens, 1)]
     floor = min(target_tokens, cap)
+    least = min(MIN_CALL_OUTPUT_TOKENS, floor)
     # Score each depth: the final call must not be starved (its inputs should total at least the target),
     # and non-final calls should write at least ``floor``. Take the shallowest depth meeting both, else the
     # best-scoring one.
     best: tuple[bool, int, int] | None = None  # (fed, uniform output, -depth)
     for depth in range(1, max_depth + 1):
         o = _largest_fitting_output(n_calls, depth, cap, target_tokens, input_budget)
-        if not o:
+        if o < least:
             continue
         shape = _shape(n_calls, depth, o, target_tokens, input_budget)
         assert shape is not None
@@ -336,7 +341,9 @@ def _shape(n_calls: int, depth: int, o: int, target: int, input_budget: InputBud
     return shape
 
 
-def _largest_fitting_output(n_calls: int, depth: int, cap: int, target: int, input_budget: InputBudget) -> int:
+def _largest_fitting_output(
+    n_calls: int, depth: int, cap: int, target: int, input_budget: InputBudget
+) -> int:
     """The largest uniform output (<= cap) for which ``depth`` merge levels suffice; 0 if none does."""
     lo, hi = 0, cap  # fits(lo) holds (0 is the sentinel), fits(hi + 1) fails
     if _shape(n_calls, depth, 1, target, input_budget) is None:
@@ -421,7 +428,11 @@ def build_plan(
     overhead = settings.prompt_overhead_tokens
 
     def carried(index: int, output: int) -> int:
-        return budget.with_output(output).carried_context_tokens if carry and index >= settings.context_lag else 0
+        return (
+            budget.with_output(output).carried_context_tokens
+            if carry and index >= settings.context_lag
+            else 0
+        )
 
     chunk_tokens = [calibrated(model, c.token_count) for c in chunks]
     if len(chunks) == 1:
@@ -461,7 +472,9 @@ def build_plan(
             for i, g in enumerate(groups)
         )
         levels.append(
-            PlannedLevel(level=level, output_tokens=output, input_budget_tokens=input_budget(output), calls=calls)
+            PlannedLevel(
+                level=level, output_tokens=output, input_budget_tokens=input_budget(output), calls=calls
+            )
         )
     plan = Plan(
         document=doc,
@@ -575,6 +588,7 @@ def _duration(seconds: float) -> str:
 __all__ = [
     "DEFAULT_CALL_OVERHEAD_S",
     "DEFAULT_OUTPUT_TOKENS_PER_S",
+    "MIN_CALL_OUTPUT_TOKENS",
     "Plan",
     "PlannedCall",
     "PlannedLevel",

@@ -39,7 +39,9 @@ class JoinCostCounter(CharCounter):
         return len(text) + (10 if len(text) > 30 else 0)
 
 
-def make_doc(text: str, sections: list[tuple[str, int, int]] = (), pages: list[tuple[int, int, int]] = ()) -> Document:
+def make_doc(
+    text: str, sections: list[tuple[str, int, int]] = (), pages: list[tuple[int, int, int]] = ()
+) -> Document:
     return Document(
         path=Path("test.txt"),
         text=text,
@@ -99,8 +101,10 @@ def test_local_budget_uses_the_same_rounding_as_calibrated(calibration):
     model = ModelSpec(name="m", provider="p", context_tokens=9000, calibration=calibration)
     settings = resolve_settings()
     budget = chunk_budget(model, settings)
-    assert calibrated(model, budget.max_local_tokens) <= budget.input_tokens < calibrated(
-        model, budget.max_local_tokens + 1
+    assert (
+        calibrated(model, budget.max_local_tokens)
+        <= budget.input_tokens
+        < calibrated(model, budget.max_local_tokens + 1)
     )
 
 
@@ -218,7 +222,9 @@ def test_an_over_long_sentence_is_hard_cut_and_nothing_else_is():
 
 
 def test_an_over_long_sentence_of_lines_is_cut_at_line_breaks():
-    doc = sectioned("".join(f"line {i:02d} of a verse\n" for i in range(20)))  # 20 x 19 chars, no sentence end
+    doc = sectioned(
+        "".join(f"line {i:02d} of a verse\n" for i in range(20))
+    )  # 20 x 19 chars, no sentence end
     chunks = chunk_document(doc, CharCounter(), 100)
     check_guarantees(doc, chunks, CharCounter(), 100)
     assert len(chunks) == 4

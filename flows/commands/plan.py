@@ -25,8 +25,12 @@ def register(app: typer.Typer) -> None:
 
 def plan(
     file: Annotated[Path, typer.Argument(help="The document: .txt, .md, .pdf or .epub.", show_default=False)],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name from configs/models.toml.")] = None,
-    tier: Annotated[str | None, typer.Option(help="Rate tier from configs/tiers.toml (tier0..tier5, ...).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model name from configs/models.toml.")
+    ] = None,
+    tier: Annotated[
+        str | None, typer.Option(help="Rate tier from configs/tiers.toml (tier0..tier5, ...).")
+    ] = None,
     length: Annotated[
         str | None, typer.Option(help="Final summary length: short, medium, long or a number of tokens.")
     ] = None,
@@ -35,7 +39,8 @@ def plan(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Every chunk and the whole tree as JSON.")] = False,
     password: Annotated[
-        str | None, typer.Option(help="Password of an encrypted PDF.", envvar="TOME_PDF_PASSWORD", show_envvar=False)
+        str | None,
+        typer.Option(help="Password of an encrypted PDF.", envvar="TOME_PDF_PASSWORD", show_envvar=False),
     ] = None,
 ) -> None:
     """Show how FILE would be chunked and summarised, what it would cost and how long it must take."""

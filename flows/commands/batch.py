@@ -1,0 +1,121 @@
+"""`tome batch DIR`: every matching document in a folder, concurrently under one rate budget; a table at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.commands.common import run_cli
+from flows.commands.run_options import (
+    BackendOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    ContextOpt,
+    LanguageOpt,
+    LengthOpt,
+    ModelOpt,
+    NoPrefectOpt,
+    PasswordOpt,
+    ProgressOpt,
+    RpmOpt,
+    TierOpt,
+    TpdOpt,
+    TpmOpt,
+    build_options,
+    set_password,
+)
+from pipeline.errors import DocumentNotFoundError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``batch`` command to ``app``."""
+    app.command("batch")(batch)
+
+
+def default_output(folder: Path) -> Path:
+    """Where summaries go when -o is not given: a ``summaries`` folder inside the input folder."""
+    return folder / "summaries"
+
+
+def batch(
+    folder: Annotated[Path, typer.Argument(help="Folder of documents.", show_default=False)],
+    glob: Annotated[
+        str, typer.Option("--glob", "-g", help="Which files in the folder, e.g. '*.txt' or '**/*.pdf'.")
+    ] = "*",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Output folder [default: DIR/summaries].", show_default=False),
+    ] = None,
+    model: ModelOpt = None,
+    length: LengthOpt = None,
+    language: LanguageOpt = None,
+    backend: BackendOpt = "auto",
+    base_url: BaseUrlOpt = None,
+    tier: TierOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    tpd: TpdOpt = None,
+    context: ContextOpt = None,
+    password: PasswordOpt = None,
+    progress: ProgressOpt = True,
+    no_prefect: NoPrefectOpt = False,
+) -> None:
+    """Summarise a folder. One failed document does not stop the others; the table goes to stdout.
+
+    Exit code: 0 all done, 1 some failed, 3 a quota ran out (rerun to resume).
+    """
+
+    def body() -> int:
+        options = build_options(
+            backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
+            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
+        )  # fmt: skip
+        if not folder.is_dir():
+            raise DocumentNotFoundError(f"{folder}: no such folder.")
+        from flows.runner import expand_inputs
+
+        out_dir = output or default_output(folder)
+        if not expand_inputs([str(folder)], glob, exclude=out_dir):
+            raise DocumentNotFoundError(f"No documents in {folder} match '{glob}'.")
+        set_password(password)
+        reports = asyncio.run(
+            _run(folder, glob, out_dir, options, progress=progress, use_prefect=not no_prefect)
+        )
+        return _show(reports)
+
+    code = run_cli(body)
+    if code:
+        raise typer.Exit(code)
+
+
+async def _run(
+    folder: Path, glob: str, out_dir: Path, options: Any, *, progress: bool, use_prefect: bool
+) -> list[dict[str, Any]]:
+    if not use_prefect:
+        from flows.progress import make_board
+        from flows.runner import expand_inputs, summarise_direct
+
+        paths = expand_inputs([str(folder)], glob, exclude=out_dir)
+        runs, _ = await summarise_direct(
+            options, paths, out_dir=out_dir, board=make_board(sys.stderr, enabled=progress), announce=True
+        )
+        return [{"outcome": r.outcome.to_dict()} for r in runs]
+    from flows.prefect_env import quiet_reported_errors
+    from flows.summarise import summarise_batch
+
+    quiet_reported_errors()
+    return await summarise_batch([str(folder)], str(out_dir), options, pattern=glob, progress=progress)
+
+
+def _show(reports: list[dict[str, Any]]) -> int:
+    from flows.runner import Outcome, exit_code_for, outcomes_text
+
+    outcomes = [Outcome(**r["outcome"]) for r in reports]
+    sys.stdout.write(outcomes_text(outcomes))
+    sys.stdout.flush()
+    return exit_code_for(outcomes)

@@ -1,0 +1,115 @@
+"""The options `summarise`, `batch` and `serve` share, as typer parameter types, and their validation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.errors import ConfigError, DocumentNotFoundError
+
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name from configs/models.toml.")]
+LengthOpt = Annotated[
+    str | None, typer.Option("--length", "-l", help="Final summary length: short, medium, long or N tokens.")
+]
+LanguageOpt = Annotated[
+    str | None, typer.Option(help="Language of the summary (default: the document's language).")
+]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="auto|moonshot|moonshot-ai|openai|deepseek|local|extractive",
+        help="Who writes the summaries. auto: Moonshot when MOONSHOT_API_KEY is set, else the offline "
+        "extractive backend.",
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible API base URL (overrides the provider's).")
+]
+TierOpt = Annotated[
+    str | None, typer.Option(help="Rate tier from configs/tiers.toml (tier0..tier5, unlimited, ...).")
+]
+ConcurrencyOpt = Annotated[int | None, typer.Option(help="Override the tier's concurrent calls.", min=0)]
+RpmOpt = Annotated[int | None, typer.Option(help="Override requests per minute (0 = unlimited).", min=0)]
+TpmOpt = Annotated[int | None, typer.Option(help="Override tokens per minute (0 = unlimited).", min=0)]
+TpdOpt = Annotated[int | None, typer.Option(help="Override tokens per day (0 = unlimited).", min=0)]
+ContextOpt = Annotated[
+    str | None, typer.Option(metavar="lagged|none", help="Carry earlier summaries as context, or not.")
+]
+PasswordOpt = Annotated[
+    str | None,
+    typer.Option(help="Password of encrypted PDFs.", envvar="TOME_PDF_PASSWORD", show_envvar=False),
+]
+ProgressOpt = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show progress on stderr (live on a terminal).")
+]
+NoPrefectOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-prefect",
+        help="Run the engine directly, without Prefect (starts faster; no run history in Prefect).",
+    ),
+]
+
+
+def build_options(
+    *,
+    backend: str = "auto",
+    model: str | None = None,
+    length: str | None = None,
+    language: str | None = None,
+    tier: str | None = None,
+    base_url: str | None = None,
+    concurrency: int | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    tpd: int | None = None,
+    context: str | None = None,
+):  # -> SummariseOptions (imported lazily: flows.options pulls in the config and budget modules)
+    """Validated options; raises ConfigError (exit 2) at once, before Prefect starts."""
+    from pydantic import ValidationError
+
+    from flows.options import BACKENDS, SummariseOptions
+
+    backend = backend.lower()
+    if backend not in BACKENDS:
+        raise ConfigError(f"Unknown backend '{backend}'; use one of: {', '.join(BACKENDS)}.")
+    if context is not None and context not in ("lagged", "none"):
+        raise ConfigError(f"Unknown context strategy '{context}'; use lagged or none.")
+    try:
+        options = SummariseOptions(
+            backend=backend,  # type: ignore[arg-type]
+            model=model,
+            length=length,
+            language=language,
+            tier=tier,
+            base_url=base_url,
+            concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            tpd=tpd,
+            context=context,  # type: ignore[arg-type]
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"Invalid option {'.'.join(map(str, first['loc']))}: {first['msg']}.") from None
+    options.limits(options.settings())  # unknown model / tier / length -> ConfigError now
+    return options
+
+
+def set_password(password: str | None) -> None:
+    """Hand a PDF password to the flow through the environment (Prefect stores flow parameters)."""
+    if password is not None:
+        os.environ["TOME_PDF_PASSWORD"] = password
+
+
+def existing_files(files: list[Path]) -> list[Path]:
+    """The files, checked to exist (DocumentNotFoundError, exit 2, names the first missing one)."""
+    for f in files:
+        if not f.exists():
+            raise DocumentNotFoundError(f"{f}: no such file.")
+        if f.is_dir():
+            raise DocumentNotFoundError(f"{f} is a folder; use `tome batch {f}` to summarise a folder.")
+    return files

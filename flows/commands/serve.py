@@ -1,0 +1,112 @@
+"""`tome serve`: a Prefect deployment that summarises new or changed documents of a folder, on a schedule
+or when triggered (`prefect deployment run 'summarise-folder/<name>'`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.commands.common import run_cli
+from flows.commands.run_options import (
+    BackendOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    ContextOpt,
+    LanguageOpt,
+    LengthOpt,
+    ModelOpt,
+    PasswordOpt,
+    RpmOpt,
+    TierOpt,
+    TpdOpt,
+    TpmOpt,
+    build_options,
+    set_password,
+)
+from pipeline.errors import ConfigError, DocumentNotFoundError
+
+FLOW_NAME = "summarise-folder"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``serve`` command to ``app``."""
+    app.command("serve")(serve)
+
+
+def serve(
+    input_dir: Annotated[Path, typer.Option("--input", "-i", help="Folder to watch.", show_default=False)],
+    output_dir: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the summaries.", show_default=False)
+    ],
+    cron: Annotated[str | None, typer.Option(help="Cron schedule, e.g. '0 * * * *' (hourly).")] = None,
+    interval: Annotated[float | None, typer.Option(help="Run every N seconds.", min=1)] = None,
+    name: Annotated[str, typer.Option(help="Deployment name: summarise-folder/<name>.")] = "tome",
+    glob: Annotated[str, typer.Option("--glob", "-g", help="Which files of the folder.")] = "*",
+    model: ModelOpt = None,
+    length: LengthOpt = None,
+    language: LanguageOpt = None,
+    backend: BackendOpt = "auto",
+    base_url: BaseUrlOpt = None,
+    tier: TierOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    tpd: TpdOpt = None,
+    context: ContextOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Serve the folder flow until interrupted. Without --cron/--interval it runs only when triggered.
+
+    Set PREFECT_API_URL to a running `prefect server start` so that schedules, triggers and the UI share it.
+    """
+
+    def body() -> None:
+        if cron and interval:
+            raise ConfigError("Pass --cron or --interval, not both.")
+        options = build_options(
+            backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
+            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
+        )  # fmt: skip
+        if not input_dir.is_dir():
+            raise DocumentNotFoundError(f"{input_dir}: no such folder.")
+        output_dir.mkdir(parents=True, exist_ok=True)
+        set_password(password)
+        if not os.environ.get("PREFECT_API_URL"):
+            typer.echo(
+                "Note: PREFECT_API_URL is not set, so this runs its own temporary Prefect server; other processes "
+                "cannot trigger it. Start `prefect server start` and set PREFECT_API_URL for that.",
+                err=True,
+            )
+        from prefect.deployments.runner import EntrypointType
+
+        from flows.prefect_env import quiet_reported_errors
+        from flows.summarise import summarise_folder
+
+        quiet_reported_errors()
+        when = f"every {interval:g} s" if interval else f"on cron '{cron}'" if cron else "when triggered"
+        typer.echo(
+            f"Serving {FLOW_NAME}/{name}: {input_dir} -> {output_dir}, {when}. "
+            f"Trigger: prefect deployment run '{FLOW_NAME}/{name}'. Stop with Ctrl+C.",
+            err=True,
+        )
+        summarise_folder.serve(
+            name=name,
+            interval=interval,
+            cron=cron,
+            parameters={
+                "input_dir": str(input_dir.resolve()),
+                "output_dir": str(output_dir.resolve()),
+                "options": options.model_dump(exclude_none=True),
+                "pattern": glob,
+            },
+            description=f"Summarise new or changed documents in {input_dir.resolve()}",
+            tags=["tome"],
+            limit=1,  # one run at a time: two overlapping runs would summarise the same new files
+            print_starting_message=False,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+
+    run_cli(body)
