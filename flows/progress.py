@@ -71,6 +71,8 @@ class DocumentProgress:
     min_wall_s: float | None = None  # the plan's lower bound on wall time under the rate limits
     levels: dict[int, LevelProgress] = field(default_factory=dict)
     status: str = "planning"  # planning | running | done | failed
+    started_at: float = 0.0
+    finished_at: float | None = None
 
     # ProgressSink -----------------------------------------------------------------------------------
     def plan_ready(self, plan: Any) -> None:
@@ -143,16 +145,24 @@ class DocumentProgress:
         if lv is not None and lv.calls_done:
             observed = (now - lv.started_at) / lv.calls_done * remaining
         floor = None
-        if self.board.wait_estimate is not None and remaining:
-            per_call = self.prompt_tokens // max(1, self.calls_done) if self.calls_done else 0
+        if self.board.wait_estimate is not None and remaining and self.calls_done:
+            per_call = self.prompt_tokens // self.calls_done
             floor = self.board.wait_estimate(per_call * remaining, remaining)
         if observed is None and floor is None:
-            return self.min_wall_s
+            return self.min_wall_s if self.board.plan_eta else None
         return max(x for x in (observed, floor) if x is not None)
 
     def line(self) -> str:
         """One plain progress line for this document."""
         lv = self.current
+        if self.status in ("done", "failed"):
+            cached = sum(x.cached_calls for x in self.levels.values())
+            took = (self.finished_at or self.board.clock()) - self.started_at
+            return (
+                f"{self.name}: {self.status}, {self.calls_done:,} calls ({cached:,} cached), "
+                f"{self.prompt_tokens:,} tokens in, {self.completion_tokens:,} out, "
+                f"{money(self.cost, self.currency)}, {duration(took)}"
+            )
         if lv is None:
             planned = sum(self.planned_calls)
             return f"{self.name}: {self.status}" + (f", {planned:,} calls planned" if planned else "")
@@ -162,7 +172,7 @@ class DocumentProgress:
         )
         if lv.cached_calls:
             text += f", {lv.cached_calls} cached"
-        return text + ("" if self.status in ("done", "failed") else f", ETA {duration(self.eta())}")
+        return text + f", ETA {duration(self.eta())}"
 
 
 def plan_calls(plan: Any) -> list[int]:
@@ -202,6 +212,7 @@ class ProgressBoard:
         self.clock = clock
         self.wait_estimate = wait_estimate
         self.currency = currency
+        self.plan_eta = True  # before the first answer, show the plan's least wall time as the ETA
         self.documents: dict[str, DocumentProgress] = {}
         self._lock = threading.Lock()
 
@@ -210,7 +221,8 @@ class ProgressBoard:
         with self._lock:
             doc = self.documents.get(name)
             if doc is None:
-                doc = self.documents[name] = DocumentProgress(name, self, currency=self.currency)
+                doc = DocumentProgress(name, self, currency=self.currency, started_at=self.clock())
+                self.documents[name] = doc
             return doc
 
     def changed(self, doc: DocumentProgress, *, force: bool = False) -> None:
@@ -221,6 +233,7 @@ class ProgressBoard:
         """Mark a document done or failed."""
         doc = self.sink(name)
         doc.status = "done" if ok else "failed"
+        doc.finished_at = self.clock()
         self.changed(doc, force=True)
 
     def close(self) -> None:
@@ -237,6 +250,7 @@ class LineReporter:
         self.step = step
         self._last_at: dict[str, float] = {}
         self._last_bucket: dict[tuple[str, int], int] = {}
+        self._last_line: dict[str, str] = {}
 
     def update(self, board: ProgressBoard, doc: DocumentProgress, *, force: bool) -> None:
         now = board.clock()
@@ -250,8 +264,12 @@ class LineReporter:
             return
         self._last_at[doc.name] = now
         self._last_bucket[key] = bucket
+        line = doc.line()
+        if self._last_line.get(doc.name) == line.split(", ETA")[0]:
+            return  # e.g. a level's last call, then the level's end: same numbers, one line
+        self._last_line[doc.name] = line.split(", ETA")[0]
         stream = self.stream or sys.stderr
-        print(doc.line(), file=stream, flush=True)
+        print(line, file=stream, flush=True)
 
     def close(self, board: ProgressBoard) -> None:
         return None

@@ -1,0 +1,5 @@
+"""`python -m flows` runs the `tome` command line (the same as the installed `tome` script)."""
+
+from flows.cli import app
+
+app(prog_name="tome")

@@ -1,0 +1,184 @@
+"""tome's Prefect flows: one document, a batch, and a watched folder (for `tome serve`).
+
+Task runs are coarse on purpose: per document "load and plan", then one task per tree level named
+"alice.txt · level 0 (42 calls)"; the level's LLM calls fan out inside it with asyncio under the rate
+budget. Tasks never retry (retries live in the LLM client) and are not cached by Prefect (our SQLite
+cache is the real one). Flows are async: a sync flow costs ~1 s more at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.options import SummariseOptions
+from flows.progress import make_board
+from flows.runner import (
+    DocumentRun,
+    Outcome,
+    Runtime,
+    expand_inputs,
+    file_sha256,
+    is_current,
+    open_runtime,
+    outcomes_table,
+    output_names,
+    summarise_path,
+    summarise_paths,
+)
+from pipeline.engine import RunState
+
+log = logging.getLogger("tome.flows")
+
+
+@task(name="load-and-plan", retries=0, cache_policy=NO_CACHE, persist_result=False)
+async def load_and_plan(prepare: Callable[[], RunState]) -> RunState:
+    """Read the document, chunk and plan it, record the run (in a thread: a big PDF takes seconds)."""
+    return await asyncio.to_thread(prepare)
+
+
+@task(name="summarise-level", retries=0, cache_policy=NO_CACHE, persist_result=False)
+async def summarise_level(run_level: Callable[[], Awaitable[Any]]) -> Any:
+    """One tree level: its calls run concurrently inside this task, under the shared rate budget."""
+    return await run_level()
+
+
+class PrefectSteps:
+    """Runs the engine's steps as Prefect task runs named after the document and level."""
+
+    async def prepare(self, label: str, fn: Callable[[], RunState]) -> RunState:
+        return await load_and_plan.with_options(task_run_name=label)(fn)
+
+    async def level(self, label: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        return await summarise_level.with_options(task_run_name=label)(fn)
+
+
+def _runtime(options: SummariseOptions, progress: bool) -> Runtime:
+    runtime = open_runtime(options, board=make_board(sys.stderr, enabled=progress))
+    print(runtime.notice, file=sys.stderr, flush=True)
+    log.info("%s", runtime.notice)
+    return runtime
+
+
+def artifact_key(kind: str, name: str) -> str:
+    """A valid Prefect artifact key (lowercase letters, digits, dashes) for a document name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if not slug or slug != name.lower().replace(".", "-").replace("_", "-").replace(" ", "-"):
+        slug = f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}".strip("-")
+    return f"{kind}-{slug}"[:100]
+
+
+async def _publish(runs: Sequence[DocumentRun], runtime: Runtime) -> None:
+    """Markdown artifacts: each summary, and one usage and cost table. They never fail the run."""
+    try:
+        for run in runs:
+            if run.result is not None:
+                await acreate_markdown_artifact(
+                    key=artifact_key("summary", run.outcome.name),
+                    markdown=run.result.to_markdown(),
+                    description=f"Summary of {run.outcome.path}",
+                )
+        table = outcomes_table([r.outcome for r in runs])
+        header = f"**Backend:** {runtime.notice}  \n**Model:** {runtime.settings.model}\n\n"
+        await acreate_markdown_artifact(key="tome-usage", markdown=header + table, description="Usage and cost")
+    except Exception as exc:  # noqa: BLE001 - artifacts are a view; a failed upload must not fail the summary
+        log.warning("Could not publish Prefect artifacts: %s", exc)
+
+
+def _report(run: DocumentRun, *, with_markdown: bool) -> dict[str, Any]:
+    report: dict[str, Any] = {"outcome": run.outcome.to_dict()}
+    if with_markdown and run.result is not None:
+        report["markdown"] = run.result.to_markdown()
+    return report
+
+
+@flow(name="summarise-document", retries=0, persist_result=False, log_prints=False)
+async def summarise_document(
+    path: str,
+    output_dir: str | None = None,
+    options: SummariseOptions | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Summarise one document; raises its TomeError (the flow run fails) so the CLI can exit with its code."""
+    runtime = _runtime(options or SummariseOptions(), progress)
+    try:
+        run = await summarise_path(
+            runtime, Path(path), out_dir=Path(output_dir) if output_dir else None, steps=PrefectSteps()
+        )
+        runtime.board.close()
+        await _publish([run], runtime)
+    finally:
+        runtime.board.close()
+        await runtime.aclose()
+    if run.error is not None:
+        raise run.error
+    return _report(run, with_markdown=True)
+
+
+@flow(name="summarise-batch", retries=0, persist_result=False, log_prints=False)
+async def summarise_batch(
+    inputs: list[str],
+    output_dir: str | None = None,
+    options: SummariseOptions | None = None,
+    pattern: str = "*",
+    progress: bool = True,
+    with_markdown: bool = False,
+) -> list[dict[str, Any]]:
+    """Summarise files, folders (matched with ``pattern``) or globs concurrently under ONE rate budget.
+
+    A document that fails does not stop the others; each report carries its outcome (and, on request,
+    its markdown). The usage table is published as an artifact.
+    """
+    out = Path(output_dir) if output_dir else None
+    paths = expand_inputs(inputs, pattern, exclude=out)
+    runtime = _runtime(options or SummariseOptions(), progress)
+    try:
+        runs = await summarise_paths(runtime, paths, out_dir=out, steps=PrefectSteps())
+        runtime.board.close()
+        await _publish(runs, runtime)
+    finally:
+        runtime.board.close()
+        await runtime.aclose()
+    return [_report(r, with_markdown=with_markdown) for r in runs]
+
+
+@flow(name="summarise-folder", retries=0, persist_result=False, log_prints=False)
+async def summarise_folder(
+    input_dir: str,
+    output_dir: str,
+    options: SummariseOptions | None = None,
+    pattern: str = "*",
+) -> list[dict[str, Any]]:
+    """Summarise the documents in ``input_dir`` that are new or changed since their summary was written.
+
+    What is done is tracked by content: ``<name>.summary.json`` records the source's sha256 and the options,
+    so an unchanged file is skipped and an edited one is summarised again.
+    """
+    options = options or SummariseOptions()
+    out = Path(output_dir)
+    paths = expand_inputs([input_dir], pattern, exclude=out)
+    names = output_names(paths)
+    todo = [p for p in paths if not is_current(out, names[p], source_sha256=file_sha256(p), options=options)]
+    skipped = [Outcome(name=names[p], path=str(p), status="skipped") for p in paths if p not in todo]
+    if not todo:
+        log.info("Nothing new in %s (%d documents up to date).", input_dir, len(skipped))
+        return [{"outcome": o.to_dict()} for o in skipped]
+    runtime = _runtime(options, progress=True)
+    try:
+        runs = await summarise_paths(runtime, todo, out_dir=out, steps=PrefectSteps(), names=names)
+        runtime.board.close()
+        await _publish(runs, runtime)
+    finally:
+        runtime.board.close()
+        await runtime.aclose()
+    return [_report(r, with_markdown=False) for r in runs] + [{"outcome": o.to_dict()} for o in skipped]
