@@ -110,11 +110,22 @@ class Cookbook:
         return "\n\n".join(accumulated_summaries)
 
 
-def body(args: PeerArgs, result: PeerResult) -> str:
-    result.depth_kind = "chain"
-    text = args.doc.read_text(encoding="utf-8")
-    return Cookbook(args, result).summarize(text, detail=DETAIL, summarize_recursively=True)
+def make_body(recursive: bool):
+    """The run: the cookbook's recursive example, or (``--flat``) the same with summarize_recursively=False."""
+
+    def body(args: PeerArgs, result: PeerResult) -> str:
+        result.depth_kind = "chain" if recursive else "tree"
+        text = args.doc.read_text(encoding="utf-8")
+        summary = Cookbook(args, result).summarize(text, detail=DETAIL, summarize_recursively=recursive)
+        if not recursive:
+            result.depth = 1  # independent chunk summaries, concatenated: no summary-of-summaries level
+        return summary
+
+    return body
 
 
 if __name__ == "__main__":
-    sys.exit(run_peer("cookbook", body))
+    flat = "--flat" in sys.argv
+    if flat:
+        sys.argv.remove("--flat")
+    sys.exit(run_peer("cookbook-flat" if flat else "cookbook", make_body(recursive=not flat)))

@@ -1,0 +1,162 @@
+"""Render bench/results/peers.md from the raw per-cell JSON records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COMMAND = (
+    "python3 -m venv bench/.venv-peers && bench/.venv-peers/bin/pip install -r bench/requirements-peers.txt\n"
+    ".venv/bin/python bench/bench_peers.py --docs alice,pride,xiyouji --limits tier1,tpm60k "
+    "--timeout 1200 --jobs 1"
+)
+
+SETUP = """\
+| system | how it runs | chunking (its usual splitter, sized for moonshot-v1-8k) | concurrency |
+|---|---|---|---|
+| tome | `SummaryEngine(...).summarise(doc)` in the project venv, backend = test server, default settings (context_strategy "lagged") | tome's own token chunker (planned from the 8k context) | engine's rate budget told the same limits |
+| tome-nocarry | same, `context_strategy="none"` | same | same |
+| langchain-mapreduce | `load_summarize_chain(ChatOpenAI(...), chain_type="map_reduce").ainvoke(..., config={"max_concurrency": C})` (langchain-classic) | `RecursiveCharacterTextSplitter.from_tiktoken_encoder(encoding_name="cl100k_base", chunk_size=3000)` (default overlap 200); reduce `token_max` default 3000 | map step = one unbounded `asyncio.gather` (max_concurrency is not applied there) |
+| langgraph-mapreduce | LangChain "Summarize Text" tutorial's LangGraph map-reduce (Send fan-out, collapse loop, `recursion_limit=10`), `astream(..., {"max_concurrency": C})` | tutorial's `CharacterTextSplitter.from_tiktoken_encoder(encoding_name="cl100k_base", chunk_size=1000, chunk_overlap=0)`, `token_max=1000` | map fan-out capped by LangGraph's `max_concurrency`; collapse calls sequential |
+| langchain-refine | `load_summarize_chain(..., chain_type="refine")` | same splitter, 3000 tokens | sequential by design |
+| llamaindex-tree | `TreeSummarize(llm=OpenAILike(..., context_window=8192, is_chat_model=True), use_async=True).get_response(q, chunks)` | `SentenceSplitter()` defaults (1024 tokens, overlap 200); TreeSummarize repacks them to fill the context window | each level one unbounded `asyncio.gather` |
+| cookbook | OpenAI cookbook "Summarizing long documents": `summarize(text, detail=0.1, summarize_recursively=True)`, re-implemented, sequential, openai SDK defaults, `chat.completions` (Moonshot has no Responses API) | `chunk_on_delimiter(text, max(500, tokens // num_chunks), ".")` with cl100k; detail 0.1 as in the cookbook's recursive example | sequential |
+| cookbook-flat | the same with `summarize_recursively=False` (the cookbook's default): independent chunk summaries, concatenated | same | sequential |
+
+Library defaults otherwise: ChatOpenAI / openai SDK `max_retries=2` (LlamaIndex OpenAI: 3), no `max_tokens`
+(the server's default output allowance is counted at admission), default temperatures.
+"""
+
+# What a user would have to change, by (system, failure kind).
+REMEDY = {
+    ("llamaindex-tree", "context_length"): (
+        "TreeSummarize repacks prompts to fill `context_window` minus `num_output`; with no `max_tokens` "
+        "the LLM reserves no room for the answer, so prompt + the server's default max_tokens exceeds 8192. "
+        "Set `OpenAILike(max_tokens=1024, ...)` (or a smaller `context_window`)."
+    ),
+    ("llamaindex-tree", "rate_limited"): (
+        "Each tree level fires every packed chunk at once; cap it (e.g. a semaphore around the LLM, or "
+        "`use_async=False`) and raise `max_retries`/backoff."
+    ),
+    ("langchain-mapreduce", "rate_limited"): (
+        "The map step ignores `max_concurrency` (one gather over all chunks) and ChatOpenAI gives up after 2 "
+        "retries; pass `max_retries=10+`, add `rate_limiter=InMemoryRateLimiter(...)`, or use the LangGraph "
+        "map-reduce pattern whose `max_concurrency` is honoured."
+    ),
+    ("langgraph-mapreduce", "rate_limited"): (
+        "ChatOpenAI gives up after 2 retries; raise `max_retries` or add an `InMemoryRateLimiter`."
+    ),
+    ("langgraph-mapreduce", "other"): (
+        "If GraphRecursionError: the tutorial's `recursion_limit=10` caps collapse rounds; raise it for long books."
+    ),
+    ("langchain-refine", "rate_limited"): "Raise `max_retries` on ChatOpenAI or add an `InMemoryRateLimiter`.",
+    ("langchain-refine", "context_length"): (
+        "The running summary plus a 3000-token chunk outgrew 8k; use smaller chunks or cap `max_tokens`."
+    ),
+    ("cookbook", "context_length"): (
+        "`summarize_recursively=True` puts every previous summary into each prompt, so prompts grow "
+        "linearly with the document until they pass 8192; only short documents fit. Use "
+        "`summarize_recursively=False`, or pass only the last few summaries."
+    ),
+    ("cookbook", "rate_limited"): "Sequential calls with openai SDK default 2 retries; raise `max_retries`.",
+}
+DEFAULT_REMEDY = {
+    "timeout": "Did not finish within the per-run timeout; at these limits it needs a longer run "
+               "(or a higher TPM tier).",
+    "rate_limited": "Raise the client's retries/backoff or add client-side rate limiting.",
+    "context_length": "Use smaller chunks or reserve output tokens explicitly.",
+}
+
+
+def _fmt_int(v: Any) -> str:
+    return f"{int(v):,}" if isinstance(v, (int, float)) else "–"
+
+
+def _depth(peer: dict[str, Any]) -> str:
+    depth = peer.get("depth") or 0
+    if not depth:
+        return "–"
+    return f"chain {depth}" if peer.get("depth_kind") == "chain" else str(depth)
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    if not value or not base:
+        return "–"
+    return f"{value / base:.2f}×"
+
+
+def render(cells: list[dict[str, Any]], *, docs: dict[str, str], limits: dict[str, Any],
+           systems: list[str]) -> str:
+    """The whole report: setup, one table per document and limit, failure notes."""
+    by = {(c["doc"], c["limits"], c["system"]): c for c in cells}
+    lines = ["# tome vs peers on the local Moonshot-compatible test server", ""]
+    if cells:
+        lat = cells[0].get("latency") or {}
+        lines += [
+            "Every cell: fresh test server (pipeline/testing, fresh counters and rate windows), identical limits,",
+            f"latency model {lat}, model moonshot-v1-8k, prices ¥2 in / ¥10 out per 1M tokens.",
+            "Calls, 429s and tokens are the **server's** counters (billed = successful responses). "
+            "Wall time is measured inside the system's process from the start of summarisation "
+            "(imports excluded); for unfinished runs it is the time until failure/timeout. "
+            "Ratios are to `tome` (default settings) on the same document and limits.",
+            "",
+            "Reproduce:",
+            "```",
+            COMMAND,
+            "```",
+            "",
+            SETUP,
+        ]
+    failures: list[str] = []
+    for doc, title in docs.items():
+        doc_cells = [c for c in cells if c["doc"] == doc]
+        if not doc_cells:
+            continue
+        lines += [f"## {title}", ""]
+        for lim_name, lim in limits.items():
+            rows = [by[(doc, lim_name, s)] for s in systems if (doc, lim_name, s) in by]
+            if not rows:
+                continue
+            base = by.get((doc, lim_name, "tome"))
+            base_ok = base if base and base["finished"] else None
+            lines += [
+                f"### {lim.label}",
+                "",
+                "| system | finished | wall s | calls | 429s | prompt tok | completion tok | cost ¥ | depth "
+                "| wall ×tome | cost ×tome |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+            ]
+            for c in rows:
+                srv = c.get("server") or {}
+                peer = c.get("peer") or {}
+                ok = c["finished"]
+                lines.append(
+                    f"| {c['system']} | {'yes' if ok else 'NO: ' + c['status']} | {c['wall_s']:.1f} "
+                    f"| {_fmt_int(srv.get('requests'))} | {_fmt_int(srv.get('rate_limited'))} "
+                    f"| {_fmt_int(srv.get('prompt_tokens'))} | {_fmt_int(srv.get('completion_tokens'))} "
+                    f"| {c['cost_cny']:.4f} | {_depth(peer)} "
+                    f"| {_ratio(c['wall_s'], base_ok and base_ok['wall_s']) if ok else '–'} "
+                    f"| {_ratio(c['cost_cny'], base_ok and base_ok['cost_cny']) if ok else '–'} |"
+                )
+                notes = list(peer.get("notes") or [])
+                if not ok:
+                    kind = "timeout" if c["status"].startswith("timeout") else (peer.get("error_kind") or "other")
+                    remedy = REMEDY.get((c["system"], kind)) or DEFAULT_REMEDY.get(kind, "")
+                    err = peer.get("error") or c.get("output_tail", "")[-300:].strip().replace("\n", " ")
+                    failures.append(
+                        f"- **{c['system']}**, {title}, {lim_name}: {c['status']} after {c['wall_s']:.0f}s, "
+                        f"{_fmt_int(srv.get('requests'))} calls billed, {_fmt_int(srv.get('rate_limited'))} "
+                        f"429s. Error: `{(err or '?')[:300]}`. To pass: {remedy}"
+                    )
+                if not ok:
+                    failures += [f"  - note: {n}" for n in notes]
+            lines.append("")
+            extra = [f"{c['system']}: {n}" for c in rows for n in (c.get("peer") or {}).get("notes") or []
+                     if c["finished"]]
+            if extra:
+                lines += [f"Notes: {'; '.join(sorted(set(extra)))}", ""]
+    if failures:
+        lines += ["## Failures and what a user would have to change", ""] + failures + [""]
+    skipped = [title for doc, title in docs.items() if not any(c["doc"] == doc for c in cells)]
+    if skipped:
+        lines += [f"Not run / absent: {', '.join(skipped)}.", ""]
+    return "\n".join(lines)
