@@ -1,11 +1,17 @@
-"""The SQL-shared budget: one account's limits across budgets and processes on one SQLite file."""
+"""The SQL-shared budget: one account's limits across budgets and processes on one database.
+
+Runs on a SQLite file; also on PostgreSQL when TOME_TEST_POSTGRES_URL is set (e.g.
+``postgresql+psycopg://tome@127.0.0.1:55432/postgres``) and a driver is installed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import multiprocessing
+import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,14 +23,24 @@ from pipeline.db import make_engine
 from pipeline.errors import ConfigError, QuotaExhaustedError
 from pipeline.llm.types import Usage
 
-ACCOUNT = "moonshot:0123456789ab"
+POSTGRES_URL = os.environ.get("TOME_TEST_POSTGRES_URL")
 POLL_S = 0.01
 MAX_POLL_S = 0.2
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tome.db'}"
+    if not POSTGRES_URL:
+        pytest.skip("set TOME_TEST_POSTGRES_URL to run the SQL budget on PostgreSQL")
+    return POSTGRES_URL
+
+
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'tome.db'}"
+def account() -> str:
+    # Unique per test: a PostgreSQL database outlives the test, a SQLite file does not.
+    return f"moonshot:{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -32,12 +48,12 @@ def clock() -> VirtualClock:
     return VirtualClock(start=1_770_000_000.0)  # an epoch time: SqlBudget's clock is the wall clock
 
 
-def sql_budget(url: str, clock: VirtualClock, limits: RateLimits, **kw) -> SqlBudget:
+def sql_budget(url: str, account: str, clock: VirtualClock, limits: RateLimits, **kw) -> SqlBudget:
     # offload=False keeps database work on the loop, so the virtual clock sees every task idle honestly.
     return SqlBudget(
         make_engine(url),
         limits,
-        account=ACCOUNT,
+        account=account,
         clock=clock,
         sleep=clock.sleep,
         offload=False,
@@ -54,9 +70,9 @@ def test_migration_creates_the_budget_tables(url: str) -> None:
     assert {"account", "paused_until", "scale_rpm", "quota_day"} <= accounts
 
 
-async def test_tier0_rpm_spacing_shared_by_two_budgets(url: str, clock: VirtualClock) -> None:
+async def test_tier0_rpm_spacing_shared_by_two_budgets(url: str, account: str, clock: VirtualClock) -> None:
     limits = load_catalog().tier("tier0")
-    a, b = sql_budget(url, clock, limits), sql_budget(url, clock, limits)
+    a, b = sql_budget(url, account, clock, limits), sql_budget(url, account, clock, limits)
     start = clock.now
     times: list[float] = []
 
@@ -70,14 +86,14 @@ async def test_tier0_rpm_spacing_shared_by_two_budgets(url: str, clock: VirtualC
     assert all(60.0 <= t <= 60.0 + 2 * POLL_S for t in times[3:6])
     assert 120.0 <= times[6] <= 120.0 + 4 * POLL_S
     assert a.stats().admitted + b.stats().admitted == 7
-    assert a.ledger.get(ACCOUNT).used_tokens == 7 * 500
+    assert a.ledger.get(account).used_tokens == 7 * 500
 
 
 async def test_concurrency_is_shared_and_a_cancelled_call_releases_its_lease(
-    url: str, clock: VirtualClock
+    url: str, account: str, clock: VirtualClock
 ) -> None:
     limits = RateLimits(concurrency=1, rpm=100)
-    a, b = sql_budget(url, clock, limits), sql_budget(url, clock, limits)
+    a, b = sql_budget(url, account, clock, limits), sql_budget(url, account, clock, limits)
 
     async def long_call() -> None:
         async with a.admit(10):
@@ -101,25 +117,28 @@ async def test_concurrency_is_shared_and_a_cancelled_call_releases_its_lease(
     await waiting
     assert 0 <= second_admitted[0] - cancelled_at <= 1.5 * MAX_POLL_S
     with a.engine.connect() as conn:
-        leased = conn.execute(text("SELECT count(*) FROM budget_admissions WHERE lease_until IS NOT NULL"))
+        leased = conn.execute(
+            text("SELECT count(*) FROM budget_admissions WHERE account = :a AND lease_until IS NOT NULL"),
+            {"a": account},
+        )
         assert leased.scalar_one() == 0
 
 
-async def test_a_crashed_process_lease_expires(url: str, clock: VirtualClock) -> None:
-    budget = sql_budget(url, clock, RateLimits(concurrency=1), lease_s=30)
+async def test_a_crashed_process_lease_expires(url: str, account: str, clock: VirtualClock) -> None:
+    budget = sql_budget(url, account, clock, RateLimits(concurrency=1), lease_s=30)
     with budget.engine.begin() as conn:  # a slot taken by a process that then died
         conn.execute(
-            text("INSERT INTO budget_admissions VALUES ('dead', :a, :t, 10, :lease)"),
-            {"a": ACCOUNT, "t": clock.now, "lease": clock.now + 30},
+            text("INSERT INTO budget_admissions VALUES (:id, :a, :t, 10, :lease)"),
+            {"id": uuid.uuid4().hex, "a": account, "t": clock.now, "lease": clock.now + 30},
         )
     start = clock.now
     async with budget.admit(10):
         assert 30.0 <= clock.now - start <= 30.0 + 1.5 * MAX_POLL_S
 
 
-async def test_429_in_one_process_pauses_and_lowers_all(url: str, clock: VirtualClock) -> None:
+async def test_429_in_one_process_pauses_and_lowers_all(url: str, account: str, clock: VirtualClock) -> None:
     limits = RateLimits(concurrency=10, rpm=100, tpm=100_000)
-    a, b = sql_budget(url, clock, limits), sql_budget(url, clock, limits)
+    a, b = sql_budget(url, account, clock, limits), sql_budget(url, account, clock, limits)
     a.on_rate_limited(limit_kind="rpm", retry_after=3)
     a.on_rate_limited(limit_kind="rpm", retry_after=3)  # same burst: lowered once
     start = clock.now
@@ -135,8 +154,8 @@ async def test_429_in_one_process_pauses_and_lowers_all(url: str, clock: Virtual
     assert a.effective_limits == limits  # recovered additively through b's successes
 
 
-async def test_quota_and_too_large_calls(url: str, clock: VirtualClock) -> None:
-    budget = sql_budget(url, clock, RateLimits(concurrency=2, tpm=5_000, tpd=8_000))
+async def test_quota_and_too_large_calls(url: str, account: str, clock: VirtualClock) -> None:
+    budget = sql_budget(url, account, clock, RateLimits(concurrency=2, tpm=5_000, tpd=8_000))
     with pytest.raises(ConfigError, match="never be admitted"):
         async with budget.admit(6_000):
             pass
@@ -147,15 +166,16 @@ async def test_quota_and_too_large_calls(url: str, clock: VirtualClock) -> None:
             pass
     assert caught.value.resets_at is not None
     with budget.engine.connect() as conn:  # the refused admission left no row behind
-        assert conn.execute(text("SELECT count(*) FROM budget_admissions")).scalar_one() == 1
+        rows = conn.execute(text("SELECT count(*) FROM budget_admissions WHERE account = :a"), {"a": account})
+        assert rows.scalar_one() == 1
     budget.on_rate_limited(limit_kind="tpd", retry_after=None)
     with pytest.raises(QuotaExhaustedError, match="server reports"):
         async with budget.admit(1):
             pass
 
 
-async def test_estimated_wait_reads_the_shared_window(url: str, clock: VirtualClock) -> None:
-    budget = sql_budget(url, clock, RateLimits(concurrency=5, rpm=2, tpm=10_000))
+async def test_estimated_wait_reads_the_shared_window(url: str, account: str, clock: VirtualClock) -> None:
+    budget = sql_budget(url, account, clock, RateLimits(concurrency=5, rpm=2, tpm=10_000))
     assert budget.estimated_wait(100, 2) == 0.0
     for _ in range(2):
         async with budget.admit(100):
@@ -172,9 +192,9 @@ CALLS = 6
 HOLD_S = 0.05
 
 
-def _worker(url: str, out: str) -> None:
+def _worker(url: str, account: str, out: str) -> None:
     async def main() -> list[tuple[float, float]]:
-        budget = SqlBudget(make_engine(url), LIMITS, account=ACCOUNT, window_s=WINDOW_S, poll_s=0.01)
+        budget = SqlBudget(make_engine(url), LIMITS, account=account, window_s=WINDOW_S, poll_s=0.01)
         spans: list[tuple[float, float]] = []
 
         async def call() -> None:
@@ -189,11 +209,13 @@ def _worker(url: str, out: str) -> None:
     Path(out).write_text(json.dumps(asyncio.run(main())))
 
 
-def test_two_processes_never_exceed_rpm_or_concurrency_together(url: str, tmp_path: Path) -> None:
+def test_two_processes_never_exceed_rpm_or_concurrency_together(
+    url: str, account: str, tmp_path: Path
+) -> None:
     make_engine(url)
     ctx = multiprocessing.get_context("spawn")
     outs = [tmp_path / f"worker{i}.json" for i in range(2)]
-    workers = [ctx.Process(target=_worker, args=(url, str(o))) for o in outs]
+    workers = [ctx.Process(target=_worker, args=(url, account, str(o))) for o in outs]
     for w in workers:
         w.start()
     for w in workers:
@@ -210,8 +232,8 @@ def test_two_processes_never_exceed_rpm_or_concurrency_together(url: str, tmp_pa
     assert starts[-1] - starts[0] >= 2 * WINDOW_S  # 12 calls at 4 per window need three windows
 
 
-def test_one_sql_budget_serves_successive_event_loops(url: str) -> None:
-    budget = SqlBudget(make_engine(url), RateLimits(concurrency=1, rpm=100), account=ACCOUNT)
+def test_one_sql_budget_serves_successive_event_loops(url: str, account: str) -> None:
+    budget = SqlBudget(make_engine(url), RateLimits(concurrency=1, rpm=100), account=account)
 
     async def once() -> None:
         async with budget.admit(10):
