@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pipeline.config import RateLimits
-from pipeline.testing import FAULT_KINDS, Latency, MoonshotTestServer, ServerTokenizer
+from pipeline.testing import FAULT_KINDS, TEST_API_KEY, Latency, MoonshotTestServer, ServerTokenizer
 from pipeline.testing.summariser import summarise
 from pipeline.tokens import TiktokenCounter
 from tests.conftest import REPO
@@ -403,20 +403,16 @@ def test_command_line_server() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.testing.server", "--port", str(port), "--rpm", "1", "--ttft", "0", "--per-token", "0"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}/v1" in banner
-        headers = {"Authorization": "Bearer sk-tome-test-0000000000000000000000000000"}
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        assert httpx.post(url, json=body(), headers=headers).status_code == 200
-        assert httpx.post(url, json=body(), headers=headers).status_code == 429
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    command = [sys.executable, "-W", "error", "-m", "pipeline.testing.server", "--port", str(port), "--rpm", "1"]
+    with subprocess.Popen([*command, "--ttft", "0", "--per-token", "0"], cwd=REPO, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            banner = proc.stdout.readline()
+            assert f"http://127.0.0.1:{port}/v1" in banner
+            headers = {"Authorization": f"Bearer {TEST_API_KEY}"}
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            assert httpx.post(url, json=body(), headers=headers).status_code == 200
+            assert httpx.post(url, json=body(), headers=headers).status_code == 429
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

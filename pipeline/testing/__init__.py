@@ -8,7 +8,7 @@ from pipeline.testing.gateway import (
     RequestRecord,
     ServerStats,
 )
-from pipeline.testing.server import MoonshotTestServer
+from pipeline.testing.harness import MoonshotTestServer
 from pipeline.testing.tokenizer import ServerTokenizer
 
 __all__ = [
