@@ -262,3 +262,9 @@ def test_budget_serves_one_event_loop_at_a_time() -> None:
         done.set()
         other.join(10)
     assert budget.stats().in_flight == 0
+
+
+def test_overloaded_engine_lowers_only_concurrency() -> None:
+    budget = InProcessBudget(RateLimits(concurrency=10, rpm=100, tpm=1_000), default_pause_s=0)
+    budget.on_rate_limited(limit_kind="overloaded", retry_after=None)
+    assert budget.effective_limits == RateLimits(concurrency=7, rpm=100, tpm=1_000)

@@ -23,6 +23,9 @@ def normalise_kind(limit_kind: str | None) -> tuple[str, ...]:
         "max_request": "rpm",
         "tokens": "tpm",
         "parallel": "concurrency",
+        # An overloaded engine is not our quota: fewer calls at once relieve it; RPM/TPM stay.
+        "overloaded": "concurrency",
+        "engine_overloaded": "concurrency",
     }
     kind = aliases.get(kind, kind)
     return (kind,) if kind in AXES else AXES
