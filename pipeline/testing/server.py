@@ -18,7 +18,9 @@ __all__ = ["MoonshotTestServer", "main"]
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m pipeline.testing.server", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.testing.server", description="A local Moonshot-compatible server for tests and benchmarks."
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--tier", help="take limits from configs/tiers.toml (flags below override)")
