@@ -426,10 +426,12 @@ def _verified_spans(
             )
         # Joined units counted more than their sum: split with a budget shrunk by the observed excess.
         estimate = cum[hi] - cum[lo]
-        shrunk = max(1, min(estimate - 1, int(limit * estimate / real)))
+        biggest = max(units.tokens[lo:hi])  # no unit may exceed the shrunk budget
+        shrunk = max(biggest, min(estimate - 1, int(limit * estimate / real)))
         cuts = _split_evenly(cum, units.levels, lo, hi, shrunk) if estimate > shrunk else []
-        if not cuts:
-            cuts = [(lo + hi) // 2]
+        if not cuts:  # halve by tokens; each half has fewer units, so this ends
+            middle = bisect_left(cum, (cum[lo] + cum[hi]) / 2, lo + 1, hi)
+            cuts = [min(max(middle, lo + 1), hi - 1)]
         pieces = [lo, *cuts, hi]
         pending.extend(reversed(list(zip(pieces, pieces[1:], strict=False))))
     return out

@@ -33,10 +33,12 @@ class CharCounter:
 
 @dataclass(frozen=True)
 class JoinCostCounter(CharCounter):
-    """Characters, plus 10 for any text over 30 characters: joined units count more than their parts."""
+    """Characters, plus ``penalty`` for any text over 30 characters: joined units count more than their parts."""
+
+    penalty: int = 10
 
     def count(self, text: str) -> int:
-        return len(text) + (10 if len(text) > 30 else 0)
+        return len(text) + (self.penalty if len(text) > 30 else 0)
 
 
 def make_doc(
@@ -253,6 +255,16 @@ def test_chunks_whose_real_count_overflows_are_split_again():
     doc = sectioned("".join(f"P{i:02d} " + "z" * 20 + "\n\n" for i in range(10)))  # 10 x 26-char paragraphs
     chunks = chunk_document(doc, counter, 60)
     check_guarantees(doc, chunks, counter, 60)
+    # Two paragraphs (52 chars) would fit by their sum but count 62 joined: every chunk is one paragraph.
+    assert len(chunks) == 10
+
+
+def test_overflow_resplit_copes_with_a_unit_near_the_budget():
+    counter = JoinCostCounter(penalty=40)  # the shrunk budget would be smaller than the 30-token unit
+    doc = sectioned("a" * 28 + "\n\n", "b" * 9 + "\n\n", "c" * 9 + "\n\n")  # 30 + 11 + 11 chars
+    chunks = chunk_document(doc, counter, 45)
+    check_guarantees(doc, chunks, counter, 45)
+    assert [c.section_title for c in chunks] == ["A", "B … C"]
 
 
 def test_a_token_budget_may_be_passed_instead_of_a_number():
