@@ -23,6 +23,7 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _TEXT_BLOCK = re.compile(r"<text>\n(.*?)\n</text>", re.DOTALL)
 _SUMMARY_BLOCK = re.compile(r"<summary\b[^>]*>\n(.*?)\n</summary>", re.DOTALL)
 _CONTEXT_BLOCK = re.compile(r"<context>.*?</context>", re.DOTALL)
+_HAS_WORD = re.compile(r"\w")
 _DAMPING = 0.85
 _ITERATIONS = 20
 # Above this many sentences the O(n^2) graph gets slow; longer inputs are ranked in windows of this size.
@@ -42,6 +43,12 @@ def _features(sentence: str, cjk: bool) -> frozenset[str]:
         words = {w.lower() for w in _WORD.findall(_CJK_CHAR.sub(" ", sentence))}
         return frozenset(grams | (words - _STOPWORDS))
     return frozenset(w.lower() for w in _WORD.findall(sentence) if w.lower() not in _STOPWORDS)
+
+
+def _flat(sentence: str, cjk: bool) -> str:
+    if cjk:
+        return re.sub(r"\s*\n\s*", "", sentence).strip()
+    return " ".join(sentence.split())
 
 
 def rank_sentences(sentences: list[str], *, cjk: bool) -> list[float]:
@@ -85,7 +92,9 @@ def rank_sentences(sentences: list[str], *, cjk: bool) -> list[float]:
 def extract(source: str, *, language: str, max_units: int, max_tokens: int, counter: TokenCounter) -> str:
     """The best sentences of ``source`` in original order, within ``max_units`` words/chars and ``max_tokens``."""
     cjk = is_cjk(language)
-    sentences = split_sentences(source)
+    # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
+    sentences = [_flat(s, cjk) for s in split_sentences(source)]
+    sentences = [s for s in sentences if _HAS_WORD.search(s)]
     if not sentences:
         return ""
     scores: list[float] = []

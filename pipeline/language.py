@@ -92,22 +92,25 @@ class LengthUnit:
         return max(10, int(tokens * self.per_token))
 
 
-# Per-token ratios: the guide's rules of thumb, clamped to what our local tokenizer measures on the document,
-# so that "at most N words/字" fits the max_tokens we send (cl100k counts ~1.5 tokens per hanzi, not 0.5-0.7).
-_DEFAULT_PER_TOKEN = {True: 1.5, False: 0.75}
-_BOUNDS = {True: (0.5, 1.5), False: (0.5, 0.8)}
+# Units per LOCAL token when the document gives no sample in the output language (cl100k on typical prose:
+# ~0.72 English words/token; ~0.7 hanzi/token). Moonshot's rule of thumb (1 token ~ 1.5-2 hanzi) does not hold
+# for our local tokenizer, and every size the engine measures is local, so the ratio is measured, not assumed.
+_DEFAULT_PER_TOKEN = {True: 0.7, False: 0.72}
+_BOUNDS = {True: (0.4, 1.5), False: (0.5, 0.8)}
 
 
 def length_unit(code: str, sample: str, counter: TokenCounter, *, calibration: float = 1.0) -> LengthUnit:
-    """Words (or CJK characters) per provider token for ``code``, measured on ``sample`` with ``counter``."""
+    """Words (or CJK characters) per provider token for ``code``, measured on ``sample`` with ``counter``.
+
+    ``sample`` should be text in language ``code`` (pass "" otherwise: a typical ratio is used). The ratio is
+    divided by ``calibration`` because budgets are provider tokens (local count x calibration).
+    """
     cjk = is_cjk(code)
     tokens = counter.count(sample) if sample else 0
     units = count_units(sample, code) if sample else 0
-    measured = (
-        units / (tokens * max(calibration, 1.0)) if tokens >= 200 and units else _DEFAULT_PER_TOKEN[cjk]
-    )
+    measured = units / tokens if tokens >= 200 and units else _DEFAULT_PER_TOKEN[cjk]
     low, high = _BOUNDS[cjk]
-    per_token = min(high, max(low, measured), _DEFAULT_PER_TOKEN[cjk])
+    per_token = min(high, max(low, measured)) / max(calibration, 1.0)
     return LengthUnit(code, round(per_token, 3))
 
 

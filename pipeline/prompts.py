@@ -73,10 +73,10 @@ def _context_block(context: str, language: str) -> str:
     if not context:
         return ""
     if is_cjk(language):
-        note = "<context>中是前文的背景，只用于理解人物和指代；不要为它写摘要，也不要复述它。"
+        note = "上面 context 标签中是前文的背景，只用于理解人物和指代；不要为它写摘要，也不要复述它。"
     else:
         note = (
-            "The <context> above is background from earlier in the document. Use it only to understand names "
+            "The context above is background from earlier in the document. Use it only to understand names "
             "and references; do not summarise it or repeat it."
         )
     return f"<context>\n{_escape(context)}\n</context>\n{note}\n\n"
@@ -107,10 +107,10 @@ def map_messages(
         where = f"它是《{title}》的第{part}部分（共{parts}部分）" + (
             f"，所在章节：{section}" if section else ""
         )
-        head = f"请为<text>标签中的文本写摘要。{where}。\n\n"
+        head = f"请为下面 text 标签中的文本写摘要。{where}。\n\n"
         steps = (
             "步骤：\n"
-            "1. 通读<text>中的文本，找出主要事件、人物、论点和事实。\n"
+            "1. 通读 text 标签中的文本，找出主要事件、人物、论点和事实。\n"
             "2. 保留文中出现的人名、地名、数字和章节标题。\n"
             f"3. 按原文顺序用中文写一段连贯的摘要，{length}。\n"
             "4. 只输出摘要本身，不要加标题、前言或说明。\n"
@@ -119,10 +119,10 @@ def map_messages(
         where = f'It is part {part} of {parts} of "{title}"' + (
             f', in the section "{section}"' if section else ""
         )
-        head = f"Summarise the text inside the <text> tags. {where}.\n\n"
+        head = f"Summarise the text between the text tags below. {where}.\n\n"
         steps = (
             "Steps:\n"
-            "1. Read the text inside <text> and find its main events, people, arguments and facts.\n"
+            "1. Read the text and find its main events, people, arguments and facts.\n"
             "2. Keep the names, places, numbers and chapter or section titles that appear in it.\n"
             f"3. Write one coherent summary in {language_name(language)}, in the text's order, {length}.\n"
             "4. Output only the summary: no heading, preamble or comments.\n"
@@ -158,7 +158,7 @@ def merge_messages(
     )
     if cjk:
         goal = f"写出《{title}》全书的最终摘要" if final else "把它们合并成这一部分的一篇摘要"
-        head = f"下面<summary>标签中是《{title}》中连续各部分的摘要，按原文顺序排列。请{goal}。\n\n"
+        head = f"下面 summary 标签中是《{title}》中连续各部分的摘要，按原文顺序排列。请{goal}。\n\n"
         steps = (
             "步骤：\n"
             "1. 按顺序阅读各篇摘要，它们与原文顺序一致。\n"
@@ -174,7 +174,7 @@ def merge_messages(
             else "merge them into one summary of this part"
         )
         head = (
-            f'Below, inside <summary> tags, are summaries of consecutive parts of "{title}", in the document\'s '
+            f'Below, between summary tags, are summaries of consecutive parts of "{title}", in the document\'s '
             f"order. Please {goal}.\n\n"
         )
         steps = (

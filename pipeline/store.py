@@ -54,7 +54,8 @@ class CachedCompletion:
 
 @dataclass(frozen=True, slots=True)
 class Overflow:
-    """A stored "prompt + max_tokens exceeded the context" answer (so reruns split without asking again)."""
+    """A call answered by splitting its input: the server rejected it as over the context (limit/requested
+    given), or the engine predicted that (both None). Stored so that reruns split it without asking again."""
 
     key: str
     limit: int | None

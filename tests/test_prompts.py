@@ -92,9 +92,11 @@ def test_length_unit_measures_document_and_stays_in_bounds():
     counter = TiktokenCounter()
     english = "The quick brown fox jumps over the lazy dog. " * 200
     unit = length_unit("en", english, counter, calibration=1.1)
-    assert 0.5 <= unit.per_token <= 0.75
+    assert unit.per_token == round(min(0.8, 10 / counter.count("The quick brown fox jumps over the lazy dog. ")) / 1.1, 3)
     hanzi = "話說天下大勢，分久必合，合久必分。" * 200
-    zh = length_unit("zh", hanzi, counter, calibration=1.1)
-    assert 0.5 <= zh.per_token <= 1.5
+    zh = length_unit("zh", hanzi, counter, calibration=1.0)
+    assert 0.4 <= zh.per_token <= 1.5
+    assert length_unit("zh", "", counter).per_token == 0.7  # no sample: a typical ratio
     assert LengthUnit("en", 0.7).units(1000) == 700
+    assert LengthUnit("en", 0.7).units(1) == 10  # never asks for fewer than 10 words
     assert len(sample_text("x" * 100_000, size=9_000)) == 9_000
