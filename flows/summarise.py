@@ -95,6 +95,29 @@ async def _publish(runs: Sequence[DocumentRun], runtime: Runtime) -> None:
         log.warning("Could not publish Prefect artifacts: %s", exc)
 
 
+def _document_run_name() -> str:
+    """Flow runs named after the document ("alice.txt"), not a random adjective-animal."""
+    from prefect.runtime import flow_run
+
+    return Path(str(flow_run.parameters.get("path", "document"))).name
+
+
+def _batch_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    inputs = [Path(str(i)).name for i in params.get("inputs", [])]
+    shown = ", ".join(inputs[:3]) + (f" +{len(inputs) - 3}" if len(inputs) > 3 else "")
+    pattern = params.get("pattern", "*")
+    return f"{shown} ({pattern})" if pattern != "*" else shown
+
+
+def _folder_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"{Path(str(flow_run.parameters.get('input_dir', 'folder'))).name}/{flow_run.parameters.get('pattern', '*')}"
+
+
 def _report(run: DocumentRun, *, with_markdown: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"outcome": run.outcome.to_dict()}
     if with_markdown and run.result is not None:
@@ -102,7 +125,7 @@ def _report(run: DocumentRun, *, with_markdown: bool) -> dict[str, Any]:
     return report
 
 
-@flow(name="summarise-document", retries=0, persist_result=False, log_prints=False)
+@flow(name="summarise-document", flow_run_name=_document_run_name, retries=0, persist_result=False, log_prints=False)
 async def summarise_document(
     path: str,
     output_dir: str | None = None,
@@ -125,7 +148,7 @@ async def summarise_document(
     return _report(run, with_markdown=True)
 
 
-@flow(name="summarise-batch", retries=0, persist_result=False, log_prints=False)
+@flow(name="summarise-batch", flow_run_name=_batch_run_name, retries=0, persist_result=False, log_prints=False)
 async def summarise_batch(
     inputs: list[str],
     output_dir: str | None = None,
@@ -152,7 +175,7 @@ async def summarise_batch(
     return [_report(r, with_markdown=with_markdown) for r in runs]
 
 
-@flow(name="summarise-folder", retries=0, persist_result=False, log_prints=False)
+@flow(name="summarise-folder", flow_run_name=_folder_run_name, retries=0, persist_result=False, log_prints=False)
 async def summarise_folder(
     input_dir: str,
     output_dir: str,
