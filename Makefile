@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tome plan $(DOC)
+	$(BIN)/tome summarise $(DOC)
 
 test: $(STAMP)
 	$(BIN)/ruff check pipeline flows tests bench

@@ -30,10 +30,12 @@ def money(amount: float, currency: str) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """35 s / 4 min 10 s / 2 h 05 min; '?' when unknown."""
+    """0.4 s / 35 s / 4 min 10 s / 2 h 05 min; '?' when unknown."""
     if seconds is None:
         return "?"
-    s = max(0, round(seconds))
+    if seconds < 9.95:
+        return f"{max(0.0, seconds):.1f} s"
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:

@@ -49,6 +49,7 @@ def test_money_and_duration_formats() -> None:
     assert money(0, "USD") == "$0.00"
     assert money(1234.5, "CNY") == "¥1,234.50"
     assert duration(None) == "?"
+    assert duration(0.42) == "0.4 s"
     assert duration(35.4) == "35 s"
     assert duration(250) == "4 min 10 s"
     assert duration(7500) == "2 h 05 min"
@@ -77,13 +78,16 @@ def test_line_reporter_prints_at_level_start_each_ten_percent_and_end() -> None:
     for _ in range(40):
         clock.now += 0.01  # fast calls: only the 10 % steps print, not the 2 s timer
         doc.call_finished(0, cached=False, prompt_tokens=1000, completion_tokens=100, cost=0.003)
-    doc.level_finished(0)
+    doc.level_finished(0)  # same numbers as the 100 % line: not printed again
+    clock.now += 1
+    board.finish("alice.txt", ok=True)
     lines = out.getvalue().splitlines()
-    # start + 10 steps of 10 % + finish
+    # start + 10 steps of 10 % + the document's end
     assert len(lines) == 12
     assert lines[0].startswith("alice.txt · level 0: 0/40 calls, 0 tokens in")
     assert lines[1].startswith("alice.txt · level 0: 4/40 calls, 4,000 tokens in, 400 out, ¥0.01")
-    assert "40/40 calls, 40,000 tokens in, 4,000 out, ¥0.12" in lines[-1]
+    assert "40/40 calls, 40,000 tokens in, 4,000 out, ¥0.12" in lines[-2]
+    assert lines[-1] == "alice.txt: done, 40 calls (0 cached), 40,000 tokens in, 4,000 out, ¥0.12, 1.0 s"
 
 
 def test_line_reporter_prints_every_interval_on_slow_levels() -> None:
