@@ -169,7 +169,7 @@ class SummaryEngine:
         self.billable = bool(getattr(backend, "billable", True))
         self._budget: TokenBudget = chunk_budget(model, settings)
         self._input_budget = merge_input_budget(model, settings)
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots: asyncio.Semaphore | None = None
         self._stop: asyncio.Event | None = None
         self._stop_error: BaseException | None = None
         self._last_update = 0.0
@@ -392,6 +392,8 @@ class SummaryEngine:
 
     async def _run_calls(self, state: RunState, level: int, calls: list[_Call]) -> list[Node]:
         """All calls of a level at once; call i waits only for the call its context comes from."""
+        # Made per level: a level may run in another event loop than the last (one Prefect task each).
+        self._slots = asyncio.Semaphore(self.max_in_flight)
         self._stop = asyncio.Event()
         self._stop_error = None
         self.progress.level_started(level, len(calls))
@@ -588,6 +590,7 @@ class SummaryEngine:
         stop = self._stop
         if stop is not None and stop.is_set():
             raise _Stopped()
+        assert self._slots is not None, "calls are sent only while a level runs"
         async with self._slots:
             if stop is not None and stop.is_set():
                 raise _Stopped()
