@@ -87,7 +87,7 @@ def test_line_reporter_prints_at_level_start_each_ten_percent_and_end() -> None:
     assert lines[0].startswith("alice.txt · level 0: 0/40 calls, 0 tokens in")
     assert lines[1].startswith("alice.txt · level 0: 4/40 calls, 4,000 tokens in, 400 out, ¥0.01")
     assert "40/40 calls, 40,000 tokens in, 4,000 out, ¥0.12" in lines[-2]
-    assert lines[-1] == "alice.txt: done, 40 calls (0 cached), 40,000 tokens in, 4,000 out, ¥0.12, 1.0 s"
+    assert lines[-1] == "alice.txt: done, 40 calls (0 cached), 40,000 tokens in, 4,000 out, ¥0.12, 1.4 s"
 
 
 def test_line_reporter_prints_every_interval_on_slow_levels() -> None:
