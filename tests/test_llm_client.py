@@ -466,3 +466,20 @@ async def test_key_never_appears_in_logs_reprs_or_errors(caplog: pytest.LogCaptu
     assert "tome.llm" in caplog.text  # the logs were really captured
     assert all(key not in t for t in texts)
     assert any("sk-***" in t for t in texts)  # the echoed key was redacted, not dropped silently
+
+
+async def test_msh_gid_tier_lower_than_configured_is_warned_once(
+    moonshot_server_factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipeline.budget import InProcessBudget
+    from pipeline.config import load_catalog
+
+    srv = moonshot_server_factory(gid_tier=0)
+    budget = InProcessBudget(load_catalog().tier("tier1"), tier="tier1")
+    caplog.set_level(logging.WARNING, logger="tome.budget")
+    async with client(srv, budget=budget) as c:
+        await c.complete(chat())
+        await c.complete(chat())
+    warnings = [r for r in caplog.records if r.name == "tome.budget" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "tier0" in warnings[0].getMessage()

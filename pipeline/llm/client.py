@@ -188,6 +188,7 @@ class OpenAICompatibleClient:
                     except (httpx.HTTPError, httpx.StreamError) as exc:
                         raise error_from_transport(exc, url=url, in_stream=True, redact=self._key.redact) from exc
                     request_id = resp.headers.get("msh-request-id") or acc.id
+                    self._observe_tier(resp)
                 content, finish, usage, model = acc.content, acc.finish_reason, acc.usage, acc.model
                 if usage is None:
                     log.debug("stream from %s carried no usage; counting zero tokens", self.name)
@@ -197,6 +198,7 @@ class OpenAICompatibleClient:
                     raise self._status_error(resp)
                 content, finish, usage, body_id, model = parse_chat_json(self._json(resp), status=resp.status_code)
                 request_id = resp.headers.get("msh-request-id") or body_id
+                self._observe_tier(resp)
         except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL) as exc:
             raise error_from_transport(exc, url=url, redact=self._key.redact) from exc
         return Completion(
@@ -207,6 +209,13 @@ class OpenAICompatibleClient:
             request_id=request_id,
             latency_s=time.monotonic() - started,
         )
+
+    def _observe_tier(self, resp: httpx.Response) -> None:
+        # Moonshot names the account's tier in Msh-Gid; the budget warns once if it was configured higher.
+        gid = resp.headers.get("msh-gid")
+        observe = getattr(self._budget, "observe_tier", None)
+        if gid and observe is not None:
+            observe(gid)
 
     # --- other endpoints -------------------------------------------------------------------------------------
 
