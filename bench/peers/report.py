@@ -43,12 +43,18 @@ REMEDY = {
         "map-reduce pattern whose `max_concurrency` is honoured."
     ),
     ("langgraph-mapreduce", "rate_limited"): (
-        "ChatOpenAI gives up after 2 retries; raise `max_retries` or add an `InMemoryRateLimiter`."
+        "`max_concurrency` caps parallel calls but nothing paces tokens, and ChatOpenAI gives up after 2 "
+        "retries (SDK backoff 0.5-8 s, shorter than a 60 s TPM window); raise `max_retries` (~10) and/or add "
+        "`InMemoryRateLimiter(requests_per_second≈TPM/(60×tokens per call))` (it paces requests, not tokens)."
     ),
     ("langgraph-mapreduce", "other"): (
         "If GraphRecursionError: the tutorial's `recursion_limit=10` caps collapse rounds; raise it for long books."
     ),
-    ("langchain-refine", "rate_limited"): "Raise `max_retries` on ChatOpenAI or add an `InMemoryRateLimiter`.",
+    ("langchain-refine", "rate_limited"): (
+        "Sequential, but each call admits ~3k prompt + the default 1024 max_tokens every ~4 s, more than 60k "
+        "TPM; ChatOpenAI's 2 retries (backoff ≤ 8 s) cannot wait out the window. Raise `max_retries` or pace "
+        "with `InMemoryRateLimiter`."
+    ),
     ("langchain-refine", "context_length"): (
         "The running summary plus a 3000-token chunk outgrew 8k; use smaller chunks or cap `max_tokens`."
     ),
@@ -148,10 +154,10 @@ def render(cells: list[dict[str, Any]], *, docs: dict[str, str], limits: dict[st
                         f"429s. Error: `{(err or '?')[:300]}`. To pass: {remedy}"
                     )
                 if not ok:
-                    failures += [f"  - note: {n}" for n in notes]
+                    failures += [f"  - note: {n}" for n in notes if not n.startswith("Using ")]
             lines.append("")
             extra = [f"{c['system']}: {n}" for c in rows for n in (c.get("peer") or {}).get("notes") or []
-                     if c["finished"]]
+                     if c["finished"] and not n.startswith("Using ")]
             if extra:
                 lines += [f"Notes: {'; '.join(sorted(set(extra)))}", ""]
     if failures:
