@@ -1,0 +1,1 @@
+"""The integration tier (``-m integration``): real Prefect servers, served deployments, ephemeral start-up."""

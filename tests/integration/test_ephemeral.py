@@ -1,0 +1,34 @@
+"""With no configuration at all, `tome summarise FILE` runs through Prefect's ephemeral server, offline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ENGLISH = REPO / "data" / "the_lighthouse_keeper.md"
+
+
+def test_no_configuration_runs_prefect_in_ephemeral_mode(tmp_path: Path) -> None:
+    """`tome summarise FILE` with nothing set: no API URL, no PREFECT_HOME, no key — and a real summary."""
+    if not ENGLISH.is_file():
+        pytest.skip("data/the_lighthouse_keeper.md is missing")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path / "user"),
+           "TOME_HOME": str(tmp_path / "tome-home")}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows", "summarise", str(ENGLISH)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# Summary: The Lighthouse Keeper")
+    assert proc.stderr.startswith("MOONSHOT_API_KEY is not set: using the offline extractive backend")
+    noise = [line for line in proc.stderr.splitlines() if "| WARNING |" in line or "| ERROR |" in line]
+    assert noise == []
+    assert (tmp_path / "tome-home" / "prefect" / "prefect.db").is_file()
+    assert not (tmp_path / "user" / ".prefect").exists()
