@@ -83,6 +83,7 @@ class _Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    latency_s: float = 0.0
 
     def join(self, other: _Outcome) -> _Outcome:
         return _Outcome(
@@ -93,6 +94,7 @@ class _Outcome:
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost=self.cost + other.cost,
+            latency_s=max(self.latency_s, other.latency_s),  # the halves run at once
         )
 
 
@@ -148,12 +150,14 @@ class SummaryEngine:
         progress: ProgressSink | None = None,
         max_in_flight: int = 8,
         limits: RateLimits | None = None,
+        lag: int | None = None,
     ) -> None:
         """Args:
         backend: answers chat requests (the HTTP client with its rate budget, or the extractive backend).
         store: the cache and run records.
         max_in_flight: calls sent at once (the budget may admit fewer).
         limits: the rate tier (default: settings.tier from configs/); its concurrency caps the lag too.
+        lag: force this carry-forward lag instead of max(context_lag, concurrency) (benchmarks compare them).
         """
         self.backend = backend
         self.store = store
@@ -165,6 +169,7 @@ class SummaryEngine:
             raise ValueError("max_in_flight must be at least 1")
         self.max_in_flight = max_in_flight
         self.limits = limits or model_and_limits(settings)[1]
+        self.lag_override = lag
         self.provider = getattr(backend, "name", "backend")
         self.billable = bool(getattr(backend, "billable", True))
         self._budget: TokenBudget = chunk_budget(model, settings)
@@ -201,7 +206,7 @@ class SummaryEngine:
             self.counter,
             calibration=self.model.calibration,
         )
-        lag = effective_lag(self.settings.context_lag, self.concurrency)
+        lag = self.lag_override or effective_lag(self.settings.context_lag, self.concurrency)
         recorded = {
             **self.settings.as_dict(),
             "backend": self.provider,
@@ -475,6 +480,7 @@ class SummaryEngine:
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
             cost=outcome.cost,
+            latency_s=outcome.latency_s,
         )
         self.progress.call_finished(
             level,
@@ -510,6 +516,7 @@ class SummaryEngine:
                 prompt_tokens=outcome.prompt_tokens + again.prompt_tokens,
                 completion_tokens=outcome.completion_tokens + again.completion_tokens,
                 cost=outcome.cost + again.cost,
+                latency_s=outcome.latency_s + again.latency_s,
             )
             outcome = again
         if outcome.truncated:
@@ -579,6 +586,7 @@ class SummaryEngine:
                 prompt_tokens=completion.usage.prompt_tokens,
                 completion_tokens=completion.usage.completion_tokens,
                 cost=cost,
+                latency_s=completion.latency_s,
             ),
             completion,
         )

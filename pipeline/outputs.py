@@ -29,6 +29,7 @@ class Node:
     prompt_tokens: int = 0  # tokens billed by this run (0 when cached)
     completion_tokens: int = 0
     cost: float = 0.0
+    latency_s: float = 0.0  # seconds the calls behind it took (0 when cached)
 
     def as_dict(self) -> dict[str, Any]:
         return {
