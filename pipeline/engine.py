@@ -46,7 +46,8 @@ LENGTH_HEADROOM = 0.9  # ask for 90 % of max_tokens, so a model that overshoots 
 MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
 MIN_SPLIT_TOKENS = 48  # an input below twice this is not split further
 MAX_SPLIT_DEPTH = 6  # halvings of one input after context-length errors
-DONE_TOLERANCE = 1.25  # one summary at most this times the target ends the run
+DONE_TOLERANCE = 1.25
+MIN_CALIBRATION = 0.3  # a learned ratio never goes below this (Chinese on Moonshot ~0.45; lower = bogus usage)  # one summary at most this times the target ends the run
 CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
 _MESSAGE_TOKENS, _REPLY_TOKENS = 4, 3  # chat framing around each message / the reply
 _PROGRESS_EVERY_S = 2.0
@@ -119,8 +120,12 @@ class RunState:
     language: str
     unit: LengthUnit
     lag: int
-    calibration: float  # fixed within a level: shapes prompts, so it changes only between levels
-    observed_calibration: float  # the live value: max(calibration, what calls reported)
+    # Provider tokens per local token. ``calibration`` shapes prompts (lengths, context room, packing), so it is
+    # fixed within a level: the model's configured value for level 0, then the largest ratio the server
+    # reported so far (lower than configured for Chinese, where the provider counts fewer tokens than cl100k).
+    calibration: float
+    observed_calibration: float | None = None  # live: the largest ratio reported so far (None: none yet)
+    level_calibration: list[float] = field(default_factory=list)  # the calibration each level ran with
     levels: list[list[Node]] = field(default_factory=list)
     usage: UsageTotals = field(default_factory=UsageTotals)
     done: bool = False
@@ -200,12 +205,7 @@ class SummaryEngine:
         plan = build_plan(document, chunks, self.model, self.settings, self.limits)
         language = resolve_language(self.settings.language, document.language)
         same = resolve_language("auto", document.language) == language
-        unit = length_unit(
-            language,
-            sample_text(document.text) if same else "",
-            self.counter,
-            calibration=self.model.calibration,
-        )
+        unit = length_unit(language, sample_text(document.text) if same else "", self.counter)
         lag = self.lag_override or effective_lag(self.settings.context_lag, self.concurrency)
         recorded = {
             **self.settings.as_dict(),
@@ -228,7 +228,6 @@ class SummaryEngine:
             unit=unit,
             lag=lag,
             calibration=self.model.calibration,
-            observed_calibration=self.model.calibration,
         )
         state.usage.currency = self.model.currency
         log.info(
@@ -275,7 +274,10 @@ class SummaryEngine:
                 self._close(state, "failed", f"{type(exc).__name__}: {exc}")
             raise
         state.levels.append(nodes)
-        state.calibration = max(state.calibration, state.observed_calibration)
+        del state.level_calibration[level:]
+        state.level_calibration.append(state.calibration)
+        if state.observed_calibration is not None:
+            state.calibration = state.observed_calibration
         total_before = sum(n.tokens for n in state.levels[-2]) if level > 0 else None
         total_after = sum(n.tokens for n in nodes)
         if total_before is not None and total_after >= total_before:
@@ -283,7 +285,9 @@ class SummaryEngine:
                 "level %d did not shrink the text (%d -> %d tokens)", level, total_before, total_after
             )
         if len(nodes) == 1 and (level > 0 or len(state.chunks) == 1):
-            state.done = self._as_asked(nodes[0].tokens) <= self.settings.target_tokens * DONE_TOLERANCE
+            # In the units its length was asked in (the calibration this level ran with).
+            asked = math.ceil(nodes[0].tokens * state.level_calibration[level])
+            state.done = asked <= self.settings.target_tokens * DONE_TOLERANCE
             if not state.done and total_before is not None and total_after >= total_before:
                 # Condensing one summary did not shorten it (the model cannot go shorter, e.g. it keeps
                 # every marker or title): asking again would repeat the same call, so stop here.
@@ -357,7 +361,7 @@ class SummaryEngine:
         parts = [MergeInput(j + 1, node.section or None, node.text) for j, node in enumerate(prev)]
         if len(prev) == 1:
             # One summary over the target: condense it (output strictly below its size).
-            size = self._as_asked(prev[0].tokens)
+            size = self._calibrated(state, prev[0].tokens)
             groups, output = [[0]], max(MIN_OUTPUT_TOKENS, min(target, size - 1))
         else:
             sizes = [self._calibrated(state, self.counter.count(self._wrapped(p))) for p in parts]
@@ -554,7 +558,8 @@ class SummaryEngine:
             # Learn from it exactly as when it happened, so later levels are shaped the same on a rerun.
             self._learn_overflow(state, overflow.limit, overflow.requested, local, max_tokens)
             return _Overflow()
-        predicted = math.ceil(local * state.observed_calibration) + max_tokens > self.model.context_tokens
+        live = state.observed_calibration or state.calibration
+        predicted = math.ceil(local * live) + max_tokens > self.model.context_tokens
         if predicted and not strict and self._splittable(call, depth):
             # The decision used the live calibration (timing-dependent), so it is recorded: reruns split this
             # call the same way without asking.
@@ -566,7 +571,7 @@ class SummaryEngine:
             messages=messages,
             max_tokens=max_tokens,
             temperature=self.settings.temperature,
-            estimated_prompt_tokens=math.ceil(local * state.observed_calibration),
+            estimated_prompt_tokens=math.ceil(local * live),
             source_text=call.text,
         )
         completion = await self._send(state, request, key, local, version)
@@ -685,9 +690,11 @@ class SummaryEngine:
     def _messages(
         self, state: RunState, call: _Call, *, max_tokens: int, strict: bool
     ) -> tuple[Message, ...]:
-        words = state.unit.units(int(max_tokens * LENGTH_HEADROOM))
+        # Budgets are provider tokens; the unit ratio is per local token. ``max_tokens`` (a retry's larger
+        # room) never changes the length asked for: only ``strict`` does.
+        words = state.unit.units(call.max_tokens * LENGTH_HEADROOM / state.calibration)
         if strict:
-            words = strict_words(state.unit.units(int(call.max_tokens * LENGTH_HEADROOM)))
+            words = strict_words(words)
         title = state.document.title
         if call.kind == "map":
             return map_messages(
@@ -717,13 +724,6 @@ class SummaryEngine:
     def _calibrated(self, state: RunState, local_tokens: int) -> int:
         """Provider tokens of a text, by the calibration learned so far (for packing and room)."""
         return math.ceil(local_tokens * state.calibration)
-
-    def _as_asked(self, local_tokens: int) -> int:
-        """A summary's length in the tokens its length instruction was computed from (the model's calibration).
-
-        The learned calibration must not enter here: a higher one would never let a summary look short enough.
-        """
-        return math.ceil(local_tokens * self.model.calibration)
 
     def _wrapped(self, part: MergeInput) -> str:
         """A summary as it appears in a merge prompt (tags and section title count against the budget)."""
@@ -758,9 +758,10 @@ class SummaryEngine:
         return max(call.max_tokens, min(2 * call.max_tokens, room))
 
     def _learn(self, state: RunState, server_prompt: int, local_prompt: int) -> None:
-        """Raise the live calibration when the server counts more prompt tokens than we estimate."""
+        """Track the largest provider/local prompt ratio the server reported (prompts of 300+ tokens)."""
         if self.billable and local_prompt >= 300 and server_prompt > 0:
-            state.observed_calibration = max(state.observed_calibration, server_prompt / local_prompt)
+            ratio = max(MIN_CALIBRATION, server_prompt / local_prompt)
+            state.observed_calibration = max(state.observed_calibration or 0.0, ratio)
 
     def _learn_overflow(
         self, state: RunState, limit: int | None, requested: int | None, local_prompt: int, max_tokens: int
@@ -773,7 +774,8 @@ class SummaryEngine:
         else:
             server_prompt = 0
         if local_prompt > 0 and server_prompt > 0:
-            state.observed_calibration = max(state.observed_calibration, server_prompt / local_prompt * 1.02)
+            ratio = server_prompt / local_prompt * 1.02
+            state.observed_calibration = max(state.observed_calibration or 0.0, ratio, state.calibration)
 
     def _section(self, doc: Document, start: int, end: int) -> str:
         """The title of the section(s) a span touches: "A" or "A … B" ("" without sections)."""

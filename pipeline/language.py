@@ -87,7 +87,7 @@ class LengthUnit:
     code: str
     per_token: float  # units per local token, measured on the document
 
-    def units(self, tokens: int) -> int:
+    def units(self, tokens: float) -> int:
         """A token budget expressed in words/characters (rounded down, at least 10)."""
         return max(10, int(tokens * self.per_token))
 

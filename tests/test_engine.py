@@ -176,9 +176,8 @@ async def test_every_chunk_reaches_the_final_summary_generated(moonshot_server, 
     assert len(result.levels) >= 3  # map, at least one intermediate merge level, final
     missing = [m for m in markers if m not in result.final]
     assert not missing
-    assert (
-        result.usage.calls == moonshot_server.gateway.stats().requests == sum(len(lv) for lv in result.levels)
-    )
+    made = moonshot_server.gateway.stats().requests
+    assert result.usage.calls == made == len(result.nodes) + result.usage.retries  # retries: cut-off answers
 
 
 @pytest.mark.corpus
@@ -241,17 +240,18 @@ async def test_context_is_bounded_and_cut_at_sentences(moonshot_server, store):
     state = engine.prepare(generated_document(chapters=10))
     await engine.run_level(state, 0)
     await client.aclose()
+    assert state.level_calibration == [engine.model.calibration]
     budget = engine._budget.with_output(state.plan.levels[0].output_tokens).carried_context_tokens
     sources = [c.text.strip() for c in state.chunks]  # lag 1: call i carries the summary of call i-1
     summaries = [n.text for n in state.levels[0]]
     for i, req in enumerate(client.requests[1:], start=1):
         ctx = re.search(r"<context>\n(.*?)\n</context>", req.messages[1].content, re.S).group(1)
-        assert engine.counter.count(ctx) * state.calibration <= budget
+        assert engine.counter.count(ctx) * engine.model.calibration <= budget
         source = summaries[i - 1] if state.lag == 1 else sources[i - 1]
         assert source.endswith(ctx)  # the tail of the earlier text ...
         before = source[: len(source) - len(ctx)].rstrip()
         assert before == "" or before[-1] in ".!?"  # ... starting at a sentence boundary
-        assert len(ctx) < len(source) or engine.counter.count(source) * state.calibration <= budget
+        assert len(ctx) < len(source) or engine.counter.count(source) * engine.model.calibration <= budget
 
 
 async def test_rerun_makes_zero_calls_and_records_runs(moonshot_server, store):
@@ -370,7 +370,9 @@ class VerboseBackend:
     async def complete(self, request: ChatRequest) -> Completion:
         source = request.source_text or ""
         text = source[: max(1, int(len(source) * 0.9))]
-        return Completion(content=text, finish_reason="stop", usage=Usage(10, 10), model="verbose")
+        return Completion(
+            content=text, finish_reason="stop", usage=Usage(len(source) // 4, len(text) // 4), model="v"
+        )
 
     async def aclose(self) -> None:
         return None
@@ -421,8 +423,17 @@ async def test_quota_stops_new_calls_lets_in_flight_finish_and_resumes(moonshot_
 
 async def test_chinese_document_gets_chinese_prompts_and_summary(moonshot_server, store):
     client = Recorder(_client(moonshot_server))
-    result = await _engine(client, store).summarise(chinese_document())
+    engine = _engine(client, store)
+    state = engine.prepare(chinese_document(chapters=40))
+    while not state.done:
+        await engine.run_level(state, state.next_level)
+    result = engine.finish(state)
     await client.aclose()
+    # The server counts ~1.5 hanzi per token, cl100k ~0.7: merge levels learn a calibration far below 1.10
+    # and ask for correspondingly more characters.
+    assert len(state.level_calibration) >= 2 and state.level_calibration[1] < 0.6
+    asked = [int(re.search(r"不超过(\d+)字", r.messages[1].content).group(1)) for r in client.requests]
+    assert max(asked[-1:]) > 2 * min(asked[: len(state.chunks)])
     assert all(
         "不超过" in r.messages[1].content and "at most" not in r.messages[1].content for r in client.requests
     )
