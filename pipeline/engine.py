@@ -12,6 +12,9 @@
 - A cut-off answer (finish_reason "length") is retried once with a stricter length; a second cut is kept and
   flagged. A context-length rejection (or a predicted one) splits the input in two and raises the in-memory
   calibration; rejections are cached too, so reruns split without asking again.
+- Calibration (provider tokens per local token) is learned from every answer's usage; it changes only between
+  levels (it shapes prompts), so levels above 0 pack, bound context and state lengths in the provider's real
+  tokens (e.g. ~0.45 for Chinese on Moonshot, where the configured 1.10 only suits English).
 - QuotaExhaustedError stops new calls, lets in-flight ones finish (cached), marks the run "quota" and re-raises.
 """
 
@@ -46,8 +49,8 @@ LENGTH_HEADROOM = 0.9  # ask for 90 % of max_tokens, so a model that overshoots 
 MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
 MIN_SPLIT_TOKENS = 48  # an input below twice this is not split further
 MAX_SPLIT_DEPTH = 6  # halvings of one input after context-length errors
-DONE_TOLERANCE = 1.25
-MIN_CALIBRATION = 0.3  # a learned ratio never goes below this (Chinese on Moonshot ~0.45; lower = bogus usage)  # one summary at most this times the target ends the run
+DONE_TOLERANCE = 1.25  # one summary at most this times the target ends the run
+MIN_CALIBRATION = 0.3  # a learned ratio never goes below this (Chinese on Moonshot ~0.45; lower = bogus usage)
 CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
 _MESSAGE_TOKENS, _REPLY_TOKENS = 4, 3  # chat framing around each message / the reply
 _PROGRESS_EVERY_S = 2.0
@@ -61,9 +64,7 @@ class _Call:
     index: int
     kind: str  # "map" | "reduce"
     inputs: tuple[int, ...]  # map: (chunk index,); reduce: indexes of the nodes merged
-    text: (
-        str  # map: the chunk; reduce: the merged summaries (for the extractive backend and raw-tail context)
-    )
+    text: str  # map: the chunk; reduce: the merged summaries (extractive backend, raw-tail context)
     parts: tuple[MergeInput, ...] = ()
     part: int = 1
     total_parts: int = 1
@@ -256,6 +257,8 @@ class SummaryEngine:
         if level > len(state.levels):
             raise ValueError(f"level {level} cannot run before level {len(state.levels)}")
         del state.levels[level:]  # a re-run level (task retry) replaces its earlier result
+        if level < len(state.level_calibration):
+            state.calibration = state.level_calibration[level]  # and builds the same prompts as before
         try:
             if level > self.settings.max_depth:
                 raise DepthLimitError(
