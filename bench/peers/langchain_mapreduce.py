@@ -8,12 +8,15 @@ import sys
 from common import PeerArgs, PeerResult, run_peer
 
 CHUNK_TOKENS = 3000  # fits an 8k context with the prompt and a default-length answer
+FIXED_RETRIES = 10
 
 
 def make_llm(args: PeerArgs):
     from langchain_openai import ChatOpenAI
 
     # Library defaults otherwise: max_retries (openai SDK: 2), timeout, temperature, max_tokens.
+    if args.fixed:  # the remedy for 429 failures: let the SDK's backoff outlast a rate window
+        return ChatOpenAI(base_url=args.base_url, api_key=args.api_key, model=args.model, max_retries=FIXED_RETRIES)
     return ChatOpenAI(base_url=args.base_url, api_key=args.api_key, model=args.model)
 
 

@@ -7,6 +7,7 @@ import sys
 from common import PeerArgs, PeerResult, run_peer
 
 QUERY = "Summarize the provided text."
+FIXED_MARGIN = 512
 
 
 def body(args: PeerArgs, result: PeerResult) -> str:
@@ -16,12 +17,17 @@ def body(args: PeerArgs, result: PeerResult) -> str:
     from llama_index.llms.openai_like import OpenAILike
 
     # is_chat_model: Moonshot serves only /chat/completions (OpenAILike defaults to /completions).
+    # --fixed: reserve room for the answer (repacking leaves context_window - max_tokens), keep a margin for
+    # the provider counting a little more than cl100k (repacking fills the window to the last token), retry longer.
+    fixes = {"max_tokens": 1024, "max_retries": 10} if args.fixed else {}
+    window = args.context_window - FIXED_MARGIN if args.fixed else args.context_window
     llm = OpenAILike(
         model=args.model,
         api_base=args.base_url,
         api_key=args.api_key,
-        context_window=args.context_window,
+        context_window=window,
         is_chat_model=True,
+        **fixes,
     )
     Settings.llm = llm
     splitter = SentenceSplitter()  # defaults: chunk_size=1024 tokens, chunk_overlap=200

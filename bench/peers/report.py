@@ -10,6 +10,17 @@ COMMAND = (
     "--timeout 1200 --jobs 1"
 )
 
+DOC_SIZES = """\
+| document | characters | cl100k tokens (what peers count) | server tokens (what is billed/limited) |
+|---|---:|---:|---:|
+| Alice in Wonderland (pg11) | 144,600 | 36,927 | 35,879 |
+| Pride and Prejudice (pg1342) | 728,744 | 171,510 | 181,880 |
+| 西遊記 (pg23962) | 758,219 | 1,117,955 | 485,521 |
+
+The test server counts ~1.5 CJK characters per token (Moonshot's documented rule of thumb); cl100k counts
+~1.5 tokens per CJK character, so every client that sizes Chinese with cl100k over-counts ~2.3×.
+"""
+
 SETUP = """\
 | system | how it runs | chunking (its usual splitter, sized for moonshot-v1-8k) | concurrency |
 |---|---|---|---|
@@ -22,6 +33,10 @@ SETUP = """\
 | cookbook | OpenAI cookbook "Summarizing long documents": `summarize(text, detail=0.1, summarize_recursively=True)`, re-implemented, sequential, openai SDK defaults, `chat.completions` (Moonshot has no Responses API) | `chunk_on_delimiter(text, max(500, tokens // num_chunks), ".")` with cl100k; detail 0.1 as in the cookbook's recursive example | sequential |
 | cookbook-flat | the same with `summarize_recursively=False` (the cookbook's default): independent chunk summaries, concatenated | same | sequential |
 
+`*-fixed` rows apply the remedy a user would reach for after the default failed (not tuned further):
+LangChain/LangGraph `ChatOpenAI(max_retries=10)`; LlamaIndex `OpenAILike(max_tokens=1024, max_retries=10,
+context_window=7680)`. For the cookbook the remedy is `cookbook-flat`.
+
 Library defaults otherwise: ChatOpenAI / openai SDK `max_retries=2` (LlamaIndex OpenAI: 3), no `max_tokens`
 (the server's default output allowance is counted at admission), default temperatures.
 """
@@ -31,7 +46,8 @@ REMEDY = {
     ("llamaindex-tree", "context_length"): (
         "TreeSummarize repacks prompts to fill `context_window` minus `num_output`; with no `max_tokens` "
         "the LLM reserves no room for the answer, so prompt + the server's default max_tokens exceeds 8192. "
-        "Set `OpenAILike(max_tokens=1024, ...)` (or a smaller `context_window`)."
+        "Set `OpenAILike(max_tokens=1024, ...)` and a `context_window` a few hundred tokens under 8192 "
+        "(repacking fills the window to the last cl100k token; the provider counts slightly differently)."
     ),
     ("llamaindex-tree", "rate_limited"): (
         "Each tree level fires every packed chunk at once; cap it (e.g. a semaphore around the LLM, or "
@@ -110,6 +126,7 @@ def render(cells: list[dict[str, Any]], *, docs: dict[str, str], limits: dict[st
             COMMAND,
             "```",
             "",
+            DOC_SIZES,
             SETUP,
         ]
     failures: list[str] = []
