@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -33,6 +34,8 @@ from pipeline.llm.types import ChatBackend
 from pipeline.outputs import SummaryResult
 from pipeline.settings import RunSettings
 from pipeline.store import Store
+
+log = logging.getLogger("tome.flows")
 
 SUMMARY_SUFFIXES = (".summary.md", ".summary.json")
 # Documents summarised at once in a batch; their calls share one rate budget either way. More would only
@@ -122,7 +125,7 @@ class DocumentRun:
 
     outcome: Outcome
     result: SummaryResult | None = None
-    error: TomeError | None = None
+    error: Exception | None = None
 
 
 class Steps(Protocol):
@@ -287,7 +290,10 @@ async def summarise_path(
     steps: Steps | None = None,
     password: str | None = None,
 ) -> DocumentRun:
-    """Load, plan and summarise one document level by level; never raises a TomeError (it is in the outcome)."""
+    """Load, plan and summarise one document level by level; errors are returned in the DocumentRun, not raised.
+
+    Cancellation and KeyboardInterrupt still propagate (the engine marks the run "interrupted").
+    """
     steps = steps or DirectSteps()
     shown = display_name(path, name)
     outcome = Outcome(name=shown, path=str(path), status="failed", currency=runtime.model.currency)
@@ -327,10 +333,13 @@ async def summarise_path(
         outcome.status = "done"
         runtime.board.finish(sink.name, ok=True)
         return DocumentRun(outcome, result)
-    except TomeError as exc:
-        outcome.status = _status_for(exc)
-        outcome.exit_code = exc.exit_code
-        outcome.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one document's failure, whatever it is, must not stop a batch
+        if isinstance(exc, TomeError):
+            outcome.status, outcome.exit_code, outcome.error = _status_for(exc), exc.exit_code, str(exc)
+        else:  # a bug, not a user error: keep the traceback in the log
+            log.error("%s failed unexpectedly", path, exc_info=exc)
+            outcome.status, outcome.exit_code = "failed", 1
+            outcome.error = f"unexpected {type(exc).__name__}: {exc}"
         if state is None:
             # It failed before the engine recorded a run: record it here so `tome runs` shows it.
             outcome.run_id = _record_failed_run(runtime, path, sha256, outcome)

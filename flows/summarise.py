@@ -138,7 +138,7 @@ async def summarise_document(
         run = await summarise_path(
             runtime, Path(path), out_dir=Path(output_dir) if output_dir else None, steps=PrefectSteps()
         )
-        runtime.board.close()
+        runtime.board.close()  # the live display ends before the artifacts upload
         await _publish([run], runtime)
     finally:
         runtime.board.close()
@@ -167,7 +167,7 @@ async def summarise_batch(
     runtime = _runtime(options or SummariseOptions(), progress)
     try:
         runs = await summarise_paths(runtime, paths, out_dir=out, steps=PrefectSteps())
-        runtime.board.close()
+        runtime.board.close()  # the live display ends before the artifacts upload
         await _publish(runs, runtime)
     finally:
         runtime.board.close()
@@ -199,7 +199,7 @@ async def summarise_folder(
     runtime = _runtime(options, progress=True)
     try:
         runs = await summarise_paths(runtime, todo, out_dir=out, steps=PrefectSteps(), names=names)
-        runtime.board.close()
+        runtime.board.close()  # the live display ends before the artifacts upload
         await _publish(runs, runtime)
     finally:
         runtime.board.close()

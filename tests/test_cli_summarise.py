@@ -114,6 +114,8 @@ def test_several_files_print_each_summary_and_a_table(lighthouse: Path, tmp_path
         (["{doc}", "--model", "gpt-17"], "Unknown model 'gpt-17'"),
         (["{doc}", "--tier", "tier9"], "Unknown tier 'tier9'"),
         (["{doc}", "--context", "sometimes"], "Unknown context strategy 'sometimes'"),
+        (["{doc}", "--backend", "moonshot"], "Set MOONSHOT_API_KEY (the API key for provider 'moonshot')"),
+        (["{doc}", "--backend", "deepseek"], "Set DEEPSEEK_API_KEY"),
         (["{empty}"], "empty"),
         (["{broken}"], "broken.pdf"),
     ],

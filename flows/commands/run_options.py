@@ -96,6 +96,15 @@ def build_options(
         first = exc.errors()[0]
         raise ConfigError(f"Invalid option {'.'.join(map(str, first['loc']))}: {first['msg']}.") from None
     options.limits(options.settings())  # unknown model / tier / length -> ConfigError now
+    if backend not in ("auto", "extractive"):
+        from pipeline.config import load_catalog
+
+        key_env = load_catalog().provider(backend).api_key_env
+        if not os.environ.get(key_env, "").strip():  # say so now, not after Prefect has started
+            raise ConfigError(
+                f"Set {key_env} (the API key for provider '{backend}'), or use --backend extractive to "
+                "summarise offline."
+            )
     return options
 
 
