@@ -252,11 +252,12 @@ class SummaryEngine:
             QuotaExhaustedError: after in-flight calls finished; the run is marked "quota".
             TomeError: any other failure; the run is marked "failed" (the cache keeps what was done).
         """
-        if state.done:
+        if state.done and level >= len(state.levels):
             raise ValueError("the run is already done")
         if level > len(state.levels):
             raise ValueError(f"level {level} cannot run before level {len(state.levels)}")
         del state.levels[level:]  # a re-run level (task retry) replaces its earlier result
+        state.done = False
         if level < len(state.level_calibration):
             state.calibration = state.level_calibration[level]  # and builds the same prompts as before
         try:

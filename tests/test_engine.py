@@ -495,6 +495,11 @@ async def test_level_by_level_api_matches_summarise(moonshot_server, store):
     while not state.done:
         nodes = await engine.run_level(state, level)
         assert nodes == state.levels[level]
+        if level == 1:  # a retried level task rebuilds the same prompts: all from the cache
+            made = moonshot_server.gateway.stats().requests
+            again = await engine.run_level(state, level)
+            assert moonshot_server.gateway.stats().requests == made
+            assert [n.text for n in again] == [n.text for n in nodes] and all(n.cached for n in again)
         level += 1
     result = engine.finish(state)
     await client.aclose()
