@@ -65,9 +65,10 @@ def batch(
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
-    """Summarise a folder. One failed document does not stop the others; the table goes to stdout.
+    """Summarise every matching document of a folder under one rate budget; a table at the end.
 
-    Exit code: 0 all done, 1 some failed, 3 a quota ran out (rerun to resume).
+    One failed document does not stop the others. Exit codes: 0 all done, 1 some failed, 3 a quota ran out
+    (run again later: it resumes).
     """
 
     def body() -> int:

@@ -35,7 +35,7 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs.", min=1)] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
 ) -> None:
-    """Recent runs, newest first."""
+    """The run history, newest first: document, status, calls, tokens, cost, time."""
 
     def body() -> None:
         from flows.progress import money

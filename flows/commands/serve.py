@@ -58,7 +58,9 @@ def serve(
     context: ContextOpt = None,
     password: PasswordOpt = None,
 ) -> None:
-    """Serve the folder flow until interrupted. Without --cron/--interval it runs only when triggered.
+    """Summarise new or changed documents of a folder as a Prefect deployment: on a schedule, or triggered.
+
+    Runs until interrupted. Without --cron/--interval it runs only when triggered.
 
     Set PREFECT_API_URL to a running `prefect server start` so that schedules, triggers and the UI share it.
     """

@@ -61,7 +61,10 @@ def summarise(
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
-    """Summarise documents. One file's error exits with its code: 1 failure, 2 bad input, 3 quota (resumable)."""
+    """Summarise documents: the summary on stdout (or files in -o DIR), progress on stderr.
+
+    Exit codes: 0 done, 1 failed, 2 bad input or configuration, 3 a quota is used up (run again later: it resumes).
+    """
 
     def body() -> int:
         options = build_options(
