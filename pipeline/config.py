@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 
-_LENGTH_WORDS = ("short", "medium", "long")
+_CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
 
 
 def config_dir() -> Path:
@@ -45,10 +45,17 @@ class ModelSpec:
     context_tokens: int
     encoding: str = "cl100k_base"
     calibration: float = 1.0
+    calibration_cjk: float | None = None  # for Chinese/Japanese/Korean text, where cl100k over-counts
     safety_margin_tokens: int = 256
     price_input: float = 0.0
     price_output: float = 0.0
     currency: str = "USD"
+
+    def for_language(self, language: str) -> ModelSpec:
+        """This model with the calibration that fits a document in ``language`` ("zh", "en", ...)."""
+        if language in _CJK_LANGUAGES and self.calibration_cjk is not None:
+            return replace(self, calibration=self.calibration_cjk)
+        return self
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """Price of a call with these token counts."""

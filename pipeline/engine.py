@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from pipeline.chunking import Chunk, TokenBudget, chunk_budget, chunk_document
@@ -36,7 +36,7 @@ from pipeline.errors import ChunkingError, ContextLengthError, DepthLimitError, 
 from pipeline.language import LengthUnit, length_unit, resolve_language, sample_text, sentence_spans
 from pipeline.llm.types import ChatBackend, ChatRequest, Completion, Message
 from pipeline.outputs import Node, SummaryResult, UsageTotals, section_summaries
-from pipeline.planning import Plan, build_plan, merge_input_budget, plan_merge
+from pipeline.planning import Plan, merge_input_budget, plan_document, plan_merge
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.prompts import MergeInput, map_messages, merge_messages, merged_source, strict_words
 from pipeline.settings import RunSettings, model_and_limits
@@ -125,6 +125,8 @@ class RunState:
     # fixed within a level: the model's configured value for level 0, then the largest ratio the server
     # reported so far (lower than configured for Chinese, where the provider counts fewer tokens than cl100k).
     calibration: float
+    budget: TokenBudget  # level-0 budget for this document's language
+    input_budget: Callable[[int], int]  # merge input budget by output size
     observed_calibration: float | None = None  # live: the largest ratio reported so far (None: none yet)
     level_calibration: list[float] = field(default_factory=list)  # the calibration each level ran with
     levels: list[list[Node]] = field(default_factory=list)
@@ -178,8 +180,7 @@ class SummaryEngine:
         self.lag_override = lag
         self.provider = getattr(backend, "name", "backend")
         self.billable = bool(getattr(backend, "billable", True))
-        self._budget: TokenBudget = chunk_budget(model, settings)
-        self._input_budget = merge_input_budget(model, settings)
+        chunk_budget(model, settings)  # fail at construction when the model cannot hold a chunk at all
         self._slots: asyncio.Semaphore | None = None
         self._stop: asyncio.Event | None = None
         self._stop_error: BaseException | None = None
@@ -198,12 +199,13 @@ class SummaryEngine:
 
     def chunk(self, document: Document) -> list[Chunk]:
         """The chunks level 0 will summarise (no calls, no run record)."""
-        return chunk_document(document, self.counter, self._budget)
+        budget = chunk_budget(self.model.for_language(document.language), self.settings)
+        return chunk_document(document, self.counter, budget)
 
     def prepare(self, document: Document) -> RunState:
         """Chunk, plan and record the run (no calls)."""
-        chunks = self.chunk(document)
-        plan = build_plan(document, chunks, self.model, self.settings, self.limits)
+        plan = plan_document(document, self.model, self.settings, self.limits, counter=self.counter)
+        model, chunks = plan.model, plan.chunks
         language = resolve_language(self.settings.language, document.language)
         same = resolve_language("auto", document.language) == language
         unit = length_unit(language, sample_text(document.text) if same else "", self.counter)
@@ -223,12 +225,14 @@ class SummaryEngine:
             chunks=list(chunks),
             plan=plan,
             settings=self.settings,
-            model=self.model,
+            model=model,
             run_id=run_id,
             language=language,
             unit=unit,
             lag=lag,
-            calibration=self.model.calibration,
+            calibration=model.calibration,
+            budget=chunk_budget(model, self.settings),
+            input_budget=merge_input_budget(model, self.settings),
         )
         state.usage.currency = self.model.currency
         log.info(
@@ -374,7 +378,7 @@ class SummaryEngine:
                     sizes,
                     target_tokens=target,
                     max_output_tokens=self.settings.chunk_output_tokens,
-                    input_budget=self._input_budget,
+                    input_budget=state.input_budget,
                     max_depth=max(1, self.settings.max_depth - level + 1),
                 )
             except ChunkingError as exc:
@@ -738,7 +742,7 @@ class SummaryEngine:
         """Local tokens of context ``call`` may carry: its share of the budget, within what its prompt leaves."""
         if self.settings.context_strategy == "none":
             return 0
-        planned = self._budget.with_output(call.max_tokens).carried_context_tokens
+        planned = state.budget.with_output(call.max_tokens).carried_context_tokens
         bare = self._local_prompt(
             self._messages(state, replace(call, context=""), max_tokens=call.max_tokens, strict=True)
         )

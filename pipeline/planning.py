@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.chunking import Chunk, TokenBudget, chunk_budget
+from pipeline.chunking import Chunk, TokenBudget, chunk_budget, chunk_document
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.document import Document
 from pipeline.errors import ChunkingError, DepthLimitError, EmptyDocumentError
 from pipeline.packing import pack_groups
 from pipeline.settings import RunSettings
-from pipeline.tokens import calibrated
+from pipeline.tokens import TokenCounter, calibrated, counter_for
 
 # Assumed call latency when none is given: a fixed start-up cost plus generation speed. Rough figures for
 # moonshot-v1; pass ``latency_s_per_call`` to min_wall_time for measured ones.
@@ -413,7 +413,7 @@ def build_plan(
     """The whole recursion tree for ``chunks`` of ``doc``, with token, cost and wall-time estimates.
 
     Level 0: one call per chunk; prompt = calibrated chunk tokens + prompt overhead + carried context (calls
-    from ``context_lag`` on, when context is carried). Later levels: ``plan_merge`` over the previous level's
+    after the first, when context is carried). Later levels: ``plan_merge`` over the previous level's
     output budgets, exactly as the engine does with actual sizes.
 
     Raises:
@@ -430,7 +430,7 @@ def build_plan(
     def carried(index: int, output: int) -> int:
         return (
             budget.with_output(output).carried_context_tokens
-            if carry and index >= settings.context_lag
+            if carry and index >= 1  # the engine gives every call after the first some context
             else 0
         )
 
@@ -508,7 +508,7 @@ def min_wall_time(plan: Plan, limits: RateLimits, latency_s_per_call: float | No
     Levels run one after another. Within a level, with ``n`` calls of latency ``L`` and admission tokens
     ``A`` (prompt + max_tokens, as the gateway counts), the level takes at least the largest of:
     ``L`` (latency: the level cannot finish before one call does), ``ceil(n / concurrency) * L``,
-    ``ceil(n / context_lag) * L`` with lagged context (call i waits for call i - lag),
+    (lagged context adds no term: the engine's lag is at least the concurrency, so it never idles a slot),
     ``(ceil(n / rpm) - 1) * 60 + L`` and ``(ceil(A / tpm) - 1) * 60 + L`` (per-minute windows).
     The run takes at least the sum over levels, and at least the whole plan's RPM/TPM windows. If the plan's
     admission tokens exceed TPD, it needs ``ceil(A_total / tpd)`` days and TPD binds.
@@ -519,7 +519,6 @@ def min_wall_time(plan: Plan, limits: RateLimits, latency_s_per_call: float | No
     """
     level_seconds: list[float] = []
     level_binding: list[str] = []
-    lagged = plan.settings.context_strategy == "lagged"
     by_limit: dict[str, float] = {}
     for level in plan.levels:
         n = len(level.calls)
@@ -531,9 +530,6 @@ def min_wall_time(plan: Plan, limits: RateLimits, latency_s_per_call: float | No
         terms = {"latency": latency}
         if limits.concurrency > 0:
             terms["concurrency"] = math.ceil(n / limits.concurrency) * latency
-        if lagged:
-            # Call i waits for the summary of call i - context_lag: at most context_lag calls run at once.
-            terms["context"] = math.ceil(n / plan.settings.context_lag) * latency
         if limits.rpm > 0:
             terms["rpm"] = (math.ceil(n / limits.rpm) - 1) * 60.0 + latency
         if limits.tpm > 0:
@@ -600,3 +596,18 @@ __all__ = [
     "pack_groups",
     "plan_merge",
 ]
+
+
+def plan_document(
+    doc: Document,
+    model: ModelSpec,
+    settings: RunSettings,
+    limits: RateLimits,
+    *,
+    counter: TokenCounter | None = None,
+    latency_s_per_call: float | None = None,
+) -> Plan:
+    """Chunk ``doc`` for ``model`` (calibrated for the document's language) and plan the whole tree."""
+    model = model.for_language(doc.language)
+    chunks = chunk_document(doc, counter or counter_for(model), chunk_budget(model, settings))
+    return build_plan(doc, chunks, model, settings, limits, latency_s_per_call=latency_s_per_call)

@@ -53,3 +53,10 @@ def test_token_counting_is_offline_and_calibrated() -> None:
     assert counter.count("hello world") == 2
     assert counter.decode(counter.encode("第一回 靈根育孕源流出")) == "第一回 靈根育孕源流出"
     assert calibrated(load_catalog().model("moonshot-v1-8k"), 1000) == 1100
+
+
+def test_chinese_documents_use_the_models_cjk_calibration() -> None:
+    spec = load_catalog().model("moonshot-v1-8k")
+    assert spec.for_language("zh").calibration == 0.6
+    assert spec.for_language("en") is spec
+    assert load_catalog().model("gpt-4o-mini").for_language("zh").calibration == 1.0  # none configured

@@ -241,7 +241,7 @@ async def test_context_is_bounded_and_cut_at_sentences(moonshot_server, store):
     await engine.run_level(state, 0)
     await client.aclose()
     assert state.level_calibration == [engine.model.calibration]
-    budget = engine._budget.with_output(state.plan.levels[0].output_tokens).carried_context_tokens
+    budget = state.budget.with_output(state.plan.levels[0].output_tokens).carried_context_tokens
     sources = [c.text.strip() for c in state.chunks]  # lag 1: call i carries the summary of call i-1
     summaries = [n.text for n in state.levels[0]]
     for i, req in enumerate(client.requests[1:], start=1):
@@ -429,11 +429,13 @@ async def test_chinese_document_gets_chinese_prompts_and_summary(moonshot_server
         await engine.run_level(state, state.next_level)
     result = engine.finish(state)
     await client.aclose()
-    # The server counts ~1.5 hanzi per token, cl100k ~0.7: merge levels learn a calibration far below 1.10
-    # and ask for correspondingly more characters.
-    assert len(state.level_calibration) >= 2 and state.level_calibration[1] < 0.6
+    # Level 0 runs with the model's CJK calibration (cl100k over-counts hanzi); the server counts ~1.5 hanzi
+    # per token, so merge levels learn a calibration lower still and ask for correspondingly more characters.
+    assert state.level_calibration[0] == engine.model.calibration_cjk == 0.6
+    assert len(state.level_calibration) >= 2 and state.level_calibration[1] < 0.55
     asked = [int(re.search(r"不超过(\d+)字", r.messages[1].content).group(1)) for r in client.requests]
-    assert max(asked[-1:]) > 2 * min(asked[: len(state.chunks)])
+    per_token = [a / r.max_tokens for a, r in zip(asked, client.requests, strict=True)]
+    assert max(per_token[len(state.chunks) :]) > 1.05 * max(per_token[: len(state.chunks)])
     assert all(
         "不超过" in r.messages[1].content and "at most" not in r.messages[1].content for r in client.requests
     )

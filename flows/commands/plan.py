@@ -66,19 +66,17 @@ def make_plan(
 ) -> Plan:
     """Resolve settings (before reading the file, so config mistakes show first), load, chunk and plan."""
     from pipeline.budget.presets import resolve_limits
-    from pipeline.chunking import chunk_budget, chunk_document
+    from pipeline.chunking import chunk_budget
     from pipeline.documents import load_document
-    from pipeline.planning import build_plan
+    from pipeline.planning import plan_document
     from pipeline.settings import model_and_limits, resolve_settings
-    from pipeline.tokens import counter_for
 
     settings = resolve_settings(model=model, tier=tier, length=length, context_strategy=context)
     spec, _ = model_and_limits(settings)
     limits = resolve_limits(settings.tier)
-    budget = chunk_budget(spec, settings)
+    chunk_budget(spec, settings)  # a model too small for any chunk is a config error, before reading the file
     doc = load_document(file, password=password)
-    chunks = chunk_document(doc, counter_for(spec), budget)
-    return build_plan(doc, chunks, spec, settings, limits)
+    return plan_document(doc, spec, settings, limits)
 
 
 def render_plan(plan: Plan, console: Console) -> None:
