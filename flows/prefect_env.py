@@ -94,3 +94,26 @@ def quiet_reported_errors() -> None:
             isinstance(f, _HideReportedErrors) for f in handler.filters
         ):
             handler.addFilter(_HideReportedErrors())
+
+
+def check_prefect_api(env: MutableMapping[str, str] | None = None, *, timeout_s: float = 5.0) -> None:
+    """With PREFECT_API_URL set, fail fast (ConfigError, exit 2) when nothing answers there.
+
+    Prefect itself would retry and then end in a long traceback. Any HTTP answer counts as reachable (a
+    Prefect Cloud URL may answer /health with 401); only a connection failure or timeout is reported.
+    """
+    env = os.environ if env is None else env
+    url = env.get("PREFECT_API_URL", "").strip()
+    if not url:
+        return
+    import httpx
+
+    from pipeline.errors import ConfigError
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+    except httpx.TransportError as exc:
+        raise ConfigError(
+            f"The Prefect API at {url} does not answer ({type(exc).__name__}). Start it (`prefect server start`), "
+            "unset PREFECT_API_URL to use a temporary server, or pass --no-prefect."
+        ) from exc

@@ -135,6 +135,19 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], messag
     assert "Traceback" not in result.stderr
 
 
+def test_unreachable_prefect_api_exits_2_before_prefect_starts(lighthouse: Path, monkeypatch) -> None:
+    from flows.prefect_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    result = runner.invoke(app, ["summarise", str(lighthouse)])  # through Prefect: no --no-prefect
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: The Prefect API at {url} does not answer (ConnectError). Start it (`prefect server start`), "
+        "unset PREFECT_API_URL to use a temporary server, or pass --no-prefect.\n"
+    )
+
+
 def test_rejected_key_exits_2(lighthouse: Path, moonshot_server, monkeypatch) -> None:
     monkeypatch.setenv("MOONSHOT_API_KEY", "sk-not-the-right-key")
     result = summarise(str(lighthouse), "--backend", "moonshot", "--base-url", moonshot_server.base_url)
@@ -169,6 +182,7 @@ def test_quota_exhausted_exits_3_and_a_rerun_resumes(lighthouse: Path, moonshot_
     assert runs[0].cached_calls >= 1  # what the first run finished was not asked again
 
 
+@pytest.mark.corpus
 def test_encrypted_pdf_needs_its_password(corpus: Path) -> None:
     pdf = corpus / "pdfs" / "encrypted_userpw_openpassword_libreoffice.pdf"
     assert summarise(str(pdf), "--no-progress").exit_code == 2

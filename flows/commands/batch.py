@@ -106,7 +106,9 @@ async def _run(
             options, paths, out_dir=out_dir, board=make_board(sys.stderr, enabled=progress), announce=True
         )
         return [{"outcome": r.outcome.to_dict()} for r in runs]
-    from flows.prefect_env import quiet_reported_errors
+    from flows.prefect_env import check_prefect_api, quiet_reported_errors
+
+    check_prefect_api()  # before importing Prefect: a dead API URL fails in milliseconds
     from flows.summarise import summarise_batch
 
     quiet_reported_errors()

@@ -84,9 +84,10 @@ def serve(
             )
         from prefect.deployments.runner import EntrypointType
 
-        from flows.prefect_env import quiet_reported_errors
+        from flows.prefect_env import check_prefect_api, quiet_reported_errors
         from flows.summarise import summarise_folder
 
+        check_prefect_api()
         quiet_reported_errors()
         when = f"every {interval:g} s" if interval else f"on cron '{cron}'" if cron else "when triggered"
         typer.echo(

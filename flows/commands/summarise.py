@@ -101,7 +101,9 @@ async def _run(
             {"outcome": r.outcome.to_dict(), **({"markdown": r.result.to_markdown()} if r.result else {})}
             for r in runs
         ]
-    from flows.prefect_env import quiet_reported_errors
+    from flows.prefect_env import check_prefect_api, quiet_reported_errors
+
+    check_prefect_api()  # before importing Prefect: a dead API URL fails in milliseconds
     from flows.summarise import summarise_batch, summarise_document
 
     quiet_reported_errors()
