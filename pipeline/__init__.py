@@ -1,1 +1,67 @@
-"""tome's library: documents, tokens, chunking, planning, the LLM client and rate budget, the engine, the store."""
+"""tome's library: documents, tokens, chunking, planning, the LLM client and rate budget, the engine, the store.
+
+Public names are listed in ``__all__`` (pinned by tests/test_exported_members.py) and imported on first use,
+so that ``import pipeline`` stays cheap for commands such as ``tome plan``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "Catalog": "pipeline.config",
+    "ChatBackend": "pipeline.llm.types",
+    "ChatRequest": "pipeline.llm.types",
+    "Chunk": "pipeline.chunking",
+    "Completion": "pipeline.llm.types",
+    "Document": "pipeline.document",
+    "ExtractiveBackend": "pipeline.extractive",
+    "InProcessBudget": "pipeline.budget",
+    "Message": "pipeline.llm.types",
+    "ModelSpec": "pipeline.config",
+    "MoonshotClient": "pipeline.llm.client",
+    "NullProgress": "pipeline.progress",
+    "OpenAICompatibleClient": "pipeline.llm.client",
+    "Plan": "pipeline.planning",
+    "ProgressSink": "pipeline.progress",
+    "RateBudget": "pipeline.budget",
+    "RateLimits": "pipeline.config",
+    "RunSettings": "pipeline.settings",
+    "Section": "pipeline.document",
+    "SqlBudget": "pipeline.budget",
+    "Store": "pipeline.store",
+    "SummaryEngine": "pipeline.engine",
+    "SummaryResult": "pipeline.outputs",
+    "TiktokenCounter": "pipeline.tokens",
+    "TokenBudget": "pipeline.chunking",
+    "TokenCounter": "pipeline.tokens",
+    "TomeError": "pipeline.errors",
+    "Usage": "pipeline.llm.types",
+    "build_plan": "pipeline.planning",
+    "chunk_budget": "pipeline.chunking",
+    "chunk_document": "pipeline.chunking",
+    "load_catalog": "pipeline.config",
+    "load_document": "pipeline.documents",
+    "make_backend": "pipeline.backends",
+    "make_budget": "pipeline.budget",
+    "min_wall_time": "pipeline.planning",
+    "plan_document": "pipeline.planning",
+    "resolve_limits": "pipeline.budget",
+    "resolve_settings": "pipeline.settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
