@@ -24,6 +24,9 @@ _TEXT_BLOCK = re.compile(r"<text>\n(.*?)\n</text>", re.DOTALL)
 _SUMMARY_BLOCK = re.compile(r"<summary\b[^>]*>\n(.*?)\n</summary>", re.DOTALL)
 _CONTEXT_BLOCK = re.compile(r"<context>.*?</context>", re.DOTALL)
 _HAS_WORD = re.compile(r"\w")
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+# A heading: a short paragraph with no sentence-ending punctuation ("第一章 进山", "## Chapter 2: The Girl").
+_HEADING = re.compile(r"^(?:#{1,6}\s.*|[^.!?。！？；…\"”」』]{1,60})$")
 _DAMPING = 0.85
 _ITERATIONS = 20
 # Above this many sentences the O(n^2) graph gets slow; longer inputs are ranked in windows of this size.
@@ -93,8 +96,12 @@ def extract(source: str, *, language: str, max_units: int, max_tokens: int, coun
     """The best sentences of ``source`` in original order, within ``max_units`` words/chars and ``max_tokens``."""
     cjk = is_cjk(language)
     # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
-    sentences = [_flat(s, cjk) for s in split_sentences(source)]
+    headings = [p for p in _PARAGRAPHS.split(source) if _HEADING.match(p.strip())]
+    body = [p for p in _PARAGRAPHS.split(source) if not _HEADING.match(p.strip())]
+    sentences = [_flat(s, cjk) for p in body for s in split_sentences(p)]
     sentences = [s for s in sentences if _HAS_WORD.search(s)]
+    if not sentences:  # a text of headings only (a table of contents): rank the headings themselves
+        sentences = [_flat(h, cjk) for h in headings if _HAS_WORD.search(h)]
     if not sentences:
         return ""
     scores: list[float] = []

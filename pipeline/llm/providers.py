@@ -46,7 +46,7 @@ def api_key_for(spec: ProviderSpec, explicit: str | None = None, env: Mapping[st
     value = explicit if explicit is not None else (env if env is not None else os.environ).get(spec.api_key_env)
     if not value or not value.strip():
         raise ConfigError(
-            f"Set {spec.api_key_env} (the API key for provider '{spec.name}') or pass --api-key."
+            f"Set {spec.api_key_env} to the API key for provider '{spec.name}', or choose --backend extractive to run offline."
         )
     return Secret(value.strip())
 
