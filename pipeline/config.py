@@ -26,6 +26,30 @@ def config_dir() -> Path:
     raise ConfigError("tome's configs/ folder was not found; set TOME_CONFIG_DIR.")
 
 
+def tome_home() -> Path:
+    """tome's state directory: ``TOME_HOME`` or the platform's per-user data directory (created)."""
+    import platformdirs
+
+    env = os.environ.get("TOME_HOME")
+    home = Path(env) if env else Path(platformdirs.user_data_dir("tome", appauthor=False))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def user_config_path() -> Path | None:
+    """The user's ``tome.toml``: ``TOME_CONFIG``, else ./tome.toml, else $TOME_HOME/tome.toml; None if none."""
+    env = os.environ.get("TOME_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"TOME_CONFIG names {path}, which does not exist.")
+        return path
+    for candidate in (Path.cwd() / "tome.toml", tome_home() / "tome.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _read(name: str, directory: Path | None = None) -> dict[str, Any]:
     path = (directory or config_dir()) / name
     try:
@@ -71,6 +95,7 @@ class ProviderSpec:
     api_key_env: str
     usage_in_choice: bool = False
     temperature_max: float = 2.0
+    api_key_required: bool = True  # local servers (vLLM, Ollama, llama.cpp) usually take no key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +143,7 @@ class Catalog:
     tiers: dict[str, RateLimits]
     defaults: Defaults
     prompt_versions: dict[str, str]
+    limit_overrides: dict[str, int] = field(default_factory=dict)  # [limits] of the user's tome.toml
 
     def model(self, name: str) -> ModelSpec:
         """The named model, or a ConfigError listing the known ones."""
@@ -168,31 +194,43 @@ def _build(cls: type, name: str, raw: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"Bad entry '{name}' in {where}: {exc}") from exc
 
 
+_USER_SECTIONS = frozenset({"models", "providers", "tiers", "defaults", "limits"})
+
+
 @cache
-def _load_catalog(directory: str) -> Catalog:
+def _load_catalog(directory: str, user_file: str | None) -> Catalog:
     d = Path(directory)
-    models = {
-        n: _build(ModelSpec, n, v, "models.toml") for n, v in _read("models.toml", d).get("models", {}).items()
-    }
-    providers = {
-        n: _build(ProviderSpec, n, v, "providers.toml")
-        for n, v in _read("providers.toml", d).get("providers", {}).items()
-    }
+    user: dict[str, Any] = {}
+    if user_file:
+        user = _read(Path(user_file).name, Path(user_file).parent)
+        unknown = set(user) - _USER_SECTIONS
+        if unknown:
+            raise ConfigError(
+                f"{user_file}: unknown section(s) {', '.join(sorted(unknown))}; "
+                f"use {', '.join(sorted(_USER_SECTIONS))}."
+            )
+    where = f"models.toml or {user_file}" if user_file else "models.toml"
+    raw_models = {**_read("models.toml", d).get("models", {}), **user.get("models", {})}
+    models = {n: _build(ModelSpec, n, v, where) for n, v in raw_models.items()}
+    raw_providers = {**_read("providers.toml", d).get("providers", {}), **user.get("providers", {})}
+    providers = {n: _build(ProviderSpec, n, v, "providers.toml") for n, v in raw_providers.items()}
     tiers: dict[str, RateLimits] = {}
-    for n, v in _read("tiers.toml", d).get("tiers", {}).items():
+    for n, v in {**_read("tiers.toml", d).get("tiers", {}), **user.get("tiers", {})}.items():
         try:
             tiers[n.lower()] = RateLimits(**v)
         except TypeError as exc:
-            raise ConfigError(f"Bad tier '{n}' in tiers.toml: {exc}") from exc
-    raw_defaults = _read("defaults.toml", d)
+            raise ConfigError(f"Bad tier '{n}': {exc}") from exc
+    raw_defaults = {**_read("defaults.toml", d), **user.get("defaults", {})}
+    raw_defaults["lengths"] = {**_read("defaults.toml", d).get("lengths", {}), **user.get("defaults", {}).get("lengths", {})}
     try:
         defaults = Defaults(**raw_defaults)
     except TypeError as exc:
-        raise ConfigError(f"Bad defaults.toml: {exc}") from exc
+        raise ConfigError(f"Bad defaults ({user_file or 'defaults.toml'}): {exc}") from exc
     prompts = _read("prompts.toml", d).get("prompts", {})
-    return Catalog(models, providers, tiers, defaults, prompts)
+    return Catalog(models, providers, tiers, defaults, prompts, dict(user.get("limits", {})))
 
 
 def load_catalog(directory: Path | None = None) -> Catalog:
-    """Load (once per folder) the configuration catalog."""
-    return _load_catalog(str((directory or config_dir()).resolve()))
+    """The configuration catalog: configs/ (or ``directory``) overlaid with the user's tome.toml, if any."""
+    user = user_config_path()
+    return _load_catalog(str((directory or config_dir()).resolve()), str(user.resolve()) if user else None)

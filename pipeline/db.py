@@ -7,21 +7,12 @@ import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
-import platformdirs
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.config import tome_home
 from pipeline.errors import StoreError
-
-
-def tome_home() -> Path:
-    """tome's state directory: ``TOME_HOME`` or the platform's per-user data directory."""
-    env = os.environ.get("TOME_HOME")
-    home = Path(env) if env else Path(platformdirs.user_data_dir("tome", appauthor=False))
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def default_database_url() -> str:

@@ -26,6 +26,7 @@ def _isolated_tome_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     home = tmp_path / "tome-home"
     monkeypatch.setenv("TOME_HOME", str(home))
     monkeypatch.delenv("TOME_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TOME_CONFIG", raising=False)
     for var in ("MOONSHOT_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     return home

@@ -218,3 +218,22 @@ def test_real_process_keeps_stdout_clean_and_prints_progress_lines(lighthouse: P
     )  # fmt: skip
     assert missing.returncode == 2
     assert missing.stderr == f"Error: {tmp_path / 'nope.md'}: no such file.\n"
+
+
+def test_any_openai_compatible_server_by_base_url_and_model(
+    lighthouse: Path, moonshot_server_factory, tmp_path: Path, monkeypatch
+) -> None:
+    # A local server (vLLM / Ollama / llama.cpp style): no API key, a model tome's catalog does not ship,
+    # declared in the user's tome.toml with its context window.
+    srv = moonshot_server_factory(keys=(), models={"llama3.1-8b-instruct": 16384})
+    user = tmp_path / "tome.toml"
+    user.write_text('[models."llama3.1-8b-instruct"]\nprovider = "local"\ncontext_tokens = 16384\n', encoding="utf-8")
+    monkeypatch.setenv("TOME_CONFIG", str(user))
+    result = summarise(
+        str(lighthouse), "--backend", "local", "--base-url", srv.base_url,
+        "--model", "llama3.1-8b-instruct", "--tier", "unlimited",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip()
+    log = srv.chat_log()
+    assert log and all(r.model == "llama3.1-8b-instruct" for r in log)

@@ -60,3 +60,48 @@ def test_chinese_documents_use_the_models_cjk_calibration() -> None:
     assert spec.for_language("zh").calibration == 0.6
     assert spec.for_language("en") is spec
     assert load_catalog().model("gpt-4o-mini").for_language("zh").calibration == 1.0  # none configured
+
+
+def test_user_tome_toml_adds_models_and_overrides_defaults_and_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.budget import resolve_limits
+
+    user = tmp_path / "tome.toml"
+    user.write_text(
+        """
+[models."qwen2.5-7b-instruct"]
+provider = "local"
+context_tokens = 32768
+price_input = 0
+price_output = 0
+
+[defaults]
+model = "qwen2.5-7b-instruct"
+provider = "local"
+tier = "unlimited"
+length = "short"
+
+[limits]
+concurrency = 3
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("TOME_CONFIG", str(user))
+    settings = resolve_settings()
+    assert (settings.model, settings.provider, settings.target_tokens) == ("qwen2.5-7b-instruct", "local", 250)
+    assert load_catalog().model("qwen2.5-7b-instruct").context_tokens == 32768
+    assert load_catalog().model("moonshot-v1-8k").context_tokens == 8192  # the shipped catalog still there
+    assert resolve_limits("unlimited", env={}).concurrency == 3
+    assert resolve_limits("unlimited", env={"TOME_CONCURRENCY": "5"}).concurrency == 5  # env beats the file
+
+
+def test_bad_user_config_is_a_one_line_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "tome.toml"
+    user.write_text("[model]\nname = 'x'\n", encoding="utf-8")
+    monkeypatch.setenv("TOME_CONFIG", str(user))
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_catalog()
+    monkeypatch.setenv("TOME_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_catalog()

@@ -99,8 +99,9 @@ def build_options(
     if backend not in ("auto", "extractive"):
         from pipeline.config import load_catalog
 
-        key_env = load_catalog().provider(backend).api_key_env
-        if not os.environ.get(key_env, "").strip():  # say so now, not after Prefect has started
+        spec = load_catalog().provider(backend)
+        key_env = spec.api_key_env
+        if spec.api_key_required and not os.environ.get(key_env, "").strip():  # say so now, not after Prefect has started
             raise ConfigError(
                 f"Set {key_env} (the API key for provider '{backend}'), or use --backend extractive to "
                 "summarise offline."

@@ -69,8 +69,9 @@ def resolve_limits(
     Raises:
         ConfigError: unknown tier or limit name, or a value that is not a non-negative whole number.
     """
-    limits = (catalog or load_catalog()).tier(tier)
-    limits = limits.override(**_checked(config, "the config file"))
+    cat = catalog or load_catalog()
+    limits = cat.tier(tier)
+    limits = limits.override(**_checked(cat.limit_overrides if config is None else config, "the config file"))
     from_env = {
         name: _parse_limit(name, env.get(var), f"environment variable {var}")
         for name, var in ENV_VARS.items()

@@ -259,7 +259,8 @@ class OpenAICompatibleClient:
     # --- helpers ---------------------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key.reveal()}"}
+        key = self._key.reveal()
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def _error_kw(self) -> dict[str, Any]:
         return {"key_env": self._spec.api_key_env, "redact": self._key.redact}

@@ -44,6 +44,8 @@ def resolve_provider(provider: ProviderSpec | str, catalog: Catalog | None = Non
 def api_key_for(spec: ProviderSpec, explicit: str | None = None, env: Mapping[str, str] | None = None) -> Secret:
     """The key passed explicitly, else the provider's environment variable; ConfigError when neither is set."""
     value = explicit if explicit is not None else (env if env is not None else os.environ).get(spec.api_key_env)
+    if (not value or not value.strip()) and not spec.api_key_required:
+        return Secret("")
     if not value or not value.strip():
         raise ConfigError(
             f"Set {spec.api_key_env} to the API key for provider '{spec.name}', or choose --backend extractive to run offline."

@@ -74,6 +74,8 @@ def _error(gw: Gateway, started: float, answer: tuple[int, dict[str, Any]]) -> J
 
 
 def _auth(gw: Gateway, request: Request) -> tuple[str | None, tuple[int, dict[str, Any]] | None]:
+    if not gw.keys:  # like a local vLLM / Ollama server: no authentication at all
+        return "anonymous", None
     m = _BEARER.match(request.headers.get("authorization", ""))
     if not m:
         return None, E.invalid_authentication()

@@ -55,7 +55,7 @@ class MoonshotTestServer:
             gid_tier=gid_tier,
             default_max_tokens=default_max_tokens,
         )
-        self.api_key = next(iter(keys))
+        self.api_key = next(iter(keys), "")  # no keys: the server takes requests without authentication
         self._host, self._port = host, port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
