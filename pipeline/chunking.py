@@ -108,8 +108,14 @@ class TokenBudget:
 
     @property
     def carried_context_tokens(self) -> int:
-        """Room reserved for earlier summaries carried as context."""
-        return max(0, int(self.context_share * self.available_tokens))
+        """Room reserved for carried context: one same-level summary (``max_output_tokens``), capped at the share.
+
+        The carried text is an earlier summary of this level (or an equally bounded tail of the previous
+        input), so reserving more than one summary's size would only shrink chunks and add calls.
+        """
+        if self.context_share <= 0:
+            return 0
+        return max(0, min(int(self.context_share * self.available_tokens), self.max_output_tokens))
 
     @property
     def input_tokens(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from pipeline.chunking import Chunk, TokenBudget, chunk_budget, chunk_document
 from pipeline.config import ModelSpec, load_catalog
 from pipeline.document import Document, Page, Section
 from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
-from pipeline.settings import replace, resolve_settings
+from pipeline.settings import resolve_settings
 from pipeline.tokens import TiktokenCounter, calibrated
 
 
@@ -84,9 +84,12 @@ def test_budget_for_moonshot_8k_defaults_is_derived_from_the_model():
     model = load_catalog().model("moonshot-v1-8k")
     budget = chunk_budget(model, settings)
     assert budget.available_tokens == 8192 - 220 - 600 - 256 == 7116
-    assert budget.carried_context_tokens == int(0.20 * 7116) == 1423
-    assert budget.input_tokens == 7116 - 1423 == 5693
-    assert budget.max_local_tokens == 5175  # 5693 / 1.10, rounded down
+    # One carried summary (600 output tokens) fits under the 20 % cap (1423): reserve just that.
+    assert budget.carried_context_tokens == min(int(0.20 * 7116), 600) == 600
+    assert budget.input_tokens == 7116 - 600 == 6516
+    assert budget.max_local_tokens == 5923  # 6516 / 1.10, rounded down
+    small = chunk_budget(load_catalog().model("moonshot-v1-8k"), replace(settings, chunk_output_tokens=3000))
+    assert small.carried_context_tokens == int(0.20 * small.available_tokens)  # the share caps it
     assert calibrated(model, budget.max_local_tokens) <= budget.input_tokens
     assert calibrated(model, budget.max_local_tokens + 1) > budget.input_tokens
 
@@ -315,8 +318,9 @@ def test_token_budget_as_dict_shows_the_derivation():
         context_share=0.5,
         calibration=1.0,
     ).as_dict()
-    assert (data["available_tokens"], data["carried_context_tokens"], data["input_tokens"]) == (650, 325, 325)
-    assert data["max_local_tokens"] == 325
+    # The share would allow 325; one carried summary needs only the 200 output tokens.
+    assert (data["available_tokens"], data["carried_context_tokens"], data["input_tokens"]) == (650, 200, 450)
+    assert data["max_local_tokens"] == 450
 
 
 # --- the real corpus ------------------------------------------------------------------------------------

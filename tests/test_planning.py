@@ -164,10 +164,10 @@ def test_depth_limit_is_the_last_resort():
         level_output_tokens(
             10_000, target_tokens=600, max_output_tokens=600, input_budget=budget_fn(), max_depth=1
         )
-    # 100 summaries could squeeze into one call only at 56 tokens each: too short to be worth it.
+    # 120 summaries could squeeze into one call only at ~54 tokens each: too short to be worth it.
     with pytest.raises(DepthLimitError):
         level_output_tokens(
-            100, target_tokens=600, max_output_tokens=600, input_budget=budget_fn(), max_depth=1
+            120, target_tokens=600, max_output_tokens=600, input_budget=budget_fn(), max_depth=1
         )
     assert (
         len(

@@ -106,7 +106,7 @@ def render_plan(plan: Plan, console: Console) -> None:
     )
     if budget.carried_context_tokens:
         derivation += (
-            f"  − {budget.carried_context_tokens:,} carried context ({budget.context_share:.0%})"
+            f"  − {budget.carried_context_tokens:,} carried context (≤ {budget.context_share:.0%})"
             f" = {budget.input_tokens:,} input tokens per chunk\n"
         )
     else:
