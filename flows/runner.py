@@ -74,8 +74,15 @@ def open_runtime(
     provider = catalog.provider(settings.provider)
     api_key = env.get(provider.api_key_env) or None
     store = Store()
+    # Several processes or machines on one account share one budget through the database (opt-in: the
+    # in-process budget is cheaper when one process owns the account).
+    shared = env.get("TOME_SHARED_BUDGET", "").strip().lower() in {"1", "true", "yes"}
     budget = make_budget(
-        limits, account=account_id(settings.provider, api_key), engine=store.engine, tier=settings.tier
+        limits,
+        account=account_id(settings.provider, api_key),
+        engine=store.engine,
+        tier=settings.tier,
+        shared=shared,
     )
     backend, notice = make_backend(
         options.backend,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -270,3 +271,20 @@ def test_tables_and_exit_codes() -> None:
     assert exit_code_for([done, Outcome(name="c", path="c", status="skipped")]) == 0
     assert exit_code_for([done, bad]) == 1
     assert isinstance(DocumentRun(done).outcome, Outcome)
+
+
+async def test_shared_budget_is_the_sql_budget_when_asked(moonshot_server, monkeypatch) -> None:
+    from pipeline.budget import InProcessBudget, SqlBudget
+
+    monkeypatch.setenv("MOONSHOT_API_KEY", moonshot_server.api_key)
+    options = SummariseOptions(backend="moonshot", base_url=moonshot_server.base_url)
+    runtime = open_runtime(options, env={**os.environ, "TOME_SHARED_BUDGET": "1"})
+    try:
+        assert isinstance(runtime.budget, SqlBudget)
+    finally:
+        await runtime.aclose()
+    runtime = open_runtime(options)
+    try:
+        assert isinstance(runtime.budget, InProcessBudget)
+    finally:
+        await runtime.aclose()
