@@ -9,12 +9,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from types import TracebackType
 
 from pipeline.budget import aimd
 from pipeline.budget.ledger import TokenLedger, quota_error, utc_day, utc_now
 from pipeline.budget.presets import tier_warning
-from pipeline.budget.stats import BudgetSlot, BudgetStats
+from pipeline.budget.stats import Admit, BudgetSlot, BudgetStats
 from pipeline.budget.window import WINDOW_S, SlidingWindow
 from pipeline.config import Catalog, RateLimits
 from pipeline.errors import ConfigError, QuotaExhaustedError, StoreError
@@ -53,28 +52,6 @@ class _Waiter:
     def __init__(self, tokens: int) -> None:
         self.tokens = tokens
         self.event = asyncio.Event()
-
-
-class _Admit:
-    """``async with budget.admit(tokens) as slot``: waits on entry, releases on exit (also when cancelled)."""
-
-    __slots__ = ("_budget", "_tokens", "_slot")
-
-    def __init__(self, budget: InProcessBudget, tokens: int) -> None:
-        self._budget = budget
-        self._tokens = tokens
-        self._slot: BudgetSlot | None = None
-
-    async def __aenter__(self) -> BudgetSlot:
-        self._slot = await self._budget._acquire(self._tokens)
-        return self._slot
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        slot, self._slot = self._slot, None
-        if slot is not None:
-            await self._budget._release(slot, ok=exc_type is None)
 
 
 class InProcessBudget:
@@ -133,14 +110,14 @@ class InProcessBudget:
 
     # -- public -------------------------------------------------------------------------------------------
 
-    def admit(self, tokens: int) -> _Admit:
+    def admit(self, tokens: int) -> Admit:
         """Wait (FIFO) until a call costing ``tokens`` at admission fits every limit, then hold a slot.
 
         Raises (on entry):
             ConfigError: ``tokens`` exceeds TPM or TPD, so the call could never be admitted.
             QuotaExhaustedError: today's TPD cannot fit the call (resets at the next UTC midnight).
         """
-        return _Admit(self, max(0, int(tokens)))
+        return Admit(self, max(0, int(tokens)))
 
     def on_rate_limited(self, *, limit_kind: str | None = None, retry_after: float | None = None) -> None:
         """The server answered 429: pause every sender, and lower the limit of the axis that was hit."""

@@ -18,7 +18,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, text
@@ -28,7 +27,7 @@ from pipeline.budget import aimd
 from pipeline.budget.inprocess import DEFAULT_PAUSE_S, check_admissible, server_quota_error
 from pipeline.budget.ledger import TokenLedger, utc_day
 from pipeline.budget.presets import tier_warning
-from pipeline.budget.stats import BudgetSlot, BudgetStats
+from pipeline.budget.stats import Admit, BudgetSlot, BudgetStats
 from pipeline.budget.window import _EPS, WINDOW_S, SlidingWindow
 from pipeline.config import Catalog, RateLimits
 from pipeline.errors import QuotaExhaustedError, StoreError
@@ -62,26 +61,6 @@ class _State:
 class _Local:
     gate: asyncio.Lock
     released: asyncio.Event
-
-
-class _Admit:
-    __slots__ = ("_budget", "_tokens", "_slot")
-
-    def __init__(self, budget: SqlBudget, tokens: int) -> None:
-        self._budget = budget
-        self._tokens = tokens
-        self._slot: BudgetSlot | None = None
-
-    async def __aenter__(self) -> BudgetSlot:
-        self._slot = await self._budget._acquire(self._tokens)
-        return self._slot
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        slot, self._slot = self._slot, None
-        if slot is not None:
-            await self._budget._release(slot, ok=exc_type is None)
 
 
 class SqlBudget:
@@ -149,7 +128,7 @@ class SqlBudget:
 
     # -- public -------------------------------------------------------------------------------------------
 
-    def admit(self, tokens: int) -> _Admit:
+    def admit(self, tokens: int) -> Admit:
         """Wait until a call costing ``tokens`` fits every limit shared through the database, then hold a slot.
 
         Raises (on entry):
@@ -157,7 +136,7 @@ class SqlBudget:
             QuotaExhaustedError: today's TPD cannot fit it.
             StoreError: the database failed.
         """
-        return _Admit(self, max(0, int(tokens)))
+        return Admit(self, max(0, int(tokens)))
 
     def on_rate_limited(self, *, limit_kind: str | None = None, retry_after: float | None = None) -> None:
         """A 429: pause every process sharing the account and lower the axis hit (stored in the database)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
 
 from pipeline.config import RateLimits
 from pipeline.llm.types import Usage
@@ -46,3 +48,31 @@ class BudgetSlot:
     def record(self, usage: Usage) -> None:
         """Store what the call really used (billing and the ledger's used_tokens; the window keeps the cost)."""
         self.usage = usage
+
+
+class _SlotSource(Protocol):
+    async def _acquire(self, tokens: int) -> BudgetSlot: ...
+
+    async def _release(self, slot: BudgetSlot, *, ok: bool) -> None: ...
+
+
+class Admit:
+    """``async with budget.admit(tokens) as slot``: waits on entry, releases on exit (also when cancelled)."""
+
+    __slots__ = ("_budget", "_tokens", "_slot")
+
+    def __init__(self, budget: _SlotSource, tokens: int) -> None:
+        self._budget = budget
+        self._tokens = tokens
+        self._slot: BudgetSlot | None = None
+
+    async def __aenter__(self) -> BudgetSlot:
+        self._slot = await self._budget._acquire(self._tokens)
+        return self._slot
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            await self._budget._release(slot, ok=exc_type is None)
