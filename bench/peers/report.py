@@ -35,7 +35,11 @@ SETUP = """\
 
 `*-fixed` rows apply the remedy a user would reach for after the default failed (not tuned further):
 LangChain/LangGraph `ChatOpenAI(max_retries=10)`; LlamaIndex `OpenAILike(max_tokens=1024, max_retries=10,
-context_window=7680)`. For the cookbook the remedy is `cookbook-flat`.
+context_window=7168)` (a 512-token margin, 7680, still overflowed on Pride and Prejudice). For the cookbook
+the remedy is `cookbook-flat`.
+
+Input: peers read the corpus file as is; tome reads it through `load_document` (normalised, Project Gutenberg
+header/licence removed), i.e. a few thousand tokens less per book.
 
 Library defaults otherwise: ChatOpenAI / openai SDK `max_retries=2` (LlamaIndex OpenAI: 3), no `max_tokens`
 (the server's default output allowance is counted at admission), default temperatures.
@@ -46,8 +50,8 @@ REMEDY = {
     ("llamaindex-tree", "context_length"): (
         "TreeSummarize repacks prompts to fill `context_window` minus `num_output`; with no `max_tokens` "
         "the LLM reserves no room for the answer, so prompt + the server's default max_tokens exceeds 8192. "
-        "Set `OpenAILike(max_tokens=1024, ...)` and a `context_window` a few hundred tokens under 8192 "
-        "(repacking fills the window to the last cl100k token; the provider counts slightly differently)."
+        "Set `OpenAILike(max_tokens=1024, ...)` and a `context_window` ~1000 tokens under 8192 "
+        "(repacking fills the window to the last cl100k token; the provider counts up to ~10% more on English)."
     ),
     ("llamaindex-tree", "rate_limited"): (
         "Each tree level fires every packed chunk at once; cap it (e.g. a semaphore around the LLM, or "
@@ -156,7 +160,7 @@ def render(cells: list[dict[str, Any]], *, docs: dict[str, str], limits: dict[st
                     f"| {c['system']} | {'yes' if ok else 'NO: ' + c['status']} | {c['wall_s']:.1f} "
                     f"| {_fmt_int(srv.get('requests'))} | {_fmt_int(srv.get('rate_limited'))} "
                     f"| {_fmt_int(srv.get('prompt_tokens'))} | {_fmt_int(srv.get('completion_tokens'))} "
-                    f"| {c['cost_cny']:.4f} | {_depth(peer)} "
+                    f"| {c['cost_cny']:.4f} | {_depth(peer) if ok else '–'} "
                     f"| {_ratio(c['wall_s'], base_ok and base_ok['wall_s']) if ok else '–'} "
                     f"| {_ratio(c['cost_cny'], base_ok and base_ok['cost_cny']) if ok else '–'} |"
                 )
