@@ -45,6 +45,8 @@ Library defaults otherwise: ChatOpenAI / openai SDK `max_retries=2` (LlamaIndex 
 (the server's default output allowance is counted at admission), default temperatures.
 """
 
+FINDINGS = ""  # filled in from the recorded run (see bottom of this module)
+
 # What a user would have to change, by (system, failure kind).
 REMEDY = {
     ("llamaindex-tree", "context_length"): (
@@ -110,20 +112,59 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}×"
 
 
+def _kind(cell: dict[str, Any]) -> str:
+    if cell["status"].startswith("timeout"):
+        return "timeout"
+    return (cell.get("peer") or {}).get("error_kind") or "other"
+
+
+def _remedy(cell: dict[str, Any]) -> str:
+    system, kind = cell["system"], _kind(cell)
+    if system.startswith("cookbook") and cell["doc"] == "xiyouji":
+        return (
+            "The cookbook splits on '.', which Chinese text does not use (。): the whole book becomes one "
+            "chunk. Pass `chunk_delimiter=\"。\"` for Chinese."
+        )
+    base = system.removesuffix("-fixed")
+    if system.endswith("-fixed") and kind == "rate_limited":
+        return (
+            "retries alone (max_retries=10, SDK backoff ≤ 8 s) do not outlast a 60 s TPM window when the "
+            "client keeps many calls in flight: the client has to pace tokens itself (a semaphore at the "
+            "concurrency limit plus a token-per-minute limiter), which none of these libraries ships."
+        )
+    return REMEDY.get((base, kind)) or DEFAULT_REMEDY.get(kind, "")
+
+
+def _error(cell: dict[str, Any]) -> str:
+    err = (cell.get("peer") or {}).get("error") or cell.get("output_tail", "")[-300:].strip()
+    err = " ".join(err.split())
+    for marker in ("'message': '", '"message": "'):
+        if marker in err:  # keep the provider's message, drop the exception's envelope
+            err = err.split(marker, 1)[1].split("'", 1)[0].split('"', 1)[0]
+    if "> request reached" in err:
+        err = "request reached" + err.split("> request reached", 1)[1]
+    return err[:160]
+
+
 def render(cells: list[dict[str, Any]], *, docs: dict[str, str], limits: dict[str, Any],
            systems: list[str]) -> str:
-    """The whole report: setup, one table per document and limit, failure notes."""
+    """The whole report: setup, one table per document and limit, failures grouped by cause."""
     by = {(c["doc"], c["limits"], c["system"]): c for c in cells}
     lines = ["# tome vs peers on the local Moonshot-compatible test server", ""]
+    if FINDINGS:
+        lines += [FINDINGS, ""]
     if cells:
         lat = cells[0].get("latency") or {}
         lines += [
+            "## Setup",
+            "",
             "Every cell: fresh test server (pipeline/testing, fresh counters and rate windows), identical limits,",
             f"latency model {lat}, model moonshot-v1-8k, prices ¥2 in / ¥10 out per 1M tokens.",
-            "Calls, 429s and tokens are the **server's** counters (billed = successful responses). "
-            "Wall time is measured inside the system's process from the start of summarisation "
-            "(imports excluded); for unfinished runs it is the time until failure/timeout. "
-            "Ratios are to `tome` (default settings) on the same document and limits.",
+            "Calls (all chat requests, 429s included), 429s and tokens are the **server's** counters; prompt "
+            "tokens are billed for successful calls only. Wall time is measured inside the system's process from "
+            "the start of summarisation (imports excluded); for unfinished runs it is the time until the "
+            "failure or timeout. Ratios are to `tome` (default settings) on the same document and limits. "
+            "Depth: summary levels (map = 1); `chain N` = N dependent sequential calls.",
             "",
             "Reproduce:",
             "```",
@@ -133,10 +174,9 @@ def render(cells: list[dict[str, Any]], *, docs: dict[str, str], limits: dict[st
             DOC_SIZES,
             SETUP,
         ]
-    failures: list[str] = []
+    failed: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for doc, title in docs.items():
-        doc_cells = [c for c in cells if c["doc"] == doc]
-        if not doc_cells:
+        if not any(c["doc"] == doc for c in cells):
             continue
         lines += [f"## {title}", ""]
         for lim_name, lim in limits.items():
@@ -164,25 +204,28 @@ def render(cells: list[dict[str, Any]], *, docs: dict[str, str], limits: dict[st
                     f"| {_ratio(c['wall_s'], base_ok and base_ok['wall_s']) if ok else '–'} "
                     f"| {_ratio(c['cost_cny'], base_ok and base_ok['cost_cny']) if ok else '–'} |"
                 )
-                notes = list(peer.get("notes") or [])
                 if not ok:
-                    kind = "timeout" if c["status"].startswith("timeout") else (peer.get("error_kind") or "other")
-                    remedy = REMEDY.get((c["system"], kind)) or DEFAULT_REMEDY.get(kind, "")
-                    err = peer.get("error") or c.get("output_tail", "")[-300:].strip().replace("\n", " ")
-                    failures.append(
-                        f"- **{c['system']}**, {title}, {lim_name}: {c['status']} after {c['wall_s']:.0f}s, "
-                        f"{_fmt_int(srv.get('requests'))} calls billed, {_fmt_int(srv.get('rate_limited'))} "
-                        f"429s. Error: `{(err or '?')[:300]}`. To pass: {remedy}"
-                    )
-                if not ok:
-                    failures += [f"  - note: {n}" for n in notes if not n.startswith("Using ")]
+                    failed.setdefault((c["system"].removesuffix("-fixed"), _kind(c)), []).append(c)
             lines.append("")
             extra = [f"{c['system']}: {n}" for c in rows for n in (c.get("peer") or {}).get("notes") or []
                      if c["finished"] and not n.startswith("Using ")]
             if extra:
                 lines += [f"Notes: {'; '.join(sorted(set(extra)))}", ""]
-    if failures:
-        lines += ["## Failures and what a user would have to change", ""] + failures + [""]
+    if failed:
+        lines += ["## Failures by cause, and what a user would have to change", ""]
+        for (system, kind), group in sorted(failed.items()):
+            remedies = sorted({_remedy(c) for c in group})
+            lines.append(f"**{system} — {kind}** ({len(group)} cells). To pass:")
+            lines += [f"{'' if len(remedies) == 1 else '- '}{r}" for r in remedies]
+            lines.append("")
+            for c in group:
+                srv = c.get("server") or {}
+                lines.append(
+                    f"- {c['system']}, {docs[c['doc']]}, {c['limits']}: {c['status']} after {c['wall_s']:.0f} s, "
+                    f"{_fmt_int(srv.get('requests'))} calls, {_fmt_int(srv.get('rate_limited'))} × 429 — "
+                    f"`{_error(c)}`"
+                )
+            lines.append("")
     skipped = [title for doc, title in docs.items() if not any(c["doc"] == doc for c in cells)]
     if skipped:
         lines += [f"Not run / absent: {', '.join(skipped)}.", ""]
