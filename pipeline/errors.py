@@ -163,11 +163,18 @@ class RateLimitError(LLMStatusError):
     """A rate limit (concurrency, RPM or TPM) was hit (429)."""
 
     def __init__(
-        self, message: str, *, limit_kind: str | None = None, retry_after: float | None = None, **kw
+        self,
+        message: str,
+        *,
+        limit_kind: str | None = None,
+        retry_after: float | None = None,
+        limit_value: int | None = None,
+        **kw,
     ) -> None:
         super().__init__(message, **kw)
         self.limit_kind = limit_kind  # "concurrency" | "rpm" | "tpm" | None
         self.retry_after = retry_after
+        self.limit_value = limit_value  # the account's real limit when the message states it
 
 
 class OverloadedError(LLMStatusError):

@@ -268,3 +268,22 @@ def test_overloaded_engine_lowers_only_concurrency() -> None:
     budget = InProcessBudget(RateLimits(concurrency=10, rpm=100, tpm=1_000), default_pause_s=0)
     budget.on_rate_limited(limit_kind="overloaded", retry_after=None)
     assert budget.effective_limits == RateLimits(concurrency=7, rpm=100, tpm=1_000)
+
+
+def test_a_429_that_states_the_real_limit_goes_straight_to_it_and_stays_there() -> None:
+    from pipeline.budget import aimd
+
+    limits = RateLimits(concurrency=50, rpm=200, tpm=2_000_000)
+    scales = aimd.Scales()
+    aimd.decrease(scales, limits, ("tpm",), stated=40_000)
+    assert aimd.effective(scales, limits).tpm == 40_000  # not 1,400,000 after one x0.7 step
+    aimd.decrease(scales, limits, ("concurrency",), stated=4)
+    assert aimd.effective(scales, limits).concurrency == 4
+    for _ in range(10_000):  # recovery never climbs above what the server said
+        aimd.increase(scales, limits)
+    eff = aimd.effective(scales, limits)
+    assert (eff.concurrency, eff.tpm) == (4, 40_000)
+    # A stated limit at or above ours means someone else shares the account: the usual decrease.
+    shared = aimd.Scales()
+    aimd.decrease(shared, limits, ("rpm",), stated=200)
+    assert aimd.effective(shared, limits).rpm == 140

@@ -295,6 +295,7 @@ class RecordingBudget:
     admitted: list[int] = field(default_factory=list)
     recorded: list[Usage] = field(default_factory=list)
     limited: list[tuple[str | None, float | None]] = field(default_factory=list)
+    stated: list[int | None] = field(default_factory=list)
 
     @asynccontextmanager
     async def admit(self, tokens: int) -> AsyncIterator[RecordingBudget]:
@@ -304,8 +305,11 @@ class RecordingBudget:
     def record(self, usage: Usage) -> None:
         self.recorded.append(usage)
 
-    def on_rate_limited(self, *, limit_kind: str | None, retry_after: float | None) -> None:
+    def on_rate_limited(
+        self, *, limit_kind: str | None, retry_after: float | None, limit_value: int | None = None
+    ) -> None:
         self.limited.append((limit_kind, retry_after))
+        self.stated.append(limit_value)
 
     def estimated_wait(self, tokens: int, calls: int) -> float:
         return 0.0
@@ -321,6 +325,7 @@ async def test_every_attempt_goes_through_the_budget(moonshot_server: MoonshotTe
     assert budget.admitted == [260] * 4  # estimated_prompt_tokens + max_tokens, for every attempt
     assert budget.recorded == [c1.usage]
     assert budget.limited == [("concurrency", 1.0), ("overloaded", None)]
+    assert budget.stated[0] is not None  # "reached max concurrency: N" names the account's real limit
 
 
 async def test_quota_from_the_budget_itself_is_not_retried(moonshot_server: MoonshotTestServer) -> None:

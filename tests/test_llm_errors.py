@@ -190,3 +190,18 @@ def test_header_hint_used_when_message_has_none() -> None:
 
 def test_next_utc_midnight() -> None:
     assert next_utc_midnight(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "value"),
+    [
+        ("Your account u<ak> request reached max concurrency: 4, please try again after 1 seconds", "concurrency", 4),
+        ("Your account u<ak> request reached max request: 30, please try again after 12 seconds", "rpm", 30),
+        ("Your account u<ak> request reached TPM rate limit, current:46229, limit:40000", "tpm", 40000),
+        ("The engine is currently overloaded, please try again later", None, None),
+    ],
+)
+def test_rate_limit_messages_state_the_real_limit(message: str, kind: str | None, value: int | None) -> None:
+    from pipeline.llm.errors import stated_limit
+
+    assert stated_limit(message, kind) == value

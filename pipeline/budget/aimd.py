@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.config import RateLimits
 
@@ -38,6 +38,8 @@ class Scales:
     concurrency: float = 1.0
     rpm: float = 1.0
     tpm: float = 1.0
+    # Highest share recovery may climb back to, per axis: set when the server states its real limit.
+    caps: dict[str, float] = field(default_factory=dict)
 
     def get(self, axis: str) -> float:
         return float(getattr(self, axis))
@@ -55,12 +57,24 @@ def _floor_scale(configured: int) -> float:
     return min(1.0, 1.0 / configured) if configured else 1.0
 
 
-def decrease(scales: Scales, limits: RateLimits, axes: tuple[str, ...]) -> None:
-    """Multiply each of ``axes`` by DECREASE (unlimited axes stay unlimited)."""
+def decrease(scales: Scales, limits: RateLimits, axes: tuple[str, ...], *, stated: int | None = None) -> None:
+    """Multiply each of ``axes`` by DECREASE (unlimited axes stay unlimited).
+
+    ``stated``: the limit the server's 429 named for a single axis ("max concurrency: 4", "limit:40000").
+    Below the effective limit it is the account's real limit (the tier was configured too high): go straight
+    to it and never recover above it. At or above, someone else shares the account: decrease as usual.
+    """
     for axis in axes:
         configured = getattr(limits, axis)
-        if configured:
-            scales.set(axis, max(_floor_scale(configured), scales.get(axis) * DECREASE))
+        if not configured:
+            continue
+        floor = _floor_scale(configured)
+        if stated is not None and len(axes) == 1 and 0 < stated < configured * scales.get(axis):
+            real = max(floor, stated / configured)
+            scales.set(axis, real)
+            scales.caps[axis] = real
+        else:
+            scales.set(axis, max(floor, scales.get(axis) * DECREASE))
 
 
 def increase(scales: Scales, limits: RateLimits) -> None:
@@ -72,8 +86,9 @@ def increase(scales: Scales, limits: RateLimits) -> None:
     step = INCREASE_PER_WINDOW / per_window
     for axis in AXES:
         value = scales.get(axis)
-        if value < 1.0:
-            scales.set(axis, min(1.0, value + step))
+        cap = scales.caps.get(axis, 1.0)
+        if value < cap:
+            scales.set(axis, min(cap, value + step))
 
 
 def effective(scales: Scales, limits: RateLimits) -> RateLimits:

@@ -119,7 +119,9 @@ class InProcessBudget:
         """
         return Admit(self, max(0, int(tokens)))
 
-    def on_rate_limited(self, *, limit_kind: str | None = None, retry_after: float | None = None) -> None:
+    def on_rate_limited(
+        self, *, limit_kind: str | None = None, retry_after: float | None = None, limit_value: int | None = None
+    ) -> None:
         """The server answered 429: pause every sender, and lower the limit of the axis that was hit."""
         now = self._clock()
         self._rate_limited += 1
@@ -137,7 +139,7 @@ class InProcessBudget:
         # 429s of one burst (calls admitted before the first one came back) lower each axis only once.
         axes = tuple(a for a in aimd.normalise_kind(limit_kind) if now >= self._decrease_guard[a])
         if axes:
-            aimd.decrease(self._scales, self.limits, axes)
+            aimd.decrease(self._scales, self.limits, axes, stated=limit_value)
             self._eff = aimd.effective(self._scales, self.limits)
             self._decreases += 1
             for axis in axes:

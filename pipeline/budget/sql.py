@@ -138,13 +138,15 @@ class SqlBudget:
         """
         return Admit(self, max(0, int(tokens)))
 
-    def on_rate_limited(self, *, limit_kind: str | None = None, retry_after: float | None = None) -> None:
+    def on_rate_limited(
+        self, *, limit_kind: str | None = None, retry_after: float | None = None, limit_value: int | None = None
+    ) -> None:
         """A 429: pause every process sharing the account and lower the axis hit (stored in the database)."""
         self._rate_limited += 1
         kind = (limit_kind or "").strip().lower()
         pause = retry_after if retry_after is not None and retry_after >= 0 else self.default_pause_s
         try:
-            decreased = self._transaction(lambda conn: self._note_429(conn, kind, pause))
+            decreased = self._transaction(lambda conn: self._note_429(conn, kind, pause, limit_value))
         except SQLAlchemyError as exc:
             log.warning("Could not store the 429 in the shared budget: %s", exc.__class__.__name__)
             return
@@ -348,7 +350,7 @@ class SqlBudget:
                     {"a": self.account, "d": day, "t": used},
                 )
 
-    def _note_429(self, conn: Connection, kind: str, pause: float) -> bool:
+    def _note_429(self, conn: Connection, kind: str, pause: float, limit_value: int | None) -> bool:
         state = self._account_state(conn, lock=True)
         now = self._now(conn)
         if kind == "tpd":
@@ -361,7 +363,7 @@ class SqlBudget:
         paused_until = max(state.paused_until, now + pause)
         axes = tuple(a for a in aimd.normalise_kind(kind) if now >= state.guards[a])
         scales = state.scales
-        aimd.decrease(scales, self.limits, axes)
+        aimd.decrease(scales, self.limits, axes, stated=limit_value)
         values: dict[str, Any] = {"a": self.account, "p": paused_until}
         sets = ["paused_until = :p"]
         for axis in axes:

@@ -34,7 +34,9 @@ class UnlimitedBudget:
         self.admitted += 1
         yield _Slot(self)
 
-    def on_rate_limited(self, *, limit_kind: str | None, retry_after: float | None) -> None:
+    def on_rate_limited(
+        self, *, limit_kind: str | None, retry_after: float | None, limit_value: int | None = None
+    ) -> None:
         self.rate_limited.append((limit_kind, retry_after))
 
     def estimated_wait(self, tokens: int, calls: int) -> float:

@@ -167,7 +167,9 @@ class OpenAICompatibleClient:
 
     def _tell_budget(self, exc: LLMError) -> None:
         if isinstance(exc, RateLimitError):
-            self._budget.on_rate_limited(limit_kind=exc.limit_kind, retry_after=exc.retry_after)
+            self._budget.on_rate_limited(
+                limit_kind=exc.limit_kind, retry_after=exc.retry_after, limit_value=exc.limit_value
+            )
         elif isinstance(exc, OverloadedError):
             self._budget.on_rate_limited(limit_kind="overloaded", retry_after=exc.retry_after)
 

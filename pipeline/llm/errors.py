@@ -218,12 +218,28 @@ def _limit_kind(message: str) -> str | None:
     return None
 
 
+# Moonshot's 429s name the account's real limit: "max concurrency: 4", "max request: 30", "limit:40000".
+_STATED_LIMIT = {
+    "concurrency": re.compile(r"max concurrency:\s*(\d+)", re.IGNORECASE),
+    "rpm": re.compile(r"max request:\s*(\d+)", re.IGNORECASE),
+    "tpm": re.compile(r"TPM rate limit,\s*current:\s*\d+,\s*limit:\s*(\d+)", re.IGNORECASE),
+}
+
+
+def stated_limit(message: str, kind: str | None) -> int | None:
+    """The limit a rate-limit message states for ``kind``, or None."""
+    pattern = _STATED_LIMIT.get(kind or "")
+    match = pattern.search(message) if pattern else None
+    return int(match.group(1)) if match else None
+
+
 def _rate_limit(e: ErrorInfo) -> TomeError:
     kind = _limit_kind(e.message)
     return RateLimitError(
         f"Rate limit reached ({kind or 'unknown limit'}; {e.status}: {e.message}).",
         limit_kind=kind,
         retry_after=e.retry_after,
+        limit_value=stated_limit(e.message, kind),
         **e.kw,
     )
 
