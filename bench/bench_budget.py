@@ -64,6 +64,7 @@ RESULTS_JSON = REPO / "bench" / "results" / "budget.json"
 SCENARIOS = ("tpm", "tpm-tight", "rpm", "misconfigured", "misconfigured-long", "tpd", "overhead")
 MODEL = "moonshot-v1-8k"
 WINDOW_S = 60.0  # the gateway's sliding minute
+MAX_LOG_LINES = 200  # tome's budget/retry log lines kept per scenario in the JSON
 # Environment that would change where tome keeps state or which limits it uses; cleared for every scenario.
 _TOME_ENV = ("TOME_HOME", "TOME_DATABASE_URL", "TOME_CONFIG", "TOME_CONCURRENCY", "TOME_RPM", "TOME_TPM", "TOME_TPD")
 
@@ -368,7 +369,7 @@ def schedule_figures(
         "tome_waits": waited_costs(run.log),
         "max_attempts": max((int(m) for m in _ATTEMPTS.findall(" ".join(x["msg"] for x in run.log))), default=0),
         "last_retries": sum("retry 6/6" in x["msg"] for x in run.log),
-        "tome_log": run.log,
+        "tome_log": run.log[:MAX_LOG_LINES],
     }
 
 
@@ -793,8 +794,9 @@ def findings(results: dict[str, Any]) -> list[str]:
         out.append(
             f"- Mis-configured ({r['document']}): status {r['status']}, {sum(r['rate_limited'].values())} 429s "
             f"({_kinds(r['rate_limited'])}); admitted tokens per minute {mins} against the real 40,000; the slowest "
-            f"call needed {r['max_attempts']} attempts (the retry policy allows 7) and {r['last_retries']} retries "
-            f"were a call's last. tome's effective limits at the end: {_budget_limits(r['budget'])}."
+            f"call needed {r['max_attempts']} attempts (the retry policy allows 7; one more 429 and it fails) and "
+            f"{r['last_retries']} retries were announced as a call's last (6/6). tome's effective limits at the "
+            f"end: {_budget_limits(r['budget'])}."
         )
     if any(n in results for n in ("misconfigured", "misconfigured-long")):
         out.append(
@@ -805,7 +807,10 @@ def findings(results: dict[str, Any]) -> list[str]:
             "admitting calls the server refuses; a TPM 429 carries no retry hint, so each refused call backs off "
             "2, 4, 8, 16, 32, 60 s and gives up after 7 attempts. Throughput still tracks the real TPM (the server "
             "enforces it), but a document needing more than ~2 minutes of TPM-bound queueing fails with "
-            "RateLimitError (exit 1; a re-run resumes from the cache)."
+            "RateLimitError (exit 1; a re-run resumes from the cache). Suggested fix (pipeline/, not done here): "
+            "parse the stated limit in pipeline/llm/errors.py `_rate_limit` (e.g. `RateLimitError.limit`) and let "
+            "`on_rate_limited` clamp that axis to it (InProcessBudget and SqlBudget), so the budget queues calls "
+            "instead of the server refusing them; recovery should not climb back above a limit the server stated."
         )
     r = results.get("tpd")
     if r and "skipped" not in r:
@@ -874,12 +879,12 @@ def run_scenario(name: str, tmp: Path) -> dict[str, Any]:
 
 def save(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
     """Merge ``results`` into the recorded JSON (other scenarios keep their figures) and re-render the report."""
-    previous: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
     if json_path.is_file():
-        previous = json.loads(json_path.read_text(encoding="utf-8")).get("scenarios", {})
-    merged = {**previous, **results}
+        recorded = json.loads(json_path.read_text(encoding="utf-8"))
+    merged = {**recorded.get("scenarios", {}), **results}
     merged = {name: merged[name] for name in SCENARIOS if name in merged}
-    meta = {
+    meta = recorded.get("meta") if not results and "meta" in recorded else {
         "machine": f"Python {platform.python_version()}, {platform.machine()}, {platform.system()}, "
         f"{os.cpu_count()} CPUs",
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -894,7 +899,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default: all")
     parser.add_argument("--json", type=Path, default=RESULTS_JSON)
     parser.add_argument("--out", type=Path, default=RESULTS_MD)
+    parser.add_argument("--render", action="store_true", help="only re-render the report from the recorded JSON")
     args = parser.parse_args(argv)
+    if args.render:
+        save({}, args.json, args.out)
+        print(f"wrote {args.out}")
+        return 0
     names = args.scenario or list(SCENARIOS)
     with tempfile.TemporaryDirectory(prefix="tome-bench-budget-") as tmp:
         for name in names:
