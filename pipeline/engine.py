@@ -50,6 +50,7 @@ MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
 MIN_SPLIT_TOKENS = 48  # an input below twice this is not split further
 MAX_SPLIT_DEPTH = 6  # halvings of one input after context-length errors
 DONE_TOLERANCE = 1.25  # one summary at most this times the target ends the run
+ADMISSION_MARGIN = 1.03  # on the admission estimate only; prompts and cache keys do not depend on it
 MIN_CALIBRATION = 0.3  # a learned ratio never goes below this (Chinese on Moonshot ~0.45; lower = bogus usage)
 CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
 _MESSAGE_TOKENS, _REPLY_TOKENS = 4, 3  # chat framing around each message / the reply
@@ -579,7 +580,9 @@ class SummaryEngine:
             messages=messages,
             max_tokens=max_tokens,
             temperature=self.settings.temperature,
-            estimated_prompt_tokens=math.ceil(local * live),
+            # Per-prompt ratios scatter a few % around the largest seen so far; the budget must not under-count
+            # (the gateway refuses a call that overfills the TPM window by a single token).
+            estimated_prompt_tokens=math.ceil(local * live * ADMISSION_MARGIN),
             source_text=call.text,
         )
         completion = await self._send(state, request, key, local, version)
