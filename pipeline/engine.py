@@ -180,6 +180,8 @@ class SummaryEngine:
         self.limits = limits or model_and_limits(settings)[1]
         self.lag_override = lag
         self.provider = getattr(backend, "name", "backend")
+        # A local backend's answers change with its code, not with a model name: it names its own version.
+        self.cache_namespace = getattr(backend, "cache_namespace", self.provider)
         self.billable = bool(getattr(backend, "billable", True))
         chunk_budget(model, settings)  # fail at construction when the model cannot hold a chunk at all
         self._slots: asyncio.Semaphore | None = None
@@ -550,7 +552,7 @@ class SummaryEngine:
         version = self.settings.prompt_version(call.kind)
         params = {"max_tokens": max_tokens, "temperature": self.settings.temperature}
         key = cache_key(
-            provider=self.provider,
+            provider=self.cache_namespace,
             model=self.model.name,
             prompt_version=version,
             messages=messages,

@@ -28,6 +28,8 @@ _PARAGRAPHS = re.compile(r"\n\s*\n")
 # A heading: a short paragraph with no sentence-ending punctuation ("第一章 进山", "## Chapter 2: The Girl").
 _HEADING = re.compile(r"^(?:#{1,6}\s.*|[^.!?。！？；…\"”」』]{1,60})$")
 _DAMPING = 0.85
+_MIN_CJK_CHARS = 8
+_MIN_WORDS = 5
 _ITERATIONS = 20
 # Above this many sentences the O(n^2) graph gets slow; longer inputs are ranked in windows of this size.
 _MAX_GRAPH = 400
@@ -100,6 +102,9 @@ def extract(source: str, *, language: str, max_units: int, max_tokens: int, coun
     body = [p for p in _PARAGRAPHS.split(source) if not _HEADING.match(p.strip())]
     sentences = [_flat(s, cjk) for p in body for s in split_sentences(p)]
     sentences = [s for s in sentences if _HAS_WORD.search(s)]
+    # Fragments left by dialogue ("外公说。", '"Yes," he said.') read badly on their own: rank full sentences.
+    full = [s for s in sentences if count_units(s, language) >= (_MIN_CJK_CHARS if cjk else _MIN_WORDS)]
+    sentences = full or sentences
     if not sentences:  # a text of headings only (a table of contents): rank the headings themselves
         sentences = [_flat(h, cjk) for h in headings if _HAS_WORD.search(h)]
     if not sentences:
@@ -146,6 +151,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
+    cache_namespace = "extractive-2"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
 
     def __init__(self, *, counter: TokenCounter | None = None, language: str = "en") -> None:

@@ -110,6 +110,6 @@ def test_headings_are_not_run_into_the_summary() -> None:
     zh = "山居记\n\n第一章 进山\n\n周远十二岁那年的暑假，是在青石村过的。外公来接他。\n\n第二章 旧学堂\n\n学堂很旧。"
     out = extract(zh, language="zh", max_units=200, max_tokens=400, counter=TiktokenCounter())
     assert "第一章" not in out and "山居记" not in out and "周远十二岁" in out
-    en = "# The Keeper\n\n## Chapter 1: The Light\n\nElias kept the light. He wrote in the log."
+    en = "# The Keeper\n\n## Chapter 1: The Light\n\nElias kept the light every night. He wrote the weather in the log."
     out = extract(en, language="en", max_units=50, max_tokens=100, counter=TiktokenCounter())
-    assert "#" not in out and "Chapter 1" not in out and "Elias kept the light." in out
+    assert "#" not in out and "Chapter 1" not in out and "Elias kept the light every night." in out
