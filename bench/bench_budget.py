@@ -22,6 +22,7 @@ import logging
 import os
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -670,16 +671,17 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         "| scenario | status | wall | minimum | ratio | calls (per level) | 429s (by kind) |",
         "|---|---|---:|---:|---:|---|---|",
     ]
-    for name in TITLES:
-        if name in results:
-            lines.append(_summary_row(name, results[name]))
+    for name in _ordered(results):
+        lines.append(_summary_row(name.replace("@", " @ "), results[name]))
     lines.append("")
-    for name, title in TITLES.items():
-        r = results.get(name)
-        if r is None or "skipped" in r:
+    for name in _ordered(results):
+        r = results[name]
+        base, _, label = name.partition("@")
+        title = TITLES[base] + (f" — recorded {label.replace('-', ' ')}" if label else "")
+        if "skipped" in r:
             continue
-        lines += [f"## {title}", "", f"Document: {r['document']}. Limits: {r['limits']}. Load average "
-                  f"before/after: {r['load_before']} / {r['load_after']}.", ""]
+        lines += [f"## {title}", "", f"Document: {r['document']}. Limits: {r['limits']}. Code: "
+                  f"{r.get('commit', '?')}. Load average before/after: {r['load_before']} / {r['load_after']}.", ""]
         error = f" ({r['error']})" if r.get("error") else ""
         lines += [
             f"- Status {r['status']}{error}; wall {r['wall_s']:.1f} s; server span (first admission to the last "
@@ -786,31 +788,33 @@ def findings(results: dict[str, Any]) -> list[str]:
             f"admission is {min(r['since_third_back_s'] or [0]):.2f}-{max(r['since_third_back_s'] or [0]):.2f} s "
             f"after the one three before it (RPM 3 needs 60 s; the extra ~1 s is the margin); ratio {r['ratio']:.3f}."
         )
-    for name in ("misconfigured", "misconfigured-long"):
-        r = results.get(name)
-        if not r or "skipped" in r:
+    mis = [k for k in _ordered(results) if k.split("@")[0] in ("misconfigured", "misconfigured-long")]
+    for name in mis:
+        r = results[name]
+        if "skipped" in r:
             continue
         mins = ", ".join(f"{x['tokens']:,}" for x in r.get("per_minute", []))
+        label = name.partition("@")[2].replace("-", " ")
         out.append(
-            f"- Mis-configured ({r['document']}): status {r['status']}, {sum(r['rate_limited'].values())} 429s "
-            f"({_kinds(r['rate_limited'])}); admitted tokens per minute {mins} against the real 40,000; the slowest "
-            f"call needed {r['max_attempts']} attempts (the retry policy allows 7; one more 429 and it fails) and "
+            f"- Mis-configured ({r['document']}{', ' + label if label else ''}): status {r['status']}, "
+            f"{sum(r['rate_limited'].values())} 429s ({_kinds(r['rate_limited'])}), wall {r['wall_s']:.0f} s "
+            f"(ratio {r['ratio']:.3f}); admitted tokens per minute {mins} against the real 40,000; the slowest "
+            f"call needed {r['max_attempts']} attempts (the retry policy allows 7"
+            f"{'; one more 429 and it would have failed' if r['max_attempts'] >= 7 else ''}) and "
             f"{r['last_retries']} retries were announced as a call's last (6/6). tome's effective limits at the "
             f"end: {_budget_limits(r['budget'])}."
         )
-    if any(n in results for n in ("misconfigured", "misconfigured-long")):
+    if any("@before-86eb89b" in k for k in mis):
         out.append(
-            "- Why: the server's 429s state the real limit (\"max concurrency: 4\", \"TPM rate limit, "
-            "current:46229, limit:40000\") but the budget only multiplies the configured limit by 0.7 per 429 "
-            "burst (from 2,000,000 that takes 11 bursts to reach 40,000) and the additive recovery gives back 10 % "
-            "of the configured 2,000,000 per minute of successes. Its effective TPM stays above 40,000, so it keeps "
-            "admitting calls the server refuses; a TPM 429 carries no retry hint, so each refused call backs off "
-            "2, 4, 8, 16, 32, 60 s and gives up after 7 attempts. Throughput still tracks the real TPM (the server "
-            "enforces it), but a document needing more than ~2 minutes of TPM-bound queueing fails with "
-            "RateLimitError (exit 1; a re-run resumes from the cache). Suggested fix (pipeline/, not done here): "
-            "parse the stated limit in pipeline/llm/errors.py `_rate_limit` (e.g. `RateLimitError.limit`) and let "
-            "`on_rate_limited` clamp that axis to it (InProcessBudget and SqlBudget), so the budget queues calls "
-            "instead of the server refusing them; recovery should not climb back above a limit the server stated."
+            "- Before 86eb89b the server's 429s stated the real limit (\"max concurrency: 4\", \"TPM rate limit, "
+            "current:46229, limit:40000\") but the budget only multiplied the configured limit by 0.7 per 429 "
+            "burst (from 2,000,000 that takes 11 bursts to reach 40,000) and its additive recovery gave back 10 % "
+            "of the configured 2,000,000 per minute of successes. Its effective TPM stayed above 40,000, so it "
+            "kept admitting calls the server refused; a TPM 429 carries no retry hint, so each refused call backed "
+            "off 2, 4, 8, 16, 32, 60 s and gave up after 7 attempts: throughput tracked the real TPM (the server "
+            "enforced it), but a document needing more than ~2 minutes of TPM-bound queueing failed with "
+            "RateLimitError (exit 1; a re-run resumes from the cache). 86eb89b parses the stated limit "
+            "(`stated_limit` in pipeline/llm/errors.py) and clamps that axis to it, never recovering above it."
         )
     r = results.get("tpd")
     if r and "skipped" not in r:
@@ -831,6 +835,15 @@ def _budget_limits(b: dict[str, Any]) -> str:
     return f"concurrency {c}, RPM {r}, TPM {t:,}"
 
 
+
+
+def _ordered(results: dict[str, Any]) -> list[str]:
+    """Schedule scenarios in report order, each followed by its archived recordings ("name@label")."""
+    keys = []
+    for base in TITLES:
+        keys += [k for k in results if k == base]
+        keys += sorted(k for k in results if k.startswith(base + "@"))
+    return keys
 
 
 def _waits(waits: list, limit: int = 8) -> str:
@@ -872,9 +885,21 @@ def run_scenario(name: str, tmp: Path) -> dict[str, Any]:
     started = time.perf_counter()
     print(f"[{name}] running (load {load_now()})", flush=True)
     r = scenario_overhead() if name == "overhead" else asyncio.run(ASYNC_SCENARIOS[name](tmp))
+    r["commit"] = head_commit()
     brief = {k: r[k] for k in ("status", "wall_s", "minimum_s", "ratio", "calls_200", "rate_limited") if k in r}
     print(f"[{name}] done in {time.perf_counter() - started:.1f} s {brief or ''}", flush=True)
     return r
+
+
+def head_commit() -> str:
+    """The checkout's commit (short hash), so each recording says which code it measured."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
 
 
 def save(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
@@ -883,7 +908,7 @@ def save(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
     if json_path.is_file():
         recorded = json.loads(json_path.read_text(encoding="utf-8"))
     merged = {**recorded.get("scenarios", {}), **results}
-    merged = {name: merged[name] for name in SCENARIOS if name in merged}
+    merged = {name: merged[name] for name in merged if name.split("@")[0] in SCENARIOS}
     meta = recorded.get("meta") if not results and "meta" in recorded else {
         "machine": f"Python {platform.python_version()}, {platform.machine()}, {platform.system()}, "
         f"{os.cpu_count()} CPUs",

@@ -93,3 +93,8 @@ async def test_the_cli_runtime_reaches_the_server_and_levels_match_its_log(tmp_p
     assert sum(figures["calls_per_level"]) == figures["calls_200"] == len(records)
     assert figures["rate_limited"] == {}
     assert run.budget["admitted"] == len(records)
+
+
+def test_report_orders_each_scenario_before_its_archived_recordings() -> None:
+    results = {"tpd": {}, "misconfigured@before-x": {}, "tpm": {}, "misconfigured": {}, "rpm": {}}
+    assert bench._ordered(results) == ["tpm", "rpm", "misconfigured", "misconfigured@before-x"]
