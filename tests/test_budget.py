@@ -287,3 +287,13 @@ def test_a_429_that_states_the_real_limit_goes_straight_to_it_and_stays_there() 
     shared = aimd.Scales()
     aimd.decrease(shared, limits, ("rpm",), stated=200)
     assert aimd.effective(shared, limits).rpm == 140
+
+
+async def test_window_keeps_the_gateways_count_once_the_answer_gives_it() -> None:
+    clock = VirtualClock()
+    budget = InProcessBudget(RateLimits(concurrency=8, tpm=10_000), clock=clock, sleep=clock.sleep)
+    async with budget.admit(6_000) as slot:  # our estimate: 6,000
+        slot.record(Usage(4_000, 100), charged_tokens=4_500)  # the server counted 4,000 + 500 max_tokens
+    # 4,500 + 5,500 fit the 10,000 window now; with the estimate kept it would wait a minute.
+    async with budget.admit(5_500):
+        assert clock() == 0.0

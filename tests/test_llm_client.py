@@ -302,7 +302,7 @@ class RecordingBudget:
         self.admitted.append(tokens)
         yield self
 
-    def record(self, usage: Usage) -> None:
+    def record(self, usage: Usage, *, charged_tokens: int | None = None) -> None:
         self.recorded.append(usage)
 
     def on_rate_limited(

@@ -11,7 +11,7 @@ from pipeline.llm.types import Usage
 class Admission(Protocol):
     """A granted slot: the call runs while it is held; ``record`` stores the real usage."""
 
-    def record(self, usage: Usage) -> None: ...
+    def record(self, usage: Usage, *, charged_tokens: int | None = None) -> None: ...
 
 
 class RateBudget(Protocol):

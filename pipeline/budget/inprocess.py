@@ -370,6 +370,9 @@ class InProcessBudget:
 
     async def _release(self, slot: BudgetSlot, *, ok: bool) -> None:
         self._in_flight -= 1
+        if slot.charged is not None and slot.charged != slot.tokens:
+            # Our prompt estimate errs high on purpose; once the server has counted, keep its count.
+            self._window.correct(slot.admitted_at, slot.tokens, slot.charged)
         if ok:
             aimd.increase(self._scales, self.limits)
             self._eff = aimd.effective(self._scales, self.limits)

@@ -32,7 +32,7 @@ class BudgetStats:
 class BudgetSlot:
     """A granted admission: hold it while the call runs; ``record`` the real usage before leaving."""
 
-    __slots__ = ("tokens", "admitted_at", "day", "waited_s", "usage", "lease_id")
+    __slots__ = ("tokens", "admitted_at", "day", "waited_s", "usage", "lease_id", "charged")
 
     def __init__(self, tokens: int, admitted_at: float, *, day: str | None, waited_s: float) -> None:
         self.tokens = tokens
@@ -41,13 +41,18 @@ class BudgetSlot:
         self.waited_s = waited_s
         self.usage: Usage | None = None
         self.lease_id: str | None = None
+        self.charged: int | None = None  # the gateway's admission count, once the answer told us
 
     def __repr__(self) -> str:
         return f"BudgetSlot(tokens={self.tokens}, waited_s={self.waited_s:.3f})"
 
-    def record(self, usage: Usage) -> None:
-        """Store what the call really used (billing and the ledger's used_tokens; the window keeps the cost)."""
+    def record(self, usage: Usage, *, charged_tokens: int | None = None) -> None:
+        """Store what the call really used, and what the gateway charged at admission (prompt + max_tokens).
+
+        The window then holds the gateway's own count instead of our estimate, as the gateway's window does.
+        """
         self.usage = usage
+        self.charged = charged_tokens
 
 
 class _SlotSource(Protocol):

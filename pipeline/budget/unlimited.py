@@ -13,7 +13,7 @@ from pipeline.llm.types import Usage
 class _Slot:
     owner: UnlimitedBudget
 
-    def record(self, usage: Usage) -> None:
+    def record(self, usage: Usage, *, charged_tokens: int | None = None) -> None:
         self.owner.calls += 1
         self.owner.prompt_tokens += usage.prompt_tokens
         self.owner.completion_tokens += usage.completion_tokens

@@ -39,6 +39,15 @@ class SlidingWindow:
         self._entries.append((at, tokens))
         self.total_tokens += tokens
 
+    def correct(self, at: float, tokens: int, charged: int) -> None:
+        """Replace the cost of the admission made at ``at`` (estimated ``tokens``) by what the gateway charged."""
+        entries = self._entries
+        for i in range(len(entries) - 1, -1, -1):
+            if entries[i] == (at, tokens):
+                entries[i] = (at, charged)
+                self.total_tokens += charged - tokens
+                return
+
     def expire(self, now: float) -> None:
         """Forget admissions whose window has ended by ``now``."""
         entries = self._entries

@@ -138,7 +138,9 @@ class OpenAICompatibleClient:
         async def attempt(_retries_taken: int) -> Completion:
             async with self._budget.admit(request.admission_tokens) as slot:
                 completion = await self._send_chat(request)
-                slot.record(completion.usage)
+                prompt = completion.usage.prompt_tokens
+                # The gateway charged the real prompt + max_tokens at admission; the budget keeps that count.
+                slot.record(completion.usage, charged_tokens=prompt + request.max_tokens if prompt else None)
                 return completion
 
         completion, attempts = await with_retries(
