@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.config import Catalog, ModelSpec, RateLimits, load_catalog
@@ -86,4 +86,4 @@ def model_and_limits(settings: RunSettings, catalog: Catalog | None = None) -> t
     return cat.model(settings.model), cat.tier(settings.tier)
 
 
-__all__ = ["RunSettings", "resolve_settings", "model_and_limits", "replace"]
+__all__ = ["RunSettings", "model_and_limits", "resolve_settings"]

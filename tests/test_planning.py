@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from pipeline.planning import (
     pack_groups,
     plan_merge,
 )
-from pipeline.settings import RunSettings, replace, resolve_settings
+from pipeline.settings import RunSettings, resolve_settings
 from pipeline.tokens import calibrated
 
 MODEL = load_catalog().model("moonshot-v1-8k")
