@@ -38,18 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from flows.options import SummariseOptions  # noqa: E402
-from flows.progress import ProgressBoard  # noqa: E402
 from flows.runner import (  # noqa: E402
-    DEFAULT_IN_FLIGHT,
     DocumentRun,
     Runtime,
     exit_code_for,
     open_runtime,
     summarise_path,
 )
-from pipeline.backends import make_backend  # noqa: E402
 from pipeline.budget import InProcessBudget, TokenLedger, account_id  # noqa: E402
-from pipeline.budget.factory import DEFAULT_MARGIN_S  # noqa: E402
 from pipeline.config import RateLimits, load_catalog  # noqa: E402
 from pipeline.documents import load_document  # noqa: E402
 from pipeline.errors import QuotaExhaustedError  # noqa: E402
@@ -188,40 +184,6 @@ def tome_home(path: Path) -> Iterator[None]:
     finally:
         os.environ.pop("TOME_HOME", None)
         os.environ.update(saved)
-
-
-def runtime_at(options: SummariseOptions, env: dict[str, str], utcnow: Callable[[], datetime]) -> Runtime:
-    """``open_runtime`` with the TPD ledger on an injected UTC clock (make_budget takes no clock).
-
-    Everything else is built as open_runtime builds it: settings, limits, store, budget (in-process,
-    margin DEFAULT_MARGIN_S, ledger in the store's database), backend.
-    """
-    catalog = load_catalog()
-    settings = options.settings(catalog)
-    model = catalog.model(settings.model)
-    limits = options.limits(settings, catalog)
-    api_key = env.get(catalog.provider(settings.provider).api_key_env) or None
-    store = Store()
-    budget = InProcessBudget(
-        limits,
-        ledger=TokenLedger(store.engine, utcnow=utcnow),
-        account=account_id(settings.provider, api_key),
-        tier=settings.tier,
-        margin_s=DEFAULT_MARGIN_S,
-    )
-    backend, notice = make_backend(
-        options.backend,
-        settings,
-        base_url=options.base_url,
-        api_key=api_key,
-        budget=budget,
-        concurrency=limits.concurrency or DEFAULT_IN_FLIGHT,
-        catalog=catalog,
-        env=env,
-    )
-    board = ProgressBoard()
-    board.currency = model.currency
-    return Runtime(options, settings, model, limits, store, budget, backend, notice, board)
 
 
 @dataclass
@@ -517,7 +479,7 @@ async def scenario_tpd(tmp: Path) -> dict[str, Any]:
             def utcnow() -> datetime:
                 return datetime.now(UTC) + shift
 
-            second = await run_document(runtime_at(options, env, utcnow), ALICE)
+            second = await run_document(open_runtime(options, env=env, utcnow=utcnow), ALICE)
             all_records = chat_records(srv)
         ledger_store = Store()
         try:
@@ -725,9 +687,8 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             f"{f['wall_s']:.1f} s.",
             f"- Message: \"{f['message']}\"",
             "- Then the server clock moves past UTC midnight (`srv.advance_to_next_day()`) and run 2 builds the "
-            "same runtime with the ledger on a clock shifted by the same amount (`TokenLedger(engine, utcnow=...)`, "
-            "which InProcessBudget uses for its day too; `make_budget` takes no clock, so the bench builds the "
-            "InProcessBudget exactly as make_budget does).",
+            "same runtime with the ledger on a clock shifted by the same amount "
+            "(`open_runtime(..., utcnow=...)`, passed through `make_budget` to the TPD ledger).",
             f"- Run 2: status `{s['status']}`, exit code {s['exit_code']}; {s['calls_200']} new calls, "
             f"{s['cached_calls']} answers from the cache, 429s: {_kinds(s['rate_limited'])}; ledger day "
             f"{s['ledger_day']} admitted {s['ledger_admitted']:,}; {s['wall_s']:.1f} s.",

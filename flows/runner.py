@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,7 +65,11 @@ class Runtime:
 
 
 def open_runtime(
-    options: SummariseOptions, *, board: ProgressBoard | None = None, env: Mapping[str, str] = os.environ
+    options: SummariseOptions,
+    *,
+    board: ProgressBoard | None = None,
+    env: Mapping[str, str] = os.environ,
+    utcnow: Callable[[], datetime] | None = None,
 ) -> Runtime:
     """Resolve settings and build store, budget and backend; the API key is read from ``env`` here, only."""
     catalog = load_catalog()
@@ -83,6 +88,7 @@ def open_runtime(
         engine=store.engine,
         tier=settings.tier,
         shared=shared,
+        utcnow=utcnow,
     )
     backend, notice = make_backend(
         options.backend,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from sqlalchemy import Engine
 
 from pipeline.budget.inprocess import InProcessBudget
-from pipeline.budget.ledger import TokenLedger
+from pipeline.budget.ledger import TokenLedger, utc_now
 from pipeline.budget.sql import SqlBudget
 from pipeline.config import RateLimits
 from pipeline.errors import ConfigError
@@ -23,6 +26,7 @@ def make_budget(
     shared: bool = False,
     tier: str | None = None,
     margin_s: float = DEFAULT_MARGIN_S,
+    utcnow: Callable[[], datetime] | None = None,
 ) -> InProcessBudget | SqlBudget:
     """The rate budget for ``account``.
 
@@ -34,6 +38,7 @@ def make_budget(
         shared: share concurrency/RPM/TPM with every process using ``engine`` (``SqlBudget``).
         tier: the configured tier name, for the Msh-Gid tier warning.
         margin_s: extra seconds each admission stays in the 60 s window (0 = exactly the gateway's window).
+        utcnow: the TPD ledger's clock (tests and benchmarks move it past midnight); default the real one.
 
     Raises:
         ConfigError: ``shared`` without an engine.
@@ -42,5 +47,5 @@ def make_budget(
         if engine is None:
             raise ConfigError("A shared rate budget needs the database: pass its engine (TOME_DATABASE_URL).")
         return SqlBudget(engine, limits, account=account, tier=tier, margin_s=margin_s)
-    ledger = TokenLedger(engine) if engine is not None else None
+    ledger = TokenLedger(engine, utcnow=utcnow or utc_now) if engine is not None else None
     return InProcessBudget(limits, ledger=ledger, account=account, tier=tier, margin_s=margin_s)
