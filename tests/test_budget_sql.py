@@ -242,3 +242,14 @@ def test_one_sql_budget_serves_successive_event_loops(url: str, account: str) ->
     for _ in range(2):
         asyncio.run(once())
     assert budget.stats().admitted == 2 and budget.stats().in_flight == 0
+
+
+async def test_shared_window_keeps_the_gateways_count_once_reported(
+    url: str, account: str, clock: VirtualClock
+) -> None:
+    a, b = (sql_budget(url, account, clock, RateLimits(concurrency=8, tpm=10_000)) for _ in range(2))
+    start = clock.now
+    async with a.admit(6_000) as slot:  # our estimate; the server counted 4,000 + 500 max_tokens
+        slot.record(Usage(prompt_tokens=4_000, completion_tokens=100), charged_tokens=4_500)
+    async with b.admit(5_500):  # fits beside 4,500 now, not beside the 6,000 estimate
+        assert clock.now - start <= 2 * MAX_POLL_S

@@ -317,15 +317,17 @@ class SqlBudget:
         )
         return _Attempt(lease_id, now, 0.0, utc_day(wall))
 
-    def _finish(self, lease_id: str, *, ok: bool, day: str | None, used: int) -> None:
-        """Release the concurrency lease; on success recover lowered limits a step; book used tokens."""
+    def _finish(self, lease_id: str, *, ok: bool, day: str | None, used: int, charged: int | None = None) -> None:
+        """Release the concurrency lease (keeping the gateway's own admission count when the answer gave it);
+        on success recover lowered limits a step; book used tokens."""
         step = 0.0
         if ok and self._scales.lowered():
             eff = self.effective_limits
             step = aimd.INCREASE_PER_WINDOW / (eff.rpm or eff.concurrency or 1)
         with self.engine.begin() as conn:
             conn.execute(
-                text("UPDATE budget_admissions SET lease_until = NULL WHERE id = :id"), {"id": lease_id}
+                text("UPDATE budget_admissions SET lease_until = NULL, tokens = COALESCE(:c, tokens) WHERE id = :id"),
+                {"id": lease_id, "c": charged},
             )
             if step:
                 conn.execute(
@@ -454,7 +456,7 @@ class SqlBudget:
         lease_id = slot.lease_id
         assert lease_id is not None
         try:
-            await self._run(lambda: self._finish(lease_id, ok=ok, day=slot.day, used=used))
+            await self._run(lambda: self._finish(lease_id, ok=ok, day=slot.day, used=used, charged=slot.charged))
         except SQLAlchemyError as exc:
             # The lease then runs out by itself after lease_s; the call's own result matters more.
             log.warning("Could not release a shared budget slot: %s", exc.__class__.__name__)
