@@ -37,6 +37,7 @@ class SummariseOptions(BaseModel):
     tpd: int | None = Field(default=None, ge=0)
     context: Literal["lagged", "none"] | None = None
     base_url: str | None = None
+    server_extract: bool = False  # image-only PDFs: let the provider's file-extract service read them
 
     def provider(self, catalog: Catalog | None = None) -> str | None:
         """The provider a named backend implies (None for auto/extractive: the defaults decide)."""

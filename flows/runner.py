@@ -28,9 +28,10 @@ from pipeline.budget.base import RateBudget
 from pipeline.budget.factory import make_budget
 from pipeline.budget.presets import account_id
 from pipeline.config import ModelSpec, RateLimits, load_catalog
-from pipeline.documents import load_document
+from pipeline.document import Document
+from pipeline.documents import document_from_text, load_document
 from pipeline.engine import RunState, SummaryEngine
-from pipeline.errors import DocumentNotFoundError, QuotaExhaustedError, TomeError
+from pipeline.errors import DocumentNotFoundError, NoTextLayerError, QuotaExhaustedError, TomeError
 from pipeline.llm.types import ChatBackend
 from pipeline.outputs import SummaryResult
 from pipeline.settings import RunSettings
@@ -157,6 +158,30 @@ class DirectSteps:
 
     async def level(self, label: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         return await fn()
+
+
+def load_input(
+    runtime: Runtime, path: Path, *, password: str | None, loop: asyncio.AbstractEventLoop
+) -> Document:
+    """Load ``path``; a PDF without a text layer goes to the provider's file-extract service if asked to.
+
+    Called from a worker thread: the upload runs on the event loop, which is free while this thread waits.
+    """
+    try:
+        return load_document(path, password=password)
+    except NoTextLayerError:
+        if not runtime.options.server_extract:
+            raise
+        extract = getattr(runtime.backend, "extract_file", None)
+        if extract is None:
+            raise NoTextLayerError(
+                f"{path} has no text layer, and --server-extract needs the Moonshot backend "
+                f"(this run uses {runtime.backend.name}); OCR it first, e.g. `ocrmypdf {path.name} out.pdf`."
+            ) from None
+        text = asyncio.run_coroutine_threadsafe(extract(path), loop).result()
+        if not text.strip():
+            raise NoTextLayerError(f"Moonshot's file-extract service found no text in {path} either.") from None
+        return document_from_text(path, text, source_format="pdf")
 
 
 def file_sha256(path: Path) -> str:
@@ -327,8 +352,10 @@ async def summarise_path(
     try:
         sha256 = file_sha256(path) if path.is_file() else ""
 
-        def prepare() -> RunState:
-            return engine.prepare(load_document(path, password=password))
+        loop = asyncio.get_running_loop()
+
+        def prepare() -> RunState:  # runs in a worker thread
+            return engine.prepare(load_input(runtime, path, password=password, loop=loop))
 
         state = await steps.prepare(f"{shown} · load and plan", prepare)
         level = 0

@@ -65,7 +65,7 @@ def test_output_folder_gets_markdown_and_json(lighthouse: Path, tmp_path: Path) 
     assert f"Wrote {md}, {js}" in result.stderr
     assert "level 0" not in result.stderr  # --no-progress
     payload = json.loads(js.read_text(encoding="utf-8"))
-    assert payload["source"]["options"] == {"backend": "auto", "length": "short"}
+    assert payload["source"]["options"] == {"backend": "auto", "length": "short", "server_extract": False}
     assert payload["settings"]["target_tokens"] == 250
 
 
@@ -237,3 +237,45 @@ def test_any_openai_compatible_server_by_base_url_and_model(
     assert result.stdout.strip()
     log = srv.chat_log()
     assert log and all(r.model == "llama3.1-8b-instruct" for r in log)
+
+
+SCAN_TEXT = (
+    "The keeper of Skerry Point light wrote the weather in his log every night for forty years. "
+    "When the sandbar moved, his granddaughter plotted its bearings and the harbour changed its channel."
+)
+
+
+@pytest.fixture
+def scanned_pdf(tmp_path: Path) -> Path:
+    from tests.fixtures.documents.make_pdfs import image_only_pdf
+
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(image_only_pdf(2))
+    return path
+
+
+def test_scanned_pdf_without_server_extract_says_how_to_read_it(scanned_pdf: Path) -> None:
+    result = summarise(str(scanned_pdf))
+    assert result.exit_code == 2
+    assert "no text layer" in result.stderr and "--server-extract" in result.stderr
+
+
+def test_server_extract_reads_a_scanned_pdf_through_moonshot(
+    scanned_pdf: Path, moonshot_server, monkeypatch
+) -> None:
+    moonshot_server.gateway.ocr_text = SCAN_TEXT
+    monkeypatch.setenv("MOONSHOT_API_KEY", moonshot_server.api_key)
+    result = summarise(
+        str(scanned_pdf), "--server-extract", "--base-url", moonshot_server.base_url, "--tier", "unlimited"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "Skerry Point" in result.stdout
+    endpoints = moonshot_server.stats().endpoints
+    assert endpoints.get("files") == 1 and endpoints.get("chat", 0) >= 1
+    assert not moonshot_server.gateway.files  # the upload was deleted afterwards
+
+
+def test_server_extract_needs_the_moonshot_backend(scanned_pdf: Path) -> None:
+    result = summarise(str(scanned_pdf), "--server-extract", "--backend", "extractive")
+    assert result.exit_code == 2
+    assert "needs the Moonshot backend" in result.stderr

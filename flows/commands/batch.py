@@ -22,6 +22,7 @@ from flows.commands.run_options import (
     PasswordOpt,
     ProgressOpt,
     RpmOpt,
+    ServerExtractOpt,
     TierOpt,
     TpdOpt,
     TpmOpt,
@@ -62,6 +63,7 @@ def batch(
     tpd: TpdOpt = None,
     context: ContextOpt = None,
     password: PasswordOpt = None,
+    server_extract: ServerExtractOpt = False,
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
@@ -74,7 +76,7 @@ def batch(
     def body() -> int:
         options = build_options(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
-            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
+            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
         )  # fmt: skip
         if not folder.is_dir():
             raise DocumentNotFoundError(f"{folder}: no such folder.")

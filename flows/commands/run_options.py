@@ -42,6 +42,14 @@ PasswordOpt = Annotated[
     str | None,
     typer.Option(help="Password of encrypted PDFs.", envvar="TOME_PDF_PASSWORD", show_envvar=False),
 ]
+ServerExtractOpt = Annotated[
+    bool,
+    typer.Option(
+        "--server-extract",
+        help="PDFs without a text layer (scans): upload them to Moonshot's file-extract service (free) "
+        "instead of failing. Needs the Moonshot backend.",
+    ),
+]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Show progress on stderr (live on a terminal).")
 ]
@@ -67,6 +75,7 @@ def build_options(
     tpm: int | None = None,
     tpd: int | None = None,
     context: str | None = None,
+    server_extract: bool = False,
 ):  # -> SummariseOptions (imported lazily: flows.options pulls in the config and budget modules)
     """Validated options; raises ConfigError (exit 2) at once, before Prefect starts."""
     from pydantic import ValidationError
@@ -91,6 +100,7 @@ def build_options(
             tpm=tpm,
             tpd=tpd,
             context=context,  # type: ignore[arg-type]
+            server_extract=server_extract,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

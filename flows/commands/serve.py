@@ -20,6 +20,7 @@ from flows.commands.run_options import (
     ModelOpt,
     PasswordOpt,
     RpmOpt,
+    ServerExtractOpt,
     TierOpt,
     TpdOpt,
     TpmOpt,
@@ -57,6 +58,7 @@ def serve(
     tpd: TpdOpt = None,
     context: ContextOpt = None,
     password: PasswordOpt = None,
+    server_extract: ServerExtractOpt = False,
 ) -> None:
     """Summarise new or changed documents of a folder as a Prefect deployment: on a schedule, or triggered.
 
@@ -70,7 +72,7 @@ def serve(
             raise ConfigError("Pass --cron or --interval, not both.")
         options = build_options(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
-            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
+            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
         )  # fmt: skip
         if not input_dir.is_dir():
             raise DocumentNotFoundError(f"{input_dir}: no such folder.")

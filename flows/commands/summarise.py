@@ -22,6 +22,7 @@ from flows.commands.run_options import (
     PasswordOpt,
     ProgressOpt,
     RpmOpt,
+    ServerExtractOpt,
     TierOpt,
     TpdOpt,
     TpmOpt,
@@ -58,6 +59,7 @@ def summarise(
     tpd: TpdOpt = None,
     context: ContextOpt = None,
     password: PasswordOpt = None,
+    server_extract: ServerExtractOpt = False,
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
@@ -69,7 +71,7 @@ def summarise(
     def body() -> int:
         options = build_options(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
-            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
+            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
         )  # fmt: skip
         paths = existing_files(files)
         set_password(password)

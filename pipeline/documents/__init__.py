@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from pipeline.documents.headings import looks_like_chapter
 from pipeline.documents.language import detect_language
-from pipeline.documents.loader import SUPPORTED_SUFFIXES, load_document
+from pipeline.documents.loader import SUPPORTED_SUFFIXES, document_from_text, load_document
 
-__all__ = ["SUPPORTED_SUFFIXES", "detect_language", "load_document", "looks_like_chapter"]
+__all__ = ["SUPPORTED_SUFFIXES", "detect_language", "document_from_text", "load_document", "looks_like_chapter"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.document import Document, Page, Section
@@ -54,7 +55,15 @@ def load_document(path: str | Path, *, password: str | None = None) -> Document:
 
 
 def _load_text(path: Path, *, markdown: bool) -> Document:
-    raw = decode_text(path.read_bytes(), path=path)
+    return _from_raw(path, decode_text(path.read_bytes(), path=path), markdown=markdown)
+
+
+def document_from_text(path: str | Path, text: str, *, source_format: str = "txt") -> Document:
+    """A Document from text extracted elsewhere (e.g. by the provider's file-extract service)."""
+    return replace(_from_raw(Path(path), text, markdown=False), source_format=source_format)
+
+
+def _from_raw(path: Path, raw: str, *, markdown: bool) -> Document:
     raw, gutenberg_title = strip_boilerplate(raw)
     raw = drop_illustrations(raw)
     text = normalise_text(raw, markdown=markdown)

@@ -80,8 +80,8 @@ def read_pdf(path: Path, *, password: str | None = None) -> PdfContent:
             ) from exc
     if not any(page.strip() for page in pages):
         raise NoTextLayerError(
-            f"the PDF has no text layer; it needs OCR (e.g. `ocrmypdf {path.name} out.pdf`) before tome "
-            f"can read it: {path}"
+            f"the PDF has no text layer; it needs OCR (e.g. `ocrmypdf {path.name} out.pdf`), or pass "
+            f"--server-extract to let Moonshot's file-extract service read it: {path}"
         )
     return PdfContent(pages=pages, title=title, outline=outline)
 

@@ -428,8 +428,11 @@ def _parse_multipart(content_type: str, raw: bytes) -> dict[str, tuple[str | Non
     return fields
 
 
-def _extract_text(filename: str, data: bytes) -> str:
-    """Text of an uploaded file (PDF via pypdf, text files decoded); ValueError when impossible."""
+def _extract_text(filename: str, data: bytes, ocr_text: str | None = None) -> str:
+    """Text of an uploaded file (PDF via pypdf, text files decoded); ValueError when impossible.
+
+    A PDF without a text layer yields ``ocr_text``, standing in for the service's OCR.
+    """
     suffix = PurePath(filename).suffix.lower()
     if suffix == ".pdf":
         from pypdf import PdfReader
@@ -439,7 +442,8 @@ def _extract_text(filename: str, data: bytes) -> str:
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted:
                 reader.decrypt("")
-            return "\n".join(page.extract_text() or "" for page in reader.pages)
+            text = "\n".join(page.extract_text() or "" for page in reader.pages)
+            return text if text.strip() or ocr_text is None else ocr_text
         except (PyPdfError, ValueError, KeyError, OSError) as exc:
             raise ValueError(f"cannot read PDF: {type(exc).__name__}") from exc
     try:
@@ -460,7 +464,7 @@ async def upload_file(request: Request) -> Response:
     if answer is None:
         filename = fields["file"][0] or "upload"
         try:
-            text = _extract_text(filename, fields["file"][1])
+            text = _extract_text(filename, fields["file"][1], gw.ocr_text)
         except ValueError as exc:
             answer = E.extract_failed(str(exc))
     if answer is not None:

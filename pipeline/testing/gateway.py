@@ -178,6 +178,8 @@ class Gateway:
         self._in_flight = 0
         self._stats = ServerStats()
         self.files: dict[str, tuple[str, bytes]] = {}
+        # What the service's OCR "reads" on PDF pages without a text layer (the real one runs OCR); None: nothing.
+        self.ocr_text: str | None = None
 
     # --- configuration and clock -----------------------------------------------------------------------------
 
