@@ -204,3 +204,11 @@ def _m003_budget(conn: Connection) -> None:
     conn.execute(
         text("CREATE INDEX IF NOT EXISTS budget_admissions_account_time ON budget_admissions (account, admitted_at)")
     )
+
+
+@migration("m004_budget_caps")
+def _m004_budget_caps(conn: Connection) -> None:
+    # The highest share of each configured limit the shared budget may recover to: set when a 429 names the
+    # account's real limit, so the shared budget, like the in-process one, never climbs back above it.
+    for axis in ("concurrency", "rpm", "tpm"):
+        conn.execute(text(f"ALTER TABLE budget_accounts ADD COLUMN cap_{axis} DOUBLE PRECISION NOT NULL DEFAULT 1"))

@@ -253,3 +253,14 @@ async def test_shared_window_keeps_the_gateways_count_once_reported(
         slot.record(Usage(prompt_tokens=4_000, completion_tokens=100), charged_tokens=4_500)
     async with b.admit(5_500):  # fits beside 4,500 now, not beside the 6,000 estimate
         assert clock.now - start <= 2 * MAX_POLL_S
+
+
+async def test_a_stated_limit_caps_recovery_for_every_process(url: str, account: str, clock: VirtualClock) -> None:
+    limits = RateLimits(concurrency=50, rpm=0, tpm=0)
+    a, b = (sql_budget(url, account, clock, limits) for _ in range(2))
+    a.on_rate_limited(limit_kind="concurrency", retry_after=0, limit_value=4)
+    for _ in range(500):  # plenty of successes: recovery would climb back to 50 without the cap
+        async with b.admit(10) as slot:
+            slot.record(Usage(prompt_tokens=5, completion_tokens=1))
+    assert b.effective_limits.concurrency == 4
+    assert a.effective_limits.concurrency == 4

@@ -247,13 +247,15 @@ class SqlBudget:
         row = conn.execute(
             text(
                 "SELECT paused_until, scale_concurrency, scale_rpm, scale_tpm, guard_concurrency, guard_rpm, "
-                "guard_tpm, quota_day FROM budget_accounts WHERE account = :a" + lock_clause
+                "guard_tpm, quota_day, cap_concurrency, cap_rpm, cap_tpm FROM budget_accounts WHERE account = :a"
+                + lock_clause
             ),
             {"a": self.account},
         ).one_or_none()
         if row is None:
             return _State(0.0, aimd.Scales(), dict.fromkeys(aimd.AXES, 0.0), None)
-        scales = aimd.Scales(float(row[1]), float(row[2]), float(row[3]))
+        caps = {axis: float(cap) for axis, cap in zip(aimd.AXES, row[8:11], strict=True) if float(cap) < 1.0}
+        scales = aimd.Scales(float(row[1]), float(row[2]), float(row[3]), caps=caps)
         self._scales = scales
         guards = dict(zip(aimd.AXES, (float(row[4]), float(row[5]), float(row[6])), strict=True))
         return _State(float(row[0]), scales, guards, row[7])
@@ -334,8 +336,8 @@ class SqlBudget:
                     text(
                         "UPDATE budget_accounts SET "
                         + ", ".join(
-                            f"scale_{axis} = CASE WHEN scale_{axis} + :s >= 1 THEN 1 "
-                            f"WHEN scale_{axis} < 1 THEN scale_{axis} + :s ELSE scale_{axis} END"
+                            f"scale_{axis} = CASE WHEN scale_{axis} >= cap_{axis} THEN scale_{axis} "
+                            f"WHEN scale_{axis} + :s >= cap_{axis} THEN cap_{axis} ELSE scale_{axis} + :s END"
                             for axis in aimd.AXES
                         )
                         + " WHERE account = :a"
@@ -369,8 +371,9 @@ class SqlBudget:
         values: dict[str, Any] = {"a": self.account, "p": paused_until}
         sets = ["paused_until = :p"]
         for axis in axes:
-            sets += [f"scale_{axis} = :s_{axis}", f"guard_{axis} = :p"]
+            sets += [f"scale_{axis} = :s_{axis}", f"guard_{axis} = :p", f"cap_{axis} = :c_{axis}"]
             values[f"s_{axis}"] = scales.get(axis)
+            values[f"c_{axis}"] = scales.caps.get(axis, 1.0)
         conn.execute(text(f"UPDATE budget_accounts SET {', '.join(sets)} WHERE account = :a"), values)
         self._scales = scales
         return bool(axes)
