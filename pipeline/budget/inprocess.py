@@ -13,7 +13,7 @@ from datetime import datetime
 from pipeline.budget import aimd
 from pipeline.budget.ledger import TokenLedger, quota_error, utc_day, utc_now
 from pipeline.budget.presets import tier_warning
-from pipeline.budget.stats import Admit, BudgetSlot, BudgetStats
+from pipeline.budget.stats import Admit, BudgetCounters, BudgetSlot, BudgetStats
 from pipeline.budget.window import WINDOW_S, SlidingWindow
 from pipeline.config import Catalog, RateLimits
 from pipeline.errors import ConfigError, QuotaExhaustedError, StoreError
@@ -54,7 +54,7 @@ class _Waiter:
         self.event = asyncio.Event()
 
 
-class InProcessBudget:
+class InProcessBudget(BudgetCounters):
     """The rate budget of one process (all its asyncio tasks share it).
 
     Each call reserves its admission cost (prompt + max_tokens) in a sliding window that matches the gateway:
@@ -94,16 +94,13 @@ class InProcessBudget:
         self._scales = aimd.Scales()
         self._eff = aimd.effective(self._scales, limits)
         self._queue: deque[_Waiter] = deque()
-        self._in_flight = 0
         self._paused_until = -math.inf
         self._decrease_guard = dict.fromkeys(aimd.AXES, -math.inf)
         self._memory_tpd: dict[str, int] = {}  # day -> admitted tokens, when there is no ledger
         self._server_tpd_day: str | None = None  # the server said TPD is reached on this UTC day
         self._seen_gids: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._admitted = self._waited = self._rate_limited = self._decreases = self._quota = 0
-        self._wait_s = self._max_wait_s = 0.0
-        self._admitted_tokens = self._used_tokens = 0
+        self._init_counters()
 
     def __repr__(self) -> str:
         return f"InProcessBudget({self.limits!r}, account={self.account!r})"
@@ -197,21 +194,7 @@ class InProcessBudget:
 
     def stats(self) -> BudgetStats:
         """A snapshot of the counters."""
-        return BudgetStats(
-            configured=self.limits,
-            effective=self._eff,
-            admitted=self._admitted,
-            waited=self._waited,
-            wait_s=self._wait_s,
-            max_wait_s=self._max_wait_s,
-            rate_limited=self._rate_limited,
-            decreases=self._decreases,
-            quota_exhausted=self._quota,
-            admitted_tokens=self._admitted_tokens,
-            used_tokens=self._used_tokens,
-            in_flight=self._in_flight,
-            queued=len(self._queue),
-        )
+        return self._snapshot(self.limits, self._eff, queued=len(self._queue))
 
     def observe_tier(self, gid: str | None) -> None:
         """Warn once (logger ``tome.budget``) when the configured limits exceed the tier in ``Msh-Gid``."""
@@ -273,14 +256,8 @@ class InProcessBudget:
 
     def _grant(self, tokens: int, now: float, started: float, day: str | None) -> BudgetSlot:
         self._window.add(now, tokens)
-        self._in_flight += 1
-        self._admitted += 1
-        self._admitted_tokens += tokens
         waited = now - started
-        if waited > 0:
-            self._waited += 1
-            self._wait_s += waited
-            self._max_wait_s = max(self._max_wait_s, waited)
+        self._count_admission(tokens, waited)
         return BudgetSlot(tokens, now, day=day, waited_s=waited)
 
     def _bind_loop(self) -> None:

@@ -27,7 +27,7 @@ from pipeline.budget import aimd
 from pipeline.budget.inprocess import DEFAULT_PAUSE_S, check_admissible, server_quota_error
 from pipeline.budget.ledger import TokenLedger, utc_day
 from pipeline.budget.presets import tier_warning
-from pipeline.budget.stats import Admit, BudgetSlot, BudgetStats
+from pipeline.budget.stats import Admit, BudgetCounters, BudgetSlot, BudgetStats
 from pipeline.budget.window import _EPS, WINDOW_S, SlidingWindow
 from pipeline.config import Catalog, RateLimits
 from pipeline.errors import QuotaExhaustedError, StoreError
@@ -63,7 +63,7 @@ class _Local:
     released: asyncio.Event
 
 
-class SqlBudget:
+class SqlBudget(BudgetCounters):
     """The RateBudget protocol over SQL rows, so several processes (or machines) share one account's limits.
 
     Args:
@@ -118,10 +118,7 @@ class SqlBudget:
         )
         self._scales = aimd.Scales()  # last seen shared scales
         self._seen_gids: set[str] = set()
-        self._in_flight = 0
-        self._admitted = self._waited = self._rate_limited = self._decreases = self._quota = 0
-        self._wait_s = self._max_wait_s = 0.0
-        self._admitted_tokens = self._used_tokens = 0
+        self._init_counters()
 
     def __repr__(self) -> str:
         return f"SqlBudget({self.limits!r}, account={self.account!r}, dialect={self.engine.dialect.name})"
@@ -188,20 +185,7 @@ class SqlBudget:
 
     def stats(self) -> BudgetStats:
         """This process's counters (the window itself is shared)."""
-        return BudgetStats(
-            configured=self.limits,
-            effective=self.effective_limits,
-            admitted=self._admitted,
-            waited=self._waited,
-            wait_s=self._wait_s,
-            max_wait_s=self._max_wait_s,
-            rate_limited=self._rate_limited,
-            decreases=self._decreases,
-            quota_exhausted=self._quota,
-            admitted_tokens=self._admitted_tokens,
-            used_tokens=self._used_tokens,
-            in_flight=self._in_flight,
-        )
+        return self._snapshot(self.limits, self.effective_limits)
 
     def observe_tier(self, gid: str | None) -> None:
         """Warn once (logger ``tome.budget``) when the configured limits exceed the tier in ``Msh-Gid``."""
@@ -410,13 +394,7 @@ class SqlBudget:
                     # A small jitter keeps processes that wait for the same instant from colliding.
                     await self._sleep(delay + self.poll_s * random.random())  # noqa: S311
         waited = max(0.0, attempt.at - started)
-        self._in_flight += 1
-        self._admitted += 1
-        self._admitted_tokens += tokens
-        if waited > 0:
-            self._waited += 1
-            self._wait_s += waited
-            self._max_wait_s = max(self._max_wait_s, waited)
+        self._count_admission(tokens, waited)
         slot = BudgetSlot(tokens, attempt.at, day=attempt.day, waited_s=waited)
         slot.lease_id = attempt.lease_id
         return slot

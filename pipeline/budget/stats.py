@@ -29,6 +29,42 @@ class BudgetStats:
     queued: int = 0
 
 
+class BudgetCounters:
+    """The counters every budget keeps for ``stats()``: one place that counts admissions and snapshots them."""
+
+    def _init_counters(self) -> None:
+        self._in_flight = 0
+        self._admitted = self._waited = self._rate_limited = self._decreases = self._quota = 0
+        self._wait_s = self._max_wait_s = 0.0
+        self._admitted_tokens = self._used_tokens = 0
+
+    def _count_admission(self, tokens: int, waited: float) -> None:
+        self._in_flight += 1
+        self._admitted += 1
+        self._admitted_tokens += tokens
+        if waited > 0:
+            self._waited += 1
+            self._wait_s += waited
+            self._max_wait_s = max(self._max_wait_s, waited)
+
+    def _snapshot(self, configured: RateLimits, effective: RateLimits, *, queued: int = 0) -> BudgetStats:
+        return BudgetStats(
+            configured=configured,
+            effective=effective,
+            admitted=self._admitted,
+            waited=self._waited,
+            wait_s=self._wait_s,
+            max_wait_s=self._max_wait_s,
+            rate_limited=self._rate_limited,
+            decreases=self._decreases,
+            quota_exhausted=self._quota,
+            admitted_tokens=self._admitted_tokens,
+            used_tokens=self._used_tokens,
+            in_flight=self._in_flight,
+            queued=queued,
+        )
+
+
 class BudgetSlot:
     """A granted admission: hold it while the call runs; ``record`` the real usage before leaving."""
 
