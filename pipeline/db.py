@@ -212,3 +212,48 @@ def _m004_budget_caps(conn: Connection) -> None:
     # account's real limit, so the shared budget, like the in-process one, never climbs back above it.
     for axis in ("concurrency", "rpm", "tpm"):
         conn.execute(text(f"ALTER TABLE budget_accounts ADD COLUMN cap_{axis} DOUBLE PRECISION NOT NULL DEFAULT 1"))
+
+
+@migration("m005_eval")
+def _m005_eval(conn: Connection) -> None:
+    # `tome eval`: one eval_runs row per evaluation (with the settings that produced it, so two can be
+    # compared), one eval_results row per item and system (tome and the baselines).
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS eval_runs (
+                id TEXT PRIMARY KEY,
+                dataset TEXT NOT NULL,
+                dataset_sha256 TEXT NOT NULL,
+                fields TEXT NOT NULL,
+                settings TEXT NOT NULL,
+                items INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT
+            )"""
+        )
+    )
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS eval_results (
+                run_id TEXT NOT NULL,
+                item_id TEXT NOT NULL,
+                system TEXT NOT NULL,
+                rouge1 DOUBLE PRECISION,
+                rouge2 DOUBLE PRECISION,
+                rouge_l DOUBLE PRECISION,
+                length INTEGER NOT NULL DEFAULT 0,
+                reference_length DOUBLE PRECISION NOT NULL DEFAULT 0,
+                calls INTEGER NOT NULL DEFAULT 0,
+                cached_calls INTEGER NOT NULL DEFAULT 0,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                cost DOUBLE PRECISION NOT NULL DEFAULT 0,
+                coherence DOUBLE PRECISION,
+                summary TEXT NOT NULL DEFAULT '',
+                error TEXT,
+                PRIMARY KEY (run_id, item_id, system)
+            )"""
+        )
+    )
+    conn.execute(text("CREATE INDEX IF NOT EXISTS eval_runs_started_at ON eval_runs (started_at)"))

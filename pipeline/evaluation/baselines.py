@@ -1,0 +1,113 @@
+"""Reference points every score is shown beside: the lead and a classic TextRank, both length-matched.
+
+Both take the length in ROUGE tokens (words, or characters for Chinese) of the references they are compared
+with, so a system's advantage over them is not just a matter of length.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from pipeline.evaluation.rouge import RougeTokenizer
+from pipeline.language import split_sentences
+
+_UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
+_DAMPING = 0.85
+_TOLERANCE = 1e-6
+_MAX_ITERATIONS = 100
+# Function words carry no topic: TextRank (Mihalcea & Tarau, 2004) links sentences by shared content words.
+_STOPWORDS_TEXT = (
+    "a an and are as at be but by for from had has have he her him his i in is it its me my not of on or our "
+    "she so that the their them then there they this to was we were what when which who will with you your "
+    "been would could do did no if all one said into out up than too very can just about over also"
+)
+_STOPWORDS = frozenset(_STOPWORDS_TEXT.split()) | frozenset("的了是在和也就都而及与着或之于把被这那他她它我你们个有不人说")
+
+
+def cut_to_units(text: str, units: int) -> str:
+    """The head of ``text`` holding ``units`` words (CJK: characters), cut right after the last one."""
+    if units <= 0:
+        return ""
+    for count, match in enumerate(_UNIT.finditer(text), 1):
+        if count == units:
+            return text[: match.end()].strip()
+    return text.strip()
+
+
+def lead(text: str, units: int) -> str:
+    """The lead baseline: the document's first ``units`` words (characters for Chinese)."""
+    return " ".join(cut_to_units(text, units).split()) if not _is_cjk_text(text) else cut_to_units(text, units)
+
+
+def _is_cjk_text(text: str) -> bool:
+    sample = text[:5000]
+    cjk = sum(1 for ch in sample if "\u3400" <= ch <= "\u9fff" or "\u3040" <= ch <= "\u30ff")
+    return cjk > len(sample) * 0.2
+
+
+def sentences_of(text: str) -> list[str]:
+    """Sentences of ``text``, paragraph by paragraph, with line breaks inside them joined."""
+    cjk = _is_cjk_text(text)
+    out = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        for sentence in split_sentences(paragraph):
+            flat = re.sub(r"\s*\n\s*", "", sentence) if cjk else " ".join(sentence.split())
+            if _UNIT.search(flat):
+                out.append(flat.strip())
+    return out
+
+
+def textrank_scores(sentences: list[str], tokenizer: RougeTokenizer) -> list[float]:
+    """PageRank over the sentence graph weighted by |Si ∩ Sj| / (log|Si| + log|Sj|), as in TextRank."""
+    n = len(sentences)
+    words = [{t for t in tokenizer.tokenize(s) if t not in _STOPWORDS} for s in sentences]
+    logs = [math.log(len(w)) if len(w) > 1 else 0.0 for w in words]
+    index: dict[str, list[int]] = {}
+    for i, w in enumerate(words):
+        for token in w:
+            index.setdefault(token, []).append(i)
+    shared: list[dict[int, int]] = [{} for _ in range(n)]
+    for members in index.values():
+        for a in members:
+            row = shared[a]
+            for b in members:
+                if a != b:
+                    row[b] = row.get(b, 0) + 1
+    edges = [
+        {b: c / (logs[a] + logs[b]) for b, c in row.items() if logs[a] + logs[b] > 0} for a, row in enumerate(shared)
+    ]
+    out_weight = [sum(e.values()) for e in edges]
+    scores = [1.0] * n
+    for _ in range(_MAX_ITERATIONS):
+        new = [1.0 - _DAMPING] * n
+        for a in range(n):
+            if out_weight[a]:
+                share = _DAMPING * scores[a] / out_weight[a]
+                for b, w in edges[a].items():
+                    new[b] += share * w
+        delta = max((abs(x - y) for x, y in zip(new, scores, strict=True)), default=0.0)
+        scores = new
+        if delta < _TOLERANCE:
+            break
+    return scores
+
+
+def textrank(text: str, units: int, tokenizer: RougeTokenizer | None = None) -> str:
+    """The TextRank baseline: the highest-ranked sentences that fit in ``units``, in document order."""
+    tokenizer = tokenizer or RougeTokenizer()
+    sentences = sentences_of(text)
+    if not sentences:
+        return ""
+    scores = textrank_scores(sentences, tokenizer)
+    chosen: list[int] = []
+    used = 0
+    for i in sorted(range(len(sentences)), key=lambda i: (-scores[i], i)):
+        size = len(tokenizer.tokenize(sentences[i]))
+        if used + size <= units:
+            chosen.append(i)
+            used += size
+    if not chosen:  # every sentence is longer than the budget: the best one, cut to length
+        return cut_to_units(sentences[max(range(len(sentences)), key=lambda i: scores[i])], units)
+    sep = "" if _is_cjk_text(text) else " "
+    return sep.join(sentences[i] for i in sorted(chosen))

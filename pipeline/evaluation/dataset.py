@@ -1,0 +1,192 @@
+"""Evaluation sets: JSONL records of a document and its human reference summaries, read by field paths.
+
+A field path names where a value lives in a record: ``document``, ``metadata.passage_id``,
+``questions[0].responses[].response_text`` (``[N]`` picks one element, ``[]`` takes every element).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.documents.language import detect_language
+from pipeline.errors import ConfigError, DatasetError, DocumentNotFoundError
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d*)\]")
+# Keys that hold an utterance's text in meeting transcripts given as lists of objects.
+_TEXT_KEYS = ("text", "content", "utterance", "response_text", "summary", "sentence", "value")
+_SPEAKER_KEYS = ("speaker", "role", "name", "speaker_name")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """Where a record keeps its document, its references and its id (each a list of candidate paths)."""
+
+    document: tuple[str, ...]
+    references: tuple[str, ...]
+    id: tuple[str, ...] = ("id",)
+
+    def describe(self) -> dict[str, list[str]]:
+        return {"document": list(self.document), "references": list(self.references), "id": list(self.id)}
+
+
+PRESETS: dict[str, FieldSpec] = {
+    # SQuALITY v1.3: questions[0] is always "What is the plot of the story?", answered by four writers.
+    "squality": FieldSpec(
+        document=("document",),
+        references=("questions[0].responses[].response_text",),
+        id=("metadata.passage_id", "metadata.uid"),
+    ),
+    "plain": FieldSpec(
+        document=("document", "text", "article", "report", "transcript", "source", "content"),
+        references=("references", "reference", "summaries", "summary", "abstract", "target", "highlights"),
+        id=("id", "uid", "doc_id", "document_id", "meeting_id"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One document with its human references."""
+
+    id: str
+    document: str
+    references: tuple[str, ...]
+    language: str
+
+
+def select(record: Any, path: str) -> list[Any]:
+    """Every value at ``path`` in ``record`` (an empty list when the path leads nowhere)."""
+    values = [record]
+    for name, index in _STEP.findall(path):
+        step: list[Any] = []
+        for value in values:
+            if name:
+                if isinstance(value, dict) and name in value:
+                    step.append(value[name])
+            elif isinstance(value, list):
+                if index == "":
+                    step.extend(value)
+                elif int(index) < len(value):
+                    step.append(value[int(index)])
+        values = step
+    return values
+
+
+def as_text(value: Any) -> str:
+    """A value as prose: strings as they are, lists line by line, utterance objects as "speaker: text"."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(t for t in (as_text(v) for v in value) if t.strip())
+    if isinstance(value, dict):
+        text = next((value[k] for k in _TEXT_KEYS if isinstance(value.get(k), str | list)), None)
+        if text is None:
+            return ""
+        speaker = next((value[k] for k in _SPEAKER_KEYS if isinstance(value.get(k), str)), None)
+        body = as_text(text)
+        return f"{speaker}: {body}" if speaker and body else body
+    return str(value)
+
+
+def _references(values: list[Any]) -> list[str]:
+    refs: list[str] = []
+    for value in values:
+        if isinstance(value, list) and all(isinstance(v, str | dict) for v in value):
+            refs.extend(as_text(v) for v in value)  # a list of references, not one reference in lines
+        else:
+            refs.append(as_text(value))
+    return [r.strip() for r in refs if r.strip()]
+
+
+def _first(record: dict[str, Any], paths: tuple[str, ...]) -> list[Any]:
+    for path in paths:
+        found = select(record, path)
+        if found:
+            return found
+    return []
+
+
+def detect_preset(record: Any) -> str:
+    """The preset a record's shape suggests: "squality" for SQuALITY's question format, else "plain"."""
+    if isinstance(record, dict) and select(record, PRESETS["squality"].references[0]):
+        return "squality"
+    return "plain"
+
+
+def field_spec(
+    preset: str | None,
+    *,
+    document: str | None = None,
+    references: str | None = None,
+    id: str | None = None,
+) -> FieldSpec | None:
+    """The preset's fields with any of them overridden; None means "detect the preset from the data"."""
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"Unknown dataset preset '{preset}'. Known presets: {', '.join(sorted(PRESETS))}.")
+    if preset is None and not (document or references or id):
+        return None
+    base = PRESETS[preset or "plain"]
+    return FieldSpec(
+        document=(document,) if document else base.document,
+        references=(references,) if references else base.references,
+        id=(id,) if id else base.id,
+    )
+
+
+def load_dataset(
+    path: Path, *, fields: FieldSpec | None = None, limit: int | None = None
+) -> tuple[list[EvalItem], str]:
+    """The items of a JSONL file (the first ``limit``) and the name of the fields used.
+
+    Raises:
+        DocumentNotFoundError: no such file.
+        DatasetError: a line is not JSON, or a record has no document or no reference.
+    """
+    if not path.is_file():
+        raise DocumentNotFoundError(f"{path}: no such dataset file.")
+    items: list[EvalItem] = []
+    used = "custom" if fields is not None else ""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not UTF-8 JSONL ({exc.reason} at byte {exc.start}).") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if limit is not None and len(items) >= limit:
+            break
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{number} is not JSON ({exc.msg}).") from None
+        if fields is None:
+            used = detect_preset(record)
+            fields = PRESETS[used]
+        items.append(_item(record, fields, where=f"{path}:{number}", fallback_id=str(number)))
+    if not items:
+        raise DatasetError(f"{path} holds no records.")
+    return items, used
+
+
+def _item(record: Any, fields: FieldSpec, *, where: str, fallback_id: str) -> EvalItem:
+    if not isinstance(record, dict):
+        raise DatasetError(f"{where} is not a JSON object.")
+    document = as_text(_first(record, fields.document)[:1] or None).strip()
+    if not document:
+        raise DatasetError(
+            f"{where} has no document text at {' | '.join(fields.document)}; name it with --document-field."
+        )
+    refs = _references(_first(record, fields.references))
+    if not refs:
+        raise DatasetError(
+            f"{where} has no reference summary at {' | '.join(fields.references)}; name it with --references-field."
+        )
+    ids = _first(record, fields.id)
+    item_id = str(ids[0]) if ids and isinstance(ids[0], str | int) else fallback_id
+    return EvalItem(id=item_id, document=document, references=tuple(refs), language=detect_language(document))

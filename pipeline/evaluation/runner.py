@@ -1,0 +1,180 @@
+"""Run an evaluation: summarise every item (through the cache), score it and the baselines, record the results."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from statistics import fmean
+from typing import Any, Protocol
+
+from pipeline.config import ModelSpec, RateLimits
+from pipeline.documents.loader import document_from_text
+from pipeline.engine import LENGTH_HEADROOM, SummaryEngine
+from pipeline.errors import QuotaExhaustedError, TomeError
+from pipeline.evaluation.baselines import lead, textrank
+from pipeline.evaluation.dataset import EvalItem
+from pipeline.evaluation.records import EvalRecords
+from pipeline.evaluation.results import LEAD, TEXTRANK, EvalReport, ItemResult
+from pipeline.evaluation.rouge import Rouge
+from pipeline.language import count_units, length_unit, sample_text
+from pipeline.llm.types import ChatBackend
+from pipeline.settings import RunSettings
+from pipeline.store import Store
+from pipeline.tokens import TokenCounter, counter_for
+
+TOME = "tome"
+REFERENCE_LENGTH = "reference"
+ITEMS_AT_ONCE = 4  # items summarised at once; their calls share one rate budget either way
+
+
+class Judged(Protocol):
+    """What a coherence judge returns (pipeline.evaluation.judge.Coherence)."""
+
+    @property
+    def score(self) -> float: ...
+
+
+Judge = Callable[[str, str], Awaitable[Judged]]  # (summary, language) -> judgement
+ItemDone = Callable[[int, int, EvalItem, list[ItemResult]], None]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What to evaluate with: the summariser's parts, and how long the summaries should be."""
+
+    backend: ChatBackend
+    store: Store
+    settings: RunSettings
+    model: ModelSpec
+    limits: RateLimits
+    length: str = REFERENCE_LENGTH  # "reference": each item's mean reference length; else the settings' length
+    max_in_flight: int = 8
+    counter: TokenCounter | None = None
+
+
+def target_tokens(item: EvalItem, model: ModelSpec, counter: TokenCounter) -> int:
+    """The final-summary budget (provider tokens) that makes the engine ask for the references' mean length."""
+    units = fmean(count_units(r, item.language) for r in item.references)
+    # The engine asks for unit.units(tokens * LENGTH_HEADROOM / calibration) words; invert that.
+    unit = length_unit(item.language, sample_text(item.document), counter)
+    calibration = model.for_language(item.language).calibration
+    return max(20, math.ceil(units * calibration / (LENGTH_HEADROOM * unit.per_token)))
+
+
+async def evaluate(
+    items: Sequence[EvalItem],
+    ev: Evaluation,
+    *,
+    records: EvalRecords,
+    dataset: str,
+    dataset_sha256: str,
+    fields: dict[str, Any],
+    settings_record: dict[str, Any],
+    judge: Judge | None = None,
+    on_item: ItemDone | None = None,
+    items_at_once: int = ITEMS_AT_ONCE,
+) -> EvalReport:
+    """Summarise and score ``items``; each item's rows reach the database as soon as it is done.
+
+    A failed item is recorded with its error and the evaluation goes on; a used-up quota stops it
+    (status "quota", QuotaExhaustedError raised) with everything done so far kept in the cache and the database.
+    """
+    rouge = Rouge()
+    counter = ev.counter or counter_for(ev.model)
+    run_id, started = records.start(
+        dataset=dataset, dataset_sha256=dataset_sha256, fields=fields, settings=settings_record, items=len(items)
+    )
+    report = EvalReport(run_id, dataset, settings_record, status="running", started_at=started)
+    gate = asyncio.Semaphore(max(1, items_at_once))
+    done = 0
+
+    async def one(item: EvalItem) -> list[ItemResult]:
+        nonlocal done
+        async with gate:
+            rows = await _evaluate_item(item, ev, rouge, counter, judge=judge, label=dataset)
+        records.add(run_id, rows)
+        done += 1
+        if on_item is not None:
+            on_item(done, len(items), item, rows)
+        return rows
+
+    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    status = "failed"
+    try:
+        for rows in await asyncio.gather(*tasks):
+            report.results.extend(rows)
+        status = "done"
+    except QuotaExhaustedError:
+        status = "quota"
+        raise
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        status = "interrupted"
+        raise
+    finally:
+        for task in tasks:
+            task.cancel()
+        records.finish(run_id, status)
+        report.status = status
+    return report
+
+
+async def _evaluate_item(
+    item: EvalItem, ev: Evaluation, rouge: Rouge, counter: TokenCounter, *, judge: Judge | None, label: str
+) -> list[ItemResult]:
+    reference_length = fmean(rouge.length(r) for r in item.references)
+    tome_row = await _summarise_item(item, ev, counter, label=label)
+    if tome_row.error is None:
+        _score(tome_row, item, rouge)
+    size = round(reference_length)
+    # Baselines are local and CPU-bound: a worker thread keeps the event loop free for in-flight calls.
+    lead_text, textrank_text = await asyncio.to_thread(
+        lambda: (lead(item.document, size), textrank(item.document, size, rouge.tokenizer))
+    )
+    rows = [tome_row, ItemResult(item.id, LEAD, summary=lead_text), ItemResult(item.id, TEXTRANK, summary=textrank_text)]
+    for row in rows:
+        row.reference_length = reference_length
+        if row.system != TOME:
+            _score(row, item, rouge)
+    if judge is not None:
+        for row in rows:
+            if row.ok and row.summary.strip():
+                row.coherence = (await judge(row.summary, item.language)).score
+    return rows
+
+
+def _score(row: ItemResult, item: EvalItem, rouge: Rouge) -> None:
+    scores = rouge.score(row.summary, item.references)
+    row.rouge1, row.rouge2, row.rougeL = scores.rouge1, scores.rouge2, scores.rougeL
+    row.length = rouge.length(row.summary)
+
+
+async def _summarise_item(item: EvalItem, ev: Evaluation, counter: TokenCounter, *, label: str) -> ItemResult:
+    row = ItemResult(item.id, TOME)
+    settings = ev.settings
+    if ev.length == REFERENCE_LENGTH:
+        settings = replace(settings, target_tokens=target_tokens(item, ev.model, counter))
+    try:
+        engine = SummaryEngine(
+            backend=ev.backend,
+            store=ev.store,
+            settings=settings,
+            model=ev.model,
+            counter=counter,
+            max_in_flight=ev.max_in_flight,
+            limits=ev.limits,
+        )
+        document = document_from_text(Path(f"{Path(label).name}#{item.id}"), item.document)
+        result = await engine.summarise(document)
+    except QuotaExhaustedError:
+        raise
+    except TomeError as exc:
+        row.error = str(exc)
+        return row
+    usage = result.usage
+    row.summary = result.final.strip()
+    row.calls, row.cached_calls = usage.calls, usage.cached_calls
+    row.prompt_tokens, row.completion_tokens, row.cost = usage.prompt_tokens, usage.completion_tokens, usage.cost
+    return row
