@@ -6,6 +6,7 @@ TomeError                       exit 1 unless stated
 │   ├── DocumentNotFoundError
 │   ├── UnsupportedDocumentError
 │   ├── EmptyDocumentError
+│   ├── DatasetError              an evaluation dataset cannot be read
 │   ├── DocumentEncodingError
 │   ├── CorruptDocumentError
 │   ├── PasswordRequiredError   (encrypted PDF, no / wrong password)
@@ -13,6 +14,7 @@ TomeError                       exit 1 unless stated
 ├── ChunkingError
 ├── StoreError                  the SQLite/SQL store failed
 ├── DepthLimitError             recursion did not converge (last resort)
+├── JudgeFormatError            the judge model's answer could not be parsed (tome eval --judge)
 └── LLMError                    anything between us and the model
     ├── LLMConnectionError      connect failure, dropped connection
     ├── LLMTimeoutError
@@ -65,6 +67,10 @@ class EmptyDocumentError(DocumentError):
     """The document contains no text."""
 
 
+class DatasetError(DocumentError):
+    """An evaluation dataset cannot be read: not JSONL, or a record without a document or references."""
+
+
 class DocumentEncodingError(DocumentError):
     """The text file's encoding could not be determined."""
 
@@ -91,6 +97,10 @@ class StoreError(TomeError):
 
 class DepthLimitError(TomeError):
     """The summary tree did not converge within the depth limit."""
+
+
+class JudgeFormatError(TomeError):
+    """The judge model answered in a form that could not be parsed, even after a stricter reminder."""
 
 
 class LLMError(TomeError):
