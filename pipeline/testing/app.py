@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from pipeline.testing import moonshot_errors as E
 from pipeline.testing.gateway import ERROR_FAULTS, Fault, Gateway, RequestRecord, messages_hash
+from pipeline.testing.judge import is_judge_request, judge
 from pipeline.testing.summariser import summarise
 
 _BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
@@ -319,7 +320,8 @@ async def chat_completions(request: Request) -> Response:
     try:
         if fault_kind == "stall":
             await asyncio.sleep(float(fault.params.get("seconds", 5.0)))
-        summary = summarise(messages, max_tokens=max_tokens, tokenizer=gw.tokenizer)
+        answer = judge if is_judge_request(messages) else summarise
+        summary = answer(messages, max_tokens=max_tokens, tokenizer=gw.tokenizer)
         usage = {
             "prompt_tokens": prompt,
             "completion_tokens": summary.completion_tokens,

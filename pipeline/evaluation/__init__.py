@@ -1,0 +1,1 @@
+"""Measuring summary quality against human references: datasets, ROUGE, baselines, LLM-judged coherence."""
