@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import batch, cache, plan, runs, serve, summarise
+from flows.commands import batch, cache, eval, plan, runs, serve, summarise
 
 app = typer.Typer(
     name="tome",
@@ -30,3 +30,4 @@ plan.register(app)
 serve.register(app)
 runs.register(app)
 cache.register(app)
+eval.register(app)

@@ -153,6 +153,7 @@ class ExtractiveBackend:
     name = "extractive"
     cache_namespace = "extractive-2"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
+    calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
 
     def __init__(self, *, counter: TokenCounter | None = None, language: str = "en") -> None:
         self.counter = counter or TiktokenCounter()

@@ -55,12 +55,18 @@ class Evaluation:
     counter: TokenCounter | None = None
 
 
-def target_tokens(item: EvalItem, model: ModelSpec, counter: TokenCounter) -> int:
-    """The final-summary budget (provider tokens) that makes the engine ask for the references' mean length."""
+def target_tokens(
+    item: EvalItem, model: ModelSpec, counter: TokenCounter, *, calibration: float | None = None
+) -> int:
+    """The final-summary budget (provider tokens) that makes the engine ask for the references' mean length.
+
+    ``calibration``: provider tokens per local token when the backend states it (the extractive backend
+    counts locally: 1.0); else the model's configured ratio, which the engine also starts from.
+    """
     units = fmean(count_units(r, item.language) for r in item.references)
     # The engine asks for unit.units(tokens * LENGTH_HEADROOM / calibration) words; invert that.
     unit = length_unit(item.language, sample_text(item.document), counter)
-    calibration = model.for_language(item.language).calibration
+    calibration = calibration or model.for_language(item.language).calibration
     return max(20, math.ceil(units * calibration / (LENGTH_HEADROOM * unit.per_token)))
 
 
@@ -155,7 +161,8 @@ async def _summarise_item(item: EvalItem, ev: Evaluation, counter: TokenCounter,
     row = ItemResult(item.id, TOME)
     settings = ev.settings
     if ev.length == REFERENCE_LENGTH:
-        settings = replace(settings, target_tokens=target_tokens(item, ev.model, counter))
+        calibration = getattr(ev.backend, "calibration", None)
+        settings = replace(settings, target_tokens=target_tokens(item, ev.model, counter, calibration=calibration))
     try:
         engine = SummaryEngine(
             backend=ev.backend,

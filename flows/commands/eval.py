@@ -1,0 +1,334 @@
+"""`tome eval DATASET.jsonl`: ROUGE against human references, beside the lead and TextRank baselines.
+
+Runs the engine directly (no Prefect): an evaluation is many small documents scored at once, and its results
+are kept in tome's database, where `tome eval --list` and `--compare A B` read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.commands.common import run_cli
+from flows.commands.run_options import (
+    BackendOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    ContextOpt,
+    LanguageOpt,
+    ModelOpt,
+    RpmOpt,
+    TierOpt,
+    TpdOpt,
+    TpmOpt,
+    build_options,
+)
+from pipeline.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``eval`` command to ``app``."""
+    app.command("eval")(evaluate)
+
+
+def evaluate(
+    dataset: Annotated[
+        Path | None,
+        typer.Argument(help="JSONL: a document and its human reference summaries per line.", show_default=False),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(metavar="squality|plain", help="Dataset format (default: detected from the first record)."),
+    ] = None,
+    document_field: Annotated[
+        str | None, typer.Option(help="Path of the document in a record, e.g. 'article' or 'meeting.transcript'.")
+    ] = None,
+    references_field: Annotated[
+        str | None,
+        typer.Option(help="Path of the references, e.g. 'summaries' or 'questions[0].responses[].response_text'."),
+    ] = None,
+    id_field: Annotated[str | None, typer.Option(help="Path of an item's id (default: the line number).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Evaluate the first N items.", min=1)] = None,
+    length: Annotated[
+        str,
+        typer.Option(
+            "--length",
+            "-l",
+            help="Summary length: 'reference' (each item's mean reference length, as the baselines get) or the "
+            "usual short, medium, long or N tokens.",
+        ),
+    ] = "reference",
+    judge: Annotated[
+        bool, typer.Option("--judge", help="Also score coherence with the model as judge (BooookScore-style).")
+    ] = False,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            metavar="RUN_A RUN_B",
+            help="Compare two recorded evaluations (ids, unique prefixes, or 'previous' and 'latest').",
+            show_default=False,
+        ),
+    ] = None,
+    list_runs: Annotated[bool, typer.Option("--list", help="List recorded evaluations, newest first.")] = False,
+    show_items: Annotated[bool, typer.Option("--items", help="Also print a row per item.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    model: ModelOpt = None,
+    language: LanguageOpt = None,
+    backend: BackendOpt = "auto",
+    base_url: BaseUrlOpt = None,
+    tier: TierOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    tpd: TpdOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Score summaries against human references (ROUGE-1/2/L F1), beside the lead and TextRank baselines.
+
+    Exit codes: 0 done, 1 some items failed, 2 bad input or configuration, 3 a quota is used up (run again: cached).
+    """
+
+    def body() -> int:
+        from pipeline.evaluation.records import EvalRecords
+        from pipeline.store import Store
+
+        if compare is not None or list_runs:
+            store = Store()
+            try:
+                records = EvalRecords(store.engine)
+                if list_runs:
+                    _print_list(records, as_json=as_json)
+                else:
+                    assert compare is not None
+                    _print_comparison(records, compare[0], compare[1], as_json=as_json)
+            finally:
+                store.close()
+            return 0
+        if dataset is None:
+            raise ConfigError("Name a dataset (tome eval DATASET.jsonl), or use --compare A B or --list.")
+        is_reference = length.strip().lower() == "reference"
+        options = build_options(
+            backend=backend, model=model, length=None if is_reference else length, language=language, tier=tier,
+            base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
+        )  # fmt: skip
+        report = asyncio.run(
+            _run(
+                dataset,
+                options,
+                preset=preset,
+                fields=(document_field, references_field, id_field),
+                limit=limit,
+                length="reference" if is_reference else length,
+                judge=judge,
+            )
+        )
+        _print_report(report, as_json=as_json, show_items=show_items)
+        return 1 if any(s.failed for s in report.systems) else 0
+
+    code = run_cli(body)
+    if code:
+        raise typer.Exit(code)
+
+
+async def _run(
+    dataset: Path,
+    options: Any,
+    *,
+    preset: str | None,
+    fields: tuple[str | None, str | None, str | None],
+    limit: int | None,
+    length: str,
+    judge: bool,
+) -> Any:
+    from flows.runner import file_sha256, open_runtime
+    from pipeline.evaluation.dataset import PRESETS, field_spec, load_dataset
+    from pipeline.evaluation.records import EvalRecords
+    from pipeline.evaluation.runner import Evaluation
+    from pipeline.evaluation.runner import evaluate as run_evaluation
+
+    spec = field_spec(preset, document=fields[0], references=fields[1], id=fields[2])
+    items, used = load_dataset(dataset, fields=spec, limit=limit)
+    spec = spec or PRESETS[used]
+    runtime = open_runtime(options)
+    print(runtime.notice, file=sys.stderr, flush=True)
+    judge_fn = None
+    if judge:
+        judge_fn = _judge(runtime)
+    recorded = {
+        **runtime.settings.as_dict(),
+        "backend": runtime.backend.name,
+        "backend_version": getattr(runtime.backend, "cache_namespace", runtime.backend.name),
+        "base_url": options.base_url,
+        "length": length,
+        "limit": limit,
+        "judge": judge,
+        "preset": used,
+    }
+    if length == "reference":
+        recorded["target_tokens"] = "reference"
+    try:
+        return await run_evaluation(
+            items,
+            Evaluation(
+                backend=runtime.backend,
+                store=runtime.store,
+                settings=runtime.settings,
+                model=runtime.model,
+                limits=runtime.limits,
+                length=length,
+                max_in_flight=runtime.limits.concurrency or 8,
+            ),
+            records=EvalRecords(runtime.store.engine),
+            dataset=str(dataset),
+            dataset_sha256=file_sha256(dataset),
+            fields={"preset": used, **spec.describe()},
+            settings_record=recorded,
+            judge=judge_fn,
+            on_item=_progress_line,
+        )
+    finally:
+        await runtime.aclose()
+
+
+def _judge(runtime: Any) -> Any:
+    from pipeline.evaluation.judge import judge_coherence
+
+    if runtime.backend.name == "extractive":
+        raise ConfigError(
+            "--judge needs an LLM backend: set MOONSHOT_API_KEY or pass --backend with a provider "
+            "(the offline extractive backend cannot judge)."
+        )
+
+    async def judge(summary: str, language: str) -> Any:
+        return await judge_coherence(
+            summary,
+            backend=runtime.backend,
+            store=runtime.store,
+            provider=runtime.settings.provider,
+            model=runtime.settings.model,
+            language=language,
+        )
+
+    return judge
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _progress_line(done: int, total: int, item: Any, rows: list[Any]) -> None:
+    parts = []
+    for r in rows:
+        parts.append(f"{r.system} R-L {_pct(r.rougeL)}" if r.ok else f"{r.system} failed: {r.error}")
+    print(f"[{done}/{total}] {item.id}: " + ", ".join(parts), file=sys.stderr, flush=True)
+
+
+_HEAD = ("system", "items", "ROUGE-1", "ROUGE-2", "ROUGE-L", "length", "reference", "ratio", "calls (cached)",
+         "tokens in", "tokens out", "cost", "coherence")  # fmt: skip
+
+
+def _system_rows(report: Any) -> list[list[str]]:
+    from flows.progress import money
+
+    currency = "CNY" if str(report.settings.get("provider", "")).startswith("moonshot") else "USD"
+    rows = []
+    for s in report.systems:
+        rows.append(
+            [
+                s.system,
+                f"{s.items}" + (f" ({s.failed} failed)" if s.failed else ""),
+                _pct(s.rouge1),
+                _pct(s.rouge2),
+                _pct(s.rougeL),
+                f"{s.length:.0f}" if not math.isnan(s.length) else "-",
+                f"{s.reference_length:.0f}" if not math.isnan(s.reference_length) else "-",
+                f"{s.length_ratio:.2f}" if not math.isnan(s.length_ratio) else "-",
+                f"{s.calls} ({s.cached_calls})" if s.system == "tome" else "-",
+                f"{s.prompt_tokens:,}" if s.system == "tome" else "-",
+                f"{s.completion_tokens:,}" if s.system == "tome" else "-",
+                money(s.cost, currency) if s.system == "tome" else "-",
+                _pct(s.coherence),
+            ]
+        )
+    return rows
+
+
+def _print_report(report: Any, *, as_json: bool, show_items: bool) -> None:
+    from flows.tables import text_table
+
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(with_items=show_items), ensure_ascii=False, indent=2) + "\n")
+        return
+    s = report.settings
+    sys.stdout.write(
+        f"Evaluation {report.run_id[:12]} of {Path(report.dataset).name}: {len(report.items)} items, "
+        f"backend {s.get('backend')}, model {s.get('model')}, length {s.get('length')}. "
+        "ROUGE F1 x 100, best reference per item; lengths in words (characters for Chinese).\n"
+    )
+    sys.stdout.write(text_table(_HEAD, _system_rows(report), right=set(range(1, 13))))
+    if show_items:
+        head = ("item", "system", "ROUGE-1", "ROUGE-2", "ROUGE-L", "length", "reference", "coherence", "error")
+        rows = [
+            [r.item_id, r.system, _pct(r.rouge1), _pct(r.rouge2), _pct(r.rougeL), str(r.length),
+             f"{r.reference_length:.0f}", _pct(r.coherence), r.error or ""]
+            for r in report.results
+        ]  # fmt: skip
+        sys.stdout.write("\n" + text_table(head, rows, right={2, 3, 4, 5, 6, 7}))
+
+
+def _print_list(records: Any, *, as_json: bool) -> None:
+    from flows.tables import text_table
+
+    runs = records.list()
+    if as_json:
+        for r in runs:
+            sys.stdout.write(json.dumps(r.__dict__, ensure_ascii=False) + "\n")
+        return
+    if not runs:
+        typer.echo("No evaluations yet: tome eval DATASET.jsonl", err=True)
+        return
+    rows = [
+        [r.id[:12], r.started_at[:19].replace("T", " "), Path(r.dataset).name, str(r.items), r.status,
+         str(r.settings.get("backend", "")), str(r.settings.get("model", "")), str(r.settings.get("length", ""))]
+        for r in runs
+    ]  # fmt: skip
+    head = ("id", "started (UTC)", "dataset", "items", "status", "backend", "model", "length")
+    sys.stdout.write(text_table(head, rows, right={3}))
+
+
+def _print_comparison(records: Any, ref_a: str, ref_b: str, *, as_json: bool) -> None:
+    from flows.tables import text_table
+    from pipeline.evaluation.results import compare as compare_runs
+
+    a, b = records.get(ref_a), records.get(ref_b)
+    result = compare_runs(a, b)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    sys.stdout.write(f"A = {a.run_id[:12]} ({a.started_at}), B = {b.run_id[:12]} ({b.started_at})\n")
+    if result.settings_changed:
+        sys.stdout.write("Settings that differ:\n")
+        for key, (va, vb) in result.settings_changed.items():
+            sys.stdout.write(f"  {key}: {va!r} -> {vb!r}\n")
+    else:
+        sys.stdout.write("Same settings.\n")
+    if result.only_a or result.only_b:
+        sys.stdout.write(f"Items only in A: {result.only_a}; only in B: {result.only_b} (not compared).\n")
+    head = ("system", "items", "ROUGE-1 A→B", "ROUGE-2 A→B", "ROUGE-L A→B", "length A→B", "coherence A→B",
+            "R-L better/worse")  # fmt: skip
+    rows = []
+    for d in result.systems:
+        cells = [d.system, str(d.items)]
+        for metric in ("rouge1", "rouge2", "rougeL"):
+            cells.append(f"{_pct(d.before[metric])}→{_pct(d.after[metric])} ({100 * d.delta(metric):+.2f})")
+        cells.append(f"{d.before['length']:.0f}→{d.after['length']:.0f}")
+        cells.append(f"{_pct(d.before['coherence'])}→{_pct(d.after['coherence'])}")
+        cells.append(f"{d.better}/{d.worse}")
+        rows.append(cells)
+    sys.stdout.write(text_table(head, rows, right=set(range(1, 8))))
