@@ -243,6 +243,22 @@ def test_field_overrides(tmp_path: Path) -> None:
     assert items == [EvalItem(id="k1", document=EN_DOC, references=("Gold one.", "Gold two."), language="en")]
 
 
+def test_a_document_path_with_brackets_keeps_every_value(tmp_path: Path) -> None:
+    # `transcript[].text` names every utterance's text: the document is all of them, not the first one.
+    path = write_jsonl(
+        tmp_path / "utterances.jsonl",
+        [
+            {
+                "id": "m1",
+                "transcript": [{"speaker": "A", "text": "Hello there, everyone."}, {"speaker": "B", "text": "We ship on Friday."}],
+                "summary": "They plan to ship on Friday.",
+            }
+        ],
+    )
+    items, _ = load_dataset(path, fields=field_spec(None, document="transcript[].text"))
+    assert items[0].document == "Hello there, everyone.\nWe ship on Friday."
+
+
 def test_limit_takes_the_first_records_and_skips_blank_lines(tmp_path: Path) -> None:
     records = [{"id": f"r{i}", "document": f"{EN_DOC} {i}", "references": [f"ref {i}"]} for i in range(5)]
     path = tmp_path / "five.jsonl"
