@@ -139,7 +139,7 @@ def test_detect_preset_from_the_record_shape() -> None:
 def test_field_spec_overrides_only_what_is_named() -> None:
     assert field_spec(None) is None
     spec = field_spec(None, document="body.full")
-    assert spec == FieldSpec(document=("body.full",), references=PRESETS["plain"].references, id=PRESETS["plain"].id)
+    assert spec == FieldSpec(document=("body.full",), references=PRESETS["plain"].references, id=PRESETS["plain"].id, name="plain+fields")
     sq = field_spec("squality", id="metadata.uid")
     assert sq is not None
     assert sq.document == ("document",)
@@ -239,7 +239,7 @@ def test_field_overrides(tmp_path: Path) -> None:
     )
     spec = field_spec(None, document="body.full", references="gold[].summary", id="key")
     items, used = load_dataset(path, fields=spec)
-    assert used == "custom"
+    assert used == "plain+fields"
     assert items == [EvalItem(id="k1", document=EN_DOC, references=("Gold one.", "Gold two."), language="en")]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class FieldSpec:
     document: tuple[str, ...]
     references: tuple[str, ...]
     id: tuple[str, ...] = ("id",)
+    name: str = "custom"
 
     def describe(self) -> dict[str, list[str]]:
         return {"document": list(self.document), "references": list(self.references), "id": list(self.id)}
@@ -39,11 +40,13 @@ PRESETS: dict[str, FieldSpec] = {
         document=("document",),
         references=("questions[0].responses[].response_text",),
         id=("metadata.passage_id", "metadata.uid"),
+        name="squality",
     ),
     "plain": FieldSpec(
         document=("document", "text", "article", "report", "transcript", "source", "content"),
         references=("references", "reference", "summaries", "summary", "abstract", "target", "highlights"),
         id=("id", "uid", "doc_id", "document_id", "meeting_id"),
+        name="plain",
     ),
 }
 
@@ -132,10 +135,12 @@ def field_spec(
     if preset is None and not (document or references or id):
         return None
     base = PRESETS[preset or "plain"]
+    overridden = bool(document or references or id)
     return FieldSpec(
         document=(document,) if document else base.document,
         references=(references,) if references else base.references,
         id=(id,) if id else base.id,
+        name=f"{base.name}+fields" if overridden else base.name,
     )
 
 
@@ -151,7 +156,8 @@ def load_dataset(
     if not path.is_file():
         raise DocumentNotFoundError(f"{path}: no such dataset file.")
     items: list[EvalItem] = []
-    used = "custom" if fields is not None else ""
+    used = fields.name if fields is not None else ""
+    seen: dict[str, int] = {}
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
@@ -168,7 +174,12 @@ def load_dataset(
         if fields is None:
             used = detect_preset(record)
             fields = PRESETS[used]
-        items.append(_item(record, fields, where=f"{path}:{number}", fallback_id=str(number)))
+        item = _item(record, fields, where=f"{path}:{number}", fallback_id=str(number))
+        # Ids must be unique (results are keyed by them); a repeated id (one meeting, several queries) gets #2, #3.
+        seen[item.id] = seen.get(item.id, 0) + 1
+        if seen[item.id] > 1:
+            item = replace(item, id=f"{item.id}#{seen[item.id]}")
+        items.append(item)
     if not items:
         raise DatasetError(f"{path} holds no records.")
     return items, used
@@ -177,7 +188,7 @@ def load_dataset(
 def _item(record: Any, fields: FieldSpec, *, where: str, fallback_id: str) -> EvalItem:
     if not isinstance(record, dict):
         raise DatasetError(f"{where} is not a JSON object.")
-    document = as_text(_first(record, fields.document)[:1] or None).strip()
+    document = as_text(_first(record, fields.document)).strip()
     if not document:
         raise DatasetError(
             f"{where} has no document text at {' | '.join(fields.document)}; name it with --document-field."

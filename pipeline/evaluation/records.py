@@ -150,7 +150,9 @@ class EvalRecords:
                 ids = [
                     r[0]
                     for r in conn.execute(
-                        text("SELECT id FROM eval_runs WHERE id LIKE :p LIMIT 2"), {"p": ref.replace("%", "") + "%"}
+                        # A prefix compared as text: LIKE would read "%" and "_" in what the user typed.
+                        text("SELECT id FROM eval_runs WHERE substr(id, 1, :n) = :p LIMIT 2"),
+                        {"n": len(ref), "p": ref},
                     )
                 ]
         except SQLAlchemyError as exc:

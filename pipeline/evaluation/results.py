@@ -205,7 +205,7 @@ def compare(a: EvalReport, b: EvalReport) -> Comparison:
 def _means(rows: list[ItemResult]) -> dict[str, float]:
     out = {m: fmean(getattr(r, m) or 0.0 for r in rows) for m in METRICS}
     out["length"] = fmean(r.length for r in rows)
-    judged = [r.coherence for r in rows if r.coherence is not None]
+    judged = [r.coherence for r in rows if r.coherence is not None and not math.isnan(r.coherence)]
     out["coherence"] = fmean(judged) if judged else math.nan
     out["cost"] = sum(r.cost for r in rows)
     return out

@@ -22,7 +22,7 @@ class RougeTokenizer:
     """rouge-score's tokenizer contract (``tokenize(text) -> list[str]``), CJK-aware, stemming English."""
 
     def __init__(self, *, stem: bool = True) -> None:
-        self._stemmer = porter.PorterStemmer("ORIGINAL_ALGORITHM") if stem else None
+        self._stemmer = porter.PorterStemmer() if stem else None
         self._stem = lru_cache(maxsize=65536)(self._stem_word)
 
     def _stem_word(self, word: str) -> str:
