@@ -233,7 +233,8 @@ class SummaryEngine:
             language=language,
             unit=unit,
             lag=lag,
-            calibration=model.calibration,
+            # A backend that counts tokens itself (the extractive one: locally) states its own ratio.
+            calibration=getattr(self.backend, "calibration", None) or model.calibration,
             budget=chunk_budget(model, self.settings),
             input_budget=merge_input_budget(model, self.settings),
         )

@@ -148,6 +148,7 @@ def test_field_spec_overrides_only_what_is_named() -> None:
     assert field_spec("plain") == PRESETS["plain"]
     assert sq.describe() == {
         "document": ["document"],
+        "document_path": ["document_path", "path", "file"],
         "references": ["questions[0].responses[].response_text"],
         "id": ["metadata.uid"],
     }
@@ -383,3 +384,31 @@ def test_squality_dev_split_from_the_corpus() -> None:
     assert all(i.language == "en" for i in items)
     assert all(len(i.document.split()) > 2000 for i in items)
     assert load_dataset(SQUALITY_DEV, limit=3)[0] == items[:3]
+
+
+def test_a_record_may_name_its_document_file(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "story.md").write_text("# A Story\n\n" + EN_DOC, encoding="utf-8")
+    path = write_jsonl(
+        tmp_path / "set.jsonl", [{"id": "s", "document_path": "docs/story.md", "references": ["An old keeper."]}]
+    )
+    items, used = load_dataset(path)
+    assert used == "plain"
+    assert EN_DOC.split()[0] in items[0].document and items[0].language == "en"
+
+
+def test_a_missing_document_file_is_a_one_line_dataset_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "set.jsonl", [{"document_path": "nowhere.txt", "references": ["r"]}])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert "nowhere.txt" in str(info.value) and "\n" not in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_a_json_array_of_records_is_read_too(tmp_path: Path) -> None:
+    path = tmp_path / "set.json"
+    records = [{"id": "a", "document": EN_DOC, "references": ["x"]}, {"id": "b", "document": ZH_DOC, "summary": "老人"}]
+    path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    items, _ = load_dataset(path)
+    assert [i.id for i in items] == ["a", "b"]
+    assert items[1].references == ("老人",) and items[1].language == "zh"

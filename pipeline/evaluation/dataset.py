@@ -2,18 +2,21 @@
 
 A field path names where a value lives in a record: ``document``, ``metadata.passage_id``,
 ``questions[0].responses[].response_text`` (``[N]`` picks one element, ``[]`` takes every element).
+A record may instead name its document's file (``document_path``, relative to the dataset): any format
+tome reads (txt, md, pdf, epub).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.documents.language import detect_language
-from pipeline.errors import ConfigError, DatasetError, DocumentNotFoundError
+from pipeline.errors import ConfigError, DatasetError, DocumentError, DocumentNotFoundError
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d*)\]")
 # Keys that hold an utterance's text in meeting transcripts given as lists of objects.
@@ -29,9 +32,15 @@ class FieldSpec:
     references: tuple[str, ...]
     id: tuple[str, ...] = ("id",)
     name: str = "custom"
+    document_path: tuple[str, ...] = ("document_path", "path", "file")
 
     def describe(self) -> dict[str, list[str]]:
-        return {"document": list(self.document), "references": list(self.references), "id": list(self.id)}
+        return {
+            "document": list(self.document),
+            "document_path": list(self.document_path),
+            "references": list(self.references),
+            "id": list(self.id),
+        }
 
 
 PRESETS: dict[str, FieldSpec] = {
@@ -147,7 +156,7 @@ def field_spec(
 def load_dataset(
     path: Path, *, fields: FieldSpec | None = None, limit: int | None = None
 ) -> tuple[list[EvalItem], str]:
-    """The items of a JSONL file (the first ``limit``) and the name of the fields used.
+    """The items of a JSONL file (or a JSON array of records; the first ``limit``) and the fields' name.
 
     Raises:
         DocumentNotFoundError: no such file.
@@ -158,40 +167,56 @@ def load_dataset(
     items: list[EvalItem] = []
     used = fields.name if fields is not None else ""
     seen: dict[str, int] = {}
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path} is not UTF-8 JSONL ({exc.reason} at byte {exc.start}).") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if limit is not None and len(items) >= limit:
-            break
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{number} is not JSON ({exc.msg}).") from None
+    for number, record in _records(path):
         if fields is None:
             used = detect_preset(record)
             fields = PRESETS[used]
-        item = _item(record, fields, where=f"{path}:{number}", fallback_id=str(number))
+        item = _item(record, fields, where=f"{path}:{number}", fallback_id=str(number), folder=path.parent)
         # Ids must be unique (results are keyed by them); a repeated id (one meeting, several queries) gets #2, #3.
         seen[item.id] = seen.get(item.id, 0) + 1
         if seen[item.id] > 1:
             item = replace(item, id=f"{item.id}#{seen[item.id]}")
         items.append(item)
+        if limit is not None and len(items) >= limit:
+            break  # before the next line is even parsed
     if not items:
         raise DatasetError(f"{path} holds no records.")
     return items, used
 
 
-def _item(record: Any, fields: FieldSpec, *, where: str, fallback_id: str) -> EvalItem:
+def _records(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, record) pairs; a file holding one JSON array numbers its records from 1 instead."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not UTF-8 JSONL ({exc.reason} at byte {exc.start}).") from None
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path} is not a JSON array of records ({exc.msg}, line {exc.lineno}).") from None
+        yield from enumerate(records, 1)
+        return
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{number} is not JSON ({exc.msg}).") from None
+
+
+def _item(record: Any, fields: FieldSpec, *, where: str, fallback_id: str, folder: Path) -> EvalItem:
     if not isinstance(record, dict):
         raise DatasetError(f"{where} is not a JSON object.")
     document = as_text(_first(record, fields.document)).strip()
+    files = [f for f in _first(record, fields.document_path) if isinstance(f, str) and f.strip()]
+    if not document and files:
+        document = _read_document(folder / files[0], where=where)
     if not document:
         raise DatasetError(
-            f"{where} has no document text at {' | '.join(fields.document)}; name it with --document-field."
+            f"{where} has no document text at {' | '.join(fields.document)} (nor a file at "
+            f"{' | '.join(fields.document_path)}); name it with --document-field."
         )
     refs = _references(_first(record, fields.references))
     if not refs:
@@ -201,3 +226,15 @@ def _item(record: Any, fields: FieldSpec, *, where: str, fallback_id: str) -> Ev
     ids = _first(record, fields.id)
     item_id = str(ids[0]) if ids and isinstance(ids[0], str | int) else fallback_id
     return EvalItem(id=item_id, document=document, references=tuple(refs), language=detect_language(document))
+
+
+def _read_document(path: Path, *, where: str) -> str:
+    # Imported here: the loader pulls in pypdf and ebooklib, which a dataset of inline texts never needs.
+    from pipeline.documents.loader import load_document
+
+    if not path.is_file():
+        raise DatasetError(f"{where} names the document file {path}, which does not exist.")
+    try:
+        return load_document(path).text.strip()
+    except DocumentError as exc:
+        raise DatasetError(f"{where}: {exc}") from None

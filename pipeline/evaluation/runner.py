@@ -56,16 +56,17 @@ class Evaluation:
 
 
 def target_tokens(
-    item: EvalItem, model: ModelSpec, counter: TokenCounter, *, calibration: float | None = None
+    item: EvalItem, text: str, model: ModelSpec, counter: TokenCounter, *, calibration: float | None = None
 ) -> int:
     """The final-summary budget (provider tokens) that makes the engine ask for the references' mean length.
 
-    ``calibration``: provider tokens per local token when the backend states it (the extractive backend
-    counts locally: 1.0); else the model's configured ratio, which the engine also starts from.
+    ``text`` is the document as the engine reads it (normalised: its words per token are what the engine
+    measures). ``calibration``: provider tokens per local token when the backend states it (the extractive
+    backend counts locally: 1.0); else the model's configured ratio, which the engine also starts from.
     """
     units = fmean(count_units(r, item.language) for r in item.references)
     # The engine asks for unit.units(tokens * LENGTH_HEADROOM / calibration) words; invert that.
-    unit = length_unit(item.language, sample_text(item.document), counter)
+    unit = length_unit(item.language, sample_text(text), counter)
     calibration = calibration or model.for_language(item.language).calibration
     return max(20, math.ceil(units * calibration / (LENGTH_HEADROOM * unit.per_token)))
 
@@ -160,10 +161,12 @@ def _score(row: ItemResult, item: EvalItem, rouge: Rouge) -> None:
 async def _summarise_item(item: EvalItem, ev: Evaluation, counter: TokenCounter, *, label: str) -> ItemResult:
     row = ItemResult(item.id, TOME)
     settings = ev.settings
-    if ev.length == REFERENCE_LENGTH:
-        calibration = getattr(ev.backend, "calibration", None)
-        settings = replace(settings, target_tokens=target_tokens(item, ev.model, counter, calibration=calibration))
     try:
+        document = document_from_text(Path(f"{Path(label).name}#{item.id}"), item.document)
+        if ev.length == REFERENCE_LENGTH:
+            calibration = getattr(ev.backend, "calibration", None)
+            tokens = target_tokens(item, document.text, ev.model, counter, calibration=calibration)
+            settings = replace(settings, target_tokens=tokens)
         engine = SummaryEngine(
             backend=ev.backend,
             store=ev.store,
@@ -173,7 +176,6 @@ async def _summarise_item(item: EvalItem, ev: Evaluation, counter: TokenCounter,
             max_in_flight=ev.max_in_flight,
             limits=ev.limits,
         )
-        document = document_from_text(Path(f"{Path(label).name}#{item.id}"), item.document)
         result = await engine.summarise(document)
     except QuotaExhaustedError:
         raise
