@@ -28,6 +28,7 @@ _TEXT_BLOCK = re.compile(r"<text>\n(.*?)\n</text>", re.DOTALL)
 _SUMMARY_BLOCK = re.compile(r"<summary\b[^>]*>\n(.*?)\n</summary>", re.DOTALL)
 _CONTEXT_BLOCK = re.compile(r"<context>.*?</context>", re.DOTALL)
 _HAS_WORD = re.compile(r"\w")
+_SPEAKER = re.compile(r"^\s*(?:[A-Z][\w.'-]*(?: [A-Z\d][\w.'-]*){0,3}|[\u4e00-\u9fff\w]{1,8})\s*(?:[:：]\s|：)")
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 # A heading: a short paragraph with no sentence-ending punctuation ("第一章 进山", "## Chapter 2: The Girl").
 _HEADING = re.compile(r"^(?:#{1,6}\s.*|[^.!?。！？；…\"”」』]{1,60})$")
@@ -41,7 +42,8 @@ _MAX_GRAPH = 400
 _STOPWORDS_TEXT = (
     "a an and are as at be but by for from had has have he her him his i in is it its me my not of on or our "
     "she so that the their them then there they this to was we were what when which who will with you your "
-    "said all been one would could into out up do did no if than too very can just about over also"
+    "said all been one would could into out up do did no if than too very can just about over also "
+    "um uh uhm mm hmm mhm er erm yeah yep okay ok oh ah"  # transcripts' fillers
 )
 _STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 # Chinese has no spaces: features are character bigrams. Bigrams with a particle (的, 了, 吗...) or made only
@@ -70,6 +72,9 @@ def _content_bigram(a: str, b: str) -> bool:
 
 
 def _features(sentence: str, cjk: bool) -> frozenset[str]:
+    # A transcript's "Speaker: ..." label is who talks, not what about: every line of a frequent speaker
+    # would otherwise share it.
+    sentence = _SPEAKER.sub("", sentence, count=1)
     if cjk:
         chars = _CJK_CHAR.findall(sentence)
         grams = {a + b for a, b in zip(chars, chars[1:], strict=False) if _content_bigram(a, b)}

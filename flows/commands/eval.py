@@ -156,10 +156,12 @@ async def _run(
     items, used = load_dataset(dataset, fields=spec, limit=limit)
     spec = spec or PRESETS[used]
     runtime = open_runtime(options)
+    try:
+        judge_fn = _judge(runtime) if judge else None
+    except ConfigError:
+        await runtime.aclose()
+        raise
     print(runtime.notice, file=sys.stderr, flush=True)
-    judge_fn = None
-    if judge:
-        judge_fn = _judge(runtime)
     recorded = {
         **runtime.settings.as_dict(),
         "backend": runtime.backend.name,

@@ -11,6 +11,7 @@ from statistics import fmean
 from typing import Any, Protocol
 
 from pipeline.config import ModelSpec, RateLimits
+from pipeline.document import Document
 from pipeline.documents.loader import document_from_text
 from pipeline.engine import LENGTH_HEADROOM, SummaryEngine
 from pipeline.errors import QuotaExhaustedError, TomeError
@@ -132,18 +133,22 @@ async def _evaluate_item(
     item: EvalItem, ev: Evaluation, rouge: Rouge, counter: TokenCounter, *, judge: Judge | None, label: str
 ) -> list[ItemResult]:
     reference_length = fmean(rouge.length(r) for r in item.references)
-    tome_row = await _summarise_item(item, ev, counter, label=label)
-    if tome_row.error is None:
-        _score(tome_row, item, rouge)
+    rows = [ItemResult(item.id, system, reference_length=reference_length) for system in (TOME, LEAD, TEXTRANK)]
+    try:
+        # Every system reads the same text: the document as the loader cleans it (boilerplate, markup).
+        document = document_from_text(Path(f"{Path(label).name}#{item.id}"), item.document)
+    except TomeError as exc:
+        for row in rows:
+            row.error = str(exc)
+        return rows
+    await _summarise_item(rows[0], document, item, ev, counter)
     size = round(reference_length)
     # Baselines are local and CPU-bound: a worker thread keeps the event loop free for in-flight calls.
-    lead_text, textrank_text = await asyncio.to_thread(
-        lambda: (lead(item.document, size), textrank(item.document, size, rouge.tokenizer))
+    rows[1].summary, rows[2].summary = await asyncio.to_thread(
+        lambda: (lead(document.text, size), textrank(document.text, size, rouge.tokenizer))
     )
-    rows = [tome_row, ItemResult(item.id, LEAD, summary=lead_text), ItemResult(item.id, TEXTRANK, summary=textrank_text)]
     for row in rows:
-        row.reference_length = reference_length
-        if row.system != TOME:
+        if row.error is None:
             _score(row, item, rouge)
     if judge is not None:
         for row in rows:
@@ -158,15 +163,15 @@ def _score(row: ItemResult, item: EvalItem, rouge: Rouge) -> None:
     row.length = rouge.length(row.summary)
 
 
-async def _summarise_item(item: EvalItem, ev: Evaluation, counter: TokenCounter, *, label: str) -> ItemResult:
-    row = ItemResult(item.id, TOME)
+async def _summarise_item(
+    row: ItemResult, document: Document, item: EvalItem, ev: Evaluation, counter: TokenCounter
+) -> None:
     settings = ev.settings
+    if ev.length == REFERENCE_LENGTH:
+        calibration = getattr(ev.backend, "calibration", None)
+        tokens = target_tokens(item, document.text, ev.model, counter, calibration=calibration)
+        settings = replace(settings, target_tokens=tokens)
     try:
-        document = document_from_text(Path(f"{Path(label).name}#{item.id}"), item.document)
-        if ev.length == REFERENCE_LENGTH:
-            calibration = getattr(ev.backend, "calibration", None)
-            tokens = target_tokens(item, document.text, ev.model, counter, calibration=calibration)
-            settings = replace(settings, target_tokens=tokens)
         engine = SummaryEngine(
             backend=ev.backend,
             store=ev.store,
@@ -181,9 +186,8 @@ async def _summarise_item(item: EvalItem, ev: Evaluation, counter: TokenCounter,
         raise
     except TomeError as exc:
         row.error = str(exc)
-        return row
+        return
     usage = result.usage
     row.summary = result.final.strip()
     row.calls, row.cached_calls = usage.calls, usage.cached_calls
     row.prompt_tokens, row.completion_tokens, row.cost = usage.prompt_tokens, usage.completion_tokens, usage.cost
-    return row
