@@ -274,3 +274,8 @@ async def test_a_failing_item_is_recorded_and_the_others_score(store: Store) -> 
     tome = next(s for s in report.systems if s.system == "tome")
     assert (tome.items, tome.failed) == (1, 1)
     assert tome.rougeL == pytest.approx(good.rougeL)
+    # The baselines read the same cleaned text as tome: an item the loader rejects fails for every system.
+    for system in ("lead", "textrank"):
+        assert not rows["illustration-only", system].ok
+        assert rows["illustration-only", system].error == failed.error
+        assert rows["pronoun", system].ok
