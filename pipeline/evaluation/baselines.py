@@ -13,6 +13,7 @@ from pipeline.evaluation.rouge import RougeTokenizer
 from pipeline.language import split_sentences
 
 _UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _DAMPING = 0.85
 _TOLERANCE = 1e-6
 _MAX_ITERATIONS = 100
@@ -58,10 +59,20 @@ def sentences_of(text: str) -> list[str]:
     return out
 
 
+def _words(sentence: str, tokenizer: RougeTokenizer) -> set[str]:
+    """Content words; Chinese has no spaces, so its "words" are character bigrams (one character is too little)."""
+    tokens = tokenizer.tokenize(sentence)
+    words = {t for t in tokens if t not in _STOPWORDS and not _CJK_CHAR.fullmatch(t)}
+    for a, b in zip(tokens, tokens[1:], strict=False):
+        if _CJK_CHAR.fullmatch(a) and _CJK_CHAR.fullmatch(b) and not (a in _STOPWORDS and b in _STOPWORDS):
+            words.add(a + b)
+    return words
+
+
 def textrank_scores(sentences: list[str], tokenizer: RougeTokenizer) -> list[float]:
     """PageRank over the sentence graph weighted by |Si ∩ Sj| / (log|Si| + log|Sj|), as in TextRank."""
     n = len(sentences)
-    words = [{t for t in tokenizer.tokenize(s) if t not in _STOPWORDS} for s in sentences]
+    words = [_words(s, tokenizer) for s in sentences]
     logs = [math.log(len(w)) if len(w) > 1 else 0.0 for w in words]
     index: dict[str, list[int]] = {}
     for i, w in enumerate(words):
