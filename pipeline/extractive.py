@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from nltk.stem import porter
 
-from pipeline.language import count_units, is_cjk, split_sentences
+from pipeline.language import SPEAKER_LABEL, count_units, is_cjk, paragraph_turns, split_sentences
 from pipeline.llm.types import ChatRequest, Completion, Usage
 from pipeline.prompts import parse_length
 from pipeline.tokens import TiktokenCounter, TokenCounter
@@ -28,7 +28,6 @@ _TEXT_BLOCK = re.compile(r"<text>\n(.*?)\n</text>", re.DOTALL)
 _SUMMARY_BLOCK = re.compile(r"<summary\b[^>]*>\n(.*?)\n</summary>", re.DOTALL)
 _CONTEXT_BLOCK = re.compile(r"<context>.*?</context>", re.DOTALL)
 _HAS_WORD = re.compile(r"\w")
-_SPEAKER = re.compile(r"^\s*(?:[A-Z][\w.'-]*(?: [A-Z\d][\w.'-]*){0,3}|[\u4e00-\u9fff\w]{1,8})\s*(?:[:：]\s|：)")
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 # A heading: a short paragraph with no sentence-ending punctuation ("第一章 进山", "## Chapter 2: The Girl").
 _HEADING = re.compile(r"^(?:#{1,6}\s.*|[^.!?。！？；…\"”」』]{1,60})$")
@@ -74,7 +73,7 @@ def _content_bigram(a: str, b: str) -> bool:
 def _features(sentence: str, cjk: bool) -> frozenset[str]:
     # A transcript's "Speaker: ..." label is who talks, not what about: every line of a frequent speaker
     # would otherwise share it.
-    sentence = _SPEAKER.sub("", sentence, count=1)
+    sentence = SPEAKER_LABEL.sub("", sentence, count=1)
     if cjk:
         chars = _CJK_CHAR.findall(sentence)
         grams = {a + b for a, b in zip(chars, chars[1:], strict=False) if _content_bigram(a, b)}
@@ -151,7 +150,7 @@ def extract(source: str, *, language: str, max_units: int, max_tokens: int, coun
     # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
     headings = [p for p in _PARAGRAPHS.split(source) if _HEADING.match(p.strip())]
     body = [p for p in _PARAGRAPHS.split(source) if not _HEADING.match(p.strip())]
-    sentences = [_flat(s, cjk) for p in body for s in split_sentences(p)]
+    sentences = [_flat(s, cjk) for p in body for turn in paragraph_turns(p) for s in split_sentences(turn)]
     sentences = [s for s in sentences if _HAS_WORD.search(s)]
     # Fragments left by dialogue ("外公说。", '"Yes," he said.') read badly on their own: rank full sentences.
     full = [s for s in sentences if count_units(s, language) >= (_MIN_CJK_CHARS if cjk else _MIN_WORDS)]
@@ -206,7 +205,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-3"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-4"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
 

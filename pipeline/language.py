@@ -72,6 +72,21 @@ def split_sentences(text: str) -> list[str]:
     return [s for a, b in sentence_spans(text) if (s := text[a:b].strip())]
 
 
+# A transcript turn's label: "Project Manager: ", "PhD A: ", "说话人1：", "王经理：" (at most four capitalised words
+# or eight CJK/word characters before the colon).
+SPEAKER_LABEL = re.compile(r"^\s*(?:[A-Z][\w.'-]*(?: [A-Z\d][\w.'-]*){0,3}|[\u4e00-\u9fff\w]{1,8})\s*(?:[:：]\s|：)")
+_TRANSCRIPT_SHARE = 0.6
+
+
+def paragraph_turns(paragraph: str) -> list[str]:
+    """A transcript's paragraph as its turns (one per line), so no sentence runs across two speakers; any other
+    paragraph (hard-wrapped prose included) as itself."""
+    lines = [line for line in paragraph.splitlines() if line.strip()]
+    if len(lines) >= 3 and sum(bool(SPEAKER_LABEL.match(line)) for line in lines) >= _TRANSCRIPT_SHARE * len(lines):
+        return lines
+    return [paragraph]
+
+
 def count_units(text: str, code: str) -> int:
     """Length in the unit prompts use: CJK characters (plus words of other scripts) or words."""
     if is_cjk(code):

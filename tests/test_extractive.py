@@ -113,3 +113,21 @@ def test_headings_are_not_run_into_the_summary() -> None:
     en = "# The Keeper\n\n## Chapter 1: The Light\n\nElias kept the light every night. He wrote the weather in the log."
     out = extract(en, language="en", max_units=50, max_tokens=100, counter=TiktokenCounter())
     assert "#" not in out and "Chapter 1" not in out and "Elias kept the light every night." in out
+
+
+def test_transcript_turns_are_sentences_and_speaker_labels_are_not_content():
+    # Turns without final punctuation must not run into the next speaker's; a frequent speaker's label must not
+    # make all their lines look central.
+    transcript = "\n".join(
+        [
+            "Project Manager: okay so um let's start",
+            "Marketing: the budget is twelve euros per unit and the budget is the main constraint",
+            "Project Manager: right",
+            "Industrial Designer: the rubber case would cost more than the budget allows per unit",
+            "Project Manager: so plastic then",
+            "Project Manager: and lunch is at noon today for everyone in the team",
+        ]
+    )
+    out = extract(transcript, language="en", max_units=30, max_tokens=200, counter=COUNTER)
+    assert out.startswith("Marketing: the budget") and "Industrial Designer: the rubber case" in out
+    assert "lunch" not in out and "let's start" not in out

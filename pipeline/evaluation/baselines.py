@@ -10,7 +10,7 @@ import math
 import re
 
 from pipeline.evaluation.rouge import RougeTokenizer
-from pipeline.language import split_sentences
+from pipeline.language import paragraph_turns, split_sentences
 
 _UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -52,7 +52,7 @@ def sentences_of(text: str) -> list[str]:
     cjk = _is_cjk_text(text)
     out = []
     for paragraph in re.split(r"\n\s*\n", text):
-        for sentence in split_sentences(paragraph):
+        for sentence in (s for turn in paragraph_turns(paragraph) for s in split_sentences(turn)):
             flat = re.sub(r"\s*\n\s*", "", sentence) if cjk else " ".join(sentence.split())
             if _UNIT.search(flat):
                 out.append(flat.strip())
