@@ -53,8 +53,11 @@ _FUNCTION_CHARS = frozenset(
     "些么什怎样其此又再才只已经将并但如果因所以然后"
 )
 # Content score / sentence size**_LENGTH_DAMPING: long sentences hold more words, but not proportionally more
-# of what a summary needs. _CENTRALITY: share of TextRank in the blend. Tuned on SQuALITY dev (README).
+# of what a summary needs. English sentences are left undamped; Chinese "sentences" (split only at 。！？) are
+# often long comma-spliced turns, which the damping keeps from crowding out the rest. _CENTRALITY: share of
+# TextRank in the blend. Chosen on SQuALITY dev and small report/meeting sets (README, bench/results/eval.md).
 _LENGTH_DAMPING = 0.0
+_LENGTH_DAMPING_CJK = 0.3
 _CENTRALITY = 0.2
 # A sentence sharing this share of its content words with one already chosen is a repeat.
 _REDUNDANT = 0.6
@@ -88,7 +91,8 @@ def score_sentences(sentences: list[str], *, cjk: bool) -> list[float]:
     feats = [_features(s, cjk) for s in sentences]
     spread = Counter(f for fs in feats for f in fs)
     # A feature seen in k sentences is worth k - 1: words used once say nothing about what the text is about.
-    content = [sum(spread[f] - 1 for f in fs) / len(fs) ** _LENGTH_DAMPING if fs else 0.0 for fs in feats]
+    damping = _LENGTH_DAMPING_CJK if cjk else _LENGTH_DAMPING
+    content = [sum(spread[f] - 1 for f in fs) / len(fs) ** damping if fs else 0.0 for fs in feats]
     top = max(content, default=0.0) or 1.0
     scores = [c / top for c in content]
     if _CENTRALITY > 0:
@@ -205,7 +209,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-4"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-5"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
 
