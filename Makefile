@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW := ignore
 
-.PHONY: run test lint bench clean install
+.PHONY: run test lint eval bench clean install
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check pipeline flows tests bench
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Summary quality on the project's sample set (any dataset: make eval DATASET=path.jsonl).
+DATASET ?= data/eval_sample.jsonl
+eval: $(STAMP)
+	$(BIN)/tome eval $(DATASET)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline flows tests bench
