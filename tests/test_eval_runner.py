@@ -220,10 +220,18 @@ async def test_http_backend_with_judge_sets_coherence_and_reruns_without_request
     means = {s.system: s.coherence for s in report.systems}
     assert means["lead"] is not None and 0.0 < means["lead"] < 1.0
     assert math.isclose(means["lead"], sum(rows[i.id, "lead"].coherence or 0 for i in items) / len(items))
+    # The judge's own calls are counted apart from the summaries': every judge request the server answered.
+    summary_calls = sum(r.calls - r.cached_calls for r in rows.values())
+    usage = report.judge_usage
+    assert usage.calls - usage.cached_calls == requests - summary_calls > 0
+    assert usage.prompt_tokens > 0 and usage.cost > 0
+    assert report.to_dict()["judge_usage"]["calls"] == usage.calls
 
     # Summaries and judgements both come from the cache the second time.
     again = await run(items, ev, records, judge=judge)
     assert moonshot_server.stats().requests == requests
+    assert again.judge_usage.calls == again.judge_usage.cached_calls == usage.calls
+    assert again.judge_usage.prompt_tokens == 0
     assert {k: r.coherence for k, r in by_key(again).items()} == {k: r.coherence for k, r in rows.items()}
 
 

@@ -235,10 +235,14 @@ _HEAD = ("system", "items", "ROUGE-1", "ROUGE-2", "ROUGE-L", "length", "referenc
          "tokens in", "tokens out", "cost", "coherence")  # fmt: skip
 
 
+def _currency(report: Any) -> str:
+    return "CNY" if str(report.settings.get("provider", "")).startswith("moonshot") else "USD"
+
+
 def _system_rows(report: Any) -> list[list[str]]:
     from flows.progress import money
 
-    currency = "CNY" if str(report.settings.get("provider", "")).startswith("moonshot") else "USD"
+    currency = _currency(report)
     rows = []
     for s in report.systems:
         rows.append(
@@ -274,6 +278,14 @@ def _print_report(report: Any, *, as_json: bool, show_items: bool) -> None:
         "ROUGE F1 x 100, best reference per item; lengths in words (characters for Chinese).\n"
     )
     sys.stdout.write(text_table(_HEAD, _system_rows(report), right=set(range(1, 13))))
+    judged = report.judge_usage
+    if judged.calls:
+        from flows.progress import money
+
+        sys.stdout.write(
+            f"Judge: {judged.calls} calls ({judged.cached_calls} cached), {judged.prompt_tokens:,} tokens in, "
+            f"{judged.completion_tokens:,} out, {money(judged.cost, _currency(report))}.\n"
+        )
     if show_items:
         head = ("item", "system", "ROUGE-1", "ROUGE-2", "ROUGE-L", "length", "reference", "coherence", "error")
         rows = [

@@ -105,6 +105,25 @@ def summarise_systems(results: list[ItemResult]) -> list[SystemSummary]:
 
 
 @dataclass
+class JudgeUsage:
+    """What the coherence judge's calls took (only calls actually sent count tokens and cost)."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def add(self, judged: Any, cost: float) -> None:
+        # As for summaries, ``calls`` includes the cached ones (a judgement's ``calls`` are only those sent).
+        self.calls += judged.calls + judged.cached_calls
+        self.cached_calls += judged.cached_calls
+        self.prompt_tokens += judged.prompt_tokens
+        self.completion_tokens += judged.completion_tokens
+        self.cost += cost
+
+
+@dataclass
 class EvalReport:
     """An evaluation run: its id, dataset, settings and results."""
 
@@ -114,6 +133,7 @@ class EvalReport:
     results: list[ItemResult] = field(default_factory=list)
     status: str = "done"
     started_at: str = ""
+    judge_usage: JudgeUsage = field(default_factory=JudgeUsage)
 
     @property
     def systems(self) -> list[SystemSummary]:
@@ -132,6 +152,8 @@ class EvalReport:
             "settings": self.settings,
             "systems": [s.to_dict() for s in self.systems],
         }
+        if self.judge_usage.calls:
+            out["judge_usage"] = asdict(self.judge_usage)
         if with_items:
             out["items"] = [r.to_dict() for r in self.results]
         return out

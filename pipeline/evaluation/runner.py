@@ -18,7 +18,7 @@ from pipeline.errors import QuotaExhaustedError, TomeError
 from pipeline.evaluation.baselines import lead, textrank
 from pipeline.evaluation.dataset import EvalItem
 from pipeline.evaluation.records import EvalRecords
-from pipeline.evaluation.results import LEAD, TEXTRANK, EvalReport, ItemResult
+from pipeline.evaluation.results import LEAD, TEXTRANK, EvalReport, ItemResult, JudgeUsage
 from pipeline.evaluation.rouge import Rouge
 from pipeline.language import count_units, length_unit, sample_text
 from pipeline.llm.types import ChatBackend
@@ -32,7 +32,12 @@ ITEMS_AT_ONCE = 4  # items summarised at once; their calls share one rate budget
 
 
 class Judged(Protocol):
-    """What a coherence judge returns (pipeline.evaluation.judge.Coherence)."""
+    """What a coherence judge returns (pipeline.evaluation.judge.Coherence): a score and what it took."""
+
+    calls: int
+    cached_calls: int
+    prompt_tokens: int
+    completion_tokens: int
 
     @property
     def score(self) -> float: ...
@@ -102,7 +107,7 @@ async def evaluate(
     async def one(item: EvalItem) -> list[ItemResult]:
         nonlocal done
         async with gate:
-            rows = await _evaluate_item(item, ev, rouge, counter, judge=judge, label=dataset)
+            rows = await _evaluate_item(item, ev, rouge, counter, judge=judge, label=dataset, usage=report.judge_usage)
         records.add(run_id, rows)
         done += 1
         if on_item is not None:
@@ -130,7 +135,14 @@ async def evaluate(
 
 
 async def _evaluate_item(
-    item: EvalItem, ev: Evaluation, rouge: Rouge, counter: TokenCounter, *, judge: Judge | None, label: str
+    item: EvalItem,
+    ev: Evaluation,
+    rouge: Rouge,
+    counter: TokenCounter,
+    *,
+    judge: Judge | None,
+    label: str,
+    usage: JudgeUsage,
 ) -> list[ItemResult]:
     reference_length = fmean(rouge.length(r) for r in item.references)
     rows = [ItemResult(item.id, system, reference_length=reference_length) for system in (TOME, LEAD, TEXTRANK)]
@@ -153,7 +165,9 @@ async def _evaluate_item(
     if judge is not None:
         for row in rows:
             if row.ok and row.summary.strip():
-                row.coherence = (await judge(row.summary, item.language)).score
+                judged = await judge(row.summary, item.language)
+                row.coherence = judged.score
+                usage.add(judged, ev.model.cost(judged.prompt_tokens, judged.completion_tokens))
     return rows
 
 
