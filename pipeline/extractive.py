@@ -19,6 +19,7 @@ from nltk.stem import porter
 from pipeline.language import SPEAKER_LABEL, count_units, is_cjk, paragraph_turns, split_sentences
 from pipeline.llm.types import ChatRequest, Completion, Usage
 from pipeline.prompts import parse_length
+from pipeline.sentence_graph import pagerank, shared_features
 from pipeline.tokens import TiktokenCounter, TokenCounter
 
 MARKER = re.compile(r"⟦[A-Za-z0-9_-]+⟧")
@@ -31,7 +32,6 @@ _HAS_WORD = re.compile(r"\w")
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 # A heading: a short paragraph with no sentence-ending punctuation ("第一章 进山", "## Chapter 2: The Girl").
 _HEADING = re.compile(r"^(?:#{1,6}\s.*|[^.!?。！？；…\"”」』]{1,60})$")
-_DAMPING = 0.85
 _MIN_CJK_CHARS = 8
 _MIN_WORDS = 5
 _ITERATIONS = 20
@@ -117,35 +117,13 @@ def rank_sentences(sentences: list[str], *, cjk: bool) -> list[float]:
         return [1.0] * n
     feats = [_features(s, cjk) for s in sentences]
     norms = [math.log(len(f) + 1) for f in feats]
-    # Inverted index: only pairs sharing a feature get an edge.
-    index: dict[str, list[int]] = {}
-    for i, f in enumerate(feats):
-        for token in f:
-            index.setdefault(token, []).append(i)
-    overlap: list[dict[int, int]] = [{} for _ in range(n)]
-    for members in index.values():
-        if len(members) > n // 2 + 1:
-            continue  # a feature in most sentences says nothing about any of them
-        for a in members:
-            row = overlap[a]
-            for b in members:
-                if a != b:
-                    row[b] = row.get(b, 0) + 1
-    weights: list[dict[int, float]] = []
-    for a, row in enumerate(overlap):
-        weights.append({b: c / (norms[a] + norms[b]) for b, c in row.items() if norms[a] + norms[b] > 0})
-    out_sum = [sum(w.values()) for w in weights]
-    scores = [1.0] * n
-    for _ in range(_ITERATIONS):
-        new = [1.0 - _DAMPING] * n
-        for a in range(n):
-            if out_sum[a] == 0:
-                continue
-            share = _DAMPING * scores[a] / out_sum[a]
-            for b, w in weights[a].items():
-                new[b] += share * w
-        scores = new
-    return scores
+    # A feature in most sentences says nothing about any of them.
+    overlap = shared_features(feats, max_members=n // 2 + 1)
+    weights = [
+        {b: c / (norms[a] + norms[b]) for b, c in row.items() if norms[a] + norms[b] > 0}
+        for a, row in enumerate(overlap)
+    ]
+    return pagerank(weights, iterations=_ITERATIONS)
 
 
 def extract(source: str, *, language: str, max_units: int, max_tokens: int, counter: TokenCounter) -> str:

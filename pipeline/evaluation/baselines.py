@@ -11,10 +11,10 @@ import re
 
 from pipeline.evaluation.rouge import RougeTokenizer
 from pipeline.language import paragraph_turns, split_sentences
+from pipeline.sentence_graph import pagerank, shared_features
 
 _UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_DAMPING = 0.85
 _TOLERANCE = 1e-6
 _MAX_ITERATIONS = 100
 # Function words carry no topic: TextRank (Mihalcea & Tarau, 2004) links sentences by shared content words.
@@ -71,37 +71,13 @@ def _words(sentence: str, tokenizer: RougeTokenizer) -> set[str]:
 
 def textrank_scores(sentences: list[str], tokenizer: RougeTokenizer) -> list[float]:
     """PageRank over the sentence graph weighted by |Si ∩ Sj| / (log|Si| + log|Sj|), as in TextRank."""
-    n = len(sentences)
     words = [_words(s, tokenizer) for s in sentences]
     logs = [math.log(len(w)) if len(w) > 1 else 0.0 for w in words]
-    index: dict[str, list[int]] = {}
-    for i, w in enumerate(words):
-        for token in w:
-            index.setdefault(token, []).append(i)
-    shared: list[dict[int, int]] = [{} for _ in range(n)]
-    for members in index.values():
-        for a in members:
-            row = shared[a]
-            for b in members:
-                if a != b:
-                    row[b] = row.get(b, 0) + 1
     edges = [
-        {b: c / (logs[a] + logs[b]) for b, c in row.items() if logs[a] + logs[b] > 0} for a, row in enumerate(shared)
+        {b: c / (logs[a] + logs[b]) for b, c in row.items() if logs[a] + logs[b] > 0}
+        for a, row in enumerate(shared_features(words))
     ]
-    out_weight = [sum(e.values()) for e in edges]
-    scores = [1.0] * n
-    for _ in range(_MAX_ITERATIONS):
-        new = [1.0 - _DAMPING] * n
-        for a in range(n):
-            if out_weight[a]:
-                share = _DAMPING * scores[a] / out_weight[a]
-                for b, w in edges[a].items():
-                    new[b] += share * w
-        delta = max((abs(x - y) for x, y in zip(new, scores, strict=True)), default=0.0)
-        scores = new
-        if delta < _TOLERANCE:
-            break
-    return scores
+    return pagerank(edges, iterations=_MAX_ITERATIONS, tolerance=_TOLERANCE)
 
 
 def textrank(text: str, units: int, tokenizer: RougeTokenizer | None = None) -> str:
