@@ -102,11 +102,10 @@ def evaluate(
             store = Store()
             try:
                 records = EvalRecords(store.engine)
-                if list_runs:
-                    _print_list(records, as_json=as_json)
-                else:
-                    assert compare is not None
+                if compare is not None:
                     _print_comparison(records, compare[0], compare[1], as_json=as_json)
+                else:
+                    _print_list(records, as_json=as_json)
             finally:
                 store.close()
             return 0
