@@ -412,3 +412,22 @@ def test_a_json_array_of_records_is_read_too(tmp_path: Path) -> None:
     items, _ = load_dataset(path)
     assert [i.id for i in items] == ["a", "b"]
     assert items[1].references == ("老人",) and items[1].language == "zh"
+
+
+def test_qmsum_records_are_detected_and_read_as_speaker_turns(tmp_path: Path) -> None:
+    record = {
+        "meeting_transcripts": [
+            {"speaker": "Project Manager", "content": "Let us fix the budget for the remote control today."},
+            {"speaker": "Marketing", "content": "Twelve euros per unit is the most we can spend on it."},
+        ],
+        "general_query_list": [{"query": "Summarize the whole meeting.", "answer": "The team set the budget."}],
+        "specific_query_list": [{"query": "What did Marketing say?", "answer": "Twelve euros."}],
+    }
+    path = write_jsonl(tmp_path / "qmsum.jsonl", [record])
+    items, used = load_dataset(path)
+    assert used == "qmsum"
+    assert items[0].document.splitlines() == [
+        "Project Manager: Let us fix the budget for the remote control today.",
+        "Marketing: Twelve euros per unit is the most we can spend on it.",
+    ]
+    assert items[0].references == ("The team set the budget.",)

@@ -44,7 +44,7 @@ def evaluate(
     ] = None,
     preset: Annotated[
         str | None,
-        typer.Option(metavar="squality|plain", help="Dataset format (default: detected from the first record)."),
+        typer.Option(metavar="squality|qmsum|plain", help="Dataset format (default: detected from the first record)."),
     ] = None,
     document_field: Annotated[
         str | None, typer.Option(help="Path of the document in a record, e.g. 'article' or 'meeting.transcript'.")

@@ -51,9 +51,22 @@ PRESETS: dict[str, FieldSpec] = {
         id=("metadata.passage_id", "metadata.uid"),
         name="squality",
     ),
+    # QMSum: the meeting's turns, and the answer to its general query ("Summarize the whole meeting.").
+    "qmsum": FieldSpec(
+        document=("meeting_transcripts",),
+        references=("general_query_list[].answer",),
+        id=("id", "meeting_id"),
+        name="qmsum",
+    ),
     "plain": FieldSpec(
-        document=("document", "text", "article", "report", "transcript", "source", "content"),
-        references=("references", "reference", "summaries", "summary", "abstract", "target", "highlights"),
+        document=(
+            "document", "text", "article", "report", "transcript", "meeting_transcripts", "context", "dialogue",
+            "source", "content", "story", "passage", "input", "src",
+        ),
+        references=(
+            "references", "reference", "summaries", "summary", "overall_summary", "gold_summary", "abstract",
+            "target", "highlights", "output", "tgt",
+        ),
         id=("id", "uid", "doc_id", "document_id", "meeting_id"),
         name="plain",
     ),
@@ -125,9 +138,11 @@ def _first(record: dict[str, Any], paths: tuple[str, ...]) -> list[Any]:
 
 
 def detect_preset(record: Any) -> str:
-    """The preset a record's shape suggests: "squality" for SQuALITY's question format, else "plain"."""
-    if isinstance(record, dict) and select(record, PRESETS["squality"].references[0]):
-        return "squality"
+    """The preset a record's shape suggests: "squality" or "qmsum" when their fields are there, else "plain"."""
+    for name in ("squality", "qmsum"):
+        spec = PRESETS[name]
+        if isinstance(record, dict) and select(record, spec.document[0]) and select(record, spec.references[0]):
+            return name
     return "plain"
 
 
