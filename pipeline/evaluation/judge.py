@@ -363,7 +363,7 @@ async def judge_coherence(
     if getattr(backend, "name", "") == "extractive":
         raise ConfigError(
             "--judge needs an LLM backend; the offline extractive backend cannot judge coherence. "
-            "Pass a provider and model (e.g. --provider moonshot) or drop --judge."
+            "Set MOONSHOT_API_KEY (or pass --backend with another provider), or drop --judge."
         )
     sentences = [_flat(s) for s in split_sentences(summary)]
     call = _Caller(backend, store, provider, model, max_tokens, TiktokenCounter())
