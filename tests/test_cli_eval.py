@@ -32,7 +32,8 @@ def sample() -> Path:
 
 
 def tome_eval(*args: str, env: dict[str, str] | None = None) -> Result:
-    return runner.invoke(app, ["eval", *map(str, args)], env=env)
+    # The Prefect path is the integration tier's (tests/integration/test_eval_flow.py).
+    return runner.invoke(app, ["eval", *map(str, args), "--no-prefect"], env=env)
 
 
 def ok(result: Result) -> Result:

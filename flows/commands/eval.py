@@ -1,6 +1,6 @@
 """`tome eval DATASET.jsonl`: ROUGE against human references, beside the lead and TextRank baselines.
 
-Runs the engine directly (no Prefect): an evaluation is many small documents scored at once, and its results
+Runs as the Prefect flow "evaluate-dataset" (one task run per item), or directly with ``--no-prefect``. Results
 are kept in tome's database, where `tome eval --list` and `--compare A B` read them.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,13 +22,14 @@ from flows.commands.run_options import (
     ContextOpt,
     LanguageOpt,
     ModelOpt,
+    NoPrefectOpt,
     RpmOpt,
     TierOpt,
     TpdOpt,
     TpmOpt,
     build_options,
 )
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DocumentNotFoundError
 
 
 def register(app: typer.Typer) -> None:
@@ -88,6 +88,7 @@ def evaluate(
     tpm: TpmOpt = None,
     tpd: TpdOpt = None,
     context: ContextOpt = None,
+    no_prefect: NoPrefectOpt = False,
 ) -> None:
     """Score summaries against human references (ROUGE-1/2/L F1), beside the lead and TextRank baselines.
 
@@ -109,6 +110,9 @@ def evaluate(
             finally:
                 store.close()
             return 0
+        from flows.evaluation import EvalOptions
+        from pipeline.evaluation.dataset import field_spec
+
         if dataset is None:
             raise ConfigError("Name a dataset (tome eval DATASET.jsonl), or use --compare A B or --list.")
         is_reference = length.strip().lower() == "reference"
@@ -116,17 +120,15 @@ def evaluate(
             backend=backend, model=model, length=None if is_reference else length, language=language, tier=tier,
             base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
         )  # fmt: skip
-        report = asyncio.run(
-            _run(
-                dataset,
-                options,
-                preset=preset,
-                fields=(document_field, references_field, id_field),
-                limit=limit,
-                length="reference" if is_reference else length,
-                judge=judge,
-            )
-        )
+        eval_options = EvalOptions(
+            preset=preset, document_field=document_field, references_field=references_field, id_field=id_field,
+            limit=limit, length="reference" if is_reference else length, judge=judge,
+        )  # fmt: skip
+        # Fail on what can be checked at once, before Prefect starts: the file, the preset.
+        if not dataset.is_file():
+            raise DocumentNotFoundError(f"{dataset}: no such dataset file.")
+        field_spec(preset)
+        report = asyncio.run(_evaluate(dataset, options, eval_options, use_prefect=not no_prefect))
         _print_report(report, as_json=as_json, show_items=show_items)
         return 1 if any(s.failed for s in report.systems) else 0
 
@@ -135,136 +137,22 @@ def evaluate(
         raise typer.Exit(code)
 
 
-async def _run(
-    dataset: Path,
-    options: Any,
-    *,
-    preset: str | None,
-    fields: tuple[str | None, str | None, str | None],
-    limit: int | None,
-    length: str,
-    judge: bool,
-) -> Any:
-    from flows.runner import file_sha256, open_runtime
-    from pipeline.evaluation.dataset import PRESETS, field_spec, load_dataset
-    from pipeline.evaluation.records import EvalRecords
-    from pipeline.evaluation.runner import Evaluation
-    from pipeline.evaluation.runner import evaluate as run_evaluation
+async def _evaluate(dataset: Path, options: Any, eval_options: Any, *, use_prefect: bool) -> Any:
+    if not use_prefect:
+        from flows.evaluation import evaluate_dataset
 
-    spec = field_spec(preset, document=fields[0], references=fields[1], id=fields[2])
-    items, used = load_dataset(dataset, fields=spec, limit=limit)
-    spec = spec or PRESETS[used]
-    runtime = open_runtime(options)
-    try:
-        judge_fn = _judge(runtime) if judge else None
-    except ConfigError:
-        await runtime.aclose()
-        raise
-    print(runtime.notice, file=sys.stderr, flush=True)
-    recorded = {
-        **runtime.settings.as_dict(),
-        "backend": runtime.backend.name,
-        "backend_version": getattr(runtime.backend, "cache_namespace", runtime.backend.name),
-        "base_url": options.base_url,
-        "length": length,
-        "limit": limit,
-        "judge": judge,
-        "preset": used,
-    }
-    if length == "reference":
-        recorded["target_tokens"] = "reference"
-    try:
-        return await run_evaluation(
-            items,
-            Evaluation(
-                backend=runtime.backend,
-                store=runtime.store,
-                settings=runtime.settings,
-                model=runtime.model,
-                limits=runtime.limits,
-                length=length,
-                max_in_flight=runtime.limits.concurrency or 8,
-            ),
-            records=EvalRecords(runtime.store.engine),
-            dataset=str(dataset),
-            dataset_sha256=file_sha256(dataset),
-            fields={"preset": used, **spec.describe()},
-            settings_record=recorded,
-            judge=judge_fn,
-            on_item=_progress_line,
-        )
-    finally:
-        await runtime.aclose()
+        return await evaluate_dataset(dataset, options, eval_options)
+    from flows.prefect_env import check_prefect_api, quiet_reported_errors
 
+    check_prefect_api()  # before importing Prefect: a dead API URL fails in milliseconds
+    from flows.eval_flow import evaluate_dataset_flow
 
-def _judge(runtime: Any) -> Any:
-    from pipeline.evaluation.judge import judge_coherence
-
-    if runtime.backend.name == "extractive":
-        raise ConfigError(
-            "--judge needs an LLM backend: set MOONSHOT_API_KEY or pass --backend with a provider "
-            "(the offline extractive backend cannot judge)."
-        )
-
-    async def judge(summary: str, language: str) -> Any:
-        return await judge_coherence(
-            summary,
-            backend=runtime.backend,
-            store=runtime.store,
-            provider=runtime.settings.provider,
-            model=runtime.settings.model,
-            language=language,
-        )
-
-    return judge
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
-
-
-def _progress_line(done: int, total: int, item: Any, rows: list[Any]) -> None:
-    parts = []
-    for r in rows:
-        parts.append(f"{r.system} R-L {_pct(r.rougeL)}" if r.ok else f"{r.system} failed: {r.error}")
-    print(f"[{done}/{total}] {item.id}: " + ", ".join(parts), file=sys.stderr, flush=True)
-
-
-_HEAD = ("system", "items", "ROUGE-1", "ROUGE-2", "ROUGE-L", "length", "reference", "ratio", "calls (cached)",
-         "tokens in", "tokens out", "cost", "coherence")  # fmt: skip
-
-
-def _currency(report: Any) -> str:
-    return "CNY" if str(report.settings.get("provider", "")).startswith("moonshot") else "USD"
-
-
-def _system_rows(report: Any) -> list[list[str]]:
-    from flows.progress import money
-
-    currency = _currency(report)
-    rows = []
-    for s in report.systems:
-        rows.append(
-            [
-                s.system,
-                f"{s.items}" + (f" ({s.failed} failed)" if s.failed else ""),
-                _pct(s.rouge1),
-                _pct(s.rouge2),
-                _pct(s.rougeL),
-                f"{s.length:.0f}" if not math.isnan(s.length) else "-",
-                f"{s.reference_length:.0f}" if not math.isnan(s.reference_length) else "-",
-                f"{s.length_ratio:.2f}" if not math.isnan(s.length_ratio) else "-",
-                f"{s.calls} ({s.cached_calls})" if s.system == "tome" else "-",
-                f"{s.prompt_tokens:,}" if s.system == "tome" else "-",
-                f"{s.completion_tokens:,}" if s.system == "tome" else "-",
-                money(s.cost, currency) if s.system == "tome" else "-",
-                _pct(s.coherence),
-            ]
-        )
-    return rows
+    quiet_reported_errors()
+    return await evaluate_dataset_flow(str(dataset), options, eval_options)
 
 
 def _print_report(report: Any, *, as_json: bool, show_items: bool) -> None:
+    from flows.evaluation import SYSTEM_HEAD, currency_of, percent, system_rows
     from flows.tables import text_table
 
     if as_json:
@@ -276,20 +164,20 @@ def _print_report(report: Any, *, as_json: bool, show_items: bool) -> None:
         f"backend {s.get('backend')}, model {s.get('model')}, length {s.get('length')}. "
         "ROUGE F1 x 100, best reference per item; lengths in words (characters for Chinese).\n"
     )
-    sys.stdout.write(text_table(_HEAD, _system_rows(report), right=set(range(1, 13))))
+    sys.stdout.write(text_table(SYSTEM_HEAD, system_rows(report), right=set(range(1, 13))))
     judged = report.judge_usage
     if judged.calls:
         from flows.progress import money
 
         sys.stdout.write(
             f"Judge: {judged.calls} calls ({judged.cached_calls} cached), {judged.prompt_tokens:,} tokens in, "
-            f"{judged.completion_tokens:,} out, {money(judged.cost, _currency(report))}.\n"
+            f"{judged.completion_tokens:,} out, {money(judged.cost, currency_of(report))}.\n"
         )
     if show_items:
         head = ("item", "system", "ROUGE-1", "ROUGE-2", "ROUGE-L", "length", "reference", "coherence", "error")
         rows = [
-            [r.item_id, r.system, _pct(r.rouge1), _pct(r.rouge2), _pct(r.rougeL), str(r.length),
-             f"{r.reference_length:.0f}", _pct(r.coherence), r.error or ""]
+            [r.item_id, r.system, percent(r.rouge1), percent(r.rouge2), percent(r.rougeL), str(r.length),
+             f"{r.reference_length:.0f}", percent(r.coherence), r.error or ""]
             for r in report.results
         ]  # fmt: skip
         sys.stdout.write("\n" + text_table(head, rows, right={2, 3, 4, 5, 6, 7}))
@@ -316,6 +204,7 @@ def _print_list(records: Any, *, as_json: bool) -> None:
 
 
 def _print_comparison(records: Any, ref_a: str, ref_b: str, *, as_json: bool) -> None:
+    from flows.evaluation import percent
     from flows.tables import text_table
     from pipeline.evaluation.results import compare as compare_runs
 
@@ -339,9 +228,9 @@ def _print_comparison(records: Any, ref_a: str, ref_b: str, *, as_json: bool) ->
     for d in result.systems:
         cells = [d.system, str(d.items)]
         for metric in ("rouge1", "rouge2", "rougeL"):
-            cells.append(f"{_pct(d.before[metric])}→{_pct(d.after[metric])} ({100 * d.delta(metric):+.2f})")
+            cells.append(f"{percent(d.before[metric])}→{percent(d.after[metric])} ({100 * d.delta(metric):+.2f})")
         cells.append(f"{d.before['length']:.0f}→{d.after['length']:.0f}")
-        cells.append(f"{_pct(d.before['coherence'])}→{_pct(d.after['coherence'])}")
+        cells.append(f"{percent(d.before['coherence'])}→{percent(d.after['coherence'])}")
         cells.append(f"{d.better}/{d.worse}")
         rows.append(cells)
     sys.stdout.write(text_table(head, rows, right=set(range(1, 8))))

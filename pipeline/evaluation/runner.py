@@ -45,6 +45,13 @@ class Judged(Protocol):
 
 Judge = Callable[[str, str], Awaitable[Judged]]  # (summary, language) -> judgement
 ItemDone = Callable[[int, int, EvalItem, list[ItemResult]], None]
+# How one item's work runs: awaited directly, or as an orchestrator's task named by the label.
+ItemStep = Callable[[str, Callable[[], Awaitable[list[ItemResult]]]], Awaitable[list[ItemResult]]]
+
+
+async def run_directly(label: str, fn: Callable[[], Awaitable[list[ItemResult]]]) -> list[ItemResult]:
+    """The default ItemStep: no orchestration."""
+    return await fn()
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,7 @@ async def evaluate(
     judge: Judge | None = None,
     on_item: ItemDone | None = None,
     items_at_once: int = ITEMS_AT_ONCE,
+    step: ItemStep = run_directly,
 ) -> EvalReport:
     """Summarise and score ``items``; each item's rows reach the database as soon as it is done.
 
@@ -107,7 +115,10 @@ async def evaluate(
     async def one(item: EvalItem) -> list[ItemResult]:
         nonlocal done
         async with gate:
-            rows = await _evaluate_item(item, ev, rouge, counter, judge=judge, label=dataset, usage=report.judge_usage)
+            rows = await step(
+                f"item {item.id}",
+                lambda: _evaluate_item(item, ev, rouge, counter, judge=judge, label=dataset, usage=report.judge_usage),
+            )
         records.add(run_id, rows)
         done += 1
         if on_item is not None:
