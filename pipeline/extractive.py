@@ -88,7 +88,10 @@ def _features(sentence: str, cjk: bool) -> frozenset[str]:
 
 def score_sentences(sentences: list[str], *, cjk: bool) -> list[float]:
     """One score per sentence: recurring content it holds, blended with TextRank centrality (deterministic)."""
-    feats = [_features(s, cjk) for s in sentences]
+    return _scores([_features(s, cjk) for s in sentences], cjk=cjk)
+
+
+def _scores(feats: list[frozenset[str]], *, cjk: bool) -> list[float]:
     spread = Counter(f for fs in feats for f in fs)
     # A feature seen in k sentences is worth k - 1: words used once say nothing about what the text is about.
     damping = _LENGTH_DAMPING_CJK if cjk else _LENGTH_DAMPING
@@ -97,8 +100,8 @@ def score_sentences(sentences: list[str], *, cjk: bool) -> list[float]:
     scores = [c / top for c in content]
     if _CENTRALITY > 0:
         central: list[float] = []
-        for start in range(0, len(sentences), _MAX_GRAPH):
-            central.extend(rank_sentences(sentences[start : start + _MAX_GRAPH], cjk=cjk))
+        for start in range(0, len(feats), _MAX_GRAPH):
+            central.extend(_centrality(feats[start : start + _MAX_GRAPH]))
         peak = max(central, default=0.0) or 1.0
         scores = [(1 - _CENTRALITY) * a + _CENTRALITY * b / peak for a, b in zip(scores, central, strict=True)]
     return scores
@@ -112,10 +115,13 @@ def _flat(sentence: str, cjk: bool) -> str:
 
 def rank_sentences(sentences: list[str], *, cjk: bool) -> list[float]:
     """TextRank scores, one per sentence (deterministic)."""
-    n = len(sentences)
+    return _centrality([_features(s, cjk) for s in sentences])
+
+
+def _centrality(feats: list[frozenset[str]]) -> list[float]:
+    n = len(feats)
     if n <= 2:
         return [1.0] * n
-    feats = [_features(s, cjk) for s in sentences]
     norms = [math.log(len(f) + 1) for f in feats]
     # A feature in most sentences says nothing about any of them.
     overlap = shared_features(feats, max_members=n // 2 + 1)
@@ -141,7 +147,8 @@ def extract(source: str, *, language: str, max_units: int, max_tokens: int, coun
         sentences = [_flat(h, cjk) for h in headings if _HAS_WORD.search(h)]
     if not sentences:
         return ""
-    scores = score_sentences(sentences, cjk=cjk)
+    feats = [_features(s, cjk) for s in sentences]
+    scores = _scores(feats, cjk=cjk)
     order = sorted(range(len(sentences)), key=lambda i: (-round(scores[i], 9), i))
     chosen: set[int] = set()
     kept: list[frozenset[str]] = []
@@ -151,11 +158,11 @@ def extract(source: str, *, language: str, max_units: int, max_tokens: int, coun
         t = counter.count(sentences[i])
         if units + u > max_units or tokens + t > max_tokens:
             continue
-        feats = _features(sentences[i], cjk)
+        mine = feats[i]
         # A sentence mostly made of what a kept one already says (meetings repeat themselves) adds nothing.
-        if feats and any(len(feats & k) >= _REDUNDANT * len(feats) for k in kept):
+        if mine and any(len(mine & k) >= _REDUNDANT * len(mine) for k in kept):
             continue
-        kept.append(feats)
+        kept.append(mine)
         chosen.add(i)
         units += u
         tokens += t
