@@ -90,13 +90,9 @@ async def evaluate_dataset(
 
 
 def _judge(runtime: Any) -> Any:
-    from pipeline.evaluation.judge import judge_coherence
+    from pipeline.evaluation.judge import judge_coherence, require_judge_backend
 
-    if runtime.backend.name == "extractive":
-        raise ConfigError(
-            "--judge needs an LLM backend: set MOONSHOT_API_KEY or pass --backend with a provider "
-            "(the offline extractive backend cannot judge)."
-        )
+    require_judge_backend(runtime.backend)
 
     async def judge(summary: str, language: str) -> Any:
         return await judge_coherence(

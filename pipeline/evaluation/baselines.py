@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 
+from pipeline.documents.language import detect_language
 from pipeline.evaluation.rouge import RougeTokenizer
 from pipeline.language import paragraph_turns, split_sentences
 from pipeline.sentence_graph import pagerank, shared_features
@@ -42,9 +43,8 @@ def lead(text: str, units: int) -> str:
 
 
 def _is_cjk_text(text: str) -> bool:
-    sample = text[:5000]
-    cjk = sum(1 for ch in sample if "\u3400" <= ch <= "\u9fff" or "\u3040" <= ch <= "\u30ff")
-    return cjk > len(sample) * 0.2
+    """Chinese or Japanese: written without spaces, so sentences join without one."""
+    return detect_language(text) in ("zh", "ja")
 
 
 def sentences_of(text: str) -> list[str]:

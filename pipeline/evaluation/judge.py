@@ -338,6 +338,15 @@ async def _judge_batch(
         ) from exc
 
 
+def require_judge_backend(backend: ChatBackend) -> None:
+    """Raise ConfigError (exit 2) for a backend that cannot judge: the offline extractive one."""
+    if getattr(backend, "name", "") == "extractive":
+        raise ConfigError(
+            "--judge needs an LLM backend; the offline extractive backend cannot judge coherence. "
+            "Set MOONSHOT_API_KEY (or pass --backend with another provider), or drop --judge."
+        )
+
+
 async def judge_coherence(
     summary: str,
     *,
@@ -360,11 +369,7 @@ async def judge_coherence(
         JudgeFormatError: a batch's answer could not be read, even after a stricter reminder.
         LLMError: the calls failed (as for summaries).
     """
-    if getattr(backend, "name", "") == "extractive":
-        raise ConfigError(
-            "--judge needs an LLM backend; the offline extractive backend cannot judge coherence. "
-            "Set MOONSHOT_API_KEY (or pass --backend with another provider), or drop --judge."
-        )
+    require_judge_backend(backend)
     sentences = [_flat(s) for s in split_sentences(summary)]
     call = _Caller(backend, store, provider, model, max_tokens, TiktokenCounter())
     batches = [
