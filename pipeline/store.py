@@ -93,8 +93,17 @@ class RunRecord:
     error: str | None
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The time rows are stamped with: ISO 8601 in UTC (sorts as text)."""
     return datetime.now(UTC).isoformat()
+
+
+def store_failure(url: str, action: str, exc: SQLAlchemyError) -> StoreError:
+    """The one-line StoreError for a failed database ``action`` (no SQL, no password)."""
+    return StoreError(
+        f"Could not {action} in the database at {engine_url_for_humans(url)} ({exc.__class__.__name__}); "
+        "check the file is writable and not on a network share."
+    )
 
 
 class Store:
@@ -112,11 +121,7 @@ class Store:
         self.engine.dispose()
 
     def _fail(self, action: str, exc: SQLAlchemyError) -> StoreError:
-        where = engine_url_for_humans(self.url)
-        return StoreError(
-            f"Could not {action} in the database at {where} ({exc.__class__.__name__}); "
-            "check the file is writable and not on a network share."
-        )
+        return store_failure(self.url, action, exc)
 
     # -- cache -------------------------------------------------------------------------------------------------
 
@@ -162,7 +167,7 @@ class Store:
             "xt": completion.usage.cached_tokens,
             "r": completion.request_id,
             "l": completion.latency_s,
-            "t": _now(),
+            "t": utc_now(),
         }
         try:
             with self.engine.begin() as conn:
@@ -198,7 +203,7 @@ class Store:
                         "INSERT INTO cache_overflow (key, model, limit_tokens, requested_tokens, created_at) "
                         "VALUES (:k, :m, :l, :r, :t) ON CONFLICT (key) DO NOTHING"
                     ),
-                    {"k": key, "m": model, "l": limit, "r": requested, "t": _now()},
+                    {"k": key, "m": model, "l": limit, "r": requested, "t": utc_now()},
                 )
         except SQLAlchemyError as exc:
             raise self._fail("write the cache", exc) from exc
@@ -255,7 +260,7 @@ class Store:
                         "d": document,
                         "h": document_hash,
                         "s": json.dumps(settings, sort_keys=True, default=str),
-                        "t": _now(),
+                        "t": utc_now(),
                     },
                 )
         except SQLAlchemyError as exc:
@@ -300,7 +305,7 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(
                     text("UPDATE runs SET status = :s, error = :e, finished_at = :t WHERE id = :i"),
-                    {"i": run_id, "s": status, "e": error, "t": _now()},
+                    {"i": run_id, "s": status, "e": error, "t": utc_now()},
                 )
         except SQLAlchemyError as exc:
             raise self._fail("finish the run", exc) from exc

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -13,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.evaluation.results import EvalReport, ItemResult
+from pipeline.store import store_failure, utc_now
 
 _COLUMNS = (
     "item_id, system, rouge1, rouge2, rouge_l, length, reference_length, calls, cached_calls, prompt_tokens, "
@@ -34,10 +34,6 @@ class EvalRunInfo:
     settings: dict[str, Any]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 class EvalRecords:
     """Reads and writes evaluation runs through the store's SQLAlchemy engine."""
 
@@ -45,13 +41,13 @@ class EvalRecords:
         self.engine = engine
 
     def _fail(self, action: str, exc: SQLAlchemyError) -> StoreError:
-        return StoreError(f"Could not {action} in the database {self.engine.url.render_as_string()}: {exc.orig or exc}")
+        return store_failure(self.engine.url.render_as_string(), action, exc)
 
     def start(
         self, *, dataset: str, dataset_sha256: str, fields: dict[str, Any], settings: dict[str, Any], items: int
     ) -> tuple[str, str]:
         """Record a new evaluation (status "running"); returns its id and start time."""
-        run_id, started = uuid.uuid4().hex, _now()
+        run_id, started = uuid.uuid4().hex, utc_now()
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -114,7 +110,7 @@ class EvalRecords:
             with self.engine.begin() as conn:
                 conn.execute(
                     text("UPDATE eval_runs SET status = :s, finished_at = :t WHERE id = :i"),
-                    {"s": status, "t": _now(), "i": run_id},
+                    {"s": status, "t": utc_now(), "i": run_id},
                 )
         except SQLAlchemyError as exc:
             raise self._fail("finish the evaluation record", exc) from exc
