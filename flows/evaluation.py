@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.options import SummariseOptions
-from flows.runner import file_sha256, open_runtime
+from flows.runner import DEFAULT_IN_FLIGHT, file_sha256, open_runtime
 from pipeline.errors import ConfigError
 from pipeline.evaluation.dataset import PRESETS, field_spec, load_dataset
 from pipeline.evaluation.records import EvalRecords
@@ -61,6 +61,7 @@ async def evaluate_dataset(
         "limit": e.limit,
         "judge": e.judge,
         "preset": used,
+        "currency": runtime.model.currency,
     }
     if e.length == "reference":
         recorded["target_tokens"] = "reference"
@@ -74,7 +75,7 @@ async def evaluate_dataset(
                 model=runtime.model,
                 limits=runtime.limits,
                 length=e.length,
-                max_in_flight=runtime.limits.concurrency or 8,
+                max_in_flight=runtime.limits.concurrency or DEFAULT_IN_FLIGHT,
             ),
             records=EvalRecords(runtime.store.engine),
             dataset=str(dataset),
@@ -123,7 +124,8 @@ SYSTEM_HEAD = ("system", "items", "ROUGE-1", "ROUGE-2", "ROUGE-L", "length", "re
 
 
 def currency_of(report: Any) -> str:
-    return "CNY" if str(report.settings.get("provider", "")).startswith("moonshot") else "USD"
+    """The currency of the evaluated model's prices, as recorded with the evaluation."""
+    return str(report.settings.get("currency", "USD"))
 
 
 def system_rows(report: Any) -> list[list[str]]:
