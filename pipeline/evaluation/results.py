@@ -215,8 +215,8 @@ def compare(a: EvalReport, b: EvalReport) -> Comparison:
         common = [i for i in rows_a if i in rows_b]
         if not common:
             continue
-        before = _means([rows_a[i] for i in common])
-        after = _means([rows_b[i] for i in common])
+        before = _means(system, [rows_a[i] for i in common])
+        after = _means(system, [rows_b[i] for i in common])
         better = sum((rows_b[i].rougeL or 0) > (rows_a[i].rougeL or 0) + 1e-12 for i in common)
         worse = sum((rows_b[i].rougeL or 0) < (rows_a[i].rougeL or 0) - 1e-12 for i in common)
         deltas.append(SystemDelta(system, len(common), before, after, better, worse))
@@ -224,10 +224,10 @@ def compare(a: EvalReport, b: EvalReport) -> Comparison:
     return Comparison(a.run_id, b.run_id, changed, deltas, len(ids_a - ids_b), len(ids_b - ids_a))
 
 
-def _means(rows: list[ItemResult]) -> dict[str, float]:
-    out = {m: fmean(getattr(r, m) or 0.0 for r in rows) for m in METRICS}
-    out["length"] = fmean(r.length for r in rows)
-    judged = [r.coherence for r in rows if r.coherence is not None and not math.isnan(r.coherence)]
-    out["coherence"] = fmean(judged) if judged else math.nan
-    out["cost"] = sum(r.cost for r in rows)
+def _means(system: str, rows: list[ItemResult]) -> dict[str, float]:
+    summary = summarise_system(system, rows)
+    out = {m: getattr(summary, m) for m in METRICS}
+    out["length"] = summary.length
+    out["coherence"] = summary.coherence if summary.coherence is not None else math.nan
+    out["cost"] = summary.cost
     return out
