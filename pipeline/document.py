@@ -36,6 +36,7 @@ class Document:
     sections: tuple[Section, ...] = field(default_factory=tuple)
     pages: tuple[Page, ...] = field(default_factory=tuple)
     source_format: str = "txt"
+    warnings: tuple[str, ...] = ()  # what was repaired or skipped while reading (shown to the user)
 
     def pages_for(self, start: int, end: int) -> tuple[int, int] | None:
         """First and last page number touched by the span [start, end), or None without pages."""

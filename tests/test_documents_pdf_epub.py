@@ -216,3 +216,75 @@ def test_zip_without_container_is_corrupt_epub(tmp_path: Path) -> None:
 def test_non_zip_epub_is_corrupt(tmp_path: Path) -> None:
     with pytest.raises(CorruptDocumentError):
         load_document(write(tmp_path, "plain.epub", b"just some bytes"))
+
+
+def _drop_from_zip(path: Path, drop: set[str]) -> None:
+    """Rewrite the EPUB at ``path`` without the named members (as a badly packed real book would be)."""
+    with zipfile.ZipFile(path) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w") as target:
+        for info, data in members:
+            if info.filename not in drop:
+                target.writestr(info, data)
+
+
+def _epub_with_resources(path: Path) -> Path:
+    book = epub.EpubBook()
+    book.set_identifier("tome-test-resources")
+    book.set_title("The Keeper's Log")
+    book.set_language("en")
+    chapters = []
+    for number, body in enumerate(
+        ["Mara Quill kept the lamp on Gannet Rock for eleven years.", "Winter came early and the boat could not land."],
+        start=1,
+    ):
+        item = epub.EpubHtml(title=f"Chapter {number}", file_name=f"Text/chap_{number}.xhtml", lang="en")
+        item.content = f"<html><body><h1>Chapter {number}</h1><p>{body}</p></body></html>"
+        book.add_item(item)
+        chapters.append(item)
+    book.add_item(epub.EpubItem(uid="font", file_name="Fonts/DejaVuSans.ttf", media_type="font/ttf", content=b"\0font"))
+    book.add_item(epub.EpubImage(uid="logo", file_name="img/logo.jpg", media_type="image/jpeg", content=b"\xff\xd8"))
+    book.add_item(epub.EpubItem(uid="css", file_name="Styles/book.css", media_type="text/css", content=b"p{}"))
+    book.toc = chapters
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    book.spine = ["nav", *chapters]
+    epub.write_epub(str(path), book)
+    return path
+
+
+def test_epub_missing_fonts_images_css_loads_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _epub_with_resources(tmp_path / "log.epub")
+    _drop_from_zip(path, {"EPUB/Fonts/DejaVuSans.ttf", "EPUB/img/logo.jpg", "EPUB/Styles/book.css"})
+    with caplog.at_level(logging.WARNING, logger="tome.documents"):
+        doc = load_document(path)
+    assert doc.title == "The Keeper's Log"
+    assert "Mara Quill kept the lamp" in doc.text and "Winter came early" in doc.text
+    assert [s.title for s in doc.sections] == ["Chapter 1", "Chapter 2"]
+    assert len(doc.warnings) == 1
+    assert "3 item(s)" in doc.warnings[0] and "DejaVuSans.ttf" in doc.warnings[0]
+    assert any("DejaVuSans.ttf" in record.getMessage() for record in caplog.records)
+
+
+def test_epub_missing_navigation_and_one_chapter_keeps_the_rest(tmp_path: Path) -> None:
+    path = _epub_with_resources(tmp_path / "log.epub")
+    _drop_from_zip(path, {"EPUB/nav.xhtml", "EPUB/Text/chap_1.xhtml"})
+    doc = load_document(path)
+    assert "Winter came early" in doc.text and "Mara Quill" not in doc.text
+    assert "1 of them chapters" in doc.warnings[0]
+
+
+def test_epub_whose_text_is_all_missing_is_refused(tmp_path: Path) -> None:
+    path = _epub_with_resources(tmp_path / "log.epub")
+    _drop_from_zip(path, {"EPUB/Text/chap_1.xhtml", "EPUB/Text/chap_2.xhtml"})
+    with pytest.raises(CorruptDocumentError, match="no readable text"):
+        load_document(path)
+
+
+def test_epub_without_its_package_document_is_still_corrupt(tmp_path: Path) -> None:
+    path = _epub_with_resources(tmp_path / "log.epub")
+    _drop_from_zip(path, {"EPUB/content.opf"})
+    with pytest.raises(CorruptDocumentError, match="not a valid EPUB"):
+        load_document(path)

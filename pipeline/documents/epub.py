@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import posixpath
 import re
 import warnings
 from dataclasses import dataclass
@@ -34,14 +35,47 @@ class EpubPart:
 
 @dataclass(frozen=True, slots=True)
 class EpubContent:
-    """The book's metadata title and its spine documents in reading order."""
+    """The book's metadata title, its spine documents in reading order, and what the zip lacked."""
 
     title: str | None
     parts: list[EpubPart]
+    missing: tuple[str, ...] = ()  # manifest items absent from the archive (fonts, images, CSS, ...)
+    missing_text: tuple[str, ...] = ()  # of those, spine documents: text the book should have had
+
+
+class _LenientReader(epub.EpubReader):
+    """ebooklib's reader, except that a manifest item missing from the zip reads as empty and is recorded.
+
+    Readers open such books (a font or cover listed but never packed); only the container and the package
+    document are required.
+    """
+
+    def __init__(self, name: str, options: dict[str, object]) -> None:
+        super().__init__(name, options)
+        self.missing: list[str] = []
+
+    def read_file(self, name: str) -> bytes:
+        try:
+            return super().read_file(name)
+        except KeyError:
+            if name == "META-INF/container.xml" or name == getattr(self, "opf_file", None):
+                raise
+            self.missing.append(name)
+            # An empty XHTML body keeps ebooklib's own parsing (navigation, NCX) from failing on b"".
+            return _EMPTY_XHTML if name.lower().endswith(_MARKUP_SUFFIXES) else b""
+
+
+_EMPTY_XHTML = (
+    b'<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><head><title/></head>'
+    b'<body><nav epub:type="toc"><ol></ol></nav></body></html>'
+)
+_MARKUP_SUFFIXES = (".xhtml", ".html", ".htm", ".xml", ".ncx")
 
 
 def read_epub(path: Path) -> EpubContent:
     """Read the spine of the EPUB at ``path`` in order (the navigation document is skipped).
+
+    Manifest items missing from the zip are read as empty and listed in ``missing``.
 
     Raises:
         CorruptDocumentError: not a valid EPUB (no container.xml, broken zip or package).
@@ -50,7 +84,9 @@ def read_epub(path: Path) -> EpubContent:
         # ebooklib warns about its own defaults on every read.
         warnings.simplefilter("ignore")
         try:
-            book = epub.read_epub(str(path), options={"ignore_ncx": True})
+            reader = _LenientReader(str(path), {"ignore_ncx": True})
+            book = reader.load()
+            reader.process()
         except TomeError:
             raise
         except Exception as exc:  # ebooklib raises KeyError, BadZipFile, lxml and its own errors alike
@@ -59,9 +95,13 @@ def read_epub(path: Path) -> EpubContent:
             ) from exc
     toc_titles = _toc_titles(book.toc)
     parts: list[EpubPart] = []
+    missing_text: list[str] = []
     for number, (idref, _linear) in enumerate(book.spine, start=1):
         item = book.get_item_with_id(idref)
         if item is None or isinstance(item, epub.EpubNav) or item.get_type() != ebooklib.ITEM_DOCUMENT:
+            continue
+        if posixpath.normpath(posixpath.join(reader.opf_dir, item.get_name())) in reader.missing:
+            missing_text.append(item.get_name())
             continue
         with warnings.catch_warnings():
             # XHTML through the lenient HTML parser is deliberate: real EPUBs are often not valid XML.
@@ -70,7 +110,12 @@ def read_epub(path: Path) -> EpubContent:
         heading = _heading(soup)
         title = heading or toc_titles.get(item.get_name()) or _page_title(soup) or f"Part {number}"
         parts.append(EpubPart(title=title, text=_text(soup)))
-    return EpubContent(title=_metadata_title(book), parts=parts)
+    return EpubContent(
+        title=_metadata_title(book),
+        parts=parts,
+        missing=tuple(dict.fromkeys(reader.missing)),
+        missing_text=tuple(missing_text),
+    )
 
 
 def _metadata_title(book: epub.EpubBook) -> str | None:

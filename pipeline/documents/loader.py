@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,14 @@ from pipeline.documents.language import detect_language
 from pipeline.documents.normalise import normalise_text, strip_page_furniture
 from pipeline.documents.pdf import OutlineEntry, read_pdf
 from pipeline.documents.text import decode_text
-from pipeline.errors import DocumentNotFoundError, EmptyDocumentError, UnsupportedDocumentError
+from pipeline.errors import (
+    CorruptDocumentError,
+    DocumentNotFoundError,
+    EmptyDocumentError,
+    UnsupportedDocumentError,
+)
+
+logger = logging.getLogger("tome.documents")
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".pdf", ".epub")
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -122,6 +130,7 @@ def _load_pdf(path: Path, *, password: str | None) -> Document:
 
 def _load_epub(path: Path) -> Document:
     content = read_epub(path)
+    warnings = _missing_warnings(path, content.missing, content.missing_text)
     pieces: list[str] = []
     sections: list[Section] = []
     offset = 0
@@ -139,6 +148,11 @@ def _load_epub(path: Path) -> Document:
         sections.append(Section(title=part.title, start=offset, end=offset + len(part_text)))
         offset += len(part_text)
     text = "".join(pieces)
+    if not text.strip() and content.missing:
+        raise CorruptDocumentError(
+            f"{path} has no readable text: the archive lacks {_listing(content.missing)}; "
+            "download or export it again."
+        )
     _require_text(text, path)
     title = content.title or (sections[0].title if sections else None)
     return Document(
@@ -148,7 +162,23 @@ def _load_epub(path: Path) -> Document:
         language=detect_language(text),
         sections=tuple(sections),
         source_format="epub",
+        warnings=warnings,
     )
+
+
+def _missing_warnings(path: Path, missing: tuple[str, ...], text_parts: tuple[str, ...]) -> tuple[str, ...]:
+    if not missing:
+        return ()
+    message = f"{path.name}: the EPUB lists {_listing(missing)} but the archive lacks them; read without them"
+    if text_parts:
+        message += f" ({len(text_parts)} of them chapters, whose text is missing from the summary)"
+    logger.warning(message)
+    return (message,)
+
+
+def _listing(names: tuple[str, ...], shown: int = 3) -> str:
+    head = ", ".join(names[:shown])
+    return f"{len(names)} item(s) ({head}{', ...' if len(names) > shown else ''})"
 
 
 def _outline_headings(text: str, pages: list[Page], outline: list[OutlineEntry]) -> list[Heading]:
