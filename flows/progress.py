@@ -167,13 +167,21 @@ class DocumentProgress:
             )
         if lv is None:
             planned = sum(self.planned_calls)
-            return f"{self.name}: {self.status}" + (f", {planned:,} calls planned" if planned else "")
+            waiting = self.board.waiting()
+            return (
+                f"{self.name}: {self.status}"
+                + (f", {planned:,} calls planned" if planned else "")
+                + (f", {waiting}" if waiting else "")
+            )
         text = (
             f"{self.name} · level {lv.level}: {lv.calls_done}/{lv.calls_total} calls, "
             f"{self.prompt_tokens:,} tokens in, {self.completion_tokens:,} out, {money(self.cost, self.currency)}"
         )
         if lv.cached_calls:
             text += f", {lv.cached_calls} cached"
+        waiting = self.board.waiting()
+        if waiting:
+            text += f", {waiting}"
         return text + f", ETA {duration(self.eta())}"
 
 
@@ -217,6 +225,7 @@ class ProgressBoard:
         self.plan_eta = True  # before the first answer, show the plan's least wall time as the ETA
         self.documents: dict[str, DocumentProgress] = {}
         self._lock = threading.Lock()
+        self._retry: tuple[float, str] | None = None  # (clock when the wait ends, why)
 
     def sink(self, name: str) -> DocumentProgress:
         """The ProgressSink for the document called ``name`` (created on first use)."""
@@ -226,6 +235,24 @@ class ProgressBoard:
                 doc = DocumentProgress(name, self, currency=self.currency, started_at=self.clock())
                 self.documents[name] = doc
             return doc
+
+    def retrying(self, seconds: float, reason: str) -> None:
+        """The client waits ``seconds`` before retrying a call (the LLM client's ``on_retry`` hook)."""
+        self._retry = (self.clock() + seconds, reason)
+        for doc in list(self.documents.values()):
+            if doc.status in ("planning", "running"):
+                self.changed(doc, force=True)
+
+    def waiting(self) -> str:
+        """"retrying in 8 s: 429 engine overloaded" while a retry wait lasts, else ""."""
+        if self._retry is None:
+            return ""
+        until, reason = self._retry
+        left = until - self.clock()
+        if left <= 0:
+            self._retry = None
+            return ""
+        return f"retrying in {max(1, round(left))} s: {reason}"
 
     def changed(self, doc: DocumentProgress, *, force: bool = False) -> None:
         if self.reporter is not None:
@@ -311,6 +338,7 @@ class LiveReporter:
                 continue
             bar = ProgressBar(total=max(1, lv.calls_total), completed=lv.calls_done, width=24)
             eta = "done" if doc.status == "done" else "failed" if doc.status == "failed" else duration(doc.eta())
+            eta = board.waiting() or eta if doc.status == "running" else eta
             table.add_row(
                 doc.name,
                 str(lv.level),

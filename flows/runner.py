@@ -105,6 +105,8 @@ def open_runtime(
         board = ProgressBoard()
     board.currency = model.currency
     board.wait_estimate = budget.estimated_wait
+    if hasattr(backend, "on_retry"):  # the client's retry waits show on the progress line
+        backend.on_retry = board.retrying
     # The plan's wall-time floor assumes a model's latency; the offline backend answers in milliseconds.
     board.plan_eta = bool(getattr(backend, "billable", True))
     return Runtime(options, settings, model, limits, store, budget, backend, notice, board)

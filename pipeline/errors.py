@@ -17,6 +17,7 @@ TomeError                       exit 1 unless stated
 ├── JudgeFormatError            the judge model's answer could not be parsed (tome eval --judge)
 └── LLMError                    anything between us and the model
     ├── LLMConnectionError      connect failure, dropped connection
+    │   └── ServerUnreachableError  connection refused / DNS failure: nothing listens at the URL
     ├── LLMTimeoutError
     ├── StreamInterruptedError  SSE ended without [DONE]
     └── LLMStatusError          the server answered with an error status
@@ -109,6 +110,15 @@ class LLMError(TomeError):
 
 class LLMConnectionError(LLMError):
     """The server could not be reached, or the connection dropped."""
+
+
+class ServerUnreachableError(LLMConnectionError):
+    """Nothing listens at the base URL (connection refused) or its host name does not resolve."""
+
+    def __init__(self, message: str, *, url: str = "", cause: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+        self.cause = cause  # "connection refused" | "DNS failure"
 
 
 class LLMTimeoutError(LLMError):

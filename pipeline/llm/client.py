@@ -33,7 +33,7 @@ from pipeline.errors import (
 from pipeline.llm.errors import error_from_response, error_from_transport
 from pipeline.llm.providers import DEFAULT_PROVIDER, api_key_for, chat_body, resolve_provider
 from pipeline.llm.responses import parse_chat_json
-from pipeline.llm.retry import RetryPolicy, with_retries
+from pipeline.llm.retry import RetryHook, RetryPolicy, with_retries
 from pipeline.llm.sse import read_chat_stream
 from pipeline.llm.types import ChatRequest, Completion, Message, ModelInfo, Usage
 
@@ -75,6 +75,7 @@ class OpenAICompatibleClient:
         rand: Callable[[], float] = random.random,
         catalog: Catalog | None = None,
         env: Mapping[str, str] | None = None,
+        on_retry: RetryHook | None = None,
     ) -> None:
         """Args:
         provider: a name in configs/providers.toml or a ProviderSpec (base URL, key variable, quirks).
@@ -85,6 +86,7 @@ class OpenAICompatibleClient:
         read_timeout_s: per-read timeout, at most 300 s.
         http_client / transport: injected I/O (the client does not close an injected http_client).
         sleep / rand: injected into the retry loop so tests never really wait.
+        on_retry: told (seconds, reason) before each wait for a retry; progress displays set it later too.
         """
         self._spec = resolve_provider(provider, catalog)
         self._key = api_key_for(self._spec, api_key, env)
@@ -108,6 +110,7 @@ class OpenAICompatibleClient:
         self._budget: RateBudget = budget if budget is not None else UnlimitedBudget()
         self._sleep = sleep
         self._rand = rand
+        self.on_retry = on_retry
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.name!r}, base_url={self.base_url!r}, api_key='***')"
@@ -149,6 +152,7 @@ class OpenAICompatibleClient:
             sleep=self._sleep,
             rand=self._rand,
             on_failure=self._tell_budget,
+            on_retry=self.on_retry,
             what=f"{self.name} {request.model}",
         )
         u = completion.usage
@@ -256,7 +260,12 @@ class OpenAICompatibleClient:
             return data
 
         data, _ = await with_retries(
-            attempt, policy=self._retry, sleep=self._sleep, rand=self._rand, what=f"{method} {path}"
+            attempt,
+            policy=self._retry,
+            sleep=self._sleep,
+            rand=self._rand,
+            on_retry=self.on_retry,
+            what=f"{method} {path}",
         )
         return data
 

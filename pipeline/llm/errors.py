@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from pipeline.errors import (
     QuotaExhaustedError,
     RateLimitError,
     ServerError,
+    ServerUnreachableError,
     StreamInterruptedError,
     TomeError,
 )
@@ -361,6 +363,22 @@ def _host(request_url: str) -> str:
         return request_url
 
 
+def _unreachable_cause(exc: BaseException) -> str | None:
+    """"connection refused" / "DNS failure" when that is what a connect error comes down to, else None."""
+    if not isinstance(exc, httpx.ConnectError):
+        return None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, socket.gaierror):
+            return "DNS failure"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def error_from_transport(
     exc: Exception, *, url: str = "", in_stream: bool = False, redact: Callable[[str], str] = lambda s: s
 ) -> TomeError:
@@ -380,6 +398,19 @@ def error_from_transport(
         )
     if in_stream and isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.DecodingError):
         return StreamInterruptedError(f"The stream from {host} broke off before it finished ({what}).")
+    unreachable = _unreachable_cause(exc)
+    if unreachable == "connection refused":
+        return ServerUnreachableError(
+            f"Nothing answers at {url} (connection refused): the server is not started, or the port is wrong.",
+            url=url,
+            cause=unreachable,
+        )
+    if unreachable == "DNS failure":
+        return ServerUnreachableError(
+            f"The host of {url} cannot be found (DNS failure): check the host name in the base URL and the network.",
+            url=url,
+            cause=unreachable,
+        )
     if isinstance(exc, httpx.ConnectError):
         return LLMConnectionError(f"Could not connect to {host} ({what}). Check the network and the base URL.")
     if isinstance(exc, httpx.HTTPError):

@@ -9,6 +9,7 @@ from pipeline.testing.gateway import (
     ServerStats,
 )
 from pipeline.testing.harness import MoonshotTestServer
+from pipeline.testing.summariser import Obedience
 from pipeline.testing.tokenizer import ServerTokenizer
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "TEST_API_KEY",
     "Latency",
     "MoonshotTestServer",
+    "Obedience",
     "RequestRecord",
     "ServerStats",
     "ServerTokenizer",

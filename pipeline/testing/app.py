@@ -320,13 +320,19 @@ async def chat_completions(request: Request) -> Response:
     try:
         if fault_kind == "stall":
             await asyncio.sleep(float(fault.params.get("seconds", 5.0)))
-        answer = judge if is_judge_request(messages) else summarise
-        summary = answer(messages, max_tokens=max_tokens, tokenizer=gw.tokenizer)
-        usage = {
+        if is_judge_request(messages):
+            summary = judge(messages, max_tokens=max_tokens, tokenizer=gw.tokenizer)
+        else:
+            summary = summarise(messages, max_tokens=max_tokens, tokenizer=gw.tokenizer, obedience=gw.obedience)
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt,
             "completion_tokens": summary.completion_tokens,
             "total_tokens": prompt + summary.completion_tokens,
         }
+        cached = gw.cached_prefix_tokens(messages)
+        if gw.prefix_cache:  # as Kimi's newer models report it: top level and in prompt_tokens_details
+            usage["cached_tokens"] = cached
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
         rid = "chatcmpl-" + uuid.uuid4().hex[:24]
         _record(
             gw,
@@ -335,6 +341,7 @@ async def chat_completions(request: Request) -> Response:
             200,
             admission_tokens=cost,
             completion_tokens=summary.completion_tokens,
+            cached_tokens=cached,
             fault=fault_kind,
             finish_reason=summary.finish_reason,
             generation=generation,

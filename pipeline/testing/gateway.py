@@ -10,7 +10,7 @@ import json
 import math
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -18,11 +18,13 @@ from typing import Any
 
 from pipeline.config import RateLimits
 from pipeline.testing import moonshot_errors as E
-from pipeline.testing.tokenizer import ServerTokenizer
+from pipeline.testing.summariser import OBEDIENT, Obedience
+from pipeline.testing.tokenizer import MESSAGE_OVERHEAD, ServerTokenizer
 
 WINDOW_S = 60.0  # RPM and TPM are counted in a sliding minute
 DEFAULT_MAX_TOKENS = 1024  # what the gateway assumes when a request omits max_tokens
 TEST_API_KEY = "sk-tome-test-0000000000000000000000000000"
+PREFIX_CACHE_ENTRIES = 4096  # message prefixes the simulated provider cache remembers (least recent dropped)
 
 # Context windows (input + output) of the models the server knows.
 MOONSHOT_MODELS: dict[str, int] = {
@@ -95,6 +97,7 @@ class RequestRecord:
     admission_tokens: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
     messages_hash: str | None = None
     error_type: str | None = None
     limit_kind: str | None = None  # concurrency | rpm | tpm | tpd | overload | quota (429s)
@@ -113,6 +116,7 @@ class ServerStats:
     tokens_admitted: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
     max_concurrency: int = 0
     in_flight: int = 0
     log: list[RequestRecord] = field(default_factory=list)
@@ -155,9 +159,21 @@ class Gateway:
         account_id: str = "cn0tome0test0account",
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
         wall: Callable[[], float] = time.time,
+        obedience: Obedience = OBEDIENT,
+        prefix_cache: bool = False,
     ) -> None:
         self._lock = threading.Lock()
-        self._initial = {"limits": limits, "latency": latency, "token_scale": token_scale}
+        self._initial: dict[str, Any] = {
+            "limits": limits,
+            "latency": latency,
+            "token_scale": token_scale,
+            "obedience": obedience,
+            "prefix_cache": prefix_cache,
+        }
+        self.obedience = obedience  # how the model treats the requested length
+        # Automatic prefix caching (as Kimi's): a request's leading messages seen before are billed as cached.
+        self.prefix_cache = prefix_cache
+        self._prefixes: OrderedDict[str, None] = OrderedDict()
         self.generation = 0  # bumped by reset(); answers to older requests are not counted
         self.limits = limits or RateLimits(concurrency=0)
         self.latency = latency if latency is not None else Latency()
@@ -190,9 +206,15 @@ class Gateway:
         latency: Latency | None = None,
         token_scale: float | None = None,
         gid_tier: int | None = None,
+        obedience: Obedience | None = None,
+        prefix_cache: bool | None = None,
     ) -> None:
-        """Change limits/latency/tokenizer on a running server (None keeps the current value)."""
+        """Change limits/latency/tokenizer/model behaviour on a running server (None keeps the current value)."""
         with self._lock:
+            if obedience is not None:
+                self.obedience = obedience
+            if prefix_cache is not None:
+                self.prefix_cache = prefix_cache
             if limits is not None:
                 self.limits = limits
             if latency is not None:
@@ -217,11 +239,14 @@ class Gateway:
             self._tpd_day = utc_day(self.now())
             self._stats = ServerStats()
             self.files.clear()
+            self._prefixes.clear()
         initial = self._initial
         self.configure(
             limits=initial["limits"] or RateLimits(concurrency=0),
             latency=initial["latency"] if initial["latency"] is not None else Latency(),
             token_scale=initial["token_scale"],
+            obedience=initial["obedience"],
+            prefix_cache=initial["prefix_cache"],
         )
 
     def now(self) -> float:
@@ -264,6 +289,30 @@ class Gateway:
     def pending_faults(self) -> int:
         with self._lock:
             return len(self._faults)
+
+    # --- prefix cache ----------------------------------------------------------------------------------------
+
+    def cached_prefix_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens of the leading messages an earlier request already sent (0 without prefix caching).
+
+        Whole messages are the cache's unit (the real one works on token blocks): a shared system message and
+        shared leading turns hit, a message that differs ends the hit. This request's prefixes are remembered.
+        """
+        if not self.prefix_cache:
+            return 0
+        cached, hitting = 0, True
+        with self._lock:
+            for i, message in enumerate(messages):
+                key = messages_hash(messages[: i + 1])
+                if hitting and key in self._prefixes:
+                    self._prefixes.move_to_end(key)
+                    cached += self.tokenizer.count(str(message.get("content") or "")) + MESSAGE_OVERHEAD
+                else:
+                    hitting = False
+                    self._prefixes[key] = None
+            while len(self._prefixes) > PREFIX_CACHE_ENTRIES:
+                self._prefixes.popitem(last=False)
+        return cached
 
     # --- limits ----------------------------------------------------------------------------------------------
 
@@ -328,6 +377,7 @@ class Gateway:
                 s.requests += 1
                 s.prompt_tokens += record.prompt_tokens if record.status == 200 else 0
                 s.completion_tokens += record.completion_tokens
+                s.cached_tokens += record.cached_tokens
             if record.status == 429 and record.limit_kind:
                 s.rate_limited[record.limit_kind] = s.rate_limited.get(record.limit_kind, 0) + 1
             s.log.append(record)
@@ -344,6 +394,7 @@ class Gateway:
                 tokens_admitted=s.tokens_admitted,
                 prompt_tokens=s.prompt_tokens,
                 completion_tokens=s.completion_tokens,
+                cached_tokens=s.cached_tokens,
                 max_concurrency=s.max_concurrency,
                 in_flight=self._in_flight,
                 log=list(s.log),

@@ -18,6 +18,7 @@ import uvicorn
 from pipeline.config import RateLimits
 from pipeline.testing.app import build_app
 from pipeline.testing.gateway import TEST_API_KEY, Gateway, Latency, RequestRecord, ServerStats
+from pipeline.testing.summariser import OBEDIENT, Obedience
 from pipeline.testing.tokenizer import ServerTokenizer
 
 
@@ -36,6 +37,8 @@ class MoonshotTestServer:
         models: Mapping[str, int] | None = None,
         gid_tier: int = 1,
         default_max_tokens: int = 1024,
+        obedience: Obedience = OBEDIENT,
+        prefix_cache: bool = False,
     ) -> None:
         """Args:
         port: 0 picks a free port.
@@ -45,6 +48,8 @@ class MoonshotTestServer:
         keys: the API keys the server accepts; the first is ``api_key``.
         models: name -> context tokens; default the Moonshot models.
         gid_tier: N in the ``Msh-Gid: enterprise-tier-N`` header.
+        obedience: ``Obedience.disobedient()`` makes the model write past the length it is asked for.
+        prefix_cache: report leading messages seen before as ``cached_tokens`` (Kimi's automatic caching).
         """
         self.gateway = Gateway(
             limits=limits,
@@ -54,6 +59,8 @@ class MoonshotTestServer:
             models=models,
             gid_tier=gid_tier,
             default_max_tokens=default_max_tokens,
+            obedience=obedience,
+            prefix_cache=prefix_cache,
         )
         self.api_key = next(iter(keys), "")  # no keys: the server takes requests without authentication
         self._host, self._port = host, port
@@ -161,7 +168,7 @@ class MoonshotTestServer:
         self.gateway.reset()
 
     def configure(self, **kw: Any) -> None:
-        """Change limits=, latency=, token_scale=, gid_tier= while running."""
+        """Change limits=, latency=, token_scale=, gid_tier=, obedience=, prefix_cache= while running."""
         self.gateway.configure(**kw)
 
     def advance(self, seconds: float) -> None:

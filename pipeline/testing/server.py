@@ -1,11 +1,16 @@
 """The Moonshot-compatible test server from the command line (the class lives in pipeline.testing.harness).
 
     python -m pipeline.testing.server --port 8765 --concurrency 8 --rpm 120 --tpm 60000
+    python -m pipeline.testing.server --disobedient --token-scale 1.15 --prefix-cache
+
+``TOME_TEST_MODEL=disobedient``, ``TOME_TEST_TOKEN_SCALE`` and ``TOME_TEST_PREFIX_CACHE=1`` set the same
+defaults from the environment (benchmark scripts pass them through).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -13,6 +18,9 @@ from collections.abc import Sequence
 from pipeline.config import RateLimits, load_catalog
 from pipeline.testing.gateway import TEST_API_KEY, Latency
 from pipeline.testing.harness import MoonshotTestServer
+from pipeline.testing.summariser import OBEDIENT, Obedience
+
+MODEL_ENV, SCALE_ENV, CACHE_ENV = "TOME_TEST_MODEL", "TOME_TEST_TOKEN_SCALE", "TOME_TEST_PREFIX_CACHE"
 
 __all__ = ["MoonshotTestServer", "main"]
 
@@ -30,7 +38,26 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tpd", type=int)
     p.add_argument("--ttft", type=float, default=0.3, help="seconds to first token")
     p.add_argument("--per-token", type=float, default=0.004, help="seconds per output token")
-    p.add_argument("--token-scale", type=float, default=1.0)
+    env = os.environ
+    p.add_argument(
+        "--token-scale",
+        type=float,
+        default=float(env.get(SCALE_ENV) or 1.0),
+        help="the server counts this many times its usual tokens (e.g. 1.15 or 0.85: a tokenizer unlike the "
+        f"client's calibration; env {SCALE_ENV})",
+    )
+    p.add_argument(
+        "--disobedient",
+        action="store_true",
+        default=env.get(MODEL_ENV, "").strip().lower() == "disobedient",
+        help=f"the model writes 1.3-2x the length it is asked for (env {MODEL_ENV}=disobedient)",
+    )
+    p.add_argument(
+        "--prefix-cache",
+        action="store_true",
+        default=env.get(CACHE_ENV, "").strip().lower() in {"1", "true", "yes"},
+        help=f"report leading messages seen before as cached tokens (env {CACHE_ENV}=1)",
+    )
     p.add_argument("--key", action="append", help=f"accepted API key (repeatable; default {TEST_API_KEY})")
     p.add_argument("--gid-tier", type=int, default=1)
     return p.parse_args(argv)
@@ -49,10 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         token_scale=args.token_scale,
         keys=tuple(args.key or (TEST_API_KEY,)),
         gid_tier=args.gid_tier,
+        obedience=Obedience.disobedient() if args.disobedient else OBEDIENT,
+        prefix_cache=args.prefix_cache,
     )
     srv.start()
     print(
-        f"Moonshot test server on {srv.base_url} (key {srv.api_key}; limits {limits}); Ctrl-C stops it.",
+        f"Moonshot test server on {srv.base_url} (key {srv.api_key}; limits {limits}; "
+        f"{'disobedient' if args.disobedient else 'obedient'} model, token scale {args.token_scale}); "
+        "Ctrl-C stops it.",
         flush=True,
     )
     try:

@@ -8,11 +8,18 @@ Rules (tests and benchmarks rely on them):
   then system messages), else ~20 % of the source's tokens;
 - output = every ``⟦marker⟧`` of the source first, then the first sentences of each paragraph (then the
   second ones, …) in document order, cut to the length; Chinese sources give Chinese output;
-- output over ``max_tokens`` is cut there with finish_reason "length".
+- output over ``max_tokens`` is cut there with finish_reason "length";
+- a *disobedient* model (``Obedience(overshoot=(lo, hi))``) writes lo..hi times the length asked (the factor
+  is fixed per prompt by its hash), whole sentences, as chat models that "see fit" do;
+- Moonshot's partial mode (a last assistant message with ``"partial": true``): the answer continues that
+  prefix (the prefix itself is not repeated), as the model would have written it without the prefill.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +40,29 @@ SENTENCE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+[\"'”’」』）)]*
 WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 DEFAULT_SHARE = 0.20
 MIN_TOKENS = 8  # a default-length answer is never shorter than this
+
+
+@dataclass(frozen=True)
+class Obedience:
+    """How the test model treats the length a prompt asks for: obeys (default) or overshoots it."""
+
+    overshoot: tuple[float, float] | None = None  # (lo, hi): writes lo..hi x the asked length
+
+    @classmethod
+    def disobedient(cls) -> Obedience:
+        """Writes 1.3-2x what it is asked for, like models seen behind third-party gateways."""
+        return cls(overshoot=(1.3, 2.0))
+
+    def factor(self, messages: Sequence[Mapping[str, object]]) -> float:
+        """The overshoot for this prompt (1.0 when obedient): deterministic, spread over [lo, hi]."""
+        if self.overshoot is None:
+            return 1.0
+        lo, hi = self.overshoot
+        digest = hashlib.sha256(json.dumps(list(messages), sort_keys=True, ensure_ascii=False).encode()).digest()
+        return lo + (hi - lo) * int.from_bytes(digest[:4], "big") / 2**32
+
+
+OBEDIENT = Obedience()
 
 
 @dataclass(frozen=True)
@@ -114,10 +144,41 @@ def _fit(text: str, measure: Callable[[str], int], budget: int) -> str:
     return cut.rstrip()
 
 
+def partial_prefix(messages: Sequence[Mapping[str, object]]) -> str | None:
+    """The prefilled answer of a partial-mode request (last message: assistant with partial true), else None."""
+    last = messages[-1] if messages else None
+    if last is not None and last.get("role") == "assistant" and last.get("partial") is True:
+        return str(last.get("content") or "")
+    return None
+
+
 def summarise(
-    messages: Sequence[Mapping[str, object]], *, max_tokens: int, tokenizer: ServerTokenizer
+    messages: Sequence[Mapping[str, object]],
+    *,
+    max_tokens: int,
+    tokenizer: ServerTokenizer,
+    obedience: Obedience = OBEDIENT,
 ) -> Summary:
-    """The deterministic extractive answer to a chat request."""
+    """The deterministic extractive answer to a chat request (a continuation in partial mode)."""
+    prefix = partial_prefix(messages)
+    if prefix is not None:
+        whole = _answer(messages[:-1], tokenizer, obedience)
+        # It goes on from where the prefix leaves its own answer (for a prefix it would not have written:
+        # from where the two part).
+        rest = whole[len(os.path.commonprefix([whole, prefix.rstrip()])) :]
+        return _cut(rest, max_tokens, tokenizer)
+    return _cut(_answer(messages, tokenizer, obedience), max_tokens, tokenizer)
+
+
+def _cut(output: str, max_tokens: int, tokenizer: ServerTokenizer) -> Summary:
+    finish = "stop"
+    if tokenizer.count(output) > max_tokens:
+        output, finish = tokenizer.truncate(output, max_tokens), "length"
+    return Summary(output, finish, tokenizer.count(output))
+
+
+def _answer(messages: Sequence[Mapping[str, object]], tokenizer: ServerTokenizer, obedience: Obedience) -> str:
+    """What the model writes for ``messages`` when nothing stops it."""
     source = source_text(messages)
     markers = list(dict.fromkeys(MARKER.findall(source)))
     body = MARKER.sub("", source)
@@ -130,6 +191,8 @@ def summarise(
         n, unit = instruction
         measure = {"words": _words, "tokens": tokenizer.count, "chars": _chars}[unit]
         budget = n
+    disobeys = obedience.overshoot is not None
+    budget = round(budget * obedience.factor(messages))
     head = " ".join(markers)
     room = max(budget - measure(head), 0)
 
@@ -145,11 +208,9 @@ def summarise(
                 used += measure(sentences[rank])
         rank += 1
     text = joiner.join(paragraphs[pi][si] for pi, si in sorted(chosen))
-    text = _fit(text, measure, room)
+    if not disobeys:  # an obedient model stops at the length; a disobedient one finishes its sentence
+        text = _fit(text, measure, room)
     output = " ".join(x for x in (head, text) if x)
     if not output:
         output = "（无内容）" if chinese else "Nothing to summarise."
-    finish = "stop"
-    if tokenizer.count(output) > max_tokens:
-        output, finish = tokenizer.truncate(output, max_tokens), "length"
-    return Summary(output, finish, tokenizer.count(output))
+    return output
