@@ -39,6 +39,7 @@ from pipeline.outputs import Node, SummaryResult, UsageTotals, section_summaries
 from pipeline.planning import Plan, merge_input_budget, plan_document, plan_merge
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.prompts import MergeInput, map_messages, merge_messages, merged_source, strict_words
+from pipeline.provenance import link_tree
 from pipeline.settings import RunSettings, model_and_limits
 from pipeline.store import Store, cache_key, document_hash
 from pipeline.tokens import TokenCounter, counter_for
@@ -320,14 +321,16 @@ class SummaryEngine:
         if not state.done:
             raise ValueError("the run has not finished its levels")
         self._close(state, "done", None)
-        final = state.levels[-1][0]
+        # Provenance is lexical alignment after the calls: any backend, no extra calls, same tree -> same links.
+        levels = link_tree(state.levels, state.chunks, state.document)
+        final = levels[-1][0]
         return SummaryResult(
             title=state.document.title,
             document=str(state.document.path),
             language=state.language,
             final=final.text,
             sections=section_summaries(state.levels[0]) if state.document.sections else [],
-            levels=[list(level) for level in state.levels],
+            levels=levels,
             usage=state.usage,
             run_id=state.run_id,
             backend=self.provider,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.language import is_cjk
+
+if TYPE_CHECKING:
+    from pipeline.provenance import SentenceLink
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +33,8 @@ class Node:
     completion_tokens: int = 0
     cost: float = 0.0
     latency_s: float = 0.0  # seconds the calls behind it took (0 when cached)
+    # Each sentence of ``text`` and what supports it (pipeline.provenance); filled when the run finishes.
+    sentences: tuple[SentenceLink, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +50,10 @@ class Node:
             "truncated": self.truncated,
             "calls": self.calls,
             "context": self.context,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": round(self.cost, 6),
+            "sentences": [s.as_dict() for s in self.sentences],
         }
 
 

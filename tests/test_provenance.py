@@ -1,0 +1,130 @@
+"""Provenance: every summary sentence traced through the tree to the document's text and pages."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pipeline.document import Document, Page
+from pipeline.documents import load_document
+from pipeline.extractive import ExtractiveBackend
+from pipeline.provenance import features, link_merge, node_sentences
+from pipeline.store import Store
+from tests.test_engine import MARKER, _client, _engine, chinese_document, generated_document, with_markers
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _flat(text: str) -> str:
+    return "".join(text.split())
+
+
+def with_pages(doc: Document, size: int = 2500) -> Document:
+    """``doc`` cut into pages of ``size`` characters (as a PDF's text layer would be)."""
+    n = len(doc.text)
+    pages = tuple(Page(i + 1, a, min(a + size, n)) for i, a in enumerate(range(0, n, size)))
+    return replace(doc, pages=pages)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'tome.db'}")
+
+
+def _assert_sources_hold_each_sentence(result, doc: Document) -> int:
+    checked = 0
+    for node in result.nodes:
+        assert len(node.sentences) == len(node_sentences(node.text)) > 0
+        for link in node.sentences:
+            sentence = _flat(node.text[link.span[0] : link.span[1]])
+            passages = "".join(_flat(doc.text[s.start : s.end]) for s in link.sources)
+            assert sentence in passages, (node.level, node.index, sentence)
+            for support in link.supports:
+                if node.level == 0:
+                    assert support.node is None and support.text == doc.text[slice(*support.span)]
+                    assert support.pages == doc.pages_for(*support.span)
+                else:
+                    assert support.node in node.inputs
+            checked += 1
+    return checked
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: with_pages(generated_document(chapters=30)), lambda: chinese_document(chapters=40)]
+)
+async def test_extractive_sentences_trace_to_the_text_they_were_extracted_from(store, make):
+    doc = make()
+    result = await _engine(ExtractiveBackend(language=doc.language), store, length="short").summarise(doc)
+    assert len(result.levels) >= 2
+    assert _assert_sources_hold_each_sentence(result, doc) >= 20
+    if doc.pages:
+        final = result.levels[-1][0]
+        pages = {s.pages for link in final.sentences for s in link.sources}
+        assert None not in pages and len(pages) >= 2
+
+
+@pytest.mark.parametrize("name", ["the_lighthouse_keeper.md", "zh_shanju_ji.txt"])
+async def test_extractive_provenance_on_the_sample_documents(store, name):
+    doc = load_document(REPO / "data" / name)
+    result = await _engine(ExtractiveBackend(language=doc.language), store, length="short").summarise(doc)
+    assert _assert_sources_hold_each_sentence(result, doc) >= 5
+
+
+@pytest.mark.corpus
+async def test_extractive_provenance_on_a_pdf_names_its_pages(store, corpus):
+    doc = load_document(corpus / "pdfs" / "en_report_dmca_summary_us_copyright_office_1998.pdf")
+    result = await _engine(ExtractiveBackend(), store, length="short").summarise(doc)
+    _assert_sources_hold_each_sentence(result, doc)
+    final = result.levels[-1][0]
+    assert all(s.pages for link in final.sentences for s in link.sources)
+
+
+async def test_markers_in_the_source_reach_the_sentences_that_carry_them(moonshot_server, store, tmp_path):
+    client = _client(moonshot_server)
+    engine = _engine(client, store, length="short")
+    doc, markers = with_markers(with_pages(generated_document(chapters=60)), engine)
+    result = await engine.summarise(doc)
+    await client.aclose()
+    assert len(result.levels) >= 3
+    final = result.levels[-1][0]
+    seen = set()
+    for link in final.sentences:
+        sentence = final.text[link.span[0] : link.span[1]]
+        for marker in MARKER.findall(sentence):
+            holders = [s for s in link.sources if marker in doc.text[s.start : s.end]]
+            assert holders, marker
+            assert holders[0].pages == doc.pages_for(holders[0].start, holders[0].end) is not None
+            seen.add(marker)
+    assert seen == set(markers)
+    # Every level on the way down names the node that carried the marker.
+    data = json.loads(json.dumps(result.to_json_dict(), ensure_ascii=False))
+    top = data["tree"][-1]
+    assert top["sentences"] and all("supports" in s and "sources" in s for s in top["sentences"])
+
+
+def test_citations_the_model_wrote_are_kept():
+    doc = Document(
+        path=Path("x.txt"), text="Alpha beta gamma.\n\nDelta epsilon zeta.", title="x", language="en"
+    )
+    from pipeline.provenance import link_level0
+
+    a = ("Alpha beta gamma.", link_level0("Alpha beta gamma.", doc.text[:17], 0, doc))
+    b = ("Delta epsilon zeta.", link_level0("Delta epsilon zeta.", doc.text[19:], 19, doc))
+    links = link_merge(
+        "Something else entirely [2]. Alpha beta gamma again.",
+        [(0, a[0], a[1]), (1, b[0], b[1])],
+        doc,
+    )
+    assert [s.node for s in links[0].supports] == [1] and links[0].supports[0].cited
+    assert [(s.start, s.end) for s in links[0].sources] == [(19, 38)]
+    assert [s.node for s in links[1].supports] == [0] and not links[1].supports[0].cited
+
+
+def test_features_keep_markers_numbers_and_chinese_bigrams():
+    feats = features("⟦C0001⟧ The 2019 budgets rose; 预算增加了。")
+    assert {"⟦C0001⟧", "2019", "budget", "预算"} <= feats and "the" not in feats
+    assert re.fullmatch(r"\w+", "rose")
