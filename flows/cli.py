@@ -6,9 +6,11 @@ Commands import their heavy dependencies (Prefect, the engine) inside the comman
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from flows.commands import batch, cache, eval, plan, runs, serve, summarise
+from flows.commands import batch, cache, eval, models, plan, runs, serve, summarise
 
 app = typer.Typer(
     name="tome",
@@ -16,6 +18,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # On a terminal, rich's panels; in a pipe or a CI log, click's plain help, wrapped at 80 columns (rich
+    # would squeeze descriptions into an 18-column cell and cut them).
+    rich_markup_mode="rich" if sys.stdout.isatty() else None,
 )
 
 
@@ -31,3 +36,4 @@ serve.register(app)
 runs.register(app)
 cache.register(app)
 eval.register(app)
+models.register(app)

@@ -257,3 +257,31 @@ def _m005_eval(conn: Connection) -> None:
         )
     )
     conn.execute(text("CREATE INDEX IF NOT EXISTS eval_runs_started_at ON eval_runs (started_at)"))
+
+
+@migration("m006_cli_prompts_run_calls")
+def _m006_cli_prompts_run_calls(conn: Connection) -> None:
+    # `tome runs show`: the exact prompt of each cached answer (cache.messages, JSON; never a key: prompts hold
+    # only the document and the instructions), and every request a run made or read from the cache, by node.
+    if "messages" not in {c["name"] for c in inspect(conn).get_columns("cache")}:
+        conn.execute(text("ALTER TABLE cache ADD COLUMN messages TEXT"))
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS run_calls (
+                run_id TEXT NOT NULL,
+                level INTEGER NOT NULL,
+                node INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                key TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                prompt_version TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                cached INTEGER NOT NULL DEFAULT 0,
+                finish_reason TEXT,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                cost DOUBLE PRECISION NOT NULL DEFAULT 0,
+                PRIMARY KEY (run_id, level, node, seq)
+            )"""
+        )
+    )

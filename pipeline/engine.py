@@ -646,6 +646,7 @@ class SummaryEngine:
             model=self.model.name,
             prompt_version=version,
             completion=completion,
+            messages=request.messages,
         )
         u = state.usage
         u.calls += 1

@@ -93,6 +93,11 @@ class RunRecord:
     error: str | None
 
 
+def messages_json(messages: Sequence[Message]) -> str:
+    """A prompt as stored beside its answer: ``[{"role": ..., "content": ...}, ...]``."""
+    return json.dumps([{"role": m.role, "content": m.content} for m in messages], ensure_ascii=False)
+
+
 def utc_now() -> str:
     """The time rows are stamped with: ISO 8601 in UTC (sorts as text)."""
     return datetime.now(UTC).isoformat()
@@ -152,9 +157,19 @@ class Store:
         return CachedCompletion(key, row.provider, row.model, row.prompt_version, completion, row.created_at)
 
     def cache_put(
-        self, key: str, *, provider: str, model: str, prompt_version: str, completion: Completion
+        self,
+        key: str,
+        *,
+        provider: str,
+        model: str,
+        prompt_version: str,
+        completion: Completion,
+        messages: Sequence[Message] | None = None,
     ) -> None:
-        """Store an answer (a concurrent writer of the same key wins; answers for one key are interchangeable)."""
+        """Store an answer (a concurrent writer of the same key wins; answers for one key are interchangeable).
+
+        ``messages``, the exact prompt, is kept beside it for `tome runs show --call`.
+        """
         params = {
             "k": key,
             "p": provider,
@@ -168,14 +183,16 @@ class Store:
             "r": completion.request_id,
             "l": completion.latency_s,
             "t": utc_now(),
+            "msg": messages_json(messages) if messages is not None else None,
         }
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     text(
                         "INSERT INTO cache (key, provider, model, prompt_version, content, finish_reason, "
-                        "prompt_tokens, completion_tokens, cached_tokens, request_id, latency_s, created_at) "
-                        "VALUES (:k, :p, :m, :v, :c, :f, :pt, :ct, :xt, :r, :l, :t) ON CONFLICT (key) DO NOTHING"
+                        "prompt_tokens, completion_tokens, cached_tokens, request_id, latency_s, created_at, "
+                        "messages) VALUES (:k, :p, :m, :v, :c, :f, :pt, :ct, :xt, :r, :l, :t, :msg) "
+                        "ON CONFLICT (key) DO NOTHING"
                     ),
                     params,
                 )

@@ -89,9 +89,10 @@ def test_cache_stats_and_clear(folder: Path, moonshot_server, monkeypatch) -> No
     entries = int(stats.stdout.split("entries:")[1].split()[0].replace(",", ""))
     assert entries >= 2
     assert "moonshot-v1-8k" in stats.stdout
-    other = tome("cache", "clear", "--model", "gpt-4o-mini")
-    assert other.stdout == "Deleted 0 cached answers for gpt-4o-mini.\n"
-    cleared = tome("cache", "clear")
-    assert cleared.exit_code == 0 and cleared.stdout == f"Deleted {entries:,} cached answers.\n"
+    other = tome("cache", "clear", "--model", "gpt-4o-mini", "--yes")
+    assert other.exit_code == 0 and other.stdout == ""
+    assert other.stderr == "The cache holds no answers of gpt-4o-mini; nothing to delete.\n"
+    cleared = tome("cache", "clear", "--yes")
+    assert cleared.exit_code == 0 and cleared.stdout.startswith(f"Deleted {entries:,} cached answers (they cost ¥0.0")
     assert "entries:       0" in tome("cache", "stats").stdout
     assert tome("cache").exit_code in (0, 2)  # no subcommand: help

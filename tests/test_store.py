@@ -51,7 +51,10 @@ def test_migrate_blank_creates_schema(tmp_path: Path):
     assert {"cache", "runs", "token_ledger", "cache_overflow", "tome_migrations"} <= set(
         insp.get_table_names()
     )
-    assert "hits" in {c["name"] for c in insp.get_columns("cache")}
+    assert {"hits", "messages"} <= {c["name"] for c in insp.get_columns("cache")}
+    assert {"run_id", "level", "node", "seq", "key", "prompt_version", "cached", "cost"} <= {
+        c["name"] for c in insp.get_columns("run_calls")
+    }
     Store(store.url)  # reopening migrates nothing and does not fail
 
 

@@ -49,7 +49,7 @@ def batch(
     ] = "*",
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Output folder [default: DIR/summaries].", show_default=False),
+        typer.Option("--output", "-o", help="Output folder.", show_default="DIR/summaries"),
     ] = None,
     model: ModelOpt = None,
     length: LengthOpt = None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, TextIO
 
 import typer
 
@@ -27,50 +29,161 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _cost_text(costs: dict[str, float]) -> str:
+    from flows.progress import money
+
+    return " + ".join(money(v, c) for c, v in sorted(costs.items())) if costs else "nothing"
+
+
 @cache_app.command("stats")
 def stats() -> None:
     """Entries, stored text size, entries per model, tokens a rerun would not spend again."""
 
     def body() -> None:
         from flows.tables import text_table
+        from pipeline.cache_admin import answers_cost, cache_groups
+        from pipeline.config import load_catalog
         from pipeline.db import default_database_url, engine_url_for_humans
         from pipeline.store import Store
 
         store = Store()
         try:
             s = store.cache_stats()
+            groups = cache_groups(store)
         finally:
             store.close()
+        catalog = load_catalog()
         lines = [
             f"database:      {engine_url_for_humans(default_database_url())}",
             f"entries:       {s.entries:,}",
             f"stored text:   {_size(s.bytes)}",
             f"tokens stored: {s.tokens_stored:,}",
             f"hits:          {s.hits:,} (saved {s.tokens_saved:,} tokens)",
+            f"answers cost:  {_cost_text(answers_cost(groups, catalog))}",
         ]
         sys.stdout.write("\n".join(lines) + "\n")
-        if s.by_model:
-            rows = [[m, f"{n:,}"] for m, n in sorted(s.by_model.items())]
-            sys.stdout.write("\n" + text_table(["model", "entries"], rows, right={1}))
+        if groups:
+            rows = [
+                [g.label, f"{g.entries:,}", _cost_text(answers_cost([g], catalog)) if g.label != "extractive" else "-"]
+                for g in groups
+            ]
+            sys.stdout.write("\n" + text_table(["model", "entries", "cost"], rows, right={1, 2}))
 
     run_cli(body)
 
 
 @cache_app.command("clear")
 def clear(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model's answers.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Only this model's answers (or 'extractive').", show_default="all"),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
 ) -> None:
-    """Delete cached answers (all, or one model's). Run records are kept."""
+    """Delete cached answers (all, or one model's): asks first, unless --yes. Run records are kept."""
+
+    def body() -> int:
+        from pipeline.cache_admin import OFFLINE_PROVIDERS, answers_cost, cache_groups, clear_cache
+        from pipeline.config import load_catalog
+        from pipeline.errors import ConfigError
+        from pipeline.store import Store
+
+        catalog = load_catalog()
+        store = Store()
+        try:
+            groups = cache_groups(store, model=model)
+            if model and not groups and model not in catalog.models and model not in OFFLINE_PROVIDERS:
+                known = ", ".join([*sorted(catalog.models), *sorted(OFFLINE_PROVIDERS)])
+                raise ConfigError(f"Unknown model '{model}'. Known models: {known}.")
+            entries = sum(g.entries for g in groups)
+            which = f" of {model}" if model else ""
+            if not entries:
+                typer.echo(f"The cache holds no answers{which}; nothing to delete.", err=True)
+                return 0
+            cost = _cost_text(answers_cost(groups, catalog))
+            question = f"Delete {entries:,} cached answers{which}? They cost {cost} to make."
+            if not yes:
+                try:
+                    confirmed = typer.confirm(question, default=False, err=True)
+                except typer.Abort:  # no answer (stdin closed)
+                    typer.echo("", err=True)
+                    confirmed = False
+                if not confirmed:
+                    typer.echo("Nothing deleted (pass --yes to delete without asking).", err=True)
+                    return 1
+            deleted = clear_cache(store, model=model)
+        finally:
+            store.close()
+        typer.echo(f"Deleted {deleted:,} cached answers{which} (they cost {cost} to make).")
+        return 0
+
+    code = run_cli(body)
+    if code:
+        raise typer.Exit(code)
+
+
+def _write_lines(fh: TextIO, lines: Iterable[str]) -> int:
+    return sum(1 for line in lines if fh.write(line + "\n") >= 0)
+
+
+@cache_app.command("export")
+def export(
+    path: Annotated[
+        Path, typer.Argument(help="JSON Lines file to write; - for stdout.", show_default=True)
+    ] = Path("-"),
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Only this model's answers (or 'extractive').", show_default="all"),
+    ] = None,
+) -> None:
+    """Write the cache as JSON Lines (answers with their prompts, and recorded context-length rejections)."""
 
     def body() -> None:
+        from pipeline.cache_admin import export_lines
         from pipeline.store import Store
 
         store = Store()
         try:
-            deleted = store.cache_clear(model=model)
+            if str(path) == "-":
+                n = _write_lines(sys.stdout, export_lines(store, model=model))
+            else:
+                tmp = path.with_name(f".{path.name}.tmp")  # a reader never sees half an export
+                with tmp.open("w", encoding="utf-8") as fh:
+                    n = _write_lines(fh, export_lines(store, model=model))
+                tmp.replace(path)
         finally:
             store.close()
-        which = f" for {model}" if model else ""
-        typer.echo(f"Deleted {deleted:,} cached answers{which}.")
+        typer.echo(f"Exported {n:,} cache records" + ("" if str(path) == "-" else f" to {path}") + ".", err=True)
+
+    run_cli(body)
+
+
+@cache_app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="A file written by `tome cache export`; - for stdin.", show_default=False)],
+) -> None:
+    """Add the answers of a `tome cache export` file to this cache (answers already here are kept)."""
+
+    def body() -> None:
+        from pipeline.cache_admin import import_lines
+        from pipeline.errors import DocumentNotFoundError
+        from pipeline.store import Store
+
+        if str(path) == "-":
+            lines, source = sys.stdin.read().splitlines(), "stdin"
+        else:
+            if not path.is_file():
+                raise DocumentNotFoundError(f"{path}: no such file.")
+            lines, source = path.read_text(encoding="utf-8").splitlines(), str(path)
+        store = Store()
+        try:
+            counts = import_lines(store, lines, source=source)
+        finally:
+            store.close()
+        typer.echo(
+            f"Imported {counts.added:,} answers ({counts.already:,} were already cached)"
+            + (f" and {counts.overflows:,} context-length records" if counts.overflows else "")
+            + "."
+        )
 
     run_cli(body)

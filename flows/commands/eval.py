@@ -44,17 +44,22 @@ def evaluate(
     ] = None,
     preset: Annotated[
         str | None,
-        typer.Option(metavar="squality|qmsum|plain", help="Dataset format (default: detected from the first record)."),
+        typer.Option(metavar="squality|qmsum|plain", help="Dataset format.", show_default="detected from the first record"),
     ] = None,
     document_field: Annotated[
-        str | None, typer.Option(help="Path of the document in a record, e.g. 'article' or 'meeting.transcript'.")
+        str | None, typer.Option(
+            help="Path of the document in a record, e.g. 'article' or 'meeting.transcript'.",
+            show_default="the preset's",
+        )
     ] = None,
     references_field: Annotated[
         str | None,
-        typer.Option(help="Path of the references, e.g. 'summaries' or 'questions[0].responses[].response_text'."),
+        typer.Option(help="Path of the references, e.g. 'summaries' or 'questions[0].responses[].response_text'.",
+            show_default="the preset's",
+        ),
     ] = None,
-    id_field: Annotated[str | None, typer.Option(help="Path of an item's id (default: the line number).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Evaluate the first N items.", min=1)] = None,
+    id_field: Annotated[str | None, typer.Option(help="Path of an item's id.", show_default="the line number")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Evaluate the first N items.", min=1, show_default="all")] = None,
     length: Annotated[
         str,
         typer.Option(
@@ -72,7 +77,7 @@ def evaluate(
         typer.Option(
             metavar="RUN_A RUN_B",
             help="Compare two recorded evaluations (ids, unique prefixes, or 'previous' and 'latest').",
-            show_default=False,
+            show_default="none",
         ),
     ] = None,
     list_runs: Annotated[bool, typer.Option("--list", help="List recorded evaluations, newest first.")] = False,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flows.commands.common import run_cli
+from flows.commands.run_options import ContextOpt, LengthOpt, ModelOpt, PasswordOpt, TierOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,23 +26,12 @@ def register(app: typer.Typer) -> None:
 
 def plan(
     file: Annotated[Path, typer.Argument(help="The document: .txt, .md, .pdf or .epub.", show_default=False)],
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model name from configs/models.toml.")
-    ] = None,
-    tier: Annotated[
-        str | None, typer.Option(help="Rate tier from configs/tiers.toml (tier0..tier5, ...).")
-    ] = None,
-    length: Annotated[
-        str | None, typer.Option(help="Final summary length: short, medium, long or a number of tokens.")
-    ] = None,
-    context: Annotated[
-        str | None, typer.Option(metavar="lagged|none", help="Carry earlier summaries as context, or not.")
-    ] = None,
+    model: ModelOpt = None,
+    tier: TierOpt = None,
+    length: LengthOpt = None,
+    context: ContextOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Every chunk and the whole tree as JSON.")] = False,
-    password: Annotated[
-        str | None,
-        typer.Option(help="Password of an encrypted PDF.", envvar="TOME_PDF_PASSWORD", show_envvar=False),
-    ] = None,
+    password: PasswordOpt = None,
 ) -> None:
     """Show how FILE would be chunked and summarised, what it would cost and how long it must take."""
     result = run_cli(

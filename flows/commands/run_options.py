@@ -10,12 +10,38 @@ import typer
 
 from pipeline.errors import ConfigError, DocumentNotFoundError
 
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name from configs/models.toml.")]
+
+def _configured(name: str) -> str:
+    """A default from configs/defaults.toml (and the user's tome.toml), for --help; never fails --help."""
+    from pipeline.config import load_catalog
+
+    try:
+        defaults = load_catalog().defaults
+    except ConfigError:
+        return "configs/defaults.toml"
+    value = getattr(defaults, name)
+    if name == "length" and value in defaults.lengths:
+        return f"{value} ({defaults.lengths[value]} tokens)"
+    return str(value)
+
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="Model name (tome models lists them).", show_default=_configured("model")
+    ),
+]
 LengthOpt = Annotated[
-    str | None, typer.Option("--length", "-l", help="Final summary length: short, medium, long or N tokens.")
+    str | None,
+    typer.Option(
+        "--length",
+        "-l",
+        help="Final summary length: short, medium, long or N tokens.",
+        show_default=_configured("length"),
+    ),
 ]
 LanguageOpt = Annotated[
-    str | None, typer.Option(help="Language of the summary (default: the document's language).")
+    str | None, typer.Option(help="Language of the summary.", show_default="the document's language")
 ]
 BackendOpt = Annotated[
     str,
@@ -26,21 +52,43 @@ BackendOpt = Annotated[
     ),
 ]
 BaseUrlOpt = Annotated[
-    str | None, typer.Option(help="OpenAI-compatible API base URL (overrides the provider's).")
+    str | None,
+    typer.Option(help="OpenAI-compatible API base URL.", show_default="the provider's, configs/providers.toml"),
 ]
 TierOpt = Annotated[
-    str | None, typer.Option(help="Rate tier from configs/tiers.toml (tier0..tier5, unlimited, ...).")
+    str | None,
+    typer.Option(
+        help="Rate tier from configs/tiers.toml (tier0..tier5, unlimited, ...).", show_default=_configured("tier")
+    ),
 ]
-ConcurrencyOpt = Annotated[int | None, typer.Option(help="Override the tier's concurrent calls.", min=0)]
-RpmOpt = Annotated[int | None, typer.Option(help="Override requests per minute (0 = unlimited).", min=0)]
-TpmOpt = Annotated[int | None, typer.Option(help="Override tokens per minute (0 = unlimited).", min=0)]
-TpdOpt = Annotated[int | None, typer.Option(help="Override tokens per day (0 = unlimited).", min=0)]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option(help="Concurrent calls (0 = unlimited).", min=0, show_default="the tier's")
+]
+RpmOpt = Annotated[
+    int | None, typer.Option(help="Requests per minute (0 = unlimited).", min=0, show_default="the tier's")
+]
+TpmOpt = Annotated[
+    int | None, typer.Option(help="Tokens per minute (0 = unlimited).", min=0, show_default="the tier's")
+]
+TpdOpt = Annotated[
+    int | None, typer.Option(help="Tokens per day (0 = unlimited).", min=0, show_default="the tier's")
+]
 ContextOpt = Annotated[
-    str | None, typer.Option(metavar="lagged|none", help="Carry earlier summaries as context, or not.")
+    str | None,
+    typer.Option(
+        metavar="lagged|none",
+        help="Carry earlier summaries as context, or not.",
+        show_default=_configured("context_strategy"),
+    ),
 ]
 PasswordOpt = Annotated[
     str | None,
-    typer.Option(help="Password of encrypted PDFs.", envvar="TOME_PDF_PASSWORD", show_envvar=False),
+    typer.Option(
+        help="Password of encrypted PDFs (or TOME_PDF_PASSWORD).",
+        envvar="TOME_PDF_PASSWORD",
+        show_envvar=False,
+        show_default="none",
+    ),
 ]
 ServerExtractOpt = Annotated[
     bool,

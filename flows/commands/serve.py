@@ -42,8 +42,8 @@ def serve(
     output_dir: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the summaries.", show_default=False)
     ],
-    cron: Annotated[str | None, typer.Option(help="Cron schedule, e.g. '0 * * * *' (hourly).")] = None,
-    interval: Annotated[float | None, typer.Option(help="Run every N seconds.", min=1)] = None,
+    cron: Annotated[str | None, typer.Option(help="Cron schedule, e.g. '0 * * * *' (hourly).", show_default="none")] = None,
+    interval: Annotated[float | None, typer.Option(help="Run every N seconds.", min=1, show_default="none: only when triggered")] = None,
     name: Annotated[str, typer.Option(help="Deployment name: summarise-folder/<name>.")] = "tome",
     glob: Annotated[str, typer.Option("--glob", "-g", help="Which files of the folder.")] = "*",
     model: ModelOpt = None,

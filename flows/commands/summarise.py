@@ -44,7 +44,8 @@ def summarise(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write <name>.summary.md and <name>.summary.json into this folder."
+            "--output", "-o", help="Write <name>.summary.md and <name>.summary.json into this folder.",
+            show_default="stdout",
         ),
     ] = None,
     model: ModelOpt = None,
