@@ -451,12 +451,8 @@ def _make_chunk(
         if p.start >= end:
             break
         touched.append(p.section_index)
-    if not touched:
-        title, section_index = "", -1
-    else:
-        first, last = doc.sections[touched[0]].title, doc.sections[touched[-1]].title
-        title = first if touched[0] == touched[-1] else f"{first} … {last}"
-        section_index = touched[0]
+    section_index = touched[0] if touched else -1
+    title = doc.section_title(start, end) if touched else ""
     return Chunk(
         index=index,
         text=doc.text[start:end],

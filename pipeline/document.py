@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,3 +43,18 @@ class Document:
         """First and last page number touched by the span [start, end), or None without pages."""
         touched = [p.number for p in self.pages if p.start < max(end, start + 1) and p.end > start]
         return (touched[0], touched[-1]) if touched else None
+
+    def section_title(self, start: int, end: int) -> str:
+        """The title of the section(s) the span [start, end) touches: "A" or "A … B" ("" outside every section).
+
+        The one place section titles are built: chunks, prompts and summary nodes all use it.
+        """
+        sections = self.sections
+        if not sections:
+            return ""
+        i = bisect_right([s.end for s in sections], start)
+        touched = [s for s in sections[i:] if s.start < max(end, start + 1)]
+        if not touched:
+            return ""
+        first, last = touched[0].title, touched[-1].title
+        return first if first == last else f"{first} … {last}"

@@ -150,12 +150,7 @@ def merge_messages(
     """System + user messages merging consecutive summaries into one (``final`` = the whole document's)."""
     cjk = is_cjk(language)
     length = length_words(words, language)
-    blocks = "\n".join(
-        f'<summary n="{s.n}"'
-        + (f' section="{_attr(s.section)}"' if s.section else "")
-        + f">\n{_escape(s.text)}\n</summary>"
-        for s in summaries
-    )
+    blocks = "\n".join(summary_block(s) for s in summaries)
     if cjk:
         goal = f"写出《{title}》全书的最终摘要" if final else "把它们合并成这一部分的一篇摘要"
         head = f"下面 summary 标签中是《{title}》中连续各部分的摘要，按原文顺序排列。请{goal}。\n\n"
@@ -194,6 +189,12 @@ def merge_messages(
         + (_strict_note(language) if strict else "")
     )
     return (Message("system", _system(language)), Message("user", user))
+
+
+def summary_block(summary: MergeInput) -> str:
+    """One summary exactly as a merge prompt carries it (what packing measures)."""
+    section = f' section="{_attr(summary.section)}"' if summary.section else ""
+    return f'<summary n="{summary.n}"{section}>\n{_escape(summary.text)}\n</summary>'
 
 
 def merged_source(summaries: list[MergeInput]) -> str:

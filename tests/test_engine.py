@@ -13,7 +13,7 @@ import pytest
 from pipeline.config import RateLimits
 from pipeline.document import Document, Section
 from pipeline.engine import SummaryEngine
-from pipeline.errors import DepthLimitError, QuotaExhaustedError
+from pipeline.errors import ContentFilterError, DepthLimitError, QuotaExhaustedError
 from pipeline.extractive import ExtractiveBackend
 from pipeline.llm.client import MoonshotClient
 from pipeline.llm.retry import RetryPolicy
@@ -379,12 +379,64 @@ class VerboseBackend:
 
 
 async def test_depth_limit_error_when_summaries_do_not_shrink(store):
-    engine = _engine(VerboseBackend(), store)
-    engine.settings = replace(engine.settings, max_depth=3)
+    settings = replace(resolve_settings(), max_depth=3)
+    model, _ = model_and_limits(settings)
+    engine = SummaryEngine(backend=VerboseBackend(), store=store, settings=settings, model=model)
     with pytest.raises(DepthLimitError):
         await engine.summarise(generated_document(chapters=12))
     assert store.list_runs()[0].status == "failed"
     assert store.cache_stats().entries > 0  # work done is kept
+
+
+class RejectsOneTitle:
+    """The real client, except that the provider's content filter rejects one document's calls after its first two."""
+
+    def __init__(self, inner, title: str) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.title = title
+        self.seen = 0
+        self.failed = False
+        self.others_after_failure = 0
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        if self.title in request.messages[1].content:
+            self.seen += 1
+            if self.seen > 2:
+                self.failed = True
+                raise ContentFilterError("The request was rejected by the content filter.", status=400)
+        elif self.failed:
+            self.others_after_failure += 1
+        return await self.inner.complete(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_one_engine_two_concurrent_documents_a_failure_stops_only_its_own(moonshot_server, store):
+    import asyncio
+
+    from pipeline.testing import Latency
+
+    moonshot_server.gateway.configure(latency=Latency(ttft_s=0.01, per_token_s=0.0))
+    backend = RejectsOneTitle(_client(moonshot_server), "The Failing Chronicle")
+    engine = _engine(backend, store, max_in_flight=3)
+    good = generated_document(chapters=16)
+    bad = replace(generated_document(chapters=16, seed=11), title="The Failing Chronicle", path=Path("bad.txt"))
+    progress = {"good": RecordingProgress(), "bad": RecordingProgress()}
+    results = await asyncio.gather(
+        engine.summarise(good, progress=progress["good"]),
+        engine.summarise(bad, progress=progress["bad"]),
+        return_exceptions=True,
+    )
+    await backend.aclose()
+    assert isinstance(results[1], ContentFilterError)
+    assert results[0].final and results[0].document == "generated.txt"
+    assert backend.others_after_failure > 0  # the good document kept calling after the bad one failed
+    statuses = {Path(r.document).name: r.status for r in store.list_runs()}
+    assert statuses == {"generated.txt": "done", "bad.txt": "failed"}
+    assert ("level_finished", 0) in progress["good"].events
+    assert ("level_finished", 0) not in progress["bad"].events
 
 
 async def test_quota_stops_new_calls_lets_in_flight_finish_and_resumes(moonshot_server_factory, store):

@@ -1,0 +1,212 @@
+"""The call resolver: one logical call's text from the cache or the backend, split on overflow, retried on cut-off.
+
+- The cache is asked first (before the budget); an answer is stored the moment it returns, so reruns make no
+  calls and a killed run repeats no completed call.
+- A context-length rejection (received, cached, or predicted from the live calibration) splits the input in
+  two; predictions are recorded, so reruns split the same way without asking.
+- A cut-off answer (finish_reason "length") is retried once with a stricter length; a second cut is kept and
+  flagged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+from pipeline.config import ModelSpec
+from pipeline.engine import calibration
+from pipeline.engine.sizing import PromptSizer
+from pipeline.engine.splitting import halves, splittable
+from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, Overflow, RunState
+from pipeline.errors import ContextLengthError
+from pipeline.llm.types import ChatBackend, ChatRequest, Completion
+from pipeline.settings import RunSettings
+from pipeline.store import Store, cache_key
+
+log = logging.getLogger("tome.engine")
+
+ADMISSION_MARGIN = 1.03  # on the admission estimate only; prompts and cache keys do not depend on it
+
+
+class CallResolver:
+    """Resolves logical calls for any number of runs at once; everything a run changes is passed in."""
+
+    def __init__(
+        self,
+        *,
+        backend: ChatBackend,
+        store: Store,
+        settings: RunSettings,
+        model: ModelSpec,
+        sizer: PromptSizer,
+        provider: str,
+        cache_namespace: str,
+        billable: bool,
+    ) -> None:
+        self.backend = backend
+        self.store = store
+        self.settings = settings
+        self.model = model
+        self.sizer = sizer
+        self.provider = provider
+        self.cache_namespace = cache_namespace
+        self.billable = billable
+
+    async def resolve(self, state: RunState, run: LevelRun, call: CallSpec, depth: int = 0) -> CallOutcome:
+        """The text for ``call``: from the cache or the backend, split on overflow, retried once if cut off."""
+        answer = await self._ask(state, run, call, strict=False, depth=depth)
+        if isinstance(answer, Overflow):
+            return await self._split(state, run, call, depth)
+        outcome, completion = answer
+        if completion.finish_reason != "length":
+            return outcome
+        state.usage.retries += 1
+        retry = await self._ask(state, run, call, strict=True, depth=depth)
+        if isinstance(retry, Overflow):
+            outcome.truncated = True
+        else:
+            again, completion2 = retry
+            outcome = CallOutcome(
+                text=again.text,
+                calls=outcome.calls + again.calls,
+                cached=outcome.cached and again.cached,
+                truncated=completion2.finish_reason == "length",
+                prompt_tokens=outcome.prompt_tokens + again.prompt_tokens,
+                completion_tokens=outcome.completion_tokens + again.completion_tokens,
+                cost=outcome.cost + again.cost,
+                latency_s=outcome.latency_s + again.latency_s,
+            )
+        if outcome.truncated:
+            log.warning(
+                "level %d call %d: the summary was cut off at max_tokens even after a stricter retry; "
+                "kept and flagged truncated",
+                call.level,
+                call.index,
+            )
+        return outcome
+
+    async def _ask(
+        self, state: RunState, run: LevelRun, call: CallSpec, *, strict: bool, depth: int
+    ) -> tuple[CallOutcome, Completion] | Overflow:
+        """One request: the cache first, then (unless an overflow is recorded or predicted) the backend."""
+        max_tokens = self.sizer.retry_max_tokens(state, call) if strict else call.max_tokens
+        messages = self.sizer.messages(state, call, strict=strict)
+        version = self.settings.prompt_version(call.kind)
+        params = {"max_tokens": max_tokens, "temperature": self.settings.temperature}
+        key = cache_key(
+            provider=self.cache_namespace,
+            model=self.model.name,
+            prompt_version=version,
+            messages=messages,
+            params=params,
+        )
+        local = self.sizer.local_prompt(messages)
+        hit = self.store.cache_get(key)
+        if hit is not None:
+            state.usage.cached_calls += 1
+            calibration.learn(state, hit.completion.usage.prompt_tokens, local, billable=self.billable)
+            return CallOutcome(text=hit.completion.content, calls=0, cached=True), hit.completion
+        overflow = self.store.overflow_get(key)
+        if overflow is not None:
+            # Learn from it exactly as when it happened, so later levels are shaped the same on a rerun.
+            calibration.learn_overflow(
+                state,
+                limit=overflow.limit,
+                requested=overflow.requested,
+                local_prompt=local,
+                max_tokens=max_tokens,
+            )
+            return Overflow()
+        live = calibration.live_calibration(state)
+        predicted = math.ceil(local * live) + max_tokens > self.model.context_tokens
+        if predicted and not strict and splittable(call, depth, self.sizer.counter):
+            # The decision used the live calibration (timing-dependent), so it is recorded: reruns split this
+            # call the same way without asking.
+            log.debug("level %d call %d: predicted over the context; splitting", call.level, call.index)
+            self.store.overflow_put(key, model=self.model.name, limit=None, requested=None)
+            return Overflow()
+        request = ChatRequest(
+            model=self.model.name,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=self.settings.temperature,
+            # Per-prompt ratios scatter a few % around the largest seen so far; the budget must not under-count
+            # (the gateway refuses a call that overfills the TPM window by a single token).
+            estimated_prompt_tokens=math.ceil(local * live * ADMISSION_MARGIN),
+            source_text=call.text,
+        )
+        completion = await self._send(state, run, request, key, local, version)
+        if completion is None:
+            return Overflow()
+        usage = completion.usage
+        cost = self.model.cost(usage.prompt_tokens, usage.completion_tokens) if self.billable else 0.0
+        state.usage.cost += cost
+        outcome = CallOutcome(
+            text=completion.content,
+            calls=1,
+            cached=False,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=cost,
+            latency_s=completion.latency_s,
+        )
+        return outcome, completion
+
+    async def _send(
+        self, state: RunState, run: LevelRun, request: ChatRequest, key: str, local: int, version: str
+    ) -> Completion | None:
+        """Send through the backend (under the level's in-flight cap); cache at once. None = context rejection."""
+        run.check()
+        async with run.slots:
+            run.check()
+            try:
+                completion = await self.backend.complete(request)
+            except ContextLengthError as exc:
+                state.usage.calls += 1
+                calibration.learn_overflow(
+                    state,
+                    limit=exc.limit,
+                    requested=exc.requested,
+                    local_prompt=local,
+                    max_tokens=request.max_tokens,
+                )
+                self.store.overflow_put(key, model=self.model.name, limit=exc.limit, requested=exc.requested)
+                log.info(
+                    "context-length rejection (limit %s, requested %s); splitting", exc.limit, exc.requested
+                )
+                return None
+            except BaseException as exc:
+                if not isinstance(exc, asyncio.CancelledError):
+                    run.fail(exc)
+                raise
+        self.store.cache_put(
+            key,
+            provider=self.provider,
+            model=self.model.name,
+            prompt_version=version,
+            completion=completion,
+            messages=request.messages,
+        )
+        u = state.usage
+        u.calls += 1
+        u.prompt_tokens += completion.usage.prompt_tokens
+        u.completion_tokens += completion.usage.completion_tokens
+        calibration.learn(state, completion.usage.prompt_tokens, local, billable=self.billable)
+        return completion
+
+    async def _split(self, state: RunState, run: LevelRun, call: CallSpec, depth: int) -> CallOutcome:
+        """Summarise ``call``'s input as two halves (concurrently) and join the two summaries."""
+        if not splittable(call, depth, self.sizer.counter):
+            raise ContextLengthError(
+                f"Level {call.level} call {call.index} does not fit the model's {self.model.context_tokens}-token "
+                "context even after splitting; use a model with a larger context or a shorter --length.",
+                status=400,
+                limit=self.model.context_tokens,
+            )
+        state.usage.splits += 1
+        first, second = halves(state, call, self.sizer)
+        a, b = await asyncio.gather(
+            self.resolve(state, run, first, depth + 1), self.resolve(state, run, second, depth + 1)
+        )
+        return a.join(b)

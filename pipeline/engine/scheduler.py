@@ -1,0 +1,201 @@
+"""The level scheduler: which calls a level makes (packing), and running them with lagged context.
+
+Level 0 has one call per chunk. Later levels pack the previous level's ACTUAL summaries, measured exactly as
+a merge prompt carries them, into merge calls (``planning.plan_merge``). All calls of a level start at once;
+call i waits only for the call its carried context comes from (``context.context_source``), and the context
+is bounded by ``context.bounded_context``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from pipeline.context import bounded_context, context_source
+from pipeline.engine import calibration
+from pipeline.engine.resolver import CallResolver
+from pipeline.engine.run_record import record_usage
+from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
+from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState, Stopped
+from pipeline.errors import ChunkingError, DepthLimitError, QuotaExhaustedError
+from pipeline.outputs import Node
+from pipeline.planning import plan_merge
+from pipeline.prompts import MergeInput, merged_source, summary_block
+from pipeline.settings import RunSettings
+from pipeline.store import Store
+
+
+class LevelScheduler:
+    """Plans and runs the calls of one level for any run; per-level state lives in a :class:`LevelRun`."""
+
+    def __init__(
+        self,
+        *,
+        settings: RunSettings,
+        sizer: PromptSizer,
+        resolver: CallResolver,
+        store: Store,
+        max_in_flight: int,
+    ) -> None:
+        self.settings = settings
+        self.sizer = sizer
+        self.counter = sizer.counter
+        self.resolver = resolver
+        self.store = store
+        self.max_in_flight = max_in_flight
+
+    def calls(self, state: RunState, level: int) -> list[CallSpec]:
+        """The calls of ``level``: one per chunk, or merges packed from the previous level's actual sizes."""
+        doc = state.document
+        if level == 0:
+            n = len(state.chunks)
+            output = state.plan.levels[0].output_tokens
+            return [
+                CallSpec(
+                    level=0,
+                    index=c.index,
+                    kind="map",
+                    inputs=(c.index,),
+                    text=c.text,
+                    part=c.index + 1,
+                    total_parts=n,
+                    section=doc.section_title(c.start, c.end),
+                    final=n == 1,
+                    max_tokens=max(MIN_OUTPUT_TOKENS, output),
+                )
+                for c in state.chunks
+            ]
+        prev = state.levels[level - 1]
+        target = self.settings.target_tokens
+        parts = [MergeInput(j + 1, node.section or None, node.text) for j, node in enumerate(prev)]
+        if len(prev) == 1:
+            # One summary over the target: condense it (output strictly below its size).
+            size = calibration.calibrated(state, prev[0].tokens)
+            groups, output = [[0]], max(MIN_OUTPUT_TOKENS, min(target, size - 1))
+        else:
+            # Measured as the prompt carries each summary (tags, escaping, the newline between blocks); its
+            # number there is its place in the group, never longer than its place in the level used here.
+            sizes = [
+                calibration.calibrated(state, self.counter.count(summary_block(p) + "\n")) for p in parts
+            ]
+            try:
+                output, groups = plan_merge(
+                    sizes,
+                    target_tokens=target,
+                    max_output_tokens=self.settings.chunk_output_tokens,
+                    input_budget=state.input_budget,
+                    max_depth=max(1, self.settings.max_depth - level + 1),
+                )
+            except ChunkingError as exc:
+                # Only a model that ignores max_tokens writes a summary too big for a merge call.
+                raise DepthLimitError(
+                    f"Level {level} cannot merge the summaries of level {level - 1}: {exc} The model's summaries "
+                    "are not getting shorter; try another model."
+                ) from exc
+        calls = []
+        for i, group in enumerate(groups):
+            members = tuple(replace(parts[j], n=k + 1) for k, j in enumerate(group))
+            calls.append(
+                CallSpec(
+                    level=level,
+                    index=i,
+                    kind="reduce",
+                    inputs=tuple(group),
+                    text=merged_source(list(members)),
+                    parts=members,
+                    part=i + 1,
+                    total_parts=len(groups),
+                    section=doc.section_title(prev[group[0]].span[0], prev[group[-1]].span[1]),
+                    final=len(groups) == 1,
+                    max_tokens=max(MIN_OUTPUT_TOKENS, output),
+                )
+            )
+        return calls
+
+    async def run(self, state: RunState, level: int, calls: list[CallSpec]) -> list[Node]:
+        """All calls of a level at once; call i waits only for the call its context comes from.
+
+        Raises the first failure of this level (a quota error before any other) once every started call
+        has finished; calls not yet started are not sent.
+        """
+        run = LevelRun.open(self.max_in_flight)
+        state.progress.level_started(level, len(calls))
+        finished = [asyncio.Event() for _ in calls]
+        summaries: dict[int, str] = {}
+        inputs = {c.index: c.text for c in calls}
+        strategy = self.settings.context_strategy
+
+        async def one(call: CallSpec) -> Node:
+            try:
+                source = context_source(call.index, strategy=strategy, lag=state.lag)
+                if source.summary_of is not None:
+                    await finished[source.summary_of].wait()
+                    if source.summary_of not in summaries:
+                        raise Stopped()
+                run.check()
+                context = ""
+                if source.carries:
+                    room = self.sizer.context_room(state, call)
+                    context = bounded_context(
+                        source, summaries=summaries, inputs=inputs, max_tokens=room, counter=self.counter
+                    )
+                label = "none"
+                if context:
+                    label = (
+                        f"summary:{source.summary_of}"
+                        if source.summary_of is not None
+                        else f"tail:{source.tail_of}"
+                    )
+                outcome = await self.resolver.resolve(state, run, replace(call, context=context))
+                node = self._node(state, level, call, outcome, label)
+                summaries[call.index] = node.text
+                return node
+            finally:
+                finished[call.index].set()
+
+        results = await asyncio.gather(*(one(c) for c in calls), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            real = [e for e in errors if not isinstance(e, Stopped)]
+            quota = next((e for e in real if isinstance(e, QuotaExhaustedError)), None)
+            raise quota or run.error or (real[0] if real else RuntimeError("calls stopped"))
+        return [r for r in results if isinstance(r, Node)]
+
+    def _node(self, state: RunState, level: int, call: CallSpec, outcome: CallOutcome, label: str) -> Node:
+        """The tree node of a resolved call; reported to the run's progress and record."""
+        if outcome.truncated:
+            state.usage.truncated += 1
+        if call.kind == "map":
+            chunk = state.chunks[call.index]
+            span = (chunk.start, chunk.end)
+        else:
+            prev = state.levels[level - 1]
+            span = (prev[call.inputs[0]].span[0], prev[call.inputs[-1]].span[1])
+        text = outcome.text.strip()
+        node = Node(
+            level=level,
+            index=call.index,
+            inputs=call.inputs,
+            span=span,
+            pages=state.document.pages_for(*span),
+            section=call.section,
+            text=text,
+            tokens=self.counter.count(text),
+            cached=outcome.cached,
+            truncated=outcome.truncated,
+            calls=outcome.calls,
+            context=label,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            cost=outcome.cost,
+            latency_s=outcome.latency_s,
+        )
+        state.progress.call_finished(
+            level,
+            cached=node.cached,
+            prompt_tokens=node.prompt_tokens,
+            completion_tokens=node.completion_tokens,
+            cost=node.cost,
+        )
+        record_usage(self.store, state)
+        return node

@@ -1,0 +1,87 @@
+"""Prompts and their sizes: the messages a call sends, its local token count, and the room left in it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+from pipeline.config import ModelSpec
+from pipeline.engine.state import CallSpec, RunState
+from pipeline.llm.types import Message
+from pipeline.prompts import map_messages, merge_messages, strict_words
+from pipeline.settings import RunSettings
+from pipeline.tokens import TokenCounter
+
+LENGTH_HEADROOM = 0.9  # ask for 90 % of max_tokens, so a model that overshoots a little is not cut off
+MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
+CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
+_MESSAGE_TOKENS, _REPLY_TOKENS = 4, 3  # chat framing around each message / the reply
+
+
+class PromptSizer:
+    """Builds a call's messages and measures them; holds only the run-independent parts (settings, model)."""
+
+    def __init__(self, *, settings: RunSettings, model: ModelSpec, counter: TokenCounter) -> None:
+        self.settings = settings
+        self.model = model
+        self.counter = counter
+
+    def messages(self, state: RunState, call: CallSpec, *, strict: bool) -> tuple[Message, ...]:
+        """The messages sent for ``call`` (``strict``: the stricter retry after a cut-off answer)."""
+        # Budgets are provider tokens; the unit ratio is per local token. A retry's larger output room never
+        # changes the length asked for: only ``strict`` does.
+        words = state.unit.units(call.max_tokens * LENGTH_HEADROOM / state.calibration)
+        if strict:
+            words = strict_words(words)
+        title = state.document.title
+        if call.kind == "map":
+            return map_messages(
+                call.text,
+                title=title,
+                part=call.part,
+                parts=call.total_parts,
+                section=call.section or None,
+                context=call.context,
+                words=words,
+                language=state.language,
+                strict=strict,
+            )
+        return merge_messages(
+            list(call.parts),
+            title=title,
+            final=call.final,
+            context=call.context,
+            words=words,
+            language=state.language,
+            strict=strict,
+        )
+
+    def local_prompt(self, messages: Sequence[Message]) -> int:
+        """Local tokens of a whole prompt, chat framing included."""
+        return sum(self.counter.count(m.content) + _MESSAGE_TOKENS for m in messages) + _REPLY_TOKENS
+
+    def context_room(self, state: RunState, call: CallSpec) -> int:
+        """Local tokens of context ``call`` may carry: its share of the budget, within what its prompt leaves."""
+        if self.settings.context_strategy == "none":
+            return 0
+        planned = state.budget.with_output(call.max_tokens).carried_context_tokens
+        bare = self.local_prompt(self.messages(state, replace(call, context=""), strict=True))
+        left = (
+            self.model.context_tokens
+            - self.model.safety_margin_tokens
+            - call.max_tokens
+            - math.ceil(bare * state.calibration)
+            - CONTEXT_WRAPPER_TOKENS
+        )
+        return max(0, int(min(planned, left) / state.calibration))
+
+    def retry_max_tokens(self, state: RunState, call: CallSpec) -> int:
+        """Output room for a stricter retry: up to twice the original, as far as the context allows."""
+        messages = self.messages(state, call, strict=True)
+        room = (
+            self.model.context_tokens
+            - self.model.safety_margin_tokens
+            - math.ceil(self.local_prompt(messages) * state.calibration)
+        )
+        return max(call.max_tokens, min(2 * call.max_tokens, room))

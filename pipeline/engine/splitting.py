@@ -1,0 +1,79 @@
+"""Splitting a call's input in two after a context-length rejection (or its prediction)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from pipeline.context import tail_sentences
+from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
+from pipeline.engine.state import CallSpec, RunState
+from pipeline.language import sentence_spans
+from pipeline.prompts import merged_source
+from pipeline.tokens import TokenCounter
+
+MIN_SPLIT_TOKENS = 48  # an input below twice this is not split further
+MAX_SPLIT_DEPTH = 6  # halvings of one input after context-length errors
+
+
+def splittable(call: CallSpec, depth: int, counter: TokenCounter) -> bool:
+    """Whether ``call``'s input can still be halved (depth and size permitting)."""
+    if depth >= MAX_SPLIT_DEPTH:
+        return False
+    if call.kind == "reduce" and len(call.parts) >= 2:
+        return True
+    return counter.count(call.text) >= 2 * MIN_SPLIT_TOKENS
+
+
+def halves(state: RunState, call: CallSpec, sizer: PromptSizer) -> tuple[CallSpec, CallSpec]:
+    """Two calls covering ``call``'s input (a sentence boundary near the middle, or half the summaries)."""
+    counter = sizer.counter
+    output = max(MIN_OUTPUT_TOKENS, call.max_tokens // 2)
+    if call.kind == "reduce" and len(call.parts) >= 2:
+        cut = balanced_cut([counter.count(p.text) for p in call.parts])
+        left = tuple(replace(p, n=i + 1) for i, p in enumerate(call.parts[:cut]))
+        right = tuple(replace(p, n=i + 1) for i, p in enumerate(call.parts[cut:]))
+        a = replace(call, parts=left, text=merged_source(list(left)), final=False, max_tokens=output)
+        b = replace(call, parts=right, text=merged_source(list(right)), final=False, max_tokens=output)
+    else:
+        head, tail = split_text(call.text, counter)
+        if call.kind == "reduce":
+            # One over-long summary: condense its halves as two summaries of their own.
+            a = replace(
+                call, parts=(replace(call.parts[0], text=head),), text=head, final=False, max_tokens=output
+            )
+            b = replace(
+                call, parts=(replace(call.parts[0], text=tail),), text=tail, final=False, max_tokens=output
+            )
+        else:
+            a = replace(call, text=head, final=False, max_tokens=output)
+            b = replace(call, text=tail, final=False, max_tokens=output)
+    # The second half carries the first half's raw tail as context (available at once, deterministic).
+    room = sizer.context_room(state, b)
+    return a, replace(b, context=tail_sentences(a.text, room, counter) if room else "")
+
+
+def split_text(text: str, counter: TokenCounter) -> tuple[str, str]:
+    """Two halves of ``text`` split at the sentence boundary nearest its token midpoint (else a space/char)."""
+    spans = sentence_spans(text)
+    if len(spans) >= 2:
+        # Per-sentence counts are nearly additive; one pass finds the boundary nearest the middle.
+        sizes = [counter.count(text[a:b]) for a, b in spans]
+        cut = spans[balanced_cut(sizes)][0]
+    else:
+        mid = len(text) // 2
+        space = text.rfind(" ", 0, mid)
+        cut = space + 1 if space > len(text) // 4 else mid
+    return text[:cut], text[cut:]
+
+
+def balanced_cut(sizes: list[int]) -> int:
+    """Where to cut a list in two so the halves' totals are closest (at least one item each)."""
+    total = sum(sizes)
+    best, best_gap, running = 1, math.inf, 0
+    for i in range(1, len(sizes)):
+        running += sizes[i - 1]
+        gap = abs(running - total / 2)
+        if gap < best_gap:
+            best, best_gap = i, gap
+    return best

@@ -1,0 +1,141 @@
+"""What one run and one level carry between steps: the run state, the logical calls and their outcomes.
+
+The engine itself holds no per-run state: everything a document's run changes lives in :class:`RunState`
+(per document) and :class:`LevelRun` (per level: the in-flight cap and the stop signal), so one engine can
+run several documents at once and one document's failure stops only its own calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pipeline.chunking import Chunk, TokenBudget
+from pipeline.config import ModelSpec
+from pipeline.document import Document
+from pipeline.language import LengthUnit
+from pipeline.outputs import Node, UsageTotals
+from pipeline.planning import Plan
+from pipeline.progress import NullProgress, ProgressSink
+from pipeline.prompts import MergeInput
+from pipeline.settings import RunSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallSpec:
+    """One logical call: a chunk to summarise (map) or summaries to merge (reduce), before context."""
+
+    level: int
+    index: int
+    kind: str  # "map" | "reduce"
+    inputs: tuple[int, ...]  # map: (chunk index,); reduce: indexes of the nodes merged
+    text: str  # map: the chunk; reduce: the merged summaries (extractive backend, raw-tail context)
+    parts: tuple[MergeInput, ...] = ()
+    part: int = 1
+    total_parts: int = 1
+    section: str = ""
+    final: bool = False
+    max_tokens: int
+    context: str = ""
+
+
+@dataclass
+class CallOutcome:
+    """The text one logical call produced, and what it took."""
+
+    text: str
+    calls: int = 0
+    cached: bool = True
+    truncated: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_s: float = 0.0
+
+    def join(self, other: CallOutcome) -> CallOutcome:
+        """The two halves of a split input as one outcome (the halves ran at once)."""
+        return CallOutcome(
+            text=f"{self.text.strip()}\n\n{other.text.strip()}".strip(),
+            calls=self.calls + other.calls,
+            cached=self.cached and other.cached,
+            truncated=self.truncated or other.truncated,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost=self.cost + other.cost,
+            latency_s=max(self.latency_s, other.latency_s),
+        )
+
+
+class Overflow:
+    """A context-length rejection (received, cached, or predicted)."""
+
+
+class Stopped(Exception):
+    """A call not started because its level is stopping (quota or another failure)."""
+
+
+@dataclass
+class LevelRun:
+    """One level of one document in flight: the cap on calls sent at once and the signal that stops the rest.
+
+    Made per level, because a level may run in another event loop than the last (one Prefect task each).
+    """
+
+    slots: asyncio.Semaphore
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    error: BaseException | None = None  # the first failure, the one the level re-raises
+
+    @classmethod
+    def open(cls, max_in_flight: int) -> LevelRun:
+        return cls(slots=asyncio.Semaphore(max_in_flight))
+
+    def check(self) -> None:
+        """Raise :class:`Stopped` when the level is stopping."""
+        if self.stop.is_set():
+            raise Stopped()
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop starting calls; remember the first failure."""
+        if self.error is None:
+            self.error = exc
+        self.stop.set()
+
+
+@dataclass
+class RunState:
+    """Everything one run needs between levels (each level may run as its own Prefect task)."""
+
+    document: Document
+    chunks: list[Chunk]
+    plan: Plan
+    settings: RunSettings
+    model: ModelSpec
+    run_id: str
+    language: str
+    unit: LengthUnit
+    lag: int
+    # Provider tokens per local token. ``calibration`` shapes prompts (lengths, context room, packing), so it is
+    # fixed within a level: the model's configured value for level 0, then the largest ratio the server
+    # reported so far (lower than configured for Chinese, where the provider counts fewer tokens than cl100k).
+    calibration: float
+    budget: TokenBudget  # level-0 budget for this document's language
+    input_budget: Callable[[int], int]  # merge input budget by output size
+    progress: ProgressSink = field(default_factory=NullProgress)
+    observed_calibration: float | None = None  # live: the largest ratio reported so far (None: none yet)
+    level_calibration: list[float] = field(default_factory=list)  # the calibration each level ran with
+    levels: list[list[Node]] = field(default_factory=list)
+    usage: UsageTotals = field(default_factory=UsageTotals)
+    done: bool = False
+    status: str = "running"
+    started_s: float = field(default_factory=time.monotonic)
+    last_recorded_s: float = 0.0  # when the run record was last updated (it is throttled)
+
+    @property
+    def final(self) -> Node | None:
+        return self.levels[-1][0] if self.done else None
+
+    @property
+    def next_level(self) -> int:
+        return len(self.levels)

@@ -1,0 +1,255 @@
+"""SummaryEngine: prepares a document's run, runs its levels until one summary remains, and finishes it.
+
+The engine holds only what every run shares (backend, store, settings, model, the call resolver and level
+scheduler); each document's run state is a :class:`RunState`, so one engine serves concurrent documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+from pipeline.chunking import Chunk, chunk_budget, chunk_document
+from pipeline.config import ModelSpec, RateLimits
+from pipeline.context import effective_lag
+from pipeline.document import Document
+from pipeline.engine import calibration
+from pipeline.engine.resolver import CallResolver
+from pipeline.engine.run_record import close_run, record_usage
+from pipeline.engine.scheduler import LevelScheduler
+from pipeline.engine.sizing import PromptSizer
+from pipeline.engine.state import RunState
+from pipeline.errors import DepthLimitError, QuotaExhaustedError
+from pipeline.language import length_unit, resolve_language, sample_text
+from pipeline.llm.types import ChatBackend
+from pipeline.outputs import Node, SummaryResult, section_summaries
+from pipeline.planning import merge_input_budget, plan_document
+from pipeline.progress import NullProgress, ProgressSink
+from pipeline.provenance import link_tree
+from pipeline.settings import RunSettings, model_and_limits
+from pipeline.store import Store, document_hash
+from pipeline.tokens import TokenCounter, counter_for
+
+log = logging.getLogger("tome.engine")
+
+DONE_TOLERANCE = 1.25  # one summary at most this times the target ends the run
+
+
+class SummaryEngine:
+    """Runs the summary tree for documents through a backend, a cache/run store and a progress sink."""
+
+    def __init__(
+        self,
+        *,
+        backend: ChatBackend,
+        store: Store,
+        settings: RunSettings,
+        model: ModelSpec,
+        counter: TokenCounter | None = None,
+        progress: ProgressSink | None = None,
+        max_in_flight: int = 8,
+        limits: RateLimits | None = None,
+        lag: int | None = None,
+    ) -> None:
+        """Args:
+        backend: answers chat requests (the HTTP client with its rate budget, or the extractive backend).
+        store: the cache and run records.
+        progress: the default progress sink of runs (``prepare`` may give each run its own).
+        max_in_flight: calls sent at once per document level (the budget may admit fewer).
+        limits: the rate tier (default: settings.tier from configs/); its concurrency caps the lag too.
+        lag: force this carry-forward lag instead of max(context_lag, concurrency) (benchmarks compare them).
+        """
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.backend = backend
+        self.store = store
+        self.settings = settings
+        self.model = model
+        self.counter = counter or counter_for(model)
+        self.progress: ProgressSink = progress or NullProgress()
+        self.max_in_flight = max_in_flight
+        self.limits = limits or model_and_limits(settings)[1]
+        self.lag_override = lag
+        self.provider = getattr(backend, "name", "backend")
+        # A local backend's answers change with its code, not with a model name: it names its own version.
+        self.cache_namespace = getattr(backend, "cache_namespace", self.provider)
+        self.billable = bool(getattr(backend, "billable", True))
+        chunk_budget(model, settings)  # fail at construction when the model cannot hold a chunk at all
+        self.sizer = PromptSizer(settings=settings, model=model, counter=self.counter)
+        self.resolver = CallResolver(
+            backend=backend,
+            store=store,
+            settings=settings,
+            model=model,
+            sizer=self.sizer,
+            provider=self.provider,
+            cache_namespace=self.cache_namespace,
+            billable=self.billable,
+        )
+        self.scheduler = LevelScheduler(
+            settings=settings,
+            sizer=self.sizer,
+            resolver=self.resolver,
+            store=store,
+            max_in_flight=max_in_flight,
+        )
+
+    def __repr__(self) -> str:
+        return f"SummaryEngine(backend={self.provider!r}, model={self.model.name!r}, max_in_flight={self.max_in_flight})"
+
+    @property
+    def concurrency(self) -> int:
+        """Calls that can be in flight at once: ``max_in_flight`` capped by the tier's concurrency."""
+        tier = self.limits.concurrency
+        return min(self.max_in_flight, tier) if tier > 0 else self.max_in_flight
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        """The chunks level 0 will summarise (no calls, no run record)."""
+        budget = chunk_budget(self.model.for_language(document.language), self.settings)
+        return chunk_document(document, self.counter, budget)
+
+    def prepare(self, document: Document, *, progress: ProgressSink | None = None) -> RunState:
+        """Chunk, plan and record the run (no calls); ``progress`` receives this run's events."""
+        plan = plan_document(document, self.model, self.settings, self.limits, counter=self.counter)
+        model, chunks = plan.model, plan.chunks
+        language = resolve_language(self.settings.language, document.language)
+        same = resolve_language("auto", document.language) == language
+        unit = length_unit(language, sample_text(document.text) if same else "", self.counter)
+        lag = self.lag_override or effective_lag(self.settings.context_lag, self.concurrency)
+        recorded = {
+            **self.settings.as_dict(),
+            "backend": self.provider,
+            "max_in_flight": self.max_in_flight,
+            "effective_lag": lag,
+            "language_resolved": language,
+        }
+        run_id = self.store.start_run(
+            document=str(document.path), document_hash=document_hash(document.text), settings=recorded
+        )
+        state = RunState(
+            document=document,
+            chunks=list(chunks),
+            plan=plan,
+            settings=self.settings,
+            model=model,
+            run_id=run_id,
+            language=language,
+            unit=unit,
+            lag=lag,
+            # A backend that counts tokens itself (the extractive one: locally) states its own ratio.
+            calibration=getattr(self.backend, "calibration", None) or model.calibration,
+            budget=chunk_budget(model, self.settings),
+            input_budget=merge_input_budget(model, self.settings),
+            progress=progress or self.progress,
+        )
+        state.usage.currency = self.model.currency
+        log.info(
+            "run %s: %s, %d chunks, %d planned calls in %d levels, lag %d, language %s",
+            run_id,
+            document.path.name,
+            len(chunks),
+            plan.total_calls,
+            len(plan.levels),
+            lag,
+            language,
+        )
+        state.progress.plan_ready(plan)
+        return state
+
+    async def run_level(self, state: RunState, level: int) -> list[Node]:
+        """Run one level of the tree (all its calls, concurrently) and record it in ``state``.
+
+        Raises:
+            DepthLimitError: ``level`` is beyond settings.max_depth.
+            QuotaExhaustedError: after in-flight calls finished; the run is marked "quota".
+            TomeError: any other failure; the run is marked "failed" (the cache keeps what was done).
+        """
+        if state.done and level >= len(state.levels):
+            raise ValueError("the run is already done")
+        if level > len(state.levels):
+            raise ValueError(f"level {level} cannot run before level {len(state.levels)}")
+        del state.levels[level:]  # a re-run level (task retry) replaces its earlier result
+        state.done = False
+        calibration.replay_level(state, level)
+        try:
+            if level > self.settings.max_depth:
+                raise DepthLimitError(
+                    f"The summary tree did not converge within max_depth={self.settings.max_depth} levels "
+                    "(the model's summaries are not getting shorter). Use a shorter --length or a larger model."
+                )
+            nodes = await self.scheduler.run(state, level, self.scheduler.calls(state, level))
+        except QuotaExhaustedError as exc:
+            close_run(self.store, state, "quota", str(exc))
+            raise
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+                close_run(self.store, state, "interrupted", "interrupted")
+            else:
+                close_run(self.store, state, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        state.levels.append(nodes)
+        calibration.advance_level(state, level)
+        self._check_done(state, level, nodes)
+        record_usage(self.store, state, force=True)
+        state.progress.level_finished(level)
+        log.info("level %d: %d summaries, %d tokens", level, len(nodes), sum(n.tokens for n in nodes))
+        return nodes
+
+    def _check_done(self, state: RunState, level: int, nodes: list[Node]) -> None:
+        """Set ``state.done`` when one summary near the target remains (or condensing stopped shortening it)."""
+        total_before = sum(n.tokens for n in state.levels[-2]) if level > 0 else None
+        total_after = sum(n.tokens for n in nodes)
+        shrank = total_before is None or total_after < total_before
+        if not shrank:
+            log.warning(
+                "level %d did not shrink the text (%d -> %d tokens)", level, total_before, total_after
+            )
+        if len(nodes) != 1 or (level == 0 and len(state.chunks) != 1):
+            return
+        # In the units its length was asked in (the calibration this level ran with).
+        asked = math.ceil(nodes[0].tokens * state.level_calibration[level])
+        state.done = asked <= self.settings.target_tokens * DONE_TOLERANCE
+        if not state.done and not shrank:
+            # Condensing one summary did not shorten it (the model cannot go shorter, e.g. it keeps every
+            # marker or title): asking again would repeat the same call, so stop here.
+            log.warning(
+                "the final summary has %d tokens, over the %d-token target; condensing it again did not "
+                "shorten it, so it is kept",
+                nodes[0].tokens,
+                self.settings.target_tokens,
+            )
+            state.done = True
+
+    def finish(self, state: RunState) -> SummaryResult:
+        """Mark the run done and build its outputs."""
+        if not state.done:
+            raise ValueError("the run has not finished its levels")
+        close_run(self.store, state, "done", None)
+        # Provenance is lexical alignment after the calls: any backend, no extra calls, same tree -> same links.
+        levels = link_tree(state.levels, state.chunks, state.document)
+        final = levels[-1][0]
+        return SummaryResult(
+            title=state.document.title,
+            document=str(state.document.path),
+            language=state.language,
+            final=final.text,
+            sections=section_summaries(state.levels[0]) if state.document.sections else [],
+            levels=levels,
+            usage=state.usage,
+            run_id=state.run_id,
+            backend=self.provider,
+            model=self.model.name,
+            settings={
+                **self.settings.as_dict(),
+                "effective_lag": state.lag,
+                "language_resolved": state.language,
+            },
+        )
+
+    async def summarise(self, document: Document, *, progress: ProgressSink | None = None) -> SummaryResult:
+        """Prepare, run every level until one summary remains, finish."""
+        state = self.prepare(document, progress=progress)
+        while not state.done:
+            await self.run_level(state, state.next_level)
+        return self.finish(state)
