@@ -32,6 +32,7 @@ from pipeline.config import ModelSpec
 from pipeline.document import Document
 from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
 from pipeline.packing import pack_groups
+from pipeline.sentences import sentence_ends
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter
 
@@ -45,17 +46,8 @@ _SECTION, _PARAGRAPH, _SENTENCE, _LINE, _HARD = 4, 3, 2, 1, 0
 _CUT_PENALTY = {_SECTION: -0.05, _PARAGRAPH: 0.0, _SENTENCE: 0.10, _LINE: 0.30, _HARD: 0.60}
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000\xa0]*\n\s*|\n(?=[ \t\u3000]+\S)")
-_SENTENCE_END = re.compile(
-    r"[.!?…]+[\"'”’»)\]]*\s+"  # Western: terminal punctuation, closers, then whitespace
-    r"|[。！？；﹒﹔﹖﹗]+[」』”’）》〉】\"')\]]*\s*"  # CJK: no space needed after the mark
-)
 _LINE_END = re.compile(r"\n\s*")
-_WORD_BEFORE = re.compile(r"(\w+)\Z")
 _SOFT_BREAK = re.compile(r"[\s,，、;:：]")
-_ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "rev", "gen", "col", "capt", "lt", "sgt", "hon"}
-    | {"messrs", "mme", "mlle", "vs", "no", "vol", "fig", "ch", "pp"}
-)
 
 
 @dataclass(frozen=True)
@@ -278,9 +270,10 @@ class _Units:
             self._add(start, tokens, level)
             return
         pos = start
-        for m in _SENTENCE_END.finditer(self.text, start, end):
-            cut = m.end()
-            if cut >= end or _is_abbreviation(self.text, start, m):
+        for cut in sentence_ends(self.text, start, end):
+            while cut < end and self.text[cut].isspace():
+                cut += 1  # the space after a sentence stays with it
+            if cut >= end or cut <= pos:
                 continue
             self._add_sentence(pos, cut, level)
             level = _SENTENCE
@@ -311,17 +304,6 @@ class _Units:
 
     def end_of(self, i: int) -> int:
         return self.starts[i + 1] if i + 1 < len(self.starts) else len(self.text)
-
-
-def _is_abbreviation(text: str, floor: int, m: re.Match[str]) -> bool:
-    """True when a '.' ends a title or initial ("Mr. Darcy", "J. Smith") rather than a sentence."""
-    if text[m.start()] != "." or text.startswith("..", m.start()):
-        return False
-    word = _WORD_BEFORE.search(text, max(floor, m.start() - 12), m.start())
-    if not word:
-        return False
-    w = word.group(1)
-    return w.lower() in _ABBREVIATIONS or (len(w) == 1 and w.isupper())
 
 
 def _hard_cut(

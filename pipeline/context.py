@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.language import sentence_spans
+from pipeline.sentences import sentence_spans
 from pipeline.tokens import TokenCounter
 
 STRATEGIES = ("none", "lagged")

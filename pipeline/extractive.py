@@ -16,14 +16,22 @@ from functools import lru_cache
 
 from nltk.stem import porter
 
-from pipeline.language import SPEAKER_LABEL, count_units, is_cjk, paragraph_turns, split_sentences
+from pipeline.language import (
+    SPEAKER_LABEL,
+    UNDETERMINED,
+    count_units,
+    counts_characters,
+    detect_language,
+    paragraph_turns,
+)
 from pipeline.llm.types import ChatRequest, Completion, Usage
 from pipeline.prompts import parse_length
+from pipeline.scripts import CJK_LETTER
 from pipeline.sentence_graph import pagerank, shared_features
+from pipeline.sentences import split_sentences
 from pipeline.tokens import TiktokenCounter, TokenCounter
 
 MARKER = re.compile(r"⟦[A-Za-z0-9_-]+⟧")
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _TEXT_BLOCK = re.compile(r"<text>\n(.*?)\n</text>", re.DOTALL)
 _SUMMARY_BLOCK = re.compile(r"<summary\b[^>]*>\n(.*?)\n</summary>", re.DOTALL)
@@ -78,9 +86,9 @@ def _features(sentence: str, cjk: bool) -> frozenset[str]:
     # would otherwise share it.
     sentence = SPEAKER_LABEL.sub("", sentence, count=1)
     if cjk:
-        chars = _CJK_CHAR.findall(sentence)
+        chars = CJK_LETTER.findall(sentence)
         grams = {a + b for a, b in zip(chars, chars[1:], strict=False) if _content_bigram(a, b)}
-        words = {w.lower() for w in _WORD.findall(_CJK_CHAR.sub(" ", sentence))}
+        words = {w.lower() for w in _WORD.findall(CJK_LETTER.sub(" ", sentence))}
         return frozenset(grams | (words - _STOPWORDS))
     words = (w.lower() for w in _WORD.findall(sentence))
     return frozenset(_stem(w) for w in words if len(w) > 1 and w not in _STOPWORDS)
@@ -134,7 +142,7 @@ def _centrality(feats: list[frozenset[str]]) -> list[float]:
 
 def extract(source: str, *, language: str, max_units: int, max_tokens: int, counter: TokenCounter) -> str:
     """The best sentences of ``source`` in original order, within ``max_units`` words/chars and ``max_tokens``."""
-    cjk = is_cjk(language)
+    cjk = counts_characters(language)
     # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
     headings = [p for p in _PARAGRAPHS.split(source) if _HEADING.match(p.strip())]
     body = [p for p in _PARAGRAPHS.split(source) if not _HEADING.match(p.strip())]
@@ -210,8 +218,12 @@ class ExtractiveBackend:
         user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         source = request.source_text if request.source_text is not None else material(user)
         asked = parse_length(user)
-        language = "zh" if asked and asked[1] == "chars" else self.language
-        if asked and asked[1] == "words" and is_cjk(language):
+        # An extract is in its source's language; the prompt's unit wins when the two disagree.
+        detected = detect_language(source)
+        language = self.language if detected == UNDETERMINED else detected
+        if asked and asked[1] == "chars" and not counts_characters(language):
+            language = "zh"
+        if asked and asked[1] == "words" and counts_characters(language):
             language = "en"
         max_units = asked[0] if asked else max(10, int(request.max_tokens * 0.75))
         text = extract(

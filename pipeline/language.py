@@ -1,35 +1,132 @@
-"""Output language and sentence boundaries (English and CJK) for prompts, context and extraction."""
+"""Languages: the one table (code, English name, script, length unit), detection, and length units.
+
+Detection: Chinese, Japanese and Korean by their scripts (fast, and exact on mixed technical text); every other
+language by py3langid (a naive-Bayes model shipped inside its wheel: no download, ~1.5 s to load once, a few
+ms per 20 kB), restricted to the languages of the table so rare look-alikes (Ligurian for "naïve café") are
+not chosen. Lengths are words for spaced scripts and characters for Chinese, Japanese, Korean and Thai.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
+from pipeline.scripts import CJK_LETTER, script_counts
 from pipeline.tokens import TokenCounter
 
-# A sentence ends at . ! ? (then closing quotes/brackets and whitespace) or at a CJK terminator (then closing
-# quotes), or at a blank line. CJK terminators need no following space.
-_SENTENCE_END = re.compile(
-    r"""(?:[.!?]+["'”’)\]]*(?=\s|$))"""
-    r"""|(?:[。！？!?；;…]+[」』”’）)】〕"']*)"""
-    r"""|(?:\n[ \t]*\n)"""
+UNDETERMINED = "und"
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    """One language: ISO 639-1 code, English name (prompts say "in French"), script, length unit."""
+
+    code: str
+    name: str
+    script: str
+    unit: str = "words"  # "words" | "chars"
+
+
+def _table(rows: str) -> dict[str, Language]:
+    table: dict[str, Language] = {}
+    for row in rows.strip().splitlines():
+        code, name, script, *unit = (part.strip() for part in row.split("|"))
+        table[code] = Language(code, name, script, unit[0] if unit else "words")
+    return table
+
+
+LANGUAGES: dict[str, Language] = _table(
+    """
+    en | English | latin
+    zh | Chinese | han | chars
+    ja | Japanese | japanese | chars
+    ko | Korean | hangul | chars
+    es | Spanish | latin
+    fr | French | latin
+    de | German | latin
+    it | Italian | latin
+    pt | Portuguese | latin
+    nl | Dutch | latin
+    sv | Swedish | latin
+    da | Danish | latin
+    no | Norwegian | latin
+    fi | Finnish | latin
+    is | Icelandic | latin
+    pl | Polish | latin
+    cs | Czech | latin
+    sk | Slovak | latin
+    sl | Slovenian | latin
+    hr | Croatian | latin
+    bs | Bosnian | latin
+    hu | Hungarian | latin
+    ro | Romanian | latin
+    et | Estonian | latin
+    lv | Latvian | latin
+    lt | Lithuanian | latin
+    tr | Turkish | latin
+    az | Azerbaijani | latin
+    ca | Catalan | latin
+    eu | Basque | latin
+    gl | Galician | latin
+    ga | Irish | latin
+    cy | Welsh | latin
+    la | Latin | latin
+    eo | Esperanto | latin
+    af | Afrikaans | latin
+    sw | Swahili | latin
+    id | Indonesian | latin
+    ms | Malay | latin
+    tl | Tagalog | latin
+    vi | Vietnamese | latin
+    ru | Russian | cyrillic
+    uk | Ukrainian | cyrillic
+    be | Belarusian | cyrillic
+    bg | Bulgarian | cyrillic
+    sr | Serbian | cyrillic
+    mk | Macedonian | cyrillic
+    kk | Kazakh | cyrillic
+    el | Greek | greek
+    ar | Arabic | arabic
+    fa | Persian | arabic
+    ur | Urdu | arabic
+    he | Hebrew | hebrew
+    hi | Hindi | devanagari
+    mr | Marathi | devanagari
+    ne | Nepali | devanagari
+    bn | Bengali | bengali
+    ta | Tamil | tamil
+    th | Thai | thai | chars
+    """
 )
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_ALIASES = {lang.name.lower(): code for code, lang in LANGUAGES.items()} | {
+    "中文": "zh", "汉语": "zh", "cn": "zh", "日本語": "ja", "한국어": "ko", "jp": "ja", "kr": "ko",
+    "nb": "no", "nn": "no", "français": "fr", "deutsch": "de", "español": "es", "русский": "ru",
+}  # fmt: skip
+
+# Units per LOCAL (cl100k) token when the document gives no sample in the output language, by script, and
+# the range a measured ratio is clamped to. English prose: ~0.72 words/token; hanzi ~0.7/token; cl100k
+# spends more tokens per word on other scripts (Cyrillic ~3, Greek/Devanagari 4-6).
+_DEFAULT_PER_TOKEN = {"latin": 0.6, "cyrillic": 0.35, "greek": 0.25, "arabic": 0.3, "hebrew": 0.3,
+                      "devanagari": 0.2, "bengali": 0.2, "tamil": 0.15, "han": 0.7, "japanese": 0.7,
+                      "hangul": 0.6, "thai": 0.5}  # fmt: skip
+_ENGLISH_PER_TOKEN = 0.72
+_BOUNDS = {"words": (0.08, 0.8), "chars": (0.2, 1.5)}
+
+_SAMPLE_CHARS = 60_000
+_SAMPLE_SLICES = 4
+# Share of letters that must be Han/kana or Hangul for zh/ja or ko: Chinese technical text mixes in Latin.
+_CJK_SHARE = 0.3
+_KANA_SHARE = 0.1
+_MIN_LETTERS = 12
+_MIN_CONFIDENCE = 0.5
 _WORD = re.compile(r"\w+", re.UNICODE)
-_CJK_LANGS = {"zh", "ja", "ko"}
-_NAMES = {
-    "en": "English",
-    "zh": "Chinese",
-    "ja": "Japanese",
-    "ko": "Korean",
-    "fr": "French",
-    "de": "German",
-    "es": "Spanish",
-    "it": "Italian",
-    "pt": "Portuguese",
-    "ru": "Russian",
-}
-_ALIASES = {name.lower(): code for code, name in _NAMES.items()} | {"中文": "zh", "chinese": "zh", "cn": "zh"}
+
+
+def language(code: str) -> Language | None:
+    """The table's entry for ``code`` (None for unknown codes)."""
+    return LANGUAGES.get(code)
 
 
 def resolve_language(setting: str, document_language: str | None) -> str:
@@ -37,39 +134,69 @@ def resolve_language(setting: str, document_language: str | None) -> str:
     value = (setting or "auto").strip().lower()
     if value == "auto":
         value = (document_language or "en").strip().lower() or "en"
+        if value == UNDETERMINED:
+            value = "en"
     value = _ALIASES.get(value, value)
     return value.split("-")[0].split("_")[0]
 
 
 def language_name(code: str) -> str:
     """An English name for a language code, for prompts ("French")."""
-    return _NAMES.get(code, code)
+    entry = LANGUAGES.get(code)
+    return entry.name if entry else code
+
+
+def counts_characters(code: str) -> bool:
+    """Whether lengths in this language are counted in characters (Chinese, Japanese, Korean, Thai)."""
+    entry = LANGUAGES.get(code)
+    return entry is not None and entry.unit == "chars"
 
 
 def is_cjk(code: str) -> bool:
-    """Whether summaries in this language are measured in characters rather than words."""
-    return code in _CJK_LANGS
+    """Whether ``code`` is Chinese, Japanese or Korean."""
+    return code in ("zh", "ja", "ko")
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentences of ``text`` as ``(start, end)`` spans that tile it exactly (whitespace stays with the left one)."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        while end < len(text) and text[end] in " \t\r\n\u3000":
-            end += 1
-        if end > start:
-            spans.append((start, end))
-            start = end
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
+def detect_language(text: str) -> str:
+    """The ISO 639-1 code of ``text``'s language, or "und" when there is too little text to tell."""
+    sample = _sample(text)
+    counts = script_counts(sample)
+    han, kana, hangul = counts["han"], counts["kana"], counts["hangul"]
+    letters = sum(counts.values())
+    if letters < _MIN_LETTERS:
+        return UNDETERMINED
+    if hangul / letters >= _CJK_SHARE:
+        return "ko"
+    if (han + kana) / letters >= _CJK_SHARE:
+        return "ja" if kana > _KANA_SHARE * (han + kana) else "zh"
+    code, confidence = detect_with_confidence(sample)
+    return code if confidence >= _MIN_CONFIDENCE else UNDETERMINED
 
 
-def split_sentences(text: str) -> list[str]:
-    """Non-empty sentences of ``text`` (stripped)."""
-    return [s for a, b in sentence_spans(text) if (s := text[a:b].strip())]
+def detect_with_confidence(text: str) -> tuple[str, float]:
+    """py3langid's best language of the table for ``text`` and its probability (0..1)."""
+    code, probability = _identifier().classify(text)
+    return _ALIASES.get(code, code), float(probability)
+
+
+@cache
+def _identifier() -> Any:
+    """py3langid's model, loaded once per process and limited to the table's languages."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    known = set(identifier.nb_classes)
+    identifier.set_languages([code for code in LANGUAGES if code in known])
+    return identifier
+
+
+def _sample(text: str) -> str:
+    """The whole text, or evenly spaced slices of a long one (enough to decide, fast on 2 MB books)."""
+    if len(text) <= _SAMPLE_CHARS:
+        return text
+    size = _SAMPLE_CHARS // _SAMPLE_SLICES
+    step = (len(text) - size) // (_SAMPLE_SLICES - 1)
+    return "\n".join(text[i * step : i * step + size] for i in range(_SAMPLE_SLICES))
 
 
 # A transcript turn's label: "Project Manager: ", "PhD A: ", "说话人1：", "王经理：" (at most four capitalised words
@@ -88,16 +215,18 @@ def paragraph_turns(paragraph: str) -> list[str]:
 
 
 def count_units(text: str, code: str) -> int:
-    """Length in the unit prompts use: CJK characters (plus words of other scripts) or words."""
-    if is_cjk(code):
-        cjk = len(_CJK.findall(text))
-        return cjk + len(_WORD.findall(_CJK.sub(" ", text)))
+    """Length in the unit prompts use: characters (plus words of other scripts) or words."""
+    if counts_characters(code):
+        if code == "th":
+            return sum(1 for ch in text if not ch.isspace())
+        cjk = len(CJK_LETTER.findall(text))
+        return cjk + len(_WORD.findall(CJK_LETTER.sub(" ", text)))
     return len(_WORD.findall(text))
 
 
 @dataclass(frozen=True, slots=True)
 class LengthUnit:
-    """How a token budget is stated in a prompt: words (English...) or characters (CJK)."""
+    """How a token budget is stated in a prompt: words or characters, and how many per token."""
 
     code: str
     per_token: float  # units per local token, measured on the document
@@ -107,24 +236,19 @@ class LengthUnit:
         return max(10, int(tokens * self.per_token))
 
 
-# Units per LOCAL token when the document gives no sample in the output language (cl100k on typical prose:
-# ~0.72 English words/token; ~0.7 hanzi/token). Moonshot's rule of thumb (1 token ~ 1.5-2 hanzi) does not hold
-# for our local tokenizer, and every size the engine measures is local, so the ratio is measured, not assumed.
-_DEFAULT_PER_TOKEN = {True: 0.7, False: 0.72}
-_BOUNDS = {True: (0.4, 1.5), False: (0.5, 0.8)}
-
-
 def length_unit(code: str, sample: str, counter: TokenCounter, *, calibration: float = 1.0) -> LengthUnit:
-    """Words (or CJK characters) per provider token for ``code``, measured on ``sample`` with ``counter``.
+    """Words (or characters) per provider token for ``code``, measured on ``sample`` with ``counter``.
 
     ``sample`` should be text in language ``code`` (pass "" otherwise: a typical ratio is used). The ratio is
     divided by ``calibration`` because budgets are provider tokens (local count x calibration).
     """
-    cjk = is_cjk(code)
+    entry = LANGUAGES.get(code)
+    unit = "chars" if counts_characters(code) else "words"
+    typical = _ENGLISH_PER_TOKEN if code == "en" else _DEFAULT_PER_TOKEN.get(entry.script if entry else "", 0.6)
     tokens = counter.count(sample) if sample else 0
     units = count_units(sample, code) if sample else 0
-    measured = units / tokens if tokens >= 200 and units else _DEFAULT_PER_TOKEN[cjk]
-    low, high = _BOUNDS[cjk]
+    measured = units / tokens if tokens >= 200 and units else typical
+    low, high = _BOUNDS[unit]
     per_token = min(high, max(low, measured)) / max(calibration, 1.0)
     return LengthUnit(code, round(per_token, 3))
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline.language import is_cjk
-
 if TYPE_CHECKING:
     from pipeline.provenance import SentenceLink
 
@@ -108,7 +106,7 @@ class SummaryResult:
 
     def to_markdown(self) -> str:
         """The final summary, then one summary per section (chapter titles kept), then a usage line."""
-        zh = is_cjk(self.language)
+        zh = self.language == "zh"
         lines = [f"# {'摘要' if zh else 'Summary'}: {self.title}", "", self.final.strip(), ""]
         named = [(t, s) for t, s in self.sections if t]
         if named:

@@ -1,8 +1,8 @@
-"""Prompt templates for map (chunk) and reduce (merge) calls, in English and Chinese.
+"""Prompt templates for map (chunk) and reduce (merge) calls: Chinese ones, and English ones for any language.
 
 Follows Moonshot's prompt guide: a system role, the material inside delimiters (<text>, <summary n= section=>),
 carried context inside <context> with a note that it is background only, numbered steps and an explicit length
-("at most N words" / "不超过N字"). The templates are versioned by configs/prompts.toml ("map-v1", "reduce-v1");
+("at most N words" / "at most N characters" / "不超过N字"). The templates are versioned by configs/prompts.toml ("map-v2", "reduce-v2");
 change a template -> bump its version, which is part of every cache key.
 """
 
@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.language import is_cjk, language_name
+from pipeline.language import counts_characters, language_name
 from pipeline.llm.types import Message
 
 # Retries after a cut-off answer ask for this share of the original length.
 STRICT_FACTOR = 0.7
 
-_LENGTH_RE = re.compile(r"at most (\d+) words|不超过(\d+)字")
+_LENGTH_RE = re.compile(r"at most (\d+) words|(?:不超过(\d+)字|at most (\d+) characters)")
 _CLOSING = re.compile(r"</(text|context|summary)\s*>", re.IGNORECASE)
 
 
@@ -41,7 +41,9 @@ def _attr(value: str) -> str:
 
 def length_words(words: int, language: str) -> str:
     """The explicit length phrase the prompt states (and the test server and extractive backend read)."""
-    return f"不超过{words}字" if is_cjk(language) else f"at most {words} words"
+    if _chinese(language):
+        return f"不超过{words}字"
+    return f"at most {words} characters" if counts_characters(language) else f"at most {words} words"
 
 
 def parse_length(text: str) -> tuple[int, str] | None:
@@ -51,7 +53,12 @@ def parse_length(text: str) -> tuple[int, str] | None:
         return None
     if match.group(1):
         return int(match.group(1)), "words"
-    return int(match.group(2)), "chars"
+    return int(match.group(2) or match.group(3)), "chars"
+
+
+def _chinese(language: str) -> bool:
+    """Chinese documents get Chinese instructions; every other language English ones naming it."""
+    return language == "zh"
 
 
 def strict_words(words: int) -> int:
@@ -60,7 +67,7 @@ def strict_words(words: int) -> int:
 
 
 def _system(language: str) -> str:
-    if is_cjk(language):
+    if _chinese(language):
         return "你是一名严谨的长文档摘要助手。你只根据给定的材料写忠实、简洁、连贯的中文摘要，从不编造内容。"
     name = language_name(language)
     return (
@@ -72,7 +79,7 @@ def _system(language: str) -> str:
 def _context_block(context: str, language: str) -> str:
     if not context:
         return ""
-    if is_cjk(language):
+    if _chinese(language):
         note = "上面 context 标签中是前文的背景，只用于理解人物和指代；不要为它写摘要，也不要复述它。"
     else:
         note = (
@@ -83,7 +90,7 @@ def _context_block(context: str, language: str) -> str:
 
 
 def _strict_note(language: str) -> str:
-    if is_cjk(language):
+    if _chinese(language):
         return "上一次的回答超出了长度。字数上限是硬性要求，宁短勿长。\n"
     return "Your previous answer was too long. The length limit is strict: stay well under it.\n"
 
@@ -101,7 +108,7 @@ def map_messages(
     strict: bool = False,
 ) -> tuple[Message, ...]:
     """System + user messages summarising one chunk (``part`` is 1-based)."""
-    cjk = is_cjk(language)
+    cjk = _chinese(language)
     length = length_words(words, language)
     if cjk:
         where = f"它是《{title}》的第{part}部分（共{parts}部分）" + (
@@ -148,7 +155,7 @@ def merge_messages(
     strict: bool = False,
 ) -> tuple[Message, ...]:
     """System + user messages merging consecutive summaries into one (``final`` = the whole document's)."""
-    cjk = is_cjk(language)
+    cjk = _chinese(language)
     length = length_words(words, language)
     blocks = "\n".join(summary_block(s) for s in summaries)
     if cjk:

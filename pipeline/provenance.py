@@ -19,12 +19,13 @@ from typing import Any
 from pipeline.chunking import Chunk
 from pipeline.document import Document
 from pipeline.extractive import MARKER, _content_bigram, _stem
-from pipeline.language import SPEAKER_LABEL, sentence_spans
+from pipeline.language import SPEAKER_LABEL
 from pipeline.outputs import Node
+from pipeline.scripts import CJK_LETTER
+from pipeline.sentences import sentence_spans
 
 MAX_SUPPORTS = 3  # supports per sentence from word overlap (markers and citations may add more)
 MIN_GAIN = 0.15  # a further support must cover this share of the sentence's weight
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _CITATION = re.compile(r"\s*[\[［【]\s*(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]］】]")
 _STOP = frozenset(
@@ -197,9 +198,9 @@ def features(sentence: str) -> frozenset[str]:
     """What alignment compares: markers, numbers, stemmed content words and CJK character bigrams."""
     out: set[str] = set(MARKER.findall(sentence))
     rest = MARKER.sub(" ", sentence)
-    chars = _CJK_CHAR.findall(rest)
+    chars = CJK_LETTER.findall(rest)
     out.update(a + b for a, b in zip(chars, chars[1:], strict=False) if _content_bigram(a, b))
-    for word in _TOKEN.findall(_CJK_CHAR.sub(" ", rest)):
+    for word in _TOKEN.findall(CJK_LETTER.sub(" ", rest)):
         w = word.lower()
         if w.isdigit() or (len(w) > 1 and w not in _STOP):
             out.add(_stem(w))

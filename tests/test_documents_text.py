@@ -382,7 +382,7 @@ def test_no_headings_means_one_section(tmp_path: Path) -> None:
         (TRADITIONAL, "zh"),
         ("本模板基于基础的 book 文类，所以 book 的选项对于本模板也是有效的 ElegantBook LaTeX。", "zh"),
         ("これは日本語の文章です。ひらがなとカタカナがたくさんあります。", "ja"),
-        ("Der Leuchtturmwärter stieg jeden Abend die Treppe hinauf und zündete die Lampe an.", "und"),
+        ("Der Leuchtturmwärter stieg jeden Abend die Treppe hinauf und zündete die Lampe an.", "de"),
         ("12345 67890 !!!", "und"),
     ],
 )

@@ -11,7 +11,7 @@ from pipeline.context import (
     head_sentences,
     tail_sentences,
 )
-from pipeline.language import sentence_spans
+from pipeline.sentences import sentence_spans
 from pipeline.tokens import TiktokenCounter
 
 COUNTER = TiktokenCounter()

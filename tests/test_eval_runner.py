@@ -16,10 +16,10 @@ from pipeline.evaluation.records import EvalRecords
 from pipeline.evaluation.results import EvalReport, ItemResult
 from pipeline.evaluation.runner import Evaluation, Judge, evaluate
 from pipeline.extractive import ExtractiveBackend
-from pipeline.language import split_sentences
 from pipeline.llm.client import MoonshotClient
 from pipeline.llm.retry import RetryPolicy
 from pipeline.llm.types import ChatBackend
+from pipeline.sentences import split_sentences
 from pipeline.settings import model_and_limits, resolve_settings
 from pipeline.store import Store
 from pipeline.testing import MoonshotTestServer

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.extractive import ExtractiveBackend, extract, rank_sentences
-from pipeline.language import count_units, split_sentences
+from pipeline.language import count_units
 from pipeline.llm.types import ChatRequest
 from pipeline.prompts import map_messages
+from pipeline.sentences import split_sentences
 from pipeline.tokens import TiktokenCounter
 
 COUNTER = TiktokenCounter()

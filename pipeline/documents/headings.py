@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline.document import Section
+from pipeline.scripts import has_cjk
 
 # A heading whose body (up to the next heading) has fewer non-space characters than this is a contents
 # entry or a bare part title, not a section of its own.
@@ -92,7 +93,7 @@ def find_headings(text: str, *, markdown: bool = False) -> list[Heading]:
             if wants_subtitle:
                 subtitle, subtitle_end = _subtitle_after(text, end, markdown=markdown)
                 if subtitle:
-                    title = f"{title} {subtitle}" if _has_cjk(title) else f"{title}. {subtitle}"
+                    title = f"{title} {subtitle}" if has_cjk(title) else f"{title}. {subtitle}"
                     heading_end = subtitle_end
             headings.append(Heading(title=title, start=pos, end=heading_end, level=level, key=key))
             end = heading_end
@@ -195,7 +196,7 @@ def _subtitle_after(text: str, end: int, *, markdown: bool) -> tuple[str, int]:
     if stop == -1:
         return "", end  # a subtitle needs a body after it
     candidate = text[start:stop].strip()
-    limit = _MAX_ZH_SUBTITLE_CHARS if _has_cjk(candidate) else _MAX_SUBTITLE_CHARS
+    limit = _MAX_ZH_SUBTITLE_CHARS if has_cjk(candidate) else _MAX_SUBTITLE_CHARS
     if (
         not candidate
         or len(candidate) > limit
@@ -253,10 +254,6 @@ def _body_chars(text: str, start: int, end: int) -> int:
     """Non-whitespace characters in text[start:end] (capped early: only small counts matter)."""
     chunk = text[start : min(end, start + 4 * MIN_BODY_CHARS + 400)]
     return len(chunk) - chunk.count(" ") - chunk.count("\n")
-
-
-def _has_cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 def _en_number(token: str) -> int | None:

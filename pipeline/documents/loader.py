@@ -11,7 +11,6 @@ from pipeline.document import Document, Page, Section
 from pipeline.documents.epub import read_epub
 from pipeline.documents.gutenberg import drop_illustrations, strip_boilerplate
 from pipeline.documents.headings import Heading, build_sections, find_headings
-from pipeline.documents.language import detect_language
 from pipeline.documents.normalise import normalise_text, strip_page_furniture
 from pipeline.documents.pdf import OutlineEntry, read_pdf
 from pipeline.documents.text import decode_text
@@ -21,6 +20,7 @@ from pipeline.errors import (
     EmptyDocumentError,
     UnsupportedDocumentError,
 )
+from pipeline.language import detect_language
 
 logger = logging.getLogger("tome.documents")
 

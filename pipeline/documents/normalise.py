@@ -11,6 +11,7 @@ import re
 from collections import Counter
 
 from pipeline.documents.headings import is_heading_line
+from pipeline.scripts import is_cjk_char
 
 _CHARACTER_FIXES = str.maketrans(
     {"\u2028": "\n", "\u2029": "\n", "\x0c": "\n", "\x0b": "\n", "\x85": "\n",
@@ -136,16 +137,11 @@ def _join(current: list[str], content: str) -> None:
         if content[0].islower():
             current[-1] = last[:-1]  # "exam-" + "ple" -> "example"
         current.append(content)  # "Lucene-" + "BM25" keeps its hyphen
-    elif _is_cjk(tail) or _is_cjk(content[0]):
+    elif is_cjk_char(tail) or is_cjk_char(content[0]):
         current.append(content)
     else:
         current.append(" ")
         current.append(content)
-
-
-def _is_cjk(ch: str) -> bool:
-    """CJK ideographs, kana and CJK/full-width punctuation: joined across wraps without a space."""
-    return "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\uff00" <= ch <= "\uffef"
 
 
 def _short_line_threshold(lines: list[str]) -> int:

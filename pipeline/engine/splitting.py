@@ -8,8 +8,8 @@ from dataclasses import replace
 from pipeline.context import tail_sentences
 from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
 from pipeline.engine.state import CallSpec, RunState
-from pipeline.language import sentence_spans
 from pipeline.prompts import merged_source
+from pipeline.sentences import sentence_spans
 from pipeline.tokens import TokenCounter
 
 MIN_SPLIT_TOKENS = 48  # an input below twice this is not split further

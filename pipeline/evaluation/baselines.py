@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import re
 
-from pipeline.documents.language import detect_language
 from pipeline.evaluation.rouge import RougeTokenizer
-from pipeline.language import paragraph_turns, split_sentences
+from pipeline.language import detect_language, paragraph_turns
+from pipeline.scripts import HAN, KANA
 from pipeline.sentence_graph import pagerank, shared_features
+from pipeline.sentences import split_sentences
 
-_UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_UNIT = re.compile(f"[{HAN}{KANA}]|[A-Za-z0-9]+")
+_CJK_CHAR = re.compile(f"[{HAN}{KANA}]")
 _TOLERANCE = 1e-6
 _MAX_ITERATIONS = 100
 # Function words carry no topic: TextRank (Mihalcea & Tarau, 2004) links sentences by shared content words.

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.documents.language import detect_language
 from pipeline.errors import ConfigError, DatasetError, DocumentError, DocumentNotFoundError
+from pipeline.language import detect_language
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d*)\]")
 # Keys that hold an utterance's text in meeting transcripts given as lists of objects.

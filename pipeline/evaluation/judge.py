@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 from pipeline.errors import ConfigError, JudgeFormatError
-from pipeline.language import split_sentences
 from pipeline.llm.types import ChatBackend, ChatRequest, Completion, Message
+from pipeline.sentences import split_sentences
 from pipeline.store import Store, cache_key
 from pipeline.tokens import TiktokenCounter
 

@@ -14,8 +14,10 @@ from functools import lru_cache
 from nltk.stem import porter
 from rouge_score import rouge_scorer
 
+from pipeline.scripts import HAN, KANA
+
 METRICS = ("rouge1", "rouge2", "rougeL")
-_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[a-z0-9]+")
+_TOKEN = re.compile(f"[{HAN}{KANA}]|[a-z0-9]+")
 
 
 class RougeTokenizer:

@@ -34,6 +34,7 @@ LENGTH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"at most (\d+) words", re.IGNORECASE), "words"),
     (re.compile(r"at most (\d+) tokens", re.IGNORECASE), "tokens"),
     (re.compile(r"不超过\s*(\d+)\s*字"), "chars"),
+    (re.compile(r"at most (\d+) characters", re.IGNORECASE), "chars"),
     (re.compile(r"(\d+)\s*字以内"), "chars"),
 )
 SENTENCE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+[\"'”’」』）)]*)?")
