@@ -38,6 +38,7 @@ class SummariseOptions(BaseModel):
     context: Literal["lagged", "none"] | None = None
     base_url: str | None = None
     server_extract: bool = False  # image-only PDFs: let the provider's file-extract service read them
+    encoding: str | None = None  # .txt/.md files: read with this codec instead of detecting one
 
     def provider(self, catalog: Catalog | None = None) -> str | None:
         """The provider a named backend implies (None for auto/extractive: the defaults decide)."""

@@ -170,7 +170,7 @@ def load_input(
     Called from a worker thread: the upload runs on the event loop, which is free while this thread waits.
     """
     try:
-        return load_document(path, password=password)
+        return load_document(path, password=password, encoding=runtime.options.encoding)
     except NoTextLayerError:
         if not runtime.options.server_extract:
             raise

@@ -15,6 +15,7 @@ from flows.commands.run_options import (
     BaseUrlOpt,
     ConcurrencyOpt,
     ContextOpt,
+    EncodingOpt,
     LanguageOpt,
     LengthOpt,
     ModelOpt,
@@ -64,6 +65,7 @@ def batch(
     context: ContextOpt = None,
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
+    encoding: EncodingOpt = None,
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
@@ -77,6 +79,7 @@ def batch(
         options = build_options(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
+            encoding=encoding,
         )  # fmt: skip
         if not folder.is_dir():
             raise DocumentNotFoundError(f"{folder}: no such folder.")

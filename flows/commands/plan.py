@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flows.commands.common import run_cli
-from flows.commands.run_options import ContextOpt, LengthOpt, ModelOpt, PasswordOpt, TierOpt
+from flows.commands.run_options import ContextOpt, EncodingOpt, LengthOpt, ModelOpt, PasswordOpt, TierOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,10 +32,13 @@ def plan(
     context: ContextOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Every chunk and the whole tree as JSON.")] = False,
     password: PasswordOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Show how FILE would be chunked and summarised, what it would cost and how long it must take."""
     result = run_cli(
-        lambda: make_plan(file, model=model, tier=tier, length=length, context=context, password=password)
+        lambda: make_plan(
+            file, model=model, tier=tier, length=length, context=context, password=password, encoding=encoding
+        )
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -53,19 +56,23 @@ def make_plan(
     length: str | None = None,
     context: str | None = None,
     password: str | None = None,
+    encoding: str | None = None,
 ) -> Plan:
     """Resolve settings (before reading the file, so config mistakes show first), load, chunk and plan."""
     from pipeline.budget.presets import resolve_limits
     from pipeline.chunking import chunk_budget
     from pipeline.documents import load_document
+    from pipeline.documents.text import check_encoding
     from pipeline.planning import plan_document
     from pipeline.settings import model_and_limits, resolve_settings
 
+    if encoding:
+        check_encoding(encoding)  # an unknown codec is a usage error, before reading anything
     settings = resolve_settings(model=model, tier=tier, length=length, context_strategy=context)
     spec, _ = model_and_limits(settings)
     limits = resolve_limits(settings.tier)
     chunk_budget(spec, settings)  # a model too small for any chunk is a config error, before reading the file
-    doc = load_document(file, password=password)
+    doc = load_document(file, password=password, encoding=encoding)
     return plan_document(doc, spec, settings, limits)
 
 

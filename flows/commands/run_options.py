@@ -98,6 +98,13 @@ ServerExtractOpt = Annotated[
         "instead of failing. Needs the Moonshot backend.",
     ),
 ]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Text encoding of .txt/.md files (utf-8, cp1252, gb18030, shift_jis, ...) when detection is unsure.",
+        show_default="detected",
+    ),
+]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Show progress on stderr (live on a terminal).")
 ]
@@ -124,11 +131,13 @@ def build_options(
     tpd: int | None = None,
     context: str | None = None,
     server_extract: bool = False,
+    encoding: str | None = None,
 ):  # -> SummariseOptions (imported lazily: flows.options pulls in the config and budget modules)
     """Validated options; raises ConfigError (exit 2) at once, before Prefect starts."""
     from pydantic import ValidationError
 
     from flows.options import BACKENDS, SummariseOptions
+    from pipeline.documents.text import check_encoding
 
     backend = backend.lower()
     if backend not in BACKENDS:
@@ -149,6 +158,7 @@ def build_options(
             tpd=tpd,
             context=context,  # type: ignore[arg-type]
             server_extract=server_extract,
+            encoding=check_encoding(encoding) if encoding else None,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

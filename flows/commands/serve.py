@@ -15,6 +15,7 @@ from flows.commands.run_options import (
     BaseUrlOpt,
     ConcurrencyOpt,
     ContextOpt,
+    EncodingOpt,
     LanguageOpt,
     LengthOpt,
     ModelOpt,
@@ -59,6 +60,7 @@ def serve(
     context: ContextOpt = None,
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Summarise new or changed documents of a folder as a Prefect deployment: on a schedule, or triggered.
 
@@ -73,6 +75,7 @@ def serve(
         options = build_options(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
+            encoding=encoding,
         )  # fmt: skip
         if not input_dir.is_dir():
             raise DocumentNotFoundError(f"{input_dir}: no such folder.")

@@ -15,6 +15,7 @@ from flows.commands.run_options import (
     BaseUrlOpt,
     ConcurrencyOpt,
     ContextOpt,
+    EncodingOpt,
     LanguageOpt,
     LengthOpt,
     ModelOpt,
@@ -61,6 +62,7 @@ def summarise(
     context: ContextOpt = None,
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
+    encoding: EncodingOpt = None,
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
@@ -73,6 +75,7 @@ def summarise(
         options = build_options(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
+            encoding=encoding,
         )  # fmt: skip
         paths = existing_files(files)
         set_password(password)

@@ -33,12 +33,13 @@ _WORD_EXPORT_PREFIX = re.compile(r"^Microsoft (?:Word|PowerPoint) - ")
 _SPACES = re.compile(r"\s+")
 
 
-def load_document(path: str | Path, *, password: str | None = None) -> Document:
+def load_document(path: str | Path, *, password: str | None = None, encoding: str | None = None) -> Document:
     """Read a .txt, .md, .pdf or .epub file into a normalised :class:`Document` with sections and pages.
 
     Args:
         path: the file to read.
         password: user password for an encrypted PDF (PDFs with an empty user password open without it).
+        encoding: force this codec for .txt/.md files instead of detecting one.
 
     Raises:
         DocumentNotFoundError: no such file.
@@ -51,7 +52,7 @@ def load_document(path: str | Path, *, password: str | None = None) -> Document:
         raise DocumentNotFoundError(f"No such file: {path}. Check the path and try again.")
     suffix = path.suffix.lower()
     if suffix in (".txt", *_MARKDOWN_SUFFIXES):
-        return _load_text(path, markdown=suffix in _MARKDOWN_SUFFIXES)
+        return _load_text(path, markdown=suffix in _MARKDOWN_SUFFIXES, encoding=encoding)
     if suffix == ".pdf":
         return _load_pdf(path, password=password)
     if suffix == ".epub":
@@ -62,8 +63,11 @@ def load_document(path: str | Path, *, password: str | None = None) -> Document:
     )
 
 
-def _load_text(path: Path, *, markdown: bool) -> Document:
-    return _from_raw(path, decode_text(path.read_bytes(), path=path), markdown=markdown)
+def _load_text(path: Path, *, markdown: bool, encoding: str | None) -> Document:
+    decoded = decode_text(path.read_bytes(), path=path, encoding=encoding)
+    for warning in decoded.warnings:
+        logger.warning(warning)
+    return replace(_from_raw(path, decoded.text, markdown=markdown), warnings=decoded.warnings)
 
 
 def document_from_text(path: str | Path, text: str, *, source_format: str = "txt") -> Document:
