@@ -17,10 +17,15 @@ _CHARACTER_FIXES = str.maketrans(
     {"\u2028": "\n", "\u2029": "\n", "\x0c": "\n", "\x0b": "\n", "\x85": "\n",
      "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st"}
 )  # fmt: skip
+_NEEDS_FIXES = re.compile("[" + "".join(chr(c) for c in _CHARACTER_FIXES) + "]")
 _INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufeff\u200b\u200c\u200d\u2060\u00ad]")
 # Runs of horizontal space after a visible character; leading indentation is kept for paragraph detection.
-_INNER_SPACE = re.compile(r"(?<=\S)[ \t\u00a0\u2000-\u200a\u202f\u205f]+")
-_TRAILING_SPACE = re.compile(r"[ \t\u00a0\u3000\u2000-\u200a\u202f\u205f]+$", re.MULTILINE)
+# (A single plain space, by far the most common run, is left alone: matching it only to write it back is slow.)
+_INNER_SPACE = re.compile(
+    r"(?<=\S)(?: [ \t\u00a0\u2000-\u200a\u202f\u205f]+|[\t\u00a0\u2000-\u200a\u202f\u205f][ \t\u00a0\u2000-\u200a\u202f\u205f]*)"
+)
+# Stripped from each line's end (str.rstrip per line is several times faster than a multi-line regex).
+_TRAILING_CHARS = " \t\u00a0\u3000\u202f\u205f" + "".join(chr(c) for c in range(0x2000, 0x200B))
 _LEADING_SPACE = " \t\u00a0\u3000"
 _LIST_ITEM = re.compile(r"(?:[-*+•·▪]\s|\d{1,3}[.)]\s|\|)")
 _PARAGRAPH_END = tuple('.!?:;"”’)]。！？：；」』）…')
@@ -39,6 +44,7 @@ _MIN_PAGES_FOR_RUNNING = 3
 # Long lines whose first characters (digits masked) recur at a page edge are running lines too,
 # e.g. a printer's slug that ends differently on pages with figures.
 _RUNNING_PREFIX_CHARS = 24
+_BLOCK_CHARS = 1 << 20  # long texts are normalised in blocks of about this many characters
 
 
 def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False) -> str:
@@ -53,12 +59,32 @@ def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False
     Returns:
         Paragraphs, one per line, separated by exactly ``"\\n\\n"``; CJK lines are joined without a space.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_CHARACTER_FIXES)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if pdf_lines or len(text) <= _BLOCK_CHARS:
+        return _normalise_block(text, markdown=markdown, pdf_lines=pdf_lines)
+    # A long text goes block by block, each ending at a blank line (no paragraph spans one), so the
+    # temporaries (lines, paragraphs) exist for one block at a time: memory grows by ~one copy, not eight.
+    pieces: list[str] = []
+    pos = 0
+    while pos < len(text):
+        cut = text.find("\n\n", pos + _BLOCK_CHARS)
+        end = len(text) if cut < 0 else cut + 2
+        piece = _normalise_block(text[pos:end], markdown=markdown, pdf_lines=False)
+        if piece:
+            pieces.append(piece)
+        pos = end
+    return "\n\n".join(pieces)
+
+
+def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
+    """``normalise_text`` of text whose newlines are already "\\n"."""
+    if _NEEDS_FIXES.search(text):  # rare; translate() walks every character even when nothing changes
+        text = text.translate(_CHARACTER_FIXES)
     text = text.replace("\u00ad\n", "-\n")  # a soft hyphen at a line end is a hyphenation point
-    text = _INVISIBLE.sub("", text)
+    if _INVISIBLE.search(text):
+        text = _INVISIBLE.sub("", text)
     text = _INNER_SPACE.sub(" ", text)
-    text = _TRAILING_SPACE.sub("", text)
-    lines = text.split("\n")
+    lines = [line.rstrip(_TRAILING_CHARS) for line in text.split("\n")]
     short_line = _short_line_threshold(lines) if pdf_lines else 0
     paragraphs: list[str] = []
     current: list[str] = []
