@@ -402,10 +402,11 @@ def _verified_spans(
     pending = list(zip(bounds, bounds[1:], strict=False))
     pending.reverse()
     text = units.text
+    additive = bool(getattr(counter, "additive_at_line_breaks", False))
     while pending:
         lo, hi = pending.pop()
         a, b = units.starts[lo], units.end_of(hi - 1)
-        if all(_additive_at(text, units.starts[j]) for j in range(lo + 1, hi)):
+        if additive and all(_additive_at(text, units.starts[j]) for j in range(lo + 1, hi)):
             real = cum[hi] - cum[lo]  # the units' own counts add up exactly: no second pass over the text
         else:
             real = counter.count(text[a:b])
@@ -433,7 +434,8 @@ def _additive_at(text: str, pos: int) -> bool:
     """Whether token counts add up across a cut at ``pos``: a line break before it, a visible character after.
 
     tiktoken's pre-tokenizers (cl100k, o200k) never let a piece run from a newline into a visible character, so
-    no token spans such a cut and count(a + b) == count(a) + count(b). Elsewhere (after ". ", after "。" before
+    no token spans such a cut and count(a + b) == count(a) + count(b) (counters say so with
+    ``additive_at_line_breaks``). Elsewhere (after ". ", after "。" before
     a Han character, which cl100k joins into one piece) the joined text is recounted.
     """
     return 0 < pos < len(text) and text[pos - 1] == "\n" and not text[pos].isspace()

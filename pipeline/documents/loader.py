@@ -11,7 +11,7 @@ from pipeline.document import Document, Page, Section
 from pipeline.documents.epub import read_epub
 from pipeline.documents.gutenberg import drop_illustrations, strip_boilerplate
 from pipeline.documents.headings import Heading, build_sections, find_headings
-from pipeline.documents.normalise import normalise_text, strip_page_furniture
+from pipeline.documents.normalise import normalise_blocks, normalise_text, strip_page_furniture
 from pipeline.documents.pdf import OutlineEntry, read_pdf
 from pipeline.documents.text import decode_text
 from pipeline.errors import (
@@ -78,7 +78,10 @@ def document_from_text(path: str | Path, text: str, *, source_format: str = "txt
 def _from_raw(path: Path, raw: str, *, markdown: bool) -> Document:
     raw, gutenberg_title = strip_boilerplate(raw)
     raw = drop_illustrations(raw)
-    text = normalise_text(raw, markdown=markdown)
+    blocks = normalise_blocks(raw, markdown=markdown)
+    del raw  # a big document is held at most twice: raw + blocks, then blocks + text
+    text = "\n\n".join(blocks)
+    del blocks
     _require_text(text, path)
     headings = find_headings(text, markdown=markdown)
     title = gutenberg_title or _markdown_title(headings, markdown) or _leading_title(text, headings)

@@ -59,11 +59,20 @@ def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False
     Returns:
         Paragraphs, one per line, separated by exactly ``"\\n\\n"``; CJK lines are joined without a space.
     """
+    return "\n\n".join(normalise_blocks(text, markdown=markdown, pdf_lines=pdf_lines))
+
+
+def normalise_blocks(text: str, *, markdown: bool = False, pdf_lines: bool = False) -> list[str]:
+    """``normalise_text`` as consecutive pieces to be joined with ``"\\n\\n"`` (none of them empty).
+
+    A long text goes block by block, each ending at a blank line (no paragraph spans one), so temporaries
+    (lines, paragraphs) exist for one block at a time; a caller that drops ``text`` before joining never
+    holds three copies of a big document.
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if pdf_lines or len(text) <= _BLOCK_CHARS:
-        return _normalise_block(text, markdown=markdown, pdf_lines=pdf_lines)
-    # A long text goes block by block, each ending at a blank line (no paragraph spans one), so the
-    # temporaries (lines, paragraphs) exist for one block at a time: memory grows by ~one copy, not eight.
+        whole = _normalise_block(text, markdown=markdown, pdf_lines=pdf_lines)
+        return [whole] if whole else []
     pieces: list[str] = []
     pos = 0
     while pos < len(text):
@@ -73,7 +82,7 @@ def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False
         if piece:
             pieces.append(piece)
         pos = end
-    return "\n\n".join(pieces)
+    return pieces
 
 
 def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
