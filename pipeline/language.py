@@ -122,6 +122,15 @@ _KANA_SHARE = 0.1
 _MIN_LETTERS = 12
 _MIN_CONFIDENCE = 0.5
 _WORD = re.compile(r"\w+", re.UNICODE)
+# English is told without the model when a tenth of its words are these (other languages score under 5%).
+_LATIN_WORD = re.compile(r"[a-z]+")
+_ENGLISH_WORDS = frozenset(
+    ("the", "of", "and", "to", "in", "is", "was", "that", "it", "he", "she", "for", "with", "his", "her",
+     "be", "at", "by", "you", "had", "not", "but", "are", "this", "which", "have", "from", "they", "we",
+     "were", "would", "been", "their", "what", "there")
+)  # fmt: skip
+_ENGLISH_WORD_SHARE = 0.15
+_LATIN_SHARE = 0.9
 
 
 def language(code: str) -> Language | None:
@@ -169,8 +178,15 @@ def detect_language(text: str) -> str:
         return "ko"
     if (han + kana) / letters >= _CJK_SHARE:
         return "ja" if kana > _KANA_SHARE * (han + kana) else "zh"
+    if counts["latin"] / letters >= _LATIN_SHARE and _english_share(sample) >= _ENGLISH_WORD_SHARE:
+        return "en"  # the common case, without loading the model (~1.4 s)
     code, confidence = detect_with_confidence(sample)
     return code if confidence >= _MIN_CONFIDENCE else UNDETERMINED
+
+
+def _english_share(sample: str) -> float:
+    words = _LATIN_WORD.findall(sample.lower())
+    return sum(word in _ENGLISH_WORDS for word in words) / len(words) if words else 0.0
 
 
 def detect_with_confidence(text: str) -> tuple[str, float]:

@@ -388,3 +388,47 @@ def test_no_headings_means_one_section(tmp_path: Path) -> None:
 )
 def test_detect_language(text: str, language: str) -> None:
     assert detect_language(text) == language
+
+
+def _gutenberg(title: str, body: str) -> str:
+    return (
+        f"The Project Gutenberg eBook of {title}\r\n\r\nTitle: {title}\r\n\r\nAuthor: Someone\r\n\r\n"
+        f"*** START OF THE PROJECT GUTENBERG EBOOK {title.upper()} ***\r\n\r\n{body}\r\n\r\n"
+        f"*** END OF THE PROJECT GUTENBERG EBOOK {title.upper()} ***\r\n\r\n"
+        "Section 1. General Terms of Use and Redistributing Project Gutenberg electronic works\r\n" * 3
+    )
+
+
+def test_every_book_of_a_multi_book_gutenberg_file_is_kept(tmp_path: Path) -> None:
+    first = "CHAPTER I.\r\n\r\nThe first book begins with a long walk by the sea, and a storm that does not end."
+    second = "CHAPTER I.\r\n\r\nThe second book opens in a city at night, where nobody sleeps and the bells ring."
+    path = write(tmp_path, "two_books.txt", _gutenberg("Sea Tales", first) + _gutenberg("City Tales", second))
+    doc = load_document(path)
+    assert "long walk by the sea" in doc.text and "city at night" in doc.text
+    assert "General Terms of Use" not in doc.text and "START OF THE PROJECT" not in doc.text
+    assert doc.title == "Sea Tales"
+
+
+def test_title_comes_from_the_gutenberg_header_not_the_file_name(tmp_path: Path) -> None:
+    body = "Chapter 1\r\n\r\nIt is a truth universally acknowledged, that a single man must be in want of a wife."
+    doc = load_document(write(tmp_path, "en_pride_and_prejudice_pg1342.txt", _gutenberg("Pride and Prejudice", body)))
+    assert doc.title == "Pride and Prejudice"
+
+
+def test_a_contents_list_is_not_a_section_moby_dick(tmp_path: Path) -> None:
+    contents = "\n".join(f"CHAPTER {n}. {name}." for n, name in enumerate(["Loomings", "The Carpet-Bag", "The Spouter-Inn"], 1))
+    etymology = "ETYMOLOGY.\n\n" + "The pale Usher dusted his old lexicons and grammars with a queer handkerchief. " * 5
+    chapters = "\n\n".join(
+        f"CHAPTER {n}. {name}.\n\n" + f"Call me Ishmael, said the {name} chapter, and the sea went on. " * 8
+        for n, name in enumerate(["Loomings", "The Carpet-Bag", "The Spouter-Inn"], 1)
+    )
+    epilogue = "Epilogue\n\n" + "The drama's done. Why then here does any one step forth? " * 5
+    text = f"MOBY-DICK\n\nCONTENTS\n\n{contents}\nEpilogue\n\n{etymology}\n\n{chapters}\n\n{epilogue}\n"
+    doc = load_document(write(tmp_path, "moby.txt", text))
+    titles = [s.title for s in doc.sections]
+    assert titles.count("Epilogue") == 1 and titles[-1] == "Epilogue"
+    epilogue_section = doc.sections[-1]
+    assert "pale Usher" not in doc.text[epilogue_section.start : epilogue_section.end]
+    assert [t for t in titles if t.startswith("CHAPTER")] == [
+        "CHAPTER 1. Loomings.", "CHAPTER 2. The Carpet-Bag.", "CHAPTER 3. The Spouter-Inn."
+    ]  # fmt: skip

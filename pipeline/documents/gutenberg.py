@@ -7,36 +7,59 @@ import re
 from pipeline.documents.headings import is_heading_line
 
 _START = re.compile(
-    r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?(?:BOOK|TEXT)[^\n]*$", re.IGNORECASE | re.MULTILINE
+    r"^(?:\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?(?:BOOK|TEXT)|\*END\*THE SMALL PRINT!)[^\n]*$",
+    re.IGNORECASE | re.MULTILINE,
 )
 _END = re.compile(
     r"^(?:\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG"
     r"|End of (?:the )?Project Gutenberg(?:'s|’s)? (?:E-?book|E-?text))",
     re.IGNORECASE | re.MULTILINE,
 )
-_TITLE = re.compile(r"^Title:[ \t]*(?P<title>\S[^\n]*)$", re.MULTILINE)
+_TITLE = re.compile(r"^\ufeff?Title:[ \t]*(?P<title>\S[^\r\n]*)", re.MULTILINE)
+# Where to look for a "Title:" line in a Gutenberg file without a START marker.
+_HEADER_CHARS = 5000
 # "[Illustration]", "[Illustration: caption]" and multi-line captions with one level of nested [...].
 _ILLUSTRATION = re.compile(r"\[Illustration(?:[^\[\]]|\[[^\[\]]*\])*+\]")
 
 
 def strip_boilerplate(text: str) -> tuple[str, str | None]:
-    """Cut the Gutenberg header (up to "*** START OF ...") and licence (from "*** END OF ...").
+    """Keep every book between Gutenberg's "*** START OF ..." and "*** END OF ..." markers, dropping each header
+    and licence block (a file may hold several books, each with its own).
 
     Returns:
-        The book text, and the title from the header's "Title:" line when there was one.
+        The books' text, and the title from the first header's "Title:" line when there is one.
     """
-    title: str | None = None
-    start = _START.search(text)
-    if start is not None:
-        header = text[: start.start()]
-        found = _TITLE.search(header)
-        if found is not None:
-            title = found["title"].strip()
-        text = text[start.end() :]
-    end = _END.search(text)
-    if end is not None:
-        text = text[: end.start()]
-    return text, title
+    starts = [(m.start(), m.end(), True) for m in _START.finditer(text)]
+    ends = [(m.start(), m.end(), False) for m in _END.finditer(text)]
+    header = text[: starts[0][0]] if starts else text[:_HEADER_CHARS]
+    title = _title(header) if starts or ends or "Project Gutenberg" in header else None
+    if not starts and not ends:
+        return text, title
+    books: list[str] = []
+    # Before the first marker is book text only when that marker is an END (a file whose header was cut off).
+    inside = not starts or sorted(starts + ends)[0][2] is False
+    cursor = 0
+    for begin, finish, is_start in sorted(starts + ends):
+        if inside and (not is_start or begin > cursor):
+            books.append(text[cursor:begin])
+        inside = is_start
+        cursor = finish
+    if inside:
+        books.append(text[cursor:])
+    return "\n\n".join(book.strip("\n") for book in books if book.strip()), title
+
+
+def _title(header: str) -> str | None:
+    """The "Title:" line of a Gutenberg header, with its indented continuation lines."""
+    found = _TITLE.search(header)
+    if found is None:
+        return None
+    parts = [found["title"].strip()]
+    for line in header[found.end() :].lstrip("\r").split("\n")[1:]:
+        if not line.strip() or not line[:1].isspace():
+            break
+        parts.append(line.strip())
+    return " ".join(" ".join(parts).split()) or None
 
 
 def drop_illustrations(text: str) -> str:

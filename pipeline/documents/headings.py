@@ -64,7 +64,7 @@ class Heading:
     start: int
     end: int
     level: int = 1
-    key: tuple[str, int] | None = None  # (label, number) for chapter-like headings; finds contents entries
+    key: tuple[str, int | str] | None = None  # (label, number), or ("standalone", name); finds contents entries
 
 
 def looks_like_chapter(title: str) -> bool:
@@ -130,7 +130,7 @@ def build_sections(
     return tuple(sections)
 
 
-def _classify(line: str, *, markdown: bool) -> tuple[str, int, tuple[str, int] | None, bool] | None:
+def _classify(line: str, *, markdown: bool) -> tuple[str, int, tuple[str, int | str] | None, bool] | None:
     """(title, level, key, wants_subtitle) when ``line`` is a heading, else None."""
     line = line.strip()
     if not line:
@@ -165,7 +165,8 @@ def _classify(line: str, *, markdown: bool) -> tuple[str, int, tuple[str, int] |
             return _classify_english(match)
     match = _EN_STANDALONE.fullmatch(line) or _ZH_STANDALONE.fullmatch(line)
     if match is not None:
-        return line.rstrip("."), 1, None, False
+        # Keyed by name, so a contents list's last entry ("Epilogue") is known when the real one comes later.
+        return line.rstrip("."), 1, ("standalone", line.rstrip(".").lower()), False
     return None
 
 
@@ -222,7 +223,7 @@ def _drop_contents(text: str, headings: list[Heading]) -> list[Heading]:
                 run_of[member] = run_start
                 in_run[member] = index - run_start >= 3
             run_start = index
-    later_keys: set[tuple[str, int]] = set()
+    later_keys: set[tuple[str, int | str]] = set()
     recurs = [False] * count
     for index in range(count - 1, -1, -1):
         key = headings[index].key
