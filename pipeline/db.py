@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.config import tome_home
-from pipeline.errors import StoreError
+from pipeline.errors import ConfigError, StoreError
 
 
 def default_database_url() -> str:
@@ -110,12 +110,37 @@ def _applied(conn: Connection) -> set[str]:
     return {row[0] for row in conn.execute(text("SELECT name FROM tome_migrations"))}
 
 
+# pg_advisory_xact_lock key that serialises tome's migrations on one PostgreSQL database ("tome" in ASCII).
+MIGRATION_LOCK_KEY = 0x746F6D65
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    """Serialise migrating processes: SQLite takes the write lock, PostgreSQL a transaction advisory lock.
+
+    Without it, processes opening a fresh database together race on CREATE TABLE (PostgreSQL answers
+    UniqueViolation on its catalog) and may apply one migration twice.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+
+
+def _pending(engine: Engine) -> bool:
+    """Whether any migration is unrecorded (a lock-free read, so opening a current database costs no lock)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("tome_migrations"):
+            return True
+        done = {row[0] for row in conn.execute(text("SELECT name FROM tome_migrations"))}
+    return any(name not in done for name, _ in MIGRATIONS)
+
+
 def migrate(engine: Engine) -> None:
-    """Apply every registered migration not yet recorded in ``tome_migrations``."""
+    """Apply every registered migration not yet recorded in ``tome_migrations`` (safe for racing processes)."""
+    if not _pending(engine):
+        return
     with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            # Take the write lock first: two processes opening a fresh file must not both apply a migration.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        _lock_for_migration(conn)
         done = _applied(conn)
         for name, fn in MIGRATIONS:
             if name in done:
@@ -127,17 +152,59 @@ def migrate(engine: Engine) -> None:
             )
 
 
+POSTGRES_EXTRA_HINT = "PostgreSQL needs the psycopg driver: pip install 'tome[postgres]'."
+
+
+def normalise_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` mean PostgreSQL through psycopg 3 (tome's driver)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def database_kind(url: str) -> str:
+    """"SQLite", "PostgreSQL" or the URL's dialect name: how messages name the database in use."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    return {"sqlite": "SQLite", "postgresql": "PostgreSQL", "postgres": "PostgreSQL"}.get(scheme, scheme)
+
+
 def make_engine(url: str | None = None) -> Engine:
-    """An engine on ``url`` (default: tome's SQLite file), migrated to the current schema."""
-    url = url or default_database_url()
+    """An engine on ``url`` (default: tome's SQLite file), migrated to the current schema.
+
+    Raises:
+        ConfigError: the URL's driver is not installed (PostgreSQL: the ``tome[postgres]`` extra).
+        StoreError: the database cannot be opened or migrated.
+    """
+    url = normalise_url(url or default_database_url())
+    where = f"the {database_kind(url)} database at {engine_url_for_humans(url)}"
     try:
-        engine = create_engine(url, future=True)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+    except ImportError as exc:
+        if database_kind(url) == "PostgreSQL":
+            raise ConfigError(f"{POSTGRES_EXTRA_HINT} ({where})") from None
+        raise ConfigError(f"No driver for {where}: {exc.name or exc} is not installed.") from None
+    except (SQLAlchemyError, ValueError) as exc:
+        raise ConfigError(f"Invalid database URL for {where}: {exc.__class__.__name__}.") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
         migrate(engine)
     except SQLAlchemyError as exc:
-        raise StoreError(f"Cannot open the database at {engine_url_for_humans(url)}: {exc.__class__.__name__}") from exc
+        engine.dispose()
+        raise StoreError(f"Cannot open {where}: {exc.__class__.__name__}{failure_hint(engine.dialect.name, exc)}") from exc
     return engine
+
+
+def failure_hint(dialect: str, exc: SQLAlchemyError) -> str:
+    """What to check, for the database actually in use (no SQLite advice for a PostgreSQL server)."""
+    if dialect == "sqlite":
+        return "; check the folder exists and the file is writable (not on a network share)."
+    if dialect == "postgresql":
+        if "connect" in str(exc).lower() or exc.__class__.__name__ == "OperationalError":
+            return "; check the server is running, and the host, port, user and database in TOME_DATABASE_URL."
+        return "; check the user may create tables in this database."
+    return "."
 
 
 def engine_url_for_humans(url: str) -> str:
@@ -282,6 +349,60 @@ def _m006_cli_prompts_run_calls(conn: Connection) -> None:
                 completion_tokens INTEGER NOT NULL DEFAULT 0,
                 cost DOUBLE PRECISION NOT NULL DEFAULT 0,
                 PRIMARY KEY (run_id, level, node, seq)
+            )"""
+        )
+    )
+
+
+@migration("m007_portable_claims_spending")
+def _m007_portable_claims_spending(conn: Connection) -> None:
+    # Portable SQL on SQLite and PostgreSQL alike: the cache stores each answer's size in bytes (stats need no
+    # dialect's byte-length function), eval results carry their insertion order (no rowid), and the claims
+    # tables (pipeline/claims.py) let workers share documents and calls without doing one twice.
+    columns = {c["name"] for c in inspect(conn).get_columns("cache")}
+    if "content_bytes" not in columns:
+        conn.execute(text("ALTER TABLE cache ADD COLUMN content_bytes INTEGER"))
+    rows = conn.execute(text("SELECT key, content FROM cache WHERE content_bytes IS NULL")).all()
+    for key, content in rows:
+        conn.execute(
+            text("UPDATE cache SET content_bytes = :b WHERE key = :k"), {"b": len(content.encode("utf-8")), "k": key}
+        )
+    if "seq" not in {c["name"] for c in inspect(conn).get_columns("eval_results")}:
+        conn.execute(text("ALTER TABLE eval_results ADD COLUMN seq BIGINT"))
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("UPDATE eval_results SET seq = rowid WHERE seq IS NULL"))  # keep the old order
+    conn.execute(text("CREATE INDEX IF NOT EXISTS eval_runs_started_at_id ON eval_runs (started_at, id)"))
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS document_claims (
+                key TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                document TEXT NOT NULL,
+                lease_until DOUBLE PRECISION NOT NULL,
+                claimed_at TEXT NOT NULL
+            )"""
+        )
+    )
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS call_claims (
+                key TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                lease_until DOUBLE PRECISION NOT NULL
+            )"""
+        )
+    )
+    conn.execute(text("CREATE INDEX IF NOT EXISTS document_claims_owner ON document_claims (owner)"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS call_claims_owner ON call_claims (owner)"))
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS spending (
+                scope TEXT PRIMARY KEY,
+                cap DOUBLE PRECISION NOT NULL,
+                spent DOUBLE PRECISION NOT NULL DEFAULT 0,
+                reserved DOUBLE PRECISION NOT NULL DEFAULT 0,
+                currency TEXT NOT NULL,
+                updated_at TEXT NOT NULL
             )"""
         )
     )

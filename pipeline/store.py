@@ -18,7 +18,14 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.db import default_database_url, engine_url_for_humans, make_engine
+from pipeline.db import (
+    database_kind,
+    default_database_url,
+    engine_url_for_humans,
+    failure_hint,
+    make_engine,
+    normalise_url,
+)
 from pipeline.errors import StoreError
 from pipeline.llm.types import Completion, Message, Usage
 
@@ -104,10 +111,13 @@ def utc_now() -> str:
 
 
 def store_failure(url: str, action: str, exc: SQLAlchemyError) -> StoreError:
-    """The one-line StoreError for a failed database ``action`` (no SQL, no password)."""
+    """The one-line StoreError for a failed database ``action`` (no SQL, no password), naming the database
+    in use and what to check for it."""
+    kind = database_kind(url)
+    hint = failure_hint("sqlite" if kind == "SQLite" else "postgresql" if kind == "PostgreSQL" else kind, exc)
     return StoreError(
-        f"Could not {action} in the database at {engine_url_for_humans(url)} ({exc.__class__.__name__}); "
-        "check the file is writable and not on a network share."
+        f"Could not {action} in the {kind} database at {engine_url_for_humans(url)} "
+        f"({exc.__class__.__name__}){hint}"
     )
 
 
@@ -115,7 +125,7 @@ class Store:
     """Owns the SQLAlchemy engine; every method is one short transaction."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or default_database_url()
+        self.url = normalise_url(url or default_database_url())
         self.engine: Engine = make_engine(self.url)
 
     def __repr__(self) -> str:
@@ -184,6 +194,7 @@ class Store:
             "l": completion.latency_s,
             "t": utc_now(),
             "msg": messages_json(messages) if messages is not None else None,
+            "b": len(completion.content.encode("utf-8")),
         }
         try:
             with self.engine.begin() as conn:
@@ -191,7 +202,7 @@ class Store:
                     text(
                         "INSERT INTO cache (key, provider, model, prompt_version, content, finish_reason, "
                         "prompt_tokens, completion_tokens, cached_tokens, request_id, latency_s, created_at, "
-                        "messages) VALUES (:k, :p, :m, :v, :c, :f, :pt, :ct, :xt, :r, :l, :t, :msg) "
+                        "messages, content_bytes) VALUES (:k, :p, :m, :v, :c, :f, :pt, :ct, :xt, :r, :l, :t, :msg, :b) "
                         "ON CONFLICT (key) DO NOTHING"
                     ),
                     params,
@@ -231,7 +242,7 @@ class Store:
             with self.engine.connect() as conn:
                 total = conn.execute(
                     text(
-                        "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(content AS BLOB))), 0), "
+                        "SELECT COUNT(*), COALESCE(SUM(content_bytes), 0), "
                         "COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
                         "COALESCE(SUM(hits * (prompt_tokens + completion_tokens)), 0), COALESCE(SUM(hits), 0) "
                         "FROM cache"
@@ -343,7 +354,7 @@ class Store:
                     text(
                         "SELECT id, document, document_hash, settings, status, started_at, finished_at, calls, "
                         "cached_calls, prompt_tokens, completion_tokens, cost, error FROM runs "
-                        f"{where} ORDER BY started_at DESC, rowid DESC LIMIT :lim"
+                        f"{where} ORDER BY started_at DESC, id DESC LIMIT :lim"
                     ),
                     {**params, "lim": limit},
                 ).all()

@@ -40,6 +40,63 @@ def corpus() -> Path:
     return CORPUS
 
 
+# --- PostgreSQL ---------------------------------------------------------------------------------------------
+
+POSTGRES_ENV = "TOME_TEST_POSTGRES_URL"
+
+
+def in_ci() -> bool:
+    """CI (``CI`` or ``TOME_CI`` set): PostgreSQL tests must run there, never skip."""
+    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes"} for v in ("CI", "TOME_CI"))
+
+
+def _postgres_missing(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A PostgreSQL server for the session: ``TOME_TEST_POSTGRES_URL`` if set, else a throwaway cluster
+    (initdb into a temp dir, a free port) stopped at the end. Skips when impossible, fails in CI."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _postgres_missing("the psycopg driver is not installed (pip install 'tome[postgres]')")
+    if os.environ.get(POSTGRES_ENV):
+        yield os.environ[POSTGRES_ENV]
+        return
+    from pipeline.testing.postgres import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        _postgres_missing(str(exc))
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own for one test (dropped afterwards)."""
+    from pipeline.testing.postgres import create_database, drop_database
+
+    url = create_database(postgres_server_url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on a fresh SQLite file and on an empty database of a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tome.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 # --- the local Moonshot-compatible server (pipeline.testing) ------------------------------------------------
 
 MOONSHOT_FIXTURES = REPO / "tests" / "fixtures" / "moonshot"

@@ -1,7 +1,7 @@
 """The SQL-shared budget: one account's limits across budgets and processes on one database.
 
-Runs on a SQLite file; also on PostgreSQL when TOME_TEST_POSTGRES_URL is set (e.g.
-``postgresql+psycopg://tome@127.0.0.1:55432/postgres``) and a driver is installed.
+Runs on a SQLite file and on a real PostgreSQL server (tests/conftest.py starts one, or uses
+TOME_TEST_POSTGRES_URL).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
-import os
 import time
 import uuid
 from pathlib import Path
@@ -23,18 +22,13 @@ from pipeline.db import make_engine
 from pipeline.errors import ConfigError, QuotaExhaustedError
 from pipeline.llm.types import Usage
 
-POSTGRES_URL = os.environ.get("TOME_TEST_POSTGRES_URL")
 POLL_S = 0.01
 MAX_POLL_S = 0.2
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tome.db'}"
-    if not POSTGRES_URL:
-        pytest.skip("set TOME_TEST_POSTGRES_URL to run the SQL budget on PostgreSQL")
-    return POSTGRES_URL
+@pytest.fixture
+def url(db_url: str) -> str:
+    return db_url
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
-"""Evaluation runs in SQLite (EvalRecords), per-system means, and two runs compared."""
+"""Evaluation runs in SQLite and PostgreSQL (EvalRecords), per-system means, and two runs compared."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ from pipeline.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path}/t.db")
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
     yield s
     s.close()
 

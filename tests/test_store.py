@@ -1,4 +1,4 @@
-"""The SQLite store: cache round trip, keys, stats, runs, migrations, two writer processes."""
+"""The store on SQLite and on a real PostgreSQL: cache round trip, keys, stats, runs, migrations, racing processes."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def test_cache_key_depends_on_every_part():
     assert base == _key(params={"temperature": 0.3, "max_tokens": 500})  # order-free
 
 
-def test_migrate_blank_creates_schema(tmp_path: Path):
-    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+def test_migrate_blank_creates_schema(db_url: str):
+    store = Store(db_url)
     insp = inspect(store.engine)
     assert {"cache", "runs", "token_ledger", "cache_overflow", "tome_migrations"} <= set(
         insp.get_table_names()
@@ -58,8 +58,8 @@ def test_migrate_blank_creates_schema(tmp_path: Path):
     Store(store.url)  # reopening migrates nothing and does not fail
 
 
-def test_cache_round_trip_and_stats(tmp_path: Path):
-    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+def test_cache_round_trip_and_stats(db_url: str):
+    store = Store(db_url)
     key = _key()
     assert store.cache_get(key) is None
     store.cache_put(
@@ -95,8 +95,8 @@ def test_cache_round_trip_and_stats(tmp_path: Path):
     assert store.cache_clear() == 1 and store.cache_stats().entries == 0
 
 
-def test_overflow_records(tmp_path: Path):
-    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+def test_overflow_records(db_url: str):
+    store = Store(db_url)
     key = _key()
     assert store.overflow_get(key) is None
     store.overflow_put(key, model="moonshot-v1-8k", limit=8192, requested=9000)
@@ -106,8 +106,8 @@ def test_overflow_records(tmp_path: Path):
     assert store.overflow_get(key) is None
 
 
-def test_runs_recorded(tmp_path: Path):
-    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+def test_runs_recorded(db_url: str):
+    store = Store(db_url)
     run = store.start_run(document="alice.txt", document_hash="abc", settings={"model": "m", "lag": 4})
     store.update_run(run, calls=10, cached_calls=3, prompt_tokens=1000, completion_tokens=200, cost=0.01)
     rec = store.get_run(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,7 @@ class EvalRecords:
 
     def add(self, run_id: str, results: list[ItemResult]) -> None:
         """Store an item's results as soon as they exist (an interrupted evaluation keeps them)."""
+        first = time.time_ns()  # insertion order, portable (no rowid); batches are far more than len() ns apart
         rows = [
             {
                 "run": run_id,
@@ -89,16 +91,17 @@ class EvalRecords:
                 "coherence": r.coherence,
                 "summary": r.summary,
                 "error": r.error,
+                "seq": first + i,
             }
-            for r in results
+            for i, r in enumerate(results)
         ]
         names = _COLUMNS.split(", ")
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     text(
-                        f"INSERT INTO eval_results (run_id, {_COLUMNS}) "
-                        f"VALUES (:run, {', '.join(':' + n for n in names)})"
+                        f"INSERT INTO eval_results (run_id, {_COLUMNS}, seq) "
+                        f"VALUES (:run, {', '.join(':' + n for n in names)}, :seq)"
                     ),
                     rows,
                 )
@@ -122,10 +125,7 @@ class EvalRecords:
                 rows = conn.execute(
                     text(
                         "SELECT id, dataset, status, items, started_at, settings FROM eval_runs "
-                        "ORDER BY started_at DESC, rowid DESC LIMIT :n"
-                        if self.engine.dialect.name == "sqlite"
-                        else "SELECT id, dataset, status, items, started_at, settings FROM eval_runs "
-                        "ORDER BY started_at DESC LIMIT :n"
+                        "ORDER BY started_at DESC, id DESC LIMIT :n"
                     ),
                     {"n": limit},
                 ).all()
@@ -168,9 +168,7 @@ class EvalRecords:
                     text("SELECT dataset, settings, status, started_at FROM eval_runs WHERE id = :i"), {"i": run_id}
                 ).one()
                 rows = conn.execute(
-                    text(f"SELECT {_COLUMNS} FROM eval_results WHERE run_id = :i ORDER BY rowid"
-                         if self.engine.dialect.name == "sqlite"
-                         else f"SELECT {_COLUMNS} FROM eval_results WHERE run_id = :i"),
+                    text(f"SELECT {_COLUMNS} FROM eval_results WHERE run_id = :i ORDER BY seq, item_id, system"),
                     {"i": run_id},
                 ).all()
         except SQLAlchemyError as exc:
