@@ -39,6 +39,11 @@ class SummariseOptions(BaseModel):
     base_url: str | None = None
     server_extract: bool = False  # image-only PDFs: let the provider's file-extract service read them
     encoding: str | None = None  # .txt/.md files: read with this codec instead of detecting one
+    max_cost: float | None = Field(default=None, ge=0)  # spending cap in the model's currency; None = [defaults]
+
+    def spending_cap(self, catalog: Catalog | None = None) -> float:
+        """The cap in force: ``--max-cost``, else ``[defaults] max_cost``; 0 means none."""
+        return self.max_cost if self.max_cost is not None else (catalog or load_catalog()).defaults.max_cost
 
     def provider(self, catalog: Catalog | None = None) -> str | None:
         """The provider a named backend implies (None for auto/extractive: the defaults decide)."""

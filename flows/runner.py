@@ -8,12 +8,14 @@ and the overhead benchmark call them directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -27,6 +29,7 @@ from pipeline.backends import make_backend
 from pipeline.budget.base import RateBudget
 from pipeline.budget.factory import make_budget
 from pipeline.budget.presets import account_id
+from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits, load_catalog
 from pipeline.document import Document
 from pipeline.documents import document_from_text, load_document
@@ -35,6 +38,7 @@ from pipeline.errors import DocumentNotFoundError, NoTextLayerError, QuotaExhaus
 from pipeline.llm.types import ChatBackend
 from pipeline.outputs import SummaryResult
 from pipeline.settings import RunSettings
+from pipeline.spending import CappedBackend, SpendingCap, SpendingCapError
 from pipeline.store import Store
 
 log = logging.getLogger("tome.flows")
@@ -59,9 +63,13 @@ class Runtime:
     backend: ChatBackend
     notice: str
     board: ProgressBoard
+    spending: SpendingCap | None = None  # --max-cost: shared by every document (and worker) of the scope
+    claims: Claims | None = None  # document and in-flight call claims shared with other processes
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+        if self.claims is not None:
+            await asyncio.to_thread(self.claims.close)
         self.store.close()
 
 
@@ -71,8 +79,12 @@ def open_runtime(
     board: ProgressBoard | None = None,
     env: Mapping[str, str] = os.environ,
     utcnow: Callable[[], datetime] | None = None,
+    spend_scope: str | None = None,
 ) -> Runtime:
-    """Resolve settings and build store, budget and backend; the API key is read from ``env`` here, only."""
+    """Resolve settings and build store, budget and backend; the API key is read from ``env`` here, only.
+
+    ``spend_scope`` names what ``--max-cost`` caps (a batch's id, shared by its workers); default: this runtime.
+    """
     catalog = load_catalog()
     settings = options.settings(catalog)
     model = catalog.model(settings.model)
@@ -101,6 +113,13 @@ def open_runtime(
         catalog=catalog,
         env=env,
     )
+    # Paid calls are claimed in the database: processes sharing it never pay twice for a document or a prompt.
+    claims = Claims(store.engine) if getattr(backend, "billable", True) else None
+    spending = None
+    cap = options.spending_cap(catalog)
+    if cap > 0 and getattr(backend, "billable", True):
+        spending = SpendingCap(store.engine, scope=spend_scope or uuid.uuid4().hex, cap=cap, currency=model.currency)
+        backend = CappedBackend(backend, spending, model)
     if board is None:
         board = ProgressBoard()
     board.currency = model.currency
@@ -109,7 +128,7 @@ def open_runtime(
         backend.on_retry = board.retrying
     # The plan's wall-time floor assumes a model's latency; the offline backend answers in milliseconds.
     board.plan_eta = bool(getattr(backend, "billable", True))
-    return Runtime(options, settings, model, limits, store, budget, backend, notice, board)
+    return Runtime(options, settings, model, limits, store, budget, backend, notice, board, spending, claims)
 
 
 @dataclass
@@ -347,6 +366,7 @@ async def summarise_path(
         progress=sink,
         max_in_flight=runtime.limits.concurrency or DEFAULT_IN_FLIGHT,
         limits=runtime.limits,
+        claims=runtime.claims,
     )
     password = password if password is not None else os.environ.get(PASSWORD_ENV)
     sha256 = ""
@@ -359,13 +379,14 @@ async def summarise_path(
         def prepare() -> RunState:  # runs in a worker thread
             return engine.prepare(load_input(runtime, path, password=password, loop=loop))
 
-        state = await steps.prepare(f"{shown} · load and plan", prepare)
-        level = 0
-        while not state.done:
-            lv = level
-            await steps.level(level_label(shown, state, level), lambda lv=lv: engine.run_level(state, lv))
-            level += 1
-        result = engine.finish(state)
+        async with document_claim(runtime, path, sha256):
+            state = await steps.prepare(f"{shown} · load and plan", prepare)
+            level = 0
+            while not state.done:
+                lv = level
+                await steps.level(level_label(shown, state, level), lambda lv=lv: engine.run_level(state, lv))
+                level += 1
+            result = engine.finish(state)
         _outcome_from_result(outcome, result)
         if out_dir is not None:
             files = write_outputs(
@@ -376,6 +397,8 @@ async def summarise_path(
         runtime.board.finish(sink.name, ok=True)
         return DocumentRun(outcome, result)
     except Exception as exc:  # noqa: BLE001 - one document's failure, whatever it is, must not stop a batch
+        if isinstance(exc, SpendingCapError) and runtime.spending is not None:
+            exc = runtime.spending.stopped()  # in-flight calls have finished: say what was really spent
         if isinstance(exc, TomeError):
             outcome.status, outcome.exit_code, outcome.error = _status_for(exc), exc.exit_code, str(exc)
         else:  # a bug, not a user error: keep the traceback in the log
@@ -391,6 +414,14 @@ async def summarise_path(
         return DocumentRun(outcome, None, exc)
     finally:
         outcome.seconds = round(time.monotonic() - started, 3)
+
+
+def document_claim(runtime: Runtime, path: Path, sha256: str) -> contextlib.AbstractAsyncContextManager[None]:
+    """Hold the document's claim (content hash + options fingerprint) while it is summarised; another process
+    summarising the same document with the same options is waited for (its calls are then cached)."""
+    if runtime.claims is None or not sha256:
+        return contextlib.nullcontext()
+    return runtime.claims.document(f"{sha256}:{options_fingerprint(runtime.options)}", document=str(path))
 
 
 def level_label(shown: str, state: RunState, level: int) -> str:

@@ -131,6 +131,7 @@ class Defaults:
     connect_timeout_s: float
     read_timeout_s: float
     max_retries: int
+    max_cost: float = 0.0  # --max-cost: stop before calls would cost more than this (model's currency); 0 = no cap
     lengths: dict[str, int] = field(default_factory=dict)
 
 

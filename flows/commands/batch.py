@@ -18,6 +18,7 @@ from flows.commands.run_options import (
     EncodingOpt,
     LanguageOpt,
     LengthOpt,
+    MaxCostOpt,
     ModelOpt,
     NoPrefectOpt,
     PasswordOpt,
@@ -66,6 +67,7 @@ def batch(
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
     encoding: EncodingOpt = None,
+    max_cost: MaxCostOpt = None,
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
@@ -80,6 +82,7 @@ def batch(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
             encoding=encoding,
+            max_cost=max_cost,
         )  # fmt: skip
         if not folder.is_dir():
             raise DocumentNotFoundError(f"{folder}: no such folder.")

@@ -105,6 +105,16 @@ EncodingOpt = Annotated[
         show_default="detected",
     ),
 ]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="AMOUNT",
+        help="Stop cleanly before calls would cost more than AMOUNT (the model's currency) in this run or "
+        "batch, across all its workers; exit 3, resumable. Default: [defaults] max_cost (0 = no cap).",
+        min=0,
+    ),
+]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Show progress on stderr (live on a terminal).")
 ]
@@ -132,6 +142,7 @@ def build_options(
     context: str | None = None,
     server_extract: bool = False,
     encoding: str | None = None,
+    max_cost: float | None = None,
 ):  # -> SummariseOptions (imported lazily: flows.options pulls in the config and budget modules)
     """Validated options; raises ConfigError (exit 2) at once, before Prefect starts."""
     from pydantic import ValidationError
@@ -159,6 +170,7 @@ def build_options(
             context=context,  # type: ignore[arg-type]
             server_extract=server_extract,
             encoding=check_encoding(encoding) if encoding else None,
+            max_cost=max_cost,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -18,6 +18,7 @@ from flows.commands.run_options import (
     EncodingOpt,
     LanguageOpt,
     LengthOpt,
+    MaxCostOpt,
     ModelOpt,
     PasswordOpt,
     RpmOpt,
@@ -61,6 +62,7 @@ def serve(
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
     encoding: EncodingOpt = None,
+    max_cost: MaxCostOpt = None,
 ) -> None:
     """Summarise new or changed documents of a folder as a Prefect deployment: on a schedule, or triggered.
 
@@ -76,6 +78,7 @@ def serve(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
             encoding=encoding,
+            max_cost=max_cost,
         )  # fmt: skip
         if not input_dir.is_dir():
             raise DocumentNotFoundError(f"{input_dir}: no such folder.")

@@ -18,6 +18,7 @@ from flows.commands.run_options import (
     EncodingOpt,
     LanguageOpt,
     LengthOpt,
+    MaxCostOpt,
     ModelOpt,
     NoPrefectOpt,
     PasswordOpt,
@@ -63,6 +64,7 @@ def summarise(
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
     encoding: EncodingOpt = None,
+    max_cost: MaxCostOpt = None,
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
@@ -76,6 +78,7 @@ def summarise(
             backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
             encoding=encoding,
+            max_cost=max_cost,
         )  # fmt: skip
         paths = existing_files(files)
         set_password(password)

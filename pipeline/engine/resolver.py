@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Sequence
 
+from pipeline.claims import Claims
 from pipeline.config import ModelSpec
 from pipeline.engine import calibration
 from pipeline.engine.sizing import PromptSizer
 from pipeline.engine.splitting import halves, splittable
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, Overflow, RunState
 from pipeline.errors import ContextLengthError
-from pipeline.llm.types import ChatBackend, ChatRequest, Completion
+from pipeline.llm.types import ChatBackend, ChatRequest, Completion, Message
 from pipeline.settings import RunSettings
 from pipeline.store import Store, cache_key
 
@@ -43,6 +45,7 @@ class CallResolver:
         provider: str,
         cache_namespace: str,
         billable: bool,
+        claims: Claims | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -52,6 +55,7 @@ class CallResolver:
         self.provider = provider
         self.cache_namespace = cache_namespace
         self.billable = billable
+        self.claims = claims  # in-flight call claims shared with other processes
 
     async def resolve(self, state: RunState, run: LevelRun, call: CallSpec, depth: int = 0) -> CallOutcome:
         """The text for ``call``: from the cache or the backend, split on overflow, retried once if cut off."""
@@ -103,10 +107,36 @@ class CallResolver:
         )
         local = self.sizer.local_prompt(messages)
         hit = self.store.cache_get(key)
+        if hit is None and self.claims is not None and self.store.overflow_get(key) is None:
+            # Another process may be asking this very prompt: wait for its answer rather than pay twice.
+            hit = await self.claims.call(key, lambda: self.store.cache_get(key))
+            if hit is None:
+                try:
+                    return await self._ask_uncached(
+                        state, run, call, key, messages, local, max_tokens, version, strict, depth
+                    )
+                finally:
+                    await asyncio.shield(asyncio.to_thread(self.claims.release_call, key))
         if hit is not None:
             state.usage.cached_calls += 1
             calibration.learn(state, hit.completion.usage.prompt_tokens, local, billable=self.billable)
             return CallOutcome(text=hit.completion.content, calls=0, cached=True), hit.completion
+        return await self._ask_uncached(state, run, call, key, messages, local, max_tokens, version, strict, depth)
+
+    async def _ask_uncached(
+        self,
+        state: RunState,
+        run: LevelRun,
+        call: CallSpec,
+        key: str,
+        messages: Sequence[Message],
+        local: int,
+        max_tokens: int,
+        version: str,
+        strict: bool,
+        depth: int,
+    ) -> tuple[CallOutcome, Completion] | Overflow:
+        """A cache miss: a recorded or predicted overflow, else the backend."""
         overflow = self.store.overflow_get(key)
         if overflow is not None:
             # Learn from it exactly as when it happened, so later levels are shaped the same on a rerun.

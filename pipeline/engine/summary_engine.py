@@ -11,6 +11,7 @@ import logging
 import math
 
 from pipeline.chunking import Chunk, chunk_budget, chunk_document
+from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
 from pipeline.document import Document
@@ -51,6 +52,7 @@ class SummaryEngine:
         max_in_flight: int = 8,
         limits: RateLimits | None = None,
         lag: int | None = None,
+        claims: Claims | None = None,
     ) -> None:
         """Args:
         backend: answers chat requests (the HTTP client with its rate budget, or the extractive backend).
@@ -59,6 +61,7 @@ class SummaryEngine:
         max_in_flight: calls sent at once per document level (the budget may admit fewer).
         limits: the rate tier (default: settings.tier from configs/); its concurrency caps the lag too.
         lag: force this carry-forward lag instead of max(context_lag, concurrency) (benchmarks compare them).
+        claims: in-flight call claims shared with other processes (a call one of them is making is waited for).
         """
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -86,6 +89,7 @@ class SummaryEngine:
             provider=self.provider,
             cache_namespace=self.cache_namespace,
             billable=self.billable,
+            claims=claims,
         )
         self.scheduler = LevelScheduler(
             settings=settings,
