@@ -158,6 +158,7 @@ def import_lines(store: Store, lines: Iterable[str], *, source: str = "input") -
                 row[f] = int(row[f] or 0)
             if row["messages"] is not None:
                 row["messages"] = json.dumps(row["messages"], ensure_ascii=False)
+            row["content_bytes"] = len(str(row["content"]).encode("utf-8"))  # what cache stats sums
             answers.append(row)
         else:
             overflows.append({f: record.get(f) for f in _OVERFLOW_FIELDS})
@@ -167,8 +168,8 @@ def import_lines(store: Store, lines: Iterable[str], *, source: str = "input") -
             for row in answers:
                 added += conn.execute(
                     text(
-                        f"INSERT INTO cache ({', '.join(_ANSWER_FIELDS)}) VALUES "
-                        f"({', '.join(':' + f for f in _ANSWER_FIELDS)}) ON CONFLICT (key) DO NOTHING"
+                        f"INSERT INTO cache ({', '.join(_ANSWER_FIELDS)}, content_bytes) VALUES "
+                        f"({', '.join(':' + f for f in _ANSWER_FIELDS)}, :content_bytes) ON CONFLICT (key) DO NOTHING"
                     ),
                     row,
                 ).rowcount or 0

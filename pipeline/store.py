@@ -242,7 +242,7 @@ class Store:
             with self.engine.connect() as conn:
                 total = conn.execute(
                     text(
-                        "SELECT COUNT(*), COALESCE(SUM(content_bytes), 0), "
+                        "SELECT COUNT(*), COALESCE(SUM(COALESCE(content_bytes, LENGTH(content))), 0), "
                         "COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
                         "COALESCE(SUM(hits * (prompt_tokens + completion_tokens)), 0), COALESCE(SUM(hits), 0) "
                         "FROM cache"
