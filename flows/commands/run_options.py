@@ -111,7 +111,8 @@ MaxCostOpt = Annotated[
         "--max-cost",
         metavar="AMOUNT",
         help="Stop cleanly before calls would cost more than AMOUNT (the model's currency) in this run or "
-        "batch, across all its workers; exit 3, resumable. Default: [defaults] max_cost (0 = no cap).",
+        "batch, across all its workers; exit 3, resumable. 0 = no cap.",
+        show_default="[defaults] max_cost",
         min=0,
     ),
 ]
