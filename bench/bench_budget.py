@@ -4,8 +4,8 @@ Run from the repo root (real minutes: the limits use 60 s sliding windows):
 
     .venv/bin/python bench/bench_budget.py [--scenario tpm|rpm|misconfigured|tpd|overhead ...]
 
-Every scenario summarises a document the way ``tome summarise --no-prefect`` does (flows.runner's
-``open_runtime`` + ``summarise_path``: tome's HTTP client, rate budget and engine) against a fresh
+Every scenario summarises a document the way ``tome summarise --no-prefect`` does (pipeline.document_runs'
+``build_runtime`` + ``summarise_path``: tome's HTTP client, rate budget and engine) against a fresh
 MoonshotTestServer on 127.0.0.1 with its latency model, in a fresh TOME_HOME (SQLite cache and TPD ledger).
 Figures come from the server's request log: wall time against the least time the server's limits allow for
 the calls the run actually made (``minimum_schedule``), 429s by kind, admission times, tokens per minute.
@@ -37,19 +37,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flows.options import SummariseOptions  # noqa: E402
-from flows.runner import (  # noqa: E402
-    DocumentRun,
-    Runtime,
-    exit_code_for,
-    open_runtime,
-    summarise_path,
-)
 from pipeline.budget import InProcessBudget, TokenLedger, account_id  # noqa: E402
 from pipeline.config import RateLimits, load_catalog  # noqa: E402
+from pipeline.document_runs import DocumentRun, exit_code_for, summarise_path  # noqa: E402
 from pipeline.documents import load_document  # noqa: E402
 from pipeline.errors import QuotaExhaustedError  # noqa: E402
+from pipeline.options import SummariseOptions  # noqa: E402
 from pipeline.planning import plan_document  # noqa: E402
+from pipeline.runtime import Runtime, build_runtime  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.testing import Latency, MoonshotTestServer, RequestRecord  # noqa: E402
 
@@ -349,7 +344,7 @@ async def scenario_tpm(tmp: Path, *, tpm: int = 60_000, name: str = "tpm") -> di
     load = load_now()
     with tome_home(tmp / name), MoonshotTestServer(limits=limits, latency=LATENCY, gid_tier=1) as srv:
         options, env = options_for(srv, tier="tier1", concurrency=8, rpm=120, tpm=tpm)
-        run = await run_document(open_runtime(options, env=env), ALICE)
+        run = await run_document(build_runtime(options, env=env), ALICE)
         records = chat_records(srv)
     figures = schedule_figures(records, run, limits, LATENCY)
     t0 = records[0].t if records else 0.0
@@ -391,7 +386,7 @@ async def scenario_rpm(tmp: Path) -> dict[str, Any]:
     load = load_now()
     with tome_home(home), MoonshotTestServer(limits=limits, latency=LATENCY, gid_tier=0) as srv:
         options, env = options_for(srv, tier="tier0")
-        run = await run_document(open_runtime(options, env=env), doc)
+        run = await run_document(build_runtime(options, env=env), doc)
         records = chat_records(srv)
     figures = schedule_figures(records, run, limits, LATENCY)
     times = figures["admission_times_s"]
@@ -422,7 +417,7 @@ async def scenario_misconfigured(
     load = load_now()
     with tome_home(tmp / name), MoonshotTestServer(limits=real, latency=LATENCY, gid_tier=1) as srv:
         options, env = options_for(srv, tier="tier1")
-        runtime = open_runtime(options, env=env)
+        runtime = build_runtime(options, env=env)
         believed = runtime.limits
         run = await run_document(runtime, doc)
         records = chat_records(srv)
@@ -468,7 +463,7 @@ async def scenario_tpd(tmp: Path) -> dict[str, Any]:
         with MoonshotTestServer(limits=limits, latency=LATENCY, gid_tier=1) as srv:
             options, env = options_for(srv, tier="tier1", concurrency=8, rpm=120, tpd=tpd)
             # Run 1: exactly the CLI's runtime (real UTC clock).
-            first = await run_document(open_runtime(options, env=env), ALICE)
+            first = await run_document(build_runtime(options, env=env), ALICE)
             first_records = chat_records(srv)
             server_day1 = srv.gateway.usage_now()["tpd"]
             # The quota resets at UTC midnight: move the server there, and give tome's ledger the same clock.
@@ -479,7 +474,7 @@ async def scenario_tpd(tmp: Path) -> dict[str, Any]:
             def utcnow() -> datetime:
                 return datetime.now(UTC) + shift
 
-            second = await run_document(open_runtime(options, env=env, utcnow=utcnow), ALICE)
+            second = await run_document(build_runtime(options, env=env, utcnow=utcnow), ALICE)
             all_records = chat_records(srv)
         ledger_store = Store()
         try:
@@ -617,7 +612,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         "Reproduce: `.venv/bin/python bench/bench_budget.py [--scenario "
         + "|".join(SCENARIOS)
         + "]` (repeatable; no flag = all, about 15 minutes: the windows are real 60 s minutes). Each scenario "
-        "summarises a document through `flows.runner` (`open_runtime` + `summarise_path`, as "
+        "summarises a document through `pipeline.runtime` + `pipeline.document_runs` (`build_runtime` + `summarise_path`, as "
         "`tome summarise --no-prefect` does: tome's HTTP client, in-process budget with the SQLite ledger and "
         "`make_budget`'s 1 s window margin, engine) against a fresh `MoonshotTestServer` on 127.0.0.1 (latency "
         "0.3 s + 4 ms per output token, JSON answers), in a fresh TOME_HOME. Model moonshot-v1-8k. "

@@ -68,11 +68,11 @@ def reports_dataset(folder: Path) -> Path | None:
 
 async def run_variant(dataset: Path, model: str, knobs: tuple | None, tag: str, limit: int | None) -> tuple:
     import pipeline.extractive as extractive
-    from flows.options import SummariseOptions
-    from flows.runner import open_runtime
     from pipeline.evaluation.dataset import load_dataset
     from pipeline.evaluation.records import EvalRecords
     from pipeline.evaluation.runner import Evaluation, evaluate
+    from pipeline.options import SummariseOptions
+    from pipeline.runtime import build_runtime
 
     shipped = [getattr(extractive, k) for k in KNOBS]
     for name, value in zip(KNOBS, knobs or (None,) * len(KNOBS), strict=True):
@@ -82,7 +82,7 @@ async def run_variant(dataset: Path, model: str, knobs: tuple | None, tag: str, 
     extractive.ExtractiveBackend.cache_namespace = f"{namespace}-{tag}"
     try:
         items, _ = load_dataset(dataset, limit=limit)
-        runtime = open_runtime(SummariseOptions(backend="extractive", model=model))
+        runtime = build_runtime(SummariseOptions(backend="extractive", model=model))
         ev = Evaluation(runtime.backend, runtime.store, runtime.settings, runtime.model, runtime.limits)
         started = time.perf_counter()
         report = await evaluate(

@@ -11,9 +11,9 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.evaluation import SYSTEM_HEAD, EvalOptions, evaluate_dataset, system_rows
-from flows.options import SummariseOptions
 from flows.tables import markdown_table
 from pipeline.evaluation.results import EvalReport, ItemResult
+from pipeline.options import SummariseOptions
 
 log = logging.getLogger("tome.flows")
 

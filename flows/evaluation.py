@@ -13,14 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.options import SummariseOptions
-from flows.runner import DEFAULT_IN_FLIGHT, file_sha256, open_runtime
 from pipeline.errors import ConfigError
 from pipeline.evaluation.dataset import PRESETS, field_spec, load_dataset
 from pipeline.evaluation.records import EvalRecords
 from pipeline.evaluation.results import EvalReport
 from pipeline.evaluation.runner import Evaluation, ItemStep, run_directly
 from pipeline.evaluation.runner import evaluate as run_evaluation
+from pipeline.inputs import file_sha256
+from pipeline.options import SummariseOptions
+from pipeline.runtime import DEFAULT_IN_FLIGHT, build_runtime
 
 
 class EvalOptions(BaseModel):
@@ -45,7 +46,7 @@ async def evaluate_dataset(
     spec = field_spec(e.preset, document=e.document_field, references=e.references_field, id=e.id_field)
     items, used = load_dataset(dataset, fields=spec, limit=e.limit)
     spec = spec or PRESETS[used]
-    runtime = open_runtime(options)
+    runtime = build_runtime(options)
     try:
         judge_fn = _judge(runtime) if e.judge else None
     except ConfigError:

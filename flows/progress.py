@@ -227,6 +227,12 @@ class ProgressBoard:
         self._lock = threading.Lock()
         self._retry: tuple[float, str] | None = None  # (clock when the wait ends, why)
 
+    def attach(self, *, currency: str, wait_estimate: WaitEstimate | None, plan_eta: bool) -> None:
+        """Told by the runtime once it is assembled (pipeline.progress.RunBoard)."""
+        self.currency = currency
+        self.wait_estimate = wait_estimate
+        self.plan_eta = plan_eta
+
     def sink(self, name: str) -> DocumentProgress:
         """The ProgressSink for the document called ``name`` (created on first use)."""
         with self._lock:

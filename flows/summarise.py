@@ -21,22 +21,14 @@ from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.options import SummariseOptions
+from flows.outcomes import outcomes_table
 from flows.progress import make_board
-from flows.runner import (
-    DocumentRun,
-    Outcome,
-    Runtime,
-    expand_inputs,
-    file_sha256,
-    is_current,
-    open_runtime,
-    outcomes_table,
-    output_names,
-    summarise_path,
-    summarise_paths,
-)
+from pipeline.document_runs import DocumentRun, Outcome, summarise_path, summarise_paths
 from pipeline.engine import RunState
+from pipeline.inputs import expand_inputs, file_sha256, output_names
+from pipeline.options import SummariseOptions
+from pipeline.output_files import is_current
+from pipeline.runtime import Runtime, build_runtime
 
 log = logging.getLogger("tome.flows")
 
@@ -64,7 +56,7 @@ class PrefectSteps:
 
 
 def _runtime(options: SummariseOptions, progress: bool) -> Runtime:
-    runtime = open_runtime(options, board=make_board(sys.stderr, enabled=progress))
+    runtime = build_runtime(options, board=make_board(sys.stderr, enabled=progress))
     print(runtime.notice, file=sys.stderr, flush=True)
     log.info("%s", runtime.notice)
     return runtime

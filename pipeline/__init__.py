@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "OpenAICompatibleClient": "pipeline.llm.client",
     "Plan": "pipeline.planning",
     "ProgressSink": "pipeline.progress",
+    "RunBoard": "pipeline.progress",
+    "Runtime": "pipeline.runtime",
     "RateBudget": "pipeline.budget",
     "RateLimits": "pipeline.config",
     "RunSettings": "pipeline.settings",
@@ -33,11 +35,13 @@ _EXPORTS: dict[str, str] = {
     "Store": "pipeline.store",
     "SummaryEngine": "pipeline.engine",
     "SummaryResult": "pipeline.outputs",
+    "SummariseOptions": "pipeline.options",
     "TiktokenCounter": "pipeline.tokens",
     "TokenBudget": "pipeline.chunking",
     "TokenCounter": "pipeline.tokens",
     "TomeError": "pipeline.errors",
     "Usage": "pipeline.llm.types",
+    "asummarise": "pipeline.api",
     "build_plan": "pipeline.planning",
     "chunk_budget": "pipeline.chunking",
     "chunk_document": "pipeline.chunking",
@@ -45,13 +49,23 @@ _EXPORTS: dict[str, str] = {
     "load_document": "pipeline.documents",
     "make_backend": "pipeline.backends",
     "make_budget": "pipeline.budget",
+    "open_runtime": "pipeline.runtime",
     "min_wall_time": "pipeline.planning",
     "plan_document": "pipeline.planning",
     "resolve_limits": "pipeline.budget",
     "resolve_settings": "pipeline.settings",
+    "summarise": "pipeline.api",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Catalog", "ChatBackend", "ChatRequest", "Chunk", "Completion", "Document", "ExtractiveBackend",
+    "InProcessBudget", "Message", "ModelSpec", "MoonshotClient", "NullProgress", "OpenAICompatibleClient",
+    "Plan", "ProgressSink", "RateBudget", "RateLimits", "RunBoard", "RunSettings", "Runtime", "Section",
+    "SqlBudget", "Store", "SummariseOptions", "SummaryEngine", "SummaryResult", "TiktokenCounter",
+    "TokenBudget", "TokenCounter", "TomeError", "Usage", "asummarise", "build_plan", "chunk_budget",
+    "chunk_document", "load_catalog", "load_document", "make_backend", "make_budget", "min_wall_time",
+    "open_runtime", "plan_document", "resolve_limits", "resolve_settings", "summarise",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -56,3 +57,37 @@ class RecordingProgress(NullProgress):
 
     def level_finished(self, level: int) -> None:
         self.events.append(("level_finished", level))
+
+
+class RunBoard(Protocol):
+    """Where a run reports: one ProgressSink per document, retry waits, each document's end, the run's end."""
+
+    def attach(self, *, currency: str, wait_estimate: Callable[[int, int], float] | None, plan_eta: bool) -> None:
+        """Told once the run is assembled: its currency, the budget's wait estimate, whether plan ETAs apply."""
+
+    def sink(self, name: str) -> ProgressSink: ...
+
+    def retrying(self, seconds: float, reason: str) -> None: ...
+
+    def finish(self, name: str, *, ok: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullBoard:
+    """A board that shows nothing (library calls without a progress display)."""
+
+    def attach(self, *, currency: str, wait_estimate: Callable[[int, int], float] | None, plan_eta: bool) -> None:
+        return None
+
+    def sink(self, name: str) -> ProgressSink:
+        return NullProgress()
+
+    def retrying(self, seconds: float, reason: str) -> None:
+        return None
+
+    def finish(self, name: str, *, ok: bool) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

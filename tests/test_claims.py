@@ -91,15 +91,15 @@ async def test_a_call_in_flight_elsewhere_is_waited_for(db_url: str) -> None:
 _ENGINE_RUN = textwrap.dedent(
     """
     import asyncio, json, sys, time
-    from flows.options import SummariseOptions
-    from flows.runner import open_runtime
+    from pipeline.options import SummariseOptions
+    from pipeline.runtime import build_runtime
     from pipeline.documents import load_document
     from pipeline.engine import SummaryEngine
 
     base_url, path, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
 
     async def main():
-        runtime = open_runtime(SummariseOptions(backend="moonshot", base_url=base_url, tier="unlimited", concurrency=4))
+        runtime = build_runtime(SummariseOptions(backend="moonshot", base_url=base_url, tier="unlimited", concurrency=4))
         engine = SummaryEngine(backend=runtime.backend, store=runtime.store, settings=runtime.settings,
                                model=runtime.model, limits=runtime.limits, max_in_flight=4, claims=runtime.claims)
         document = load_document(path)
@@ -148,8 +148,8 @@ def test_two_processes_asking_the_same_prompts_pay_for_each_once(
 _DOCUMENT_RUN = textwrap.dedent(
     """
     import asyncio, json, sys, time
-    from flows.options import SummariseOptions
-    from flows.runner import summarise_direct
+    from flows.outcomes import summarise_direct
+    from pipeline.options import SummariseOptions
     from pathlib import Path
     base_url, path, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
     while time.time() < start_at:

@@ -1,4 +1,4 @@
-"""The plain (no Prefect) side of the flows: inputs, outputs, one document, a batch under one budget, tables."""
+"""The plain (no Prefect) side of a run (pipeline.runtime, document_runs, inputs, output_files): inputs, outputs, one document, a batch under one budget, tables."""
 
 from __future__ import annotations
 
@@ -9,26 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from flows.options import SummariseOptions
+from flows.outcomes import outcomes_table, outcomes_text
 from flows.progress import LineReporter, ProgressBoard
-from flows.runner import (
+from pipeline.config import RateLimits
+from pipeline.document_runs import (
     DocumentRun,
     Outcome,
     exit_code_for,
-    expand_inputs,
-    file_sha256,
-    is_current,
     level_label,
-    open_runtime,
-    options_fingerprint,
-    outcomes_table,
-    outcomes_text,
-    output_names,
     summarise_path,
     summarise_paths,
 )
-from pipeline.config import RateLimits
 from pipeline.errors import ConfigError, DocumentNotFoundError
+from pipeline.inputs import expand_inputs, file_sha256, output_names
+from pipeline.options import SummariseOptions
+from pipeline.output_files import is_current, options_fingerprint
+from pipeline.runtime import build_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
@@ -76,7 +72,7 @@ def docs(tmp_path: Path, lighthouse: Path) -> Path:
 
 def _runtime(**kw):
     options = SummariseOptions(**{"backend": "extractive", **kw})
-    return open_runtime(options)
+    return build_runtime(options)
 
 
 # --- inputs and output names ----------------------------------------------------------------------------------
@@ -204,7 +200,7 @@ async def test_batch_one_bad_document_does_not_stop_the_others(docs: Path, tmp_p
             pass
 
     board = ProgressBoard(LineReporter(Lines(), interval_s=0.0))  # type: ignore[arg-type]
-    runtime = open_runtime(SummariseOptions(backend="moonshot", base_url=moonshot_server.base_url), board=board)
+    runtime = build_runtime(SummariseOptions(backend="moonshot", base_url=moonshot_server.base_url), board=board)
     out = tmp_path / "out"
     try:
         paths = expand_inputs([str(docs)])
@@ -229,7 +225,7 @@ async def test_rerun_is_served_from_the_cache(lighthouse: Path, moonshot_server,
     options = SummariseOptions(backend="moonshot", base_url=moonshot_server.base_url)
     outcomes = []
     for _ in range(2):
-        runtime = open_runtime(options)
+        runtime = build_runtime(options)
         try:
             outcomes.append((await summarise_path(runtime, lighthouse)).outcome)
         finally:
@@ -242,7 +238,7 @@ async def test_rerun_is_served_from_the_cache(lighthouse: Path, moonshot_server,
 async def test_quota_exhausted_is_status_quota_exit_3(lighthouse: Path, moonshot_server_factory, monkeypatch) -> None:
     srv = moonshot_server_factory(limits=RateLimits(concurrency=0, tpd=6000))
     monkeypatch.setenv("MOONSHOT_API_KEY", srv.api_key)
-    runtime = open_runtime(SummariseOptions(backend="moonshot", base_url=srv.base_url))
+    runtime = build_runtime(SummariseOptions(backend="moonshot", base_url=srv.base_url))
     try:
         run = await summarise_path(runtime, lighthouse)
         records = runtime.store.list_runs()
@@ -278,12 +274,12 @@ async def test_shared_budget_is_the_sql_budget_when_asked(moonshot_server, monke
 
     monkeypatch.setenv("MOONSHOT_API_KEY", moonshot_server.api_key)
     options = SummariseOptions(backend="moonshot", base_url=moonshot_server.base_url)
-    runtime = open_runtime(options, env={**os.environ, "TOME_SHARED_BUDGET": "1"})
+    runtime = build_runtime(options, env={**os.environ, "TOME_SHARED_BUDGET": "1"})
     try:
         assert isinstance(runtime.budget, SqlBudget)
     finally:
         await runtime.aclose()
-    runtime = open_runtime(options)
+    runtime = build_runtime(options)
     try:
         assert isinstance(runtime.budget, InProcessBudget)
     finally:

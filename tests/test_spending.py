@@ -8,10 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.options import SummariseOptions
-from flows.runner import open_runtime, summarise_path
 from pipeline.config import load_catalog
 from pipeline.db import make_engine
+from pipeline.document_runs import summarise_path
+from pipeline.options import SummariseOptions
+from pipeline.runtime import build_runtime
 from pipeline.spending import SpendingCap, SpendingCapError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ async def test_a_run_stops_before_the_cap_and_resumes(moonshot_server, monkeypat
     model = load_catalog().model("moonshot-v1-8k")
     options = SummariseOptions(backend="moonshot", base_url=moonshot_server.base_url, tier="unlimited")
 
-    full = open_runtime(options, env={"MOONSHOT_API_KEY": moonshot_server.api_key})
+    full = build_runtime(options, env={"MOONSHOT_API_KEY": moonshot_server.api_key})
     try:
         whole = await summarise_path(full, LIGHTHOUSE)
         full.store.cache_clear()
@@ -49,7 +50,7 @@ async def test_a_run_stops_before_the_cap_and_resumes(moonshot_server, monkeypat
     cap = whole.outcome.cost / 2
 
     moonshot_server.reset()
-    capped = open_runtime(options.model_copy(update={"max_cost": cap}))
+    capped = build_runtime(options.model_copy(update={"max_cost": cap}))
     try:
         stopped = await summarise_path(capped, LIGHTHOUSE)
     finally:
@@ -61,7 +62,7 @@ async def test_a_run_stops_before_the_cap_and_resumes(moonshot_server, monkeypat
     assert "Spending cap reached" in stopped.outcome.error and "--max-cost" in stopped.outcome.error
     assert f"{paid:.4f} CNY spent" in stopped.outcome.error
 
-    resumed = open_runtime(options)
+    resumed = build_runtime(options)
     try:
         again = await summarise_path(resumed, LIGHTHOUSE)
     finally:

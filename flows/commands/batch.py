@@ -86,7 +86,7 @@ def batch(
         )  # fmt: skip
         if not folder.is_dir():
             raise DocumentNotFoundError(f"{folder}: no such folder.")
-        from flows.runner import expand_inputs
+        from flows.outcomes import expand_inputs
 
         out_dir = output or default_output(folder)
         if not expand_inputs([str(folder)], glob, exclude=out_dir):
@@ -106,8 +106,8 @@ async def _run(
     folder: Path, glob: str, out_dir: Path, options: Any, *, progress: bool, use_prefect: bool
 ) -> list[dict[str, Any]]:
     if not use_prefect:
+        from flows.outcomes import expand_inputs, summarise_direct
         from flows.progress import make_board
-        from flows.runner import expand_inputs, summarise_direct
 
         paths = expand_inputs([str(folder)], glob, exclude=out_dir)
         runs, _ = await summarise_direct(
@@ -124,7 +124,7 @@ async def _run(
 
 
 def _show(reports: list[dict[str, Any]]) -> int:
-    from flows.runner import Outcome, exit_code_for, outcomes_text
+    from flows.outcomes import Outcome, exit_code_for, outcomes_text
 
     outcomes = [Outcome(**r["outcome"]) for r in reports]
     sys.stdout.write(outcomes_text(outcomes))

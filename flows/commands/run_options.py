@@ -144,39 +144,27 @@ def build_options(
     server_extract: bool = False,
     encoding: str | None = None,
     max_cost: float | None = None,
-):  # -> SummariseOptions (imported lazily: flows.options pulls in the config and budget modules)
+):  # -> SummariseOptions (imported lazily: pipeline.options pulls in the config and budget modules)
     """Validated options; raises ConfigError (exit 2) at once, before Prefect starts."""
-    from pydantic import ValidationError
+    from pipeline.options import SummariseOptions
 
-    from flows.options import BACKENDS, SummariseOptions
-    from pipeline.documents.text import check_encoding
-
-    backend = backend.lower()
-    if backend not in BACKENDS:
-        raise ConfigError(f"Unknown backend '{backend}'; use one of: {', '.join(BACKENDS)}.")
-    if context is not None and context not in ("lagged", "none"):
-        raise ConfigError(f"Unknown context strategy '{context}'; use lagged or none.")
-    try:
-        options = SummariseOptions(
-            backend=backend,  # type: ignore[arg-type]
-            model=model,
-            length=length,
-            language=language,
-            tier=tier,
-            base_url=base_url,
-            concurrency=concurrency,
-            rpm=rpm,
-            tpm=tpm,
-            tpd=tpd,
-            context=context,  # type: ignore[arg-type]
-            server_extract=server_extract,
-            encoding=check_encoding(encoding) if encoding else None,
-            max_cost=max_cost,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"Invalid option {'.'.join(map(str, first['loc']))}: {first['msg']}.") from None
-    options.limits(options.settings())  # unknown model / tier / length -> ConfigError now
+    options = SummariseOptions.build(
+        backend=backend,
+        model=model,
+        length=length,
+        language=language,
+        tier=tier,
+        base_url=base_url,
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        tpd=tpd,
+        context=context,
+        server_extract=server_extract,
+        encoding=encoding,
+        max_cost=max_cost,
+    )
+    backend = options.backend
     if backend not in ("auto", "extractive"):
         from pipeline.config import load_catalog
 

@@ -98,8 +98,8 @@ async def _run(
     """Outcome reports (dicts with "outcome" and "markdown"); a single document's error is raised."""
     out_dir = str(output) if output else None
     if not use_prefect:
+        from flows.outcomes import summarise_direct
         from flows.progress import make_board
-        from flows.runner import summarise_direct
 
         runs, notice = await summarise_direct(
             options, paths, out_dir=output, board=make_board(sys.stderr, enabled=progress), announce=True
@@ -125,7 +125,7 @@ async def _run(
 
 def _show(reports: list[dict[str, Any]], *, output: Path | None) -> int:
     """Print summaries (stdout) or where they were written (stderr); the exit code for several documents."""
-    from flows.runner import Outcome, exit_code_for, outcomes_text
+    from flows.outcomes import Outcome, exit_code_for, outcomes_text
 
     outcomes = [Outcome(**r["outcome"]) for r in reports]
     if output is None:

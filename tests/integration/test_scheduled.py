@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from flows.prefect_server import RunningServer, prefect_executable, prefect_server, stop_process_group
-from flows.runner import file_sha256
+from pipeline.inputs import file_sha256
 
 pytestmark = pytest.mark.integration
 

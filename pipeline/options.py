@@ -1,4 +1,4 @@
-"""What a user asks a run to do, as one serialisable value: the parameter of every tome flow.
+"""What a user asks a run to do, as one validated, serialisable value shared by the library, the CLI and flows.
 
 Prefect stores flow parameters in its database, so this holds no secrets: API keys and PDF passwords
 come from the environment of the process that runs the flow.
@@ -6,12 +6,13 @@ come from the environment of the process that runs the flow.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.budget.presets import resolve_limits
 from pipeline.config import Catalog, RateLimits, load_catalog
+from pipeline.documents.text import check_encoding
 from pipeline.errors import ConfigError
 from pipeline.settings import RunSettings, resolve_settings
 
@@ -44,6 +45,33 @@ class SummariseOptions(BaseModel):
     def spending_cap(self, catalog: Catalog | None = None) -> float:
         """The cap in force: ``--max-cost``, else ``[defaults] max_cost``; 0 means none."""
         return self.max_cost if self.max_cost is not None else (catalog or load_catalog()).defaults.max_cost
+
+    @classmethod
+    def build(cls, base: SummariseOptions | None = None, /, **fields: Any) -> SummariseOptions:
+        """Validated options (``base`` with ``fields`` replaced); unknown values raise ConfigError at once.
+
+        Raises:
+            ConfigError: an unknown option or backend, a bad value, or a model/tier/length the catalog lacks.
+        """
+        values = {**(base.model_dump() if base is not None else {}), **fields}
+        backend = values.get("backend")
+        if isinstance(backend, str):
+            values["backend"] = backend = backend.lower()
+            if backend not in BACKENDS:
+                raise ConfigError(f"Unknown backend '{backend}'; use one of: {', '.join(BACKENDS)}.")
+        if values.get("encoding"):
+            values["encoding"] = check_encoding(values["encoding"])
+        context = values.get("context")
+        if context is not None and context not in ("lagged", "none"):
+            raise ConfigError(f"Unknown context strategy '{context}'; use lagged or none.")
+        try:
+            options = cls(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise ConfigError(f"Invalid option {where}: {first['msg']}.") from None
+        options.limits(options.settings())  # unknown model / tier / length -> ConfigError now
+        return options
 
     def provider(self, catalog: Catalog | None = None) -> str | None:
         """The provider a named backend implies (None for auto/extractive: the defaults decide)."""
