@@ -675,7 +675,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             f"Document: {r['document']}. Limits: {r['limits']} (server and tome). Load average before/after: "
             f"{r['load_before']} / {r['load_after']}.",
             "",
-            f"- Run 1 (`open_runtime`, real clock): status `{f['status']}`, exit code {f['exit_code']} "
+            f"- Run 1 (`build_runtime`, real clock): status `{f['status']}`, exit code {f['exit_code']} "
             f"(batch exit code {f['exit_code_for_batch']}), {f['error_type']} (quota={f['quota']}, resets_at "
             f"{f['resets_at']}); {f['calls_200']} calls answered, 429s: {_kinds(f['rate_limited'])}; server TPD "
             f"used {f['server_tpd_used']:,}, tome's ledger {f['ledger_admitted']:,} of {r['tpd']:,}; "
@@ -683,7 +683,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             f"- Message: \"{f['message']}\"",
             "- Then the server clock moves past UTC midnight (`srv.advance_to_next_day()`) and run 2 builds the "
             "same runtime with the ledger on a clock shifted by the same amount "
-            "(`open_runtime(..., utcnow=...)`, passed through `make_budget` to the TPD ledger).",
+            "(`build_runtime(..., utcnow=...)`, passed through `make_budget` to the TPD ledger).",
             f"- Run 2: status `{s['status']}`, exit code {s['exit_code']}; {s['calls_200']} new calls, "
             f"{s['cached_calls']} answers from the cache, 429s: {_kinds(s['rate_limited'])}; ledger day "
             f"{s['ledger_day']} admitted {s['ledger_admitted']:,}; {s['wall_s']:.1f} s.",

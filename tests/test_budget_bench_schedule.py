@@ -86,7 +86,7 @@ async def test_the_cli_runtime_reaches_the_server_and_levels_match_its_log(tmp_p
     doc = REPO / "data" / "the_lighthouse_keeper.md"
     with bench.tome_home(tmp_path / "home"), MoonshotTestServer(latency=Latency.zero()) as srv:
         options, env = bench.options_for(srv, tier="tier1", concurrency=4)
-        run = await bench.run_document(bench.open_runtime(options, env=env), doc)
+        run = await bench.run_document(bench.build_runtime(options, env=env), doc)
         records = bench.chat_records(srv)
     assert run.doc.outcome.status == "done", run.doc.outcome.error
     figures = bench.schedule_figures(records, run, RateLimits(concurrency=4), Latency.zero())
