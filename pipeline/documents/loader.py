@@ -121,6 +121,8 @@ def _load_pdf(path: Path, *, password: str | None) -> Document:
     else:
         headings = find_headings(text)
         drop_contents = True
+    # No /Title: the first bookmark when it points at the first page, else a title-like opening line.
+    title = title or next((e.title for e in content.outline if e.page_index == 0), None) or _leading_title(text, headings)
     sections = build_sections(
         text, headings, front_title=title or _FRONT_MATTER, drop_contents=drop_contents
     )
