@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pipeline.config_schema import validate_config
 from pipeline.errors import ConfigError
 
 _CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
@@ -32,8 +33,24 @@ def tome_home() -> Path:
 
     env = os.environ.get("TOME_HOME")
     home = Path(env) if env else Path(platformdirs.user_data_dir("tome", appauthor=False))
-    home.mkdir(parents=True, exist_ok=True)
+    _check_home(str(home), "TOME_HOME" if env else "tome's data folder")
     return home
+
+
+@cache
+def _check_home(home: str, what: str) -> None:
+    """Create ``home`` and prove a file can be written in it (once per process and folder)."""
+    import tempfile
+
+    try:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".tome-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} {home} is not a folder tome can write in ({exc.strerror or exc}); point TOME_HOME at a "
+            "writable folder."
+        ) from None
 
 
 def user_config_path() -> Path | None:
@@ -56,6 +73,10 @@ def _read(name: str, directory: Path | None = None) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"Config file {path} is missing.") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {exc.start}); is it the right file?") from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise ConfigError(f"Config file {path} cannot be read ({exc.strerror}).") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from exc
 
@@ -195,7 +216,6 @@ def _build(cls: type, name: str, raw: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"Bad entry '{name}' in {where}: {exc}") from exc
 
 
-_USER_SECTIONS = frozenset({"models", "providers", "tiers", "defaults", "limits"})
 
 
 @cache
@@ -204,12 +224,14 @@ def _load_catalog(directory: str, user_file: str | None) -> Catalog:
     user: dict[str, Any] = {}
     if user_file:
         user = _read(Path(user_file).name, Path(user_file).parent)
-        unknown = set(user) - _USER_SECTIONS
-        if unknown:
-            raise ConfigError(
-                f"{user_file}: unknown section(s) {', '.join(sorted(unknown))}; "
-                f"use {', '.join(sorted(_USER_SECTIONS))}."
-            )
+        validate_config(user, user_file)
+    shipped = {
+        "models": _read("models.toml", d).get("models", {}),
+        "providers": _read("providers.toml", d).get("providers", {}),
+        "tiers": _read("tiers.toml", d).get("tiers", {}),
+        "defaults": _read("defaults.toml", d),
+    }
+    validate_config(shipped, f"{d} (models/providers/tiers/defaults.toml)")
     where = f"models.toml or {user_file}" if user_file else "models.toml"
     raw_models = {**_read("models.toml", d).get("models", {}), **user.get("models", {})}
     models = {n: _build(ModelSpec, n, v, where) for n, v in raw_models.items()}

@@ -7,12 +7,13 @@ import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
 from pipeline.config import tome_home
-from pipeline.errors import ConfigError, StoreError
+from pipeline.errors import ConfigError, DamagedDatabaseError, StoreError
 
 
 def default_database_url() -> str:
@@ -190,6 +191,13 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         migrate(engine)
+    except DatabaseError as exc:
+        path = sqlite_path(url)
+        if path is None or not _is_damage(exc):
+            engine.dispose()
+            raise StoreError(f"Cannot open {where}: {exc.__class__.__name__}{failure_hint(engine.dialect.name, exc)}") from exc
+        engine.dispose()
+        raise DamagedDatabaseError(damaged_message(path, exc)) from None
     except SQLAlchemyError as exc:
         engine.dispose()
         raise StoreError(f"Cannot open {where}: {exc.__class__.__name__}{failure_hint(engine.dialect.name, exc)}") from exc
@@ -205,6 +213,30 @@ def failure_hint(dialect: str, exc: SQLAlchemyError) -> str:
             return "; check the server is running, and the host, port, user and database in TOME_DATABASE_URL."
         return "; check the user may create tables in this database."
     return "."
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _is_damage(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(sign in text for sign in ("not a database", "malformed", "disk image", "file is encrypted"))
+
+
+def damaged_message(path: Path, exc: BaseException) -> str:
+    """What to tell a user whose SQLite file is damaged: the file, the cause, and the two ways out."""
+    cause = str(getattr(exc, "orig", exc)).splitlines()[0]
+    return (
+        f"The database {path} is damaged ({cause}). Run `tome cache repair` to copy every readable cached answer "
+        f"and run into a fresh file (the damaged one is kept beside it), or move it aside "
+        f"(mv {path} {path}.bad) to start empty."
+    )
+
 
 
 def engine_url_for_humans(url: str) -> str:

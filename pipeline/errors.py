@@ -96,6 +96,12 @@ class StoreError(TomeError):
     """The cache/run database failed."""
 
 
+class DamagedDatabaseError(StoreError):
+    """The SQLite file is damaged; the message names it and the way out (`tome cache repair`, or moving it)."""
+
+    exit_code = 2
+
+
 class DepthLimitError(TomeError):
     """The summary tree did not converge within the depth limit."""
 

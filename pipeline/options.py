@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.budget.presets import resolve_limits
 from pipeline.config import Catalog, RateLimits, load_catalog
+from pipeline.config_schema import check_base_url
 from pipeline.documents.text import check_encoding
 from pipeline.errors import ConfigError
 from pipeline.settings import RunSettings, resolve_settings
@@ -61,6 +62,8 @@ class SummariseOptions(BaseModel):
                 raise ConfigError(f"Unknown backend '{backend}'; use one of: {', '.join(BACKENDS)}.")
         if values.get("encoding"):
             values["encoding"] = check_encoding(values["encoding"])
+        if values.get("base_url"):
+            check_base_url(values["base_url"])  # credentials in a URL would reach logs, the database and Prefect
         context = values.get("context")
         if context is not None and context not in ("lagged", "none"):
             raise ConfigError(f"Unknown context strategy '{context}'; use lagged or none.")

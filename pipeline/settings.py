@@ -63,11 +63,19 @@ def resolve_settings(
     lag = d.context_lag if context_lag is None else context_lag
     if lag < 1:
         raise ConfigError("context_lag must be at least 1.")
+    target = cat.target_tokens(length if length is not None else d.length)
+    # The final summary is one answer, written after reading at least as much: half the room is the most.
+    writable = (spec.context_tokens - d.prompt_overhead_tokens - spec.safety_margin_tokens) // 2
+    if target > writable:
+        raise ConfigError(
+            f"--length {target} tokens is more than {model_name} can write in one answer (at most {writable} "
+            "with its context); choose a shorter length or a model with a larger context."
+        )
     return RunSettings(
         model=model_name,
         provider=provider_name,
         tier=tier_name,
-        target_tokens=cat.target_tokens(length if length is not None else d.length),
+        target_tokens=target,
         language=language or d.language,
         context_strategy=strategy,
         context_lag=lag,

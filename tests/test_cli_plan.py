@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from pipeline.errors import DocumentNotFoundError
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -167,10 +166,11 @@ def test_encrypted_pdf_plans_with_its_password(corpus):
     assert json.loads(result.stdout)["document"]["pages"] == 1
 
 
-def test_raise_errors_env_shows_the_real_exception(tmp_path, monkeypatch):
+def test_raise_errors_env_shows_the_real_exception_and_keeps_the_exit_code(tmp_path, monkeypatch):
     monkeypatch.setenv("TOME_RAISE_ERRORS", "1")
     result = invoke(str(tmp_path / "nope.txt"))
-    assert isinstance(result.exception, DocumentNotFoundError)
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and "DocumentNotFoundError" in result.stderr
 
 
 def test_usage_errors_exit_2():

@@ -100,7 +100,7 @@ def test_bad_user_config_is_a_one_line_config_error(tmp_path: Path, monkeypatch:
     user = tmp_path / "tome.toml"
     user.write_text("[model]\nname = 'x'\n", encoding="utf-8")
     monkeypatch.setenv("TOME_CONFIG", str(user))
-    with pytest.raises(ConfigError, match="unknown section"):
+    with pytest.raises(ConfigError, match=r"unknown key \[model\]; did you mean .models."):
         load_catalog()
     monkeypatch.setenv("TOME_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="does not exist"):

@@ -29,6 +29,7 @@ from flows.commands.run_options import (
     TpdOpt,
     TpmOpt,
     build_options,
+    check_output_dir,
     set_password,
 )
 from pipeline.errors import DocumentNotFoundError
@@ -89,6 +90,7 @@ def batch(
         from flows.outcomes import expand_inputs
 
         out_dir = output or default_output(folder)
+        check_output_dir(out_dir)
         if not expand_inputs([str(folder)], glob, exclude=out_dir):
             raise DocumentNotFoundError(f"No documents in {folder} match '{glob}'.")
         set_password(password)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -18,12 +19,13 @@ INTERRUPTED_EXIT_CODE = 130
 
 def run_cli(fn: Callable[[], T]) -> T:
     """Run a command's body. A TomeError prints ``Error: <message>`` on stderr (one line, no traceback) and
-    exits with the error's ``exit_code``; ``TOME_RAISE_ERRORS=1`` re-raises it to show the traceback."""
+    exits with the error's ``exit_code``; ``TOME_RAISE_ERRORS=1`` prints the traceback too (same exit code)."""
     try:
         return fn()
     except TomeError as exc:
         if os.environ.get(RAISE_ERRORS_ENV) == "1":
-            raise
+            # The traceback for whoever debugs, and the same exit code scripts rely on.
+            traceback.print_exc()
         typer.echo(f"Error: {one_line(exc)}", err=True)
         raise typer.Exit(code=exc.exit_code) from None
     except KeyboardInterrupt:

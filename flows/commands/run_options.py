@@ -178,6 +178,22 @@ def build_options(
     return options
 
 
+def check_output_dir(output: Path | None) -> None:
+    """-o must be a folder tome can write in: found now, not after the whole run was paid for."""
+    if output is None:
+        return
+    import tempfile
+
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"-o {output} is a file, not a folder; pass a folder for the summaries.")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output, prefix=".tome-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"-o {output}: cannot write there ({exc.strerror or exc}); pass a writable folder.") from None
+
+
 def set_password(password: str | None) -> None:
     """Hand a PDF password to the flow through the environment (Prefect stores flow parameters)."""
     if password is not None:

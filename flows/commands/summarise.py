@@ -29,6 +29,7 @@ from flows.commands.run_options import (
     TpdOpt,
     TpmOpt,
     build_options,
+    check_output_dir,
     existing_files,
     set_password,
 )
@@ -81,6 +82,7 @@ def summarise(
             max_cost=max_cost,
         )  # fmt: skip
         paths = existing_files(files)
+        check_output_dir(output)
         set_password(password)
         reports = asyncio.run(
             _run(paths, options, output=output, progress=progress, use_prefect=not no_prefect)
