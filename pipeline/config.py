@@ -218,20 +218,31 @@ def _build(cls: type, name: str, raw: dict[str, Any], where: str) -> Any:
 
 
 
+def _settings_fields() -> dict[str, frozenset[str]]:
+    """The keys each settings class takes, so a key added there is not refused before the schema knows it."""
+    from dataclasses import fields
+
+    def names(cls: type) -> frozenset[str]:
+        return frozenset(f.name for f in fields(cls))
+
+    return {"models": names(ModelSpec), "providers": names(ProviderSpec), "tiers": names(RateLimits),
+            "defaults": names(Defaults), "limits": names(RateLimits)}  # fmt: skip
+
+
 @cache
 def _load_catalog(directory: str, user_file: str | None) -> Catalog:
     d = Path(directory)
     user: dict[str, Any] = {}
     if user_file:
         user = _read(Path(user_file).name, Path(user_file).parent)
-        validate_config(user, user_file)
+        validate_config(user, user_file, also_known=_settings_fields())
     shipped = {
         "models": _read("models.toml", d).get("models", {}),
         "providers": _read("providers.toml", d).get("providers", {}),
         "tiers": _read("tiers.toml", d).get("tiers", {}),
         "defaults": _read("defaults.toml", d),
     }
-    validate_config(shipped, f"{d} (models/providers/tiers/defaults.toml)")
+    validate_config(shipped, f"{d} (models/providers/tiers/defaults.toml)", also_known=_settings_fields())
     where = f"models.toml or {user_file}" if user_file else "models.toml"
     raw_models = {**_read("models.toml", d).get("models", {}), **user.get("models", {})}
     models = {n: _build(ModelSpec, n, v, where) for n, v in raw_models.items()}

@@ -88,6 +88,7 @@ class DefaultsSchema(BaseModel):
     connect_timeout_s: float | None = Field(default=None, gt=0)
     read_timeout_s: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0, le=100)
+    max_cost: float | None = Field(default=None, ge=0)
     lengths: dict[str, int] | None = None
 
     @field_validator("length")
@@ -127,12 +128,37 @@ _SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
-def validate_config(raw: dict[str, Any], where: str) -> UserConfig:
-    """``raw`` (a parsed tome.toml, or the shipped files merged) checked; ConfigError naming key and file."""
+def validate_config(
+    raw: dict[str, Any], where: str, *, also_known: dict[str, frozenset[str]] | None = None
+) -> UserConfig:
+    """``raw`` (a parsed tome.toml, or the shipped files merged) checked; ConfigError naming key and file.
+
+    ``also_known``: per section, keys the settings classes take that this schema does not describe yet; they
+    are let through unchecked rather than refused as unknown.
+    """
     try:
-        return UserConfig.model_validate(raw)
+        return UserConfig.model_validate(_without(raw, also_known or {}))
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_describe(exc.errors()[0])}") from None
+
+
+def _without(raw: dict[str, Any], also_known: dict[str, frozenset[str]]) -> dict[str, Any]:
+    def strip(section: str, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        schema = _SCHEMAS[section]
+        skip = also_known.get(section, frozenset()) - set(schema.model_fields)
+        return {k: v for k, v in values.items() if k not in skip}
+
+    out: dict[str, Any] = {}
+    for section, values in raw.items():
+        if section in ("models", "providers", "tiers") and isinstance(values, dict):
+            out[section] = {name: strip(section, entry) for name, entry in values.items()}
+        elif section in _SCHEMAS:
+            out[section] = strip(section, values)
+        else:
+            out[section] = values
+    return out
 
 
 def check_base_url(value: str) -> None:

@@ -81,7 +81,7 @@ def test_tome_home_that_is_not_a_writable_directory(tmp_path, monkeypatch, kind)
 def test_database_url_without_its_driver(monkeypatch) -> None:
     monkeypatch.setenv("TOME_DATABASE_URL", "postgresql+nosuchdriver://u@127.0.0.1:1/tome")
     result = runner.invoke(app, ["summarise", "--no-prefect", "--backend", "extractive", str(LIGHTHOUSE)])
-    _one_line_exit_2(result, "TOME_DATABASE_URL")
+    _one_line_exit_2(result, "database URL", "postgresql+nosuchdriver")
 
 
 @pytest.mark.parametrize("kind", ["file", "unwritable"])
