@@ -193,7 +193,7 @@ def make_engine(url: str | None = None) -> Engine:
         migrate(engine)
     except DatabaseError as exc:
         path = sqlite_path(url)
-        if path is None or not _is_damage(exc):
+        if path is None or not is_damage(exc):
             engine.dispose()
             raise StoreError(f"Cannot open {where}: {exc.__class__.__name__}{failure_hint(engine.dialect.name, exc)}") from exc
         engine.dispose()
@@ -223,7 +223,8 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def _is_damage(exc: BaseException) -> bool:
+def is_damage(exc: BaseException) -> bool:
+    """Whether a database error says the SQLite file itself is damaged (not locked, not missing)."""
     text = str(getattr(exc, "orig", exc)).lower()
     return any(sign in text for sign in ("not a database", "malformed", "disk image", "file is encrypted"))
 
@@ -438,3 +439,14 @@ def _m007_portable_claims_spending(conn: Connection) -> None:
             )"""
         )
     )
+
+
+@migration("m008_run_owner_process")
+def _m008_run_owner_process(conn: Connection) -> None:
+    # The process that runs a run (pid on host), so a run left "running" by a killed process shows as
+    # "interrupted" once that process is gone.
+    columns = {c["name"] for c in inspect(conn).get_columns("runs")}
+    if "owner_pid" not in columns:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN owner_pid INTEGER"))
+    if "owner_host" not in columns:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN owner_host TEXT"))

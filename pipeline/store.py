@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,14 +21,17 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.db import (
+    damaged_message,
     database_kind,
     default_database_url,
     engine_url_for_humans,
     failure_hint,
+    is_damage,
     make_engine,
     normalise_url,
+    sqlite_path,
 )
-from pipeline.errors import StoreError
+from pipeline.errors import DamagedDatabaseError, StoreError
 from pipeline.llm.types import Completion, Message, Usage
 
 RUN_STATUSES = ("running", "done", "failed", "quota", "interrupted")
@@ -113,6 +118,9 @@ def utc_now() -> str:
 def store_failure(url: str, action: str, exc: SQLAlchemyError) -> StoreError:
     """The one-line StoreError for a failed database ``action`` (no SQL, no password), naming the database
     in use and what to check for it."""
+    path = sqlite_path(url)
+    if path is not None and is_damage(exc):
+        return DamagedDatabaseError(damaged_message(path, exc))
     kind = database_kind(url)
     hint = failure_hint("sqlite" if kind == "SQLite" else "postgresql" if kind == "PostgreSQL" else kind, exc)
     return StoreError(
@@ -280,10 +288,12 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(
                     text(
-                        "INSERT INTO runs (id, document, document_hash, settings, status, started_at) "
-                        "VALUES (:i, :d, :h, :s, 'running', :t)"
+                        "INSERT INTO runs (id, document, document_hash, settings, status, started_at, "
+                        "owner_pid, owner_host) VALUES (:i, :d, :h, :s, 'running', :t, :pid, :host)"
                     ),
                     {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
                         "i": run_id,
                         "d": document,
                         "h": document_hash,
@@ -353,7 +363,7 @@ class Store:
                 rows = conn.execute(
                     text(
                         "SELECT id, document, document_hash, settings, status, started_at, finished_at, calls, "
-                        "cached_calls, prompt_tokens, completion_tokens, cost, error FROM runs "
+                        "cached_calls, prompt_tokens, completion_tokens, cost, error, owner_pid, owner_host FROM runs "
                         f"{where} ORDER BY started_at DESC, id DESC LIMIT :lim"
                     ),
                     {**params, "lim": limit},
@@ -366,7 +376,7 @@ class Store:
                 document=r.document,
                 document_hash=r.document_hash,
                 settings=json.loads(r.settings),
-                status=r.status,
+                status=_live_status(r.status, r.owner_pid, r.owner_host),
                 started_at=r.started_at,
                 finished_at=r.finished_at,
                 calls=r.calls,
@@ -378,6 +388,24 @@ class Store:
             )
             for r in rows
         ]
+
+
+def _live_status(status: str, pid: int | None, host: str | None) -> str:
+    """"interrupted" for a run still marked running whose process on this host is gone (killed, crashed)."""
+    if status != "running" or pid is None or host != socket.gethostname():
+        return status  # another machine's process cannot be checked from here
+    return status if process_alive(pid) else "interrupted"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def document_hash(text_: str) -> str:

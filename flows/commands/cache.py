@@ -1,4 +1,4 @@
-"""`tome cache stats|clear`: what the call cache holds, and emptying it."""
+"""`tome cache stats|clear|repair|export|import`: what the call cache holds, emptying it, salvaging it."""
 
 from __future__ import annotations
 
@@ -85,11 +85,15 @@ def clear(
     def body() -> int:
         from pipeline.cache_admin import OFFLINE_PROVIDERS, answers_cost, cache_groups, clear_cache
         from pipeline.config import load_catalog
-        from pipeline.errors import ConfigError
+        from pipeline.errors import ConfigError, DamagedDatabaseError
         from pipeline.store import Store
 
         catalog = load_catalog()
-        store = Store()
+        try:
+            store = Store()
+            store.cache_stats()  # a damaged page shows here, before anything is asked
+        except DamagedDatabaseError:
+            return _clear_damaged(model, yes)
         try:
             groups = cache_groups(store, model=model)
             if model and not groups and model not in catalog.models and model not in OFFLINE_PROVIDERS:
@@ -120,6 +124,67 @@ def clear(
     code = run_cli(body)
     if code:
         raise typer.Exit(code)
+
+
+def _clear_damaged(model: str | None, yes: bool) -> int:
+    """Clearing a damaged cache: move the file aside (nothing in it can be deleted row by row)."""
+    from pipeline.db import default_database_url, sqlite_path
+    from pipeline.db_repair import move_aside
+    from pipeline.errors import ConfigError
+
+    path = sqlite_path(default_database_url())
+    if path is None or model:
+        raise ConfigError(
+            "The database is damaged; run `tome cache repair` first"
+            + (" (one model's answers cannot be picked out of a damaged file)." if model else ".")
+        )
+    question = f"The database {path} is damaged. Move it aside and start an empty one (its run records too)?"
+    if not yes and not _confirm(question):
+        typer.echo("Nothing moved (pass --yes, or run `tome cache repair` to keep what is readable).", err=True)
+        return 1
+    aside = move_aside(path)
+    typer.echo(f"Moved the damaged database to {aside}; tome starts an empty one (tome cache repair salvages).")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort:  # no answer (stdin closed)
+        typer.echo("", err=True)
+        return False
+
+
+@cache_app.command("repair")
+def repair() -> None:
+    """Salvage a damaged SQLite database: copy every readable answer and run into a fresh file (the damaged one
+    is kept beside it as <name>.damaged-<time>)."""
+
+    def body() -> None:
+        from pipeline.db import default_database_url, sqlite_path
+        from pipeline.db_repair import repair_sqlite
+        from pipeline.errors import ConfigError
+
+        path = sqlite_path(default_database_url())
+        if path is None:
+            raise ConfigError("tome cache repair works on SQLite files; repair a PostgreSQL database with its own tools.")
+        if not path.is_file():
+            raise ConfigError(f"There is no database at {path} to repair.")
+        report = repair_sqlite(path)
+        if report.unreadable:
+            typer.echo(
+                f"Nothing in {report.damaged_copy} could be read (it is not a database any more); "
+                f"{path} is a fresh, empty database."
+            )
+            return
+        answers = report.salvaged.get("cache", 0)
+        runs = report.salvaged.get("runs", 0)
+        typer.echo(
+            f"Salvaged {answers:,} cached answers and {runs:,} runs into {path}; "
+            f"the damaged file is kept at {report.damaged_copy}."
+        )
+
+    run_cli(body)
 
 
 def _write_lines(fh: TextIO, lines: Iterable[str]) -> int:
