@@ -72,6 +72,12 @@ class Chunk:
         return data
 
 
+# max_tokens over the length a level-0 prompt asks for: models behind some gateways write up to twice what they
+# are asked for, and a cut-off answer is either trimmed or paid for twice (pipeline.engine.length learns the real
+# ratio for later levels). Admission counts max_tokens; billing counts what is written.
+PRIOR_HEADROOM = 3.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class TokenBudget:
     """What one call may put in its prompt, derived from the model's context window.
@@ -100,14 +106,16 @@ class TokenBudget:
 
     @property
     def carried_context_tokens(self) -> int:
-        """Room reserved for carried context: one same-level summary (``max_output_tokens``), capped at the share.
+        """Room reserved for carried context: the length one same-level summary is asked for
+        (``max_output_tokens / PRIOR_HEADROOM``), capped at the share.
 
-        The carried text is an earlier summary of this level (or an equally bounded tail of the previous
-        input), so reserving more than one summary's size would only shrink chunks and add calls.
+        The carried text is the tail of an earlier summary of this level (or an equally bounded tail of the
+        previous input), so reserving more would only shrink chunks and add calls and tokens.
         """
         if self.context_share <= 0:
             return 0
-        return max(0, min(int(self.context_share * self.available_tokens), self.max_output_tokens))
+        summary = int(self.max_output_tokens / PRIOR_HEADROOM)
+        return max(0, min(int(self.context_share * self.available_tokens), summary))
 
     @property
     def input_tokens(self) -> int:

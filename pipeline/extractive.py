@@ -205,6 +205,7 @@ class ExtractiveBackend:
     cache_namespace = "extractive-5"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
+    headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
 
     def __init__(self, *, counter: TokenCounter | None = None, language: str = "en") -> None:
         self.counter = counter or TiktokenCounter()

@@ -25,6 +25,7 @@ class Node:
     tokens: int  # local tokens of ``text``
     cached: bool  # every call behind it came from the cache
     truncated: bool = False  # the model was cut off at max_tokens even after a stricter retry
+    trimmed: bool = False  # cut off at max_tokens; kept up to its last complete sentence (no second call)
     calls: int = 1  # calls behind it (more after a split or a retry)
     context: str = "none"  # where its carried context came from: "none" | "summary:<i>" | "tail:<i>"
     prompt_tokens: int = 0  # tokens billed by this run (0 when cached)
@@ -46,6 +47,7 @@ class Node:
             "tokens": self.tokens,
             "cached": self.cached,
             "truncated": self.truncated,
+            "trimmed": self.trimmed,
             "calls": self.calls,
             "context": self.context,
             "prompt_tokens": self.prompt_tokens,
@@ -67,7 +69,8 @@ class UsageTotals:
     currency: str = "USD"
     truncated: int = 0  # nodes flagged truncated
     splits: int = 0  # inputs split after a context-length error (or its prediction)
-    retries: int = 0  # stricter retries after a cut-off answer
+    retries: int = 0  # stricter retries after a cut-off answer without a complete sentence
+    trimmed: int = 0  # cut-off answers kept up to their last complete sentence
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class UsageTotals:
             "truncated": self.truncated,
             "splits": self.splits,
             "retries": self.retries,
+            "trimmed": self.trimmed,
         }
 
 

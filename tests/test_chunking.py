@@ -84,10 +84,10 @@ def test_budget_for_moonshot_8k_defaults_is_derived_from_the_model():
     model = load_catalog().model("moonshot-v1-8k")
     budget = chunk_budget(model, settings)
     assert budget.available_tokens == 8192 - 220 - 600 - 256 == 7116
-    # One carried summary (600 output tokens) fits under the 20 % cap (1423): reserve just that.
-    assert budget.carried_context_tokens == min(int(0.20 * 7116), 600) == 600
-    assert budget.input_tokens == 7116 - 600 == 6516
-    assert budget.max_local_tokens == 5923  # 6516 / 1.10, rounded down
+    # One carried summary (asked for 600 / PRIOR_HEADROOM = 200 tokens) fits under the 20 % cap (1423).
+    assert budget.carried_context_tokens == min(int(0.20 * 7116), 600 // 3) == 200
+    assert budget.input_tokens == 7116 - 200 == 6916
+    assert budget.max_local_tokens == 6287  # 6916 / 1.10, rounded down
     small = chunk_budget(load_catalog().model("moonshot-v1-8k"), replace(settings, chunk_output_tokens=3000))
     assert small.carried_context_tokens == int(0.20 * small.available_tokens)  # the share caps it
     assert calibrated(model, budget.max_local_tokens) <= budget.input_tokens
@@ -318,9 +318,9 @@ def test_token_budget_as_dict_shows_the_derivation():
         context_share=0.5,
         calibration=1.0,
     ).as_dict()
-    # The share would allow 325; one carried summary needs only the 200 output tokens.
-    assert (data["available_tokens"], data["carried_context_tokens"], data["input_tokens"]) == (650, 200, 450)
-    assert data["max_local_tokens"] == 450
+    # The share would allow 325; one carried summary is asked for 200 / PRIOR_HEADROOM = 66 tokens.
+    assert (data["available_tokens"], data["carried_context_tokens"], data["input_tokens"]) == (650, 66, 584)
+    assert data["max_local_tokens"] == 584
 
 
 # --- the real corpus ------------------------------------------------------------------------------------

@@ -189,7 +189,7 @@ async def test_every_chunk_reaches_the_final_summary_alice(moonshot_server, stor
     doc, markers = with_markers(load_document(corpus / "books" / "en_alice_in_wonderland_pg11.txt"), engine)
     result = await engine.summarise(doc)
     await client.aclose()
-    assert len(markers) >= 8
+    assert len(markers) >= 6
     assert [m for m in markers if m not in result.final] == []
     assert any("CHAPTER" in title for title, _ in result.sections)
 

@@ -14,8 +14,9 @@ per local token, learned), ``state`` (the per-run and per-level state), ``run_re
 - Every call goes through the cache first (before the budget) and is stored the moment it returns, so reruns
   make no calls and a killed run repeats no completed call. Every decision that shapes a prompt depends only
   on the document, the settings and cached answers, so reruns build byte-identical prompts.
-- A cut-off answer (finish_reason "length") is retried once with a stricter length; a second cut is kept and
-  flagged. A context-length rejection (or a predicted one) splits the input in two and raises the in-memory
+- Length that fits the first time (``length``): prompts ask for less than ``max_tokens`` by the headroom the
+  model's own answers showed it needs; a cut-off answer is kept up to its last complete sentence and flagged
+  ``trimmed`` (no second full-prompt call); only an answer without a complete sentence gets a stricter retry. A context-length rejection (or a predicted one) splits the input in two and raises the in-memory
   calibration; rejections are cached too, so reruns split without asking again.
 - Calibration (provider tokens per local token) is learned from every answer's usage; it changes only between
   levels (it shapes prompts), so levels above 0 pack, bound context and state lengths in the provider's real
@@ -23,7 +24,7 @@ per local token, learned), ``state`` (the per-run and per-level state), ``run_re
 - QuotaExhaustedError stops new calls, lets in-flight ones finish (cached), marks the run "quota" and re-raises.
 """
 
-from pipeline.engine.sizing import LENGTH_HEADROOM
+from pipeline.engine.length import LENGTH_HEADROOM
 from pipeline.engine.splitting import split_text
 from pipeline.engine.state import RunState
 from pipeline.engine.summary_engine import SummaryEngine

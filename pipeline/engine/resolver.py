@@ -4,8 +4,9 @@
   calls and a killed run repeats no completed call.
 - A context-length rejection (received, cached, or predicted from the live calibration) splits the input in
   two; predictions are recorded, so reruns split the same way without asking.
-- A cut-off answer (finish_reason "length") is retried once with a stricter length; a second cut is kept and
-  flagged.
+- A cut-off answer (finish_reason "length") is kept up to its last complete sentence and flagged trimmed; only
+  an answer without one is retried with a stricter length (its room sized by the live calibration, so the
+  retry is never refused), and a second cut is kept and flagged truncated.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec
-from pipeline.engine import calibration
+from pipeline.engine import calibration, length
 from pipeline.engine.sizing import PromptSizer
 from pipeline.engine.splitting import halves, splittable
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, Overflow, RunState
@@ -58,12 +59,25 @@ class CallResolver:
         self.claims = claims  # in-flight call claims shared with other processes
 
     async def resolve(self, state: RunState, run: LevelRun, call: CallSpec, depth: int = 0) -> CallOutcome:
-        """The text for ``call``: from the cache or the backend, split on overflow, retried once if cut off."""
+        """The text for ``call``: from the cache or the backend, split on overflow; a cut-off answer is kept to
+        its last complete sentence (flagged ``trimmed``), and only without one retried with a stricter length."""
         answer = await self._ask(state, run, call, strict=False, depth=depth)
         if isinstance(answer, Overflow):
             return await self._split(state, run, call, depth)
         outcome, completion = answer
         if completion.finish_reason != "length":
+            return outcome
+        kept = length.trim_to_sentence(completion.content)
+        if kept is not None:
+            # Paying the whole prompt again for the last sentence or two is the worst deal on offer.
+            state.usage.trimmed += 1
+            log.info(
+                "level %d call %d: cut off at max_tokens %d; kept up to its last complete sentence",
+                call.level,
+                call.index,
+                completion.usage.completion_tokens,
+            )
+            outcome.text, outcome.trimmed = kept, True
             return outcome
         state.usage.retries += 1
         retry = await self._ask(state, run, call, strict=True, depth=depth)
@@ -83,8 +97,8 @@ class CallResolver:
             )
         if outcome.truncated:
             log.warning(
-                "level %d call %d: the summary was cut off at max_tokens even after a stricter retry; "
-                "kept and flagged truncated",
+                "level %d call %d: the summary was cut off at max_tokens without a complete sentence, even "
+                "after a stricter retry; kept and flagged truncated",
                 call.level,
                 call.index,
             )
@@ -94,8 +108,15 @@ class CallResolver:
         self, state: RunState, run: LevelRun, call: CallSpec, *, strict: bool, depth: int
     ) -> tuple[CallOutcome, Completion] | Overflow:
         """One request: the cache first, then (unless an overflow is recorded or predicted) the backend."""
-        max_tokens = self.sizer.retry_max_tokens(state, call) if strict else call.max_tokens
         messages = self.sizer.messages(state, call, strict=strict)
+        live = calibration.live_calibration(state)
+        if strict:
+            first = self.sizer.send_max_tokens(state, call, self.sizer.messages(state, call, strict=False))
+            max_tokens = self.sizer.retry_max_tokens(state, call, first, calibration=live)
+            if max_tokens <= first:
+                return Overflow()  # the context leaves a retry no more room than the cut answer had
+        else:
+            max_tokens = self.sizer.send_max_tokens(state, call, messages)
         version = self.settings.prompt_version(call.kind)
         params = {"max_tokens": max_tokens, "temperature": self.settings.temperature}
         key = cache_key(
@@ -120,6 +141,8 @@ class CallResolver:
         if hit is not None:
             state.usage.cached_calls += 1
             calibration.learn(state, hit.completion.usage.prompt_tokens, local, billable=self.billable)
+            if not strict and self.billable:
+                length.learn(state, call, hit.completion.usage.completion_tokens, hit.completion.finish_reason)
             return CallOutcome(text=hit.completion.content, calls=0, cached=True), hit.completion
         return await self._ask_uncached(state, run, call, key, messages, local, max_tokens, version, strict, depth)
 
@@ -170,6 +193,8 @@ class CallResolver:
         if completion is None:
             return Overflow()
         usage = completion.usage
+        if not strict and self.billable:
+            length.learn(state, call, usage.completion_tokens, completion.finish_reason)
         cost = self.model.cost(usage.prompt_tokens, usage.completion_tokens) if self.billable else 0.0
         state.usage.cost += cost
         outcome = CallOutcome(

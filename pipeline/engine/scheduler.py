@@ -183,6 +183,7 @@ class LevelScheduler:
             tokens=self.counter.count(text),
             cached=outcome.cached,
             truncated=outcome.truncated,
+            trimmed=outcome.trimmed,
             calls=outcome.calls,
             context=label,
             prompt_tokens=outcome.prompt_tokens,

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from pipeline.config import ModelSpec
+from pipeline.engine import length
 from pipeline.engine.state import CallSpec, RunState
 from pipeline.llm.types import Message
 from pipeline.prompts import map_messages, merge_messages, strict_words
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter
 
-LENGTH_HEADROOM = 0.9  # ask for 90 % of max_tokens, so a model that overshoots a little is not cut off
 MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
 CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
 _MESSAGE_TOKENS, _REPLY_TOKENS = 4, 3  # chat framing around each message / the reply
@@ -31,7 +31,7 @@ class PromptSizer:
         """The messages sent for ``call`` (``strict``: the stricter retry after a cut-off answer)."""
         # Budgets are provider tokens; the unit ratio is per local token. A retry's larger output room never
         # changes the length asked for: only ``strict`` does.
-        words = state.unit.units(call.max_tokens * LENGTH_HEADROOM / state.calibration)
+        words = state.unit.units(length.asked_tokens(state, call) / state.calibration)
         if strict:
             words = strict_words(words)
         title = state.document.title
@@ -76,12 +76,23 @@ class PromptSizer:
         )
         return max(0, int(min(planned, left) / state.calibration))
 
-    def retry_max_tokens(self, state: RunState, call: CallSpec) -> int:
-        """Output room for a stricter retry: up to twice the original, as far as the context allows."""
-        messages = self.messages(state, call, strict=True)
+    def send_max_tokens(self, state: RunState, call: CallSpec, messages: Sequence[Message]) -> int:
+        """``max_tokens`` for ``call`` with these messages (see pipeline.engine.length), by the level's
+        calibration so reruns send the same."""
         room = (
             self.model.context_tokens
             - self.model.safety_margin_tokens
             - math.ceil(self.local_prompt(messages) * state.calibration)
         )
-        return max(call.max_tokens, min(2 * call.max_tokens, room))
+        return length.max_tokens(state, call, room)
+
+    def retry_max_tokens(self, state: RunState, call: CallSpec, first: int, *, calibration: float) -> int:
+        """Output room for a stricter retry: up to twice the first attempt's ``first``, as far as the context
+        allows by the live ``calibration`` (the server's own count once answers reported it: never refused)."""
+        messages = self.messages(state, call, strict=True)
+        room = (
+            self.model.context_tokens
+            - self.model.safety_margin_tokens
+            - math.ceil(self.local_prompt(messages) * calibration)
+        )
+        return min(2 * first, room)

@@ -49,6 +49,7 @@ class CallOutcome:
     calls: int = 0
     cached: bool = True
     truncated: bool = False
+    trimmed: bool = False  # cut off at max_tokens and kept up to its last complete sentence
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -61,6 +62,7 @@ class CallOutcome:
             calls=self.calls + other.calls,
             cached=self.cached and other.cached,
             truncated=self.truncated or other.truncated,
+            trimmed=self.trimmed or other.trimmed,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost=self.cost + other.cost,
@@ -125,6 +127,12 @@ class RunState:
     progress: ProgressSink = field(default_factory=NullProgress)
     observed_calibration: float | None = None  # live: the largest ratio reported so far (None: none yet)
     level_calibration: list[float] = field(default_factory=list)  # the calibration each level ran with
+    # max_tokens over the length a prompt asks for (pipeline.engine.length): fixed within a level, learned
+    # between levels from how much the model wrote for what it was asked.
+    headroom: float = 3.0
+    overshoot: float = 1.0  # the largest written/asked ratio learned before this level (final calls ask less)
+    observed_overshoot: float | None = None  # live: the largest written/asked ratio so far
+    level_headroom: list[tuple[float, float]] = field(default_factory=list)  # (headroom, overshoot) per level
     levels: list[list[Node]] = field(default_factory=list)
     usage: UsageTotals = field(default_factory=UsageTotals)
     done: bool = False

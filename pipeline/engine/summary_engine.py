@@ -10,12 +10,12 @@ import asyncio
 import logging
 import math
 
-from pipeline.chunking import Chunk, chunk_budget, chunk_document
+from pipeline.chunking import PRIOR_HEADROOM, Chunk, chunk_budget, chunk_document
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
 from pipeline.document import Document
-from pipeline.engine import calibration
+from pipeline.engine import calibration, length
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage
 from pipeline.engine.scheduler import LevelScheduler
@@ -146,6 +146,8 @@ class SummaryEngine:
             budget=chunk_budget(model, self.settings),
             input_budget=merge_input_budget(model, self.settings),
             progress=progress or self.progress,
+            # A backend that writes exactly what it is asked for (the extractive one) needs no headroom.
+            headroom=getattr(self.backend, "headroom", None) or PRIOR_HEADROOM,
         )
         state.usage.currency = self.model.currency
         log.info(
@@ -176,6 +178,7 @@ class SummaryEngine:
         del state.levels[level:]  # a re-run level (task retry) replaces its earlier result
         state.done = False
         calibration.replay_level(state, level)
+        length.replay_level(state, level)
         try:
             if level > self.settings.max_depth:
                 raise DepthLimitError(
@@ -194,6 +197,7 @@ class SummaryEngine:
             raise
         state.levels.append(nodes)
         calibration.advance_level(state, level)
+        length.advance_level(state, level)
         self._check_done(state, level, nodes)
         record_usage(self.store, state, force=True)
         state.progress.level_finished(level)

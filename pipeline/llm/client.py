@@ -25,6 +25,7 @@ from pipeline.errors import (
     ConfigError,
     DocumentNotFoundError,
     LLMError,
+    LLMStatusError,
     OverloadedError,
     RateLimitError,
     ServerError,
@@ -42,6 +43,7 @@ log = logging.getLogger("tome.llm")
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 300.0  # Moonshot's gateway gives up after 5 minutes; waiting longer is pointless
 MAX_READ_TIMEOUT_S = 300.0
+REFUSED_STATUSES = (400, 429)  # answered before the gateway admits a call: no tokens counted
 
 
 @cache
@@ -140,7 +142,13 @@ class OpenAICompatibleClient:
 
         async def attempt(_retries_taken: int) -> Completion:
             async with self._budget.admit(request.admission_tokens) as slot:
-                completion = await self._send_chat(request)
+                try:
+                    completion = await self._send_chat(request)
+                except LLMStatusError as exc:
+                    if exc.status in REFUSED_STATUSES:
+                        # Refused before admission (400 / 429): the gateway counted nothing, nor does the window.
+                        slot.record(Usage(), charged_tokens=0)
+                    raise
                 prompt = completion.usage.prompt_tokens
                 # The gateway charged the real prompt + max_tokens at admission; the budget keeps that count.
                 slot.record(completion.usage, charged_tokens=prompt + request.max_tokens if prompt else None)

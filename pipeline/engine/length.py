@@ -1,0 +1,79 @@
+"""Output length that fits the first time: ask for less than ``max_tokens``, by what the model really writes.
+
+A call's planned output (``CallSpec.max_tokens``) is the room its answer gets. Calls below the final one keep
+exactly that as ``max_tokens`` (what admission counts and the chunk budget reserved) and ask for
+``max_tokens / headroom``. The final call asks for its whole planned length divided by the overshoot seen so
+far (1 before any answer), and gets ``headroom`` times that as ``max_tokens`` where the context allows. Level 0
+starts from a prior headroom (``chunking.PRIOR_HEADROOM``: models behind some gateways write up to twice what
+they are asked for); every
+answer reports how much it wrote for what it was asked, and the next level's headroom is the largest of those
+ratios plus a margin. Like the calibration, both are fixed within a level (they shape prompts and cache keys),
+so reruns build the same prompts.
+
+An answer still cut off at ``max_tokens`` is kept up to its last complete sentence and flagged ``trimmed``: no
+second full-prompt call. Only an answer without one complete sentence gets the stricter retry.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pipeline.engine.state import CallSpec, RunState
+from pipeline.sentences import sentence_ends
+
+LENGTH_HEADROOM = 1.0  # a final summary (the one tome eval sizes) is asked for its whole planned length
+MARGIN = 1.15  # over the largest written/asked ratio seen
+MIN_HEADROOM = 1.15
+MAX_HEADROOM = 3.0
+CUT_RATIO = 1.3  # a cut-off answer wanted at least this much more than it got
+MIN_ASKED_TOKENS = 24  # asked lengths below this are too coarse to learn from
+
+
+def asked_tokens(state: RunState, call: CallSpec) -> float:
+    """Provider tokens the prompt of ``call`` asks for."""
+    if call.final:
+        return call.max_tokens / state.overshoot
+    return call.max_tokens / state.headroom
+
+
+def max_tokens(state: RunState, call: CallSpec, room: int) -> int:
+    """``max_tokens`` to send: the planned room, or for the final call headroom over what it asks for (within
+    ``room``, what the context leaves after the prompt)."""
+    if not call.final:
+        return call.max_tokens
+    return max(call.max_tokens, min(math.ceil(asked_tokens(state, call) * state.headroom), room))
+
+
+def learn(state: RunState, call: CallSpec, completion_tokens: int, finish_reason: str | None) -> None:
+    """Track the largest written/asked ratio of this run (a cut-off answer counts as more than it wrote)."""
+    asked = asked_tokens(state, call)
+    if asked < MIN_ASKED_TOKENS or completion_tokens <= 0:
+        return
+    ratio = completion_tokens / asked
+    if finish_reason == "length":
+        ratio *= CUT_RATIO
+    state.observed_overshoot = max(state.observed_overshoot or 0.0, ratio)
+
+
+def advance_level(state: RunState, level: int) -> None:
+    """After ``level``: remember its headroom; the next level's comes from what the model wrote so far."""
+    del state.level_headroom[level:]
+    state.level_headroom.append((state.headroom, state.overshoot))
+    if state.observed_overshoot is not None:
+        state.overshoot = max(1.0, state.observed_overshoot)
+        state.headroom = min(MAX_HEADROOM, max(MIN_HEADROOM, state.observed_overshoot * MARGIN))
+
+
+def replay_level(state: RunState, level: int) -> None:
+    """Before re-running ``level``: the headroom it ran with, so its prompts are the same."""
+    if level < len(state.level_headroom):
+        state.headroom, state.overshoot = state.level_headroom[level]
+
+
+def trim_to_sentence(text: str) -> str | None:
+    """``text`` up to the end of its last complete sentence, or None when it has no complete sentence."""
+    stripped = text.rstrip()
+    ends = [end for end in sentence_ends(stripped) if end <= len(stripped)]
+    if not ends:
+        return None
+    return stripped[: ends[-1]].rstrip() or None
