@@ -53,7 +53,7 @@ def test_plan_prints_the_readable_report(book):
     result = invoke(str(book))
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    for text in ("Plan for", "sections found", "Chunk budget", "6,516 input tokens per chunk", "5,923 local"):
+    for text in ("Plan for", "sections found", "Chunk budget", "6,916 input tokens per chunk", "6,287 local"):
         assert text in out
     assert "Least wall time" in out and "bound by" in out
     assert "Cost: at most" in out and "CNY" in out

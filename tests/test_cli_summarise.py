@@ -166,7 +166,7 @@ def test_provider_failure_exits_1(lighthouse: Path, moonshot_server, monkeypatch
 
 
 def test_quota_exhausted_exits_3_and_a_rerun_resumes(lighthouse: Path, moonshot_server_factory, monkeypatch) -> None:
-    srv = moonshot_server_factory(limits=RateLimits(concurrency=0, tpd=6000))
+    srv = moonshot_server_factory(limits=RateLimits(concurrency=0, tpd=9000))  # one level-0 call, not two
     monkeypatch.setenv("MOONSHOT_API_KEY", srv.api_key)
     first = summarise(str(lighthouse), "--base-url", srv.base_url, "--no-progress")
     assert first.exit_code == 3, first.stderr

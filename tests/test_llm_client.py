@@ -323,7 +323,7 @@ async def test_every_attempt_goes_through_the_budget(moonshot_server: MoonshotTe
     async with client(moonshot_server, budget=budget) as c:
         c1 = await c.complete(chat(max_tokens=200))
     assert budget.admitted == [260] * 4  # estimated_prompt_tokens + max_tokens, for every attempt
-    assert budget.recorded == [c1.usage]
+    assert budget.recorded == [Usage(), Usage(), c1.usage]  # the 429s were refused: their admission given back
     assert budget.limited == [("concurrency", 1.0), ("overloaded", None)]
     assert budget.stated[0] is not None  # "reached max concurrency: N" names the account's real limit
 

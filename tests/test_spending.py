@@ -47,7 +47,7 @@ async def test_a_run_stops_before_the_cap_and_resumes(moonshot_server, monkeypat
     finally:
         await full.aclose()
     assert whole.outcome.status == "done" and whole.outcome.calls >= 3
-    cap = whole.outcome.cost / 2
+    cap = whole.outcome.cost * 0.6  # room for the first call's worst case (max_tokens is ~3x what it writes), not all
 
     moonshot_server.reset()
     capped = build_runtime(options.model_copy(update={"max_cost": cap}))

@@ -24,6 +24,7 @@ from pipeline.sentences import sentence_ends
 LENGTH_HEADROOM = 1.0  # a final summary (the one tome eval sizes) is asked for its whole planned length
 MARGIN = 1.15  # over the largest written/asked ratio seen
 MIN_HEADROOM = 1.15
+FINAL_HEADROOM = 2.0  # at most for the final call (one call: a rare cut is trimmed, not worth more admission)
 MAX_HEADROOM = 3.0
 CUT_RATIO = 1.3  # a cut-off answer wanted at least this much more than it got
 MIN_ASKED_TOKENS = 24  # asked lengths below this are too coarse to learn from
@@ -41,7 +42,8 @@ def max_tokens(state: RunState, call: CallSpec, room: int) -> int:
     ``room``, what the context leaves after the prompt)."""
     if not call.final:
         return call.max_tokens
-    return max(call.max_tokens, min(math.ceil(asked_tokens(state, call) * state.headroom), room))
+    headroom = min(state.headroom, FINAL_HEADROOM)
+    return max(call.max_tokens, min(math.ceil(asked_tokens(state, call) * headroom), room))
 
 
 def learn(state: RunState, call: CallSpec, completion_tokens: int, finish_reason: str | None) -> None:
