@@ -11,8 +11,7 @@ from typing import Any
 
 from pipeline.config_schema import validate_config
 from pipeline.errors import ConfigError
-
-_CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
+from pipeline.scripts import CJK_LANGUAGES
 
 
 def config_dir() -> Path:
@@ -98,7 +97,7 @@ class ModelSpec:
 
     def for_language(self, language: str) -> ModelSpec:
         """This model with the calibration that fits a document in ``language`` ("zh", "en", ...)."""
-        if language in _CJK_LANGUAGES and self.calibration_cjk is not None:
+        if language in CJK_LANGUAGES and self.calibration_cjk is not None:
             return replace(self, calibration=self.calibration_cjk)
         return self
 

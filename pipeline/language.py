@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pipeline.scripts import CJK_LETTER, script_counts
+from pipeline.scripts import CJK_LANGUAGES, CJK_LETTER, HAN, script_counts
 from pipeline.tokens import TokenCounter
 
 UNDETERMINED = "und"
@@ -163,7 +163,7 @@ def counts_characters(code: str) -> bool:
 
 def is_cjk(code: str) -> bool:
     """Whether ``code`` is Chinese, Japanese or Korean."""
-    return code in ("zh", "ja", "ko")
+    return code in CJK_LANGUAGES
 
 
 def detect_language(text: str) -> str:
@@ -217,7 +217,7 @@ def _sample(text: str) -> str:
 
 # A transcript turn's label: "Project Manager: ", "PhD A: ", "说话人1：", "王经理：" (at most four capitalised words
 # or eight CJK/word characters before the colon).
-SPEAKER_LABEL = re.compile(r"^\s*(?:[A-Z][\w.'-]*(?: [A-Z\d][\w.'-]*){0,3}|[\u4e00-\u9fff\w]{1,8})\s*(?:[:：]\s|：)")
+SPEAKER_LABEL = re.compile(rf"^\s*(?:[A-Z][\w.'-]*(?: [A-Z\d][\w.'-]*){{0,3}}|[{HAN}\w]{{1,8}})\s*(?:[:：]\s|：)")
 _TRANSCRIPT_SHARE = 0.6
 
 

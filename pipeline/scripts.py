@@ -12,6 +12,9 @@ import re
 HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 KANA = "\u3040-\u30ff\u31f0-\u31ff"
 HANGUL = "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
+CJK_PUNCTUATION = "\u3000-\u303f\uff00-\uffef"  # 。、「」 and full-width forms
+# Languages written in these scripts (their documents get the model's CJK token calibration).
+CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
 # 。、「」, full-width forms, radicals, bopomofo, enclosed and compatibility CJK: written without spaces too.
 CJK_SYMBOLS = "\u2e80-\u2fff\u3000-\u303f\u3100-\u312f\u3190-\u33ff\u4dc0-\u4dff\uff00-\uffef"
 CJK_LETTERS = HAN + KANA + HANGUL

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pipeline.scripts import CJK_PUNCTUATION, HAN, KANA
 from pipeline.testing import moonshot_errors as E
 from pipeline.testing.gateway import ERROR_FAULTS, Fault, Gateway, RequestRecord, messages_hash
 from pipeline.testing.judge import is_judge_request, judge
@@ -28,8 +29,8 @@ from pipeline.testing.summariser import summarise
 
 _BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
 _PIECE = re.compile(
-    r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]{1,2}"
-    r"|[^\s\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+"
+    rf"[{CJK_PUNCTUATION}{KANA}{HAN}]{{1,2}}"
+    rf"|[^\s{CJK_PUNCTUATION}{KANA}{HAN}]+\s*|\s+"
 )
 _AUTO_TIERS = ("moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k")
 _CREATED = 1715000000  # fixed timestamps keep answers deterministic

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from pipeline.evaluation.judge import JUDGE_MARKER
+from pipeline.scripts import HAN_CHAR
 from pipeline.testing.summariser import Summary, is_chinese
 from pipeline.testing.tokenizer import ServerTokenizer
 
@@ -24,7 +25,7 @@ _SUMMARY = re.compile(r"<summary>\n(.*?)\n</summary>", re.DOTALL)
 _NUMBERED = re.compile(r"^\[(\d+)\]\s?(.*)$", re.MULTILINE)
 _RANGE = re.compile(r"(\d+)\s*-\s*(\d+)")
 _WORD = re.compile(r"\w+", re.UNICODE)
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_HAN = HAN_CHAR
 _PRONOUN = re.compile(
     r"^(?:(?:he|she|they|it|him|her|them|his|its|their)\b|他们|她们|它们|他|她|它)", re.IGNORECASE
 )

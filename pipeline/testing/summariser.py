@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pipeline.scripts import HAN, KANA
 from pipeline.testing.tokenizer import CJK, ServerTokenizer
 
 MARKER = re.compile(r"⟦[A-Za-z0-9_-]+⟧")
@@ -38,7 +39,7 @@ LENGTH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(\d+)\s*字以内"), "chars"),
 )
 SENTENCE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+[\"'”’」』）)]*)?")
-WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+WORD = re.compile(rf"[{KANA}{HAN}]|[^\s{KANA}{HAN}]+")
 DEFAULT_SHARE = 0.20
 MIN_TOKENS = 8  # a default-length answer is never shorter than this
 

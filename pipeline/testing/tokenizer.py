@@ -7,9 +7,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from pipeline.scripts import CJK_PUNCTUATION, HAN, KANA
+
 # Han, kana, CJK punctuation and full-width forms count as CJK characters.
-CJK = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
-_SPACE_OR_CJK = re.compile(r"[\s\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+CJK = re.compile(f"[{CJK_PUNCTUATION}{KANA}{HAN}]")
+_SPACE_OR_CJK = re.compile(rf"[\s{CJK_PUNCTUATION}{KANA}{HAN}]")
 
 MESSAGE_OVERHEAD = 3  # per message (role and separators)
 CHAT_OVERHEAD = 3  # the chat endpoint counts ~3 more than the estimate endpoint for the same messages
