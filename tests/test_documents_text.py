@@ -432,3 +432,17 @@ def test_a_contents_list_is_not_a_section_moby_dick(tmp_path: Path) -> None:
     assert [t for t in titles if t.startswith("CHAPTER")] == [
         "CHAPTER 1. Loomings.", "CHAPTER 2. The Carpet-Bag.", "CHAPTER 3. The Spouter-Inn."
     ]  # fmt: skip
+
+
+def test_an_end_line_between_books_of_a_compilation_is_only_a_separator() -> None:
+    book_a = "CHAPTER I.\n\n" + "The first story runs along the river and does not stop. " * 30
+    book_b = "CHAPTER I.\n\n" + "The second story climbs the hill behind the town at dawn. " * 30
+    licence = "Updated editions will replace the previous one.\n\nSTART: FULL LICENSE\n\nSection 1. General Terms"
+    text = (
+        "*** START OF THE PROJECT GUTENBERG EBOOK TWO STORIES ***\n\n"
+        f"{book_a}\n\nEnd of the Project Gutenberg EBook of Story A\n\n{book_b}\n\n"
+        f"*** END OF THE PROJECT GUTENBERG EBOOK TWO STORIES ***\n\n{licence}\n"
+    )
+    kept, _ = strip_boilerplate(text)
+    assert "river" in kept and "hill behind the town" in kept
+    assert "End of the Project Gutenberg" not in kept and "FULL LICENSE" not in kept

@@ -16,6 +16,14 @@ _END = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _TITLE = re.compile(r"^\ufeff?Title:[ \t]*(?P<title>\S[^\r\n]*)", re.MULTILINE)
+# What follows an end marker when it closes the file's last book: the licence, or the notes before it.
+_LICENCE = re.compile(
+    r"Updated editions will replace|FULL LICEN[CS]E|PROJECT GUTENBERG(?:-tm)? LICEN[CS]E|This file should be named"
+    r"|Section 1\. General Terms|SMALL PRINT|Project Gutenberg(?:-tm)? (?:is|was) a registered trademark",
+    re.IGNORECASE,
+)
+_LICENCE_WINDOW = 8000
+_MIN_BOOK_CHARS = 500
 # Where to look for a "Title:" line in a Gutenberg file without a START marker.
 _HEADER_CHARS = 5000
 # "[Illustration]", "[Illustration: caption]" and multi-line captions with one level of nested [...].
@@ -39,10 +47,20 @@ def strip_boilerplate(text: str) -> tuple[str, str | None]:
     # Before the first marker is book text only when that marker is an END (a file whose header was cut off).
     inside = not starts or sorted(starts + ends)[0][2] is False
     cursor = 0
-    for begin, finish, is_start in sorted(starts + ends):
+    markers = sorted(starts + ends)
+    for index, (begin, finish, is_start) in enumerate(markers):
         if inside and (not is_start or begin > cursor):
             books.append(text[cursor:begin])
-        inside = is_start
+        # An end line followed by more book text (not a licence, not at once another marker) only separates
+        # two books of a compilation.
+        following = markers[index + 1][0] if index + 1 < len(markers) else None
+        separator = (
+            not is_start
+            and following is not None
+            and len(text[finish:following].strip()) > _MIN_BOOK_CHARS
+            and _LICENCE.search(text, finish, min(following, finish + _LICENCE_WINDOW)) is None
+        )
+        inside = is_start or (inside and separator)
         cursor = finish
     if inside:
         books.append(text[cursor:])
