@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from pipeline.errors import ConfigError
 from pipeline.scripts import CJK_LANGUAGES, CJK_LETTER, HAN, script_counts
 from pipeline.tokens import TokenCounter
 
@@ -147,6 +148,16 @@ def resolve_language(setting: str, document_language: str | None) -> str:
             value = "en"
     value = _ALIASES.get(value, value)
     return value.split("-")[0].split("_")[0]
+
+
+def check_language(setting: str, *, where: str = "--language") -> str:
+    """``setting`` if it names a language of the table ("auto", "fr", "pt-BR", "French", "中文"); else ConfigError."""
+    value = (setting or "").strip()
+    if value.lower() == "auto" or resolve_language(value, None) in LANGUAGES:
+        return value
+    raise ConfigError(
+        f"Unknown {where} '{setting}': use auto, a language code (fr, de, ja, pt-BR) or its English name (French)."
+    )
 
 
 def language_name(code: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pipeline.config import Catalog, ModelSpec, RateLimits, load_catalog
 from pipeline.errors import ConfigError
+from pipeline.language import check_language
 
 CONTEXT_STRATEGIES = ("none", "lagged")
 
@@ -76,7 +77,7 @@ def resolve_settings(
         provider=provider_name,
         tier=tier_name,
         target_tokens=target,
-        language=language or d.language,
+        language=check_language(language) if language else check_language(d.language, where="[defaults] language"),
         context_strategy=strategy,
         context_lag=lag,
         context_share=d.context_share,

@@ -116,3 +116,24 @@ def test_config_file_that_cannot_be_read(tmp_path, monkeypatch) -> None:
         path.chmod(0)
     result = runner.invoke(app, ["plan", str(LIGHTHOUSE)])
     _one_line_exit_2(result, str(path))
+
+
+def test_unknown_language_is_refused(tmp_path, monkeypatch) -> None:
+    result = runner.invoke(app, ["summarise", "--no-prefect", "--backend", "extractive", "--language", "klingon",
+                                 str(LIGHTHOUSE)])  # fmt: skip
+    _one_line_exit_2(result, "Unknown --language 'klingon'")
+    path = _with_config(tmp_path, monkeypatch, '[defaults]\nlanguage = "elvish"\n')
+    planned = runner.invoke(app, ["plan", str(LIGHTHOUSE)])
+    _one_line_exit_2(planned, "[defaults] language 'elvish'")
+    assert path.is_file()
+
+
+def test_language_option_by_name_is_resolved_to_its_code(tmp_path) -> None:
+    import json
+
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["summarise", "--no-prefect", "--backend", "extractive", "--no-progress",
+                                 "--language", "French", "-o", str(out), str(LIGHTHOUSE)])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads((out / "the_lighthouse_keeper.summary.json").read_text(encoding="utf-8"))
+    assert payload["language"] == "fr"

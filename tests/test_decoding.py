@@ -124,3 +124,10 @@ def test_cli_unsure_encoding_exits_2_naming_the_option_and_the_option_fixes_it(t
                                str(path), "--encoding", "cp1251"])  # fmt: skip
     assert done.exit_code == 0, done.stderr
     assert "Мир дома нет" in done.stdout
+
+
+@pytest.mark.parametrize(("code", "codec"), [("zh", "utf-16-le"), ("ja", "utf-16-be"), ("ru", "utf-16-le")])
+def test_utf16_without_bom_in_other_scripts(tmp_path: Path, code: str, codec: str) -> None:
+    text = _story(code) * 2
+    decoded = decode_text(text.encode(codec), path=tmp_path / "wide.txt")
+    assert decoded.text == text and decoded.encoding == codec

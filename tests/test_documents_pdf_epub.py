@@ -288,3 +288,13 @@ def test_epub_without_its_package_document_is_still_corrupt(tmp_path: Path) -> N
     _drop_from_zip(path, {"EPUB/content.opf"})
     with pytest.raises(CorruptDocumentError, match="not a valid EPUB"):
         load_document(path)
+
+
+def test_real_epub_with_its_logo_and_stylesheet_missing_loads(corpus, tmp_path: Path) -> None:
+    source = corpus / "epub" / "epub30_spec_idpf_sample.epub"
+    path = tmp_path / "idpf.epub"
+    path.write_bytes(source.read_bytes())
+    _drop_from_zip(path, {"EPUB/img/idpflogo_web_125.jpg", "EPUB/css/epub-spec.css"})
+    doc = load_document(path)
+    assert doc.title == "EPUB 3.0 Specification" and len(doc.text) > 100_000
+    assert "idpflogo_web_125.jpg" in doc.warnings[0]

@@ -39,7 +39,7 @@ _MAX_BAD_SHARE = 0.2
 _SHOWN_POSITIONS = 3
 # UTF-16 without a BOM: text that is mostly ASCII has a NUL in every other byte.
 _NUL_SAMPLE_BYTES = 4096
-_NUL_SHARE = 0.3
+_NUL_SHARE = 0.1
 _STRAY_NUL_SHARE = 0.05
 # A legacy reading is accepted when its plausibility is at least this, and this far ahead of any reading that
 # gives a different text.
@@ -128,9 +128,14 @@ def decode_text(data: bytes, *, path: Path, encoding: str | None = None) -> Deco
 
 def _utf8(data: bytes, path: Path, *, with_bom: bool) -> DecodedText:
     try:
-        return DecodedText(data.decode("utf-8"), "utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    else:
+        if "\x00" not in text:
+            return DecodedText(text, "utf-8")
+        # Valid UTF-8 with NULs: UTF-16 whose characters all have bytes under 0x80 (Cyrillic: 1C 04 ...).
+        return _wide_cjk(data, path) or DecodedText(text, "utf-8")
     bad = [m.start() for m in _UTF8_SEQUENCE.finditer(data) if m.lastgroup == "bad"]
     non_ascii = sum(1 for byte in data if byte >= 0x80) if bad else 0
     if bad and len(bad) <= _MAX_BAD_SHARE * non_ascii and len(bad) < non_ascii:
@@ -147,6 +152,9 @@ def _utf8(data: bytes, path: Path, *, with_bom: bool) -> DecodedText:
             "re-save it as UTF-8 or pass --encoding."
         )
     if b"\x00" in data:
+        wide = _wide_cjk(data, path)
+        if wide is not None:
+            return wide
         raise DocumentEncodingError(
             f"{path} looks like a binary file, not text. Convert it to UTF-8 text (or PDF/EPUB) first."
         )
@@ -243,6 +251,23 @@ def _wide_without_bom(data: bytes) -> str | None:
         return "utf-16-le"
     if even >= _NUL_SHARE and odd <= _STRAY_NUL_SHARE:
         return "utf-16-be"
+    return None
+
+
+def _wide_cjk(data: bytes, path: Path) -> DecodedText | None:
+    """UTF-16 without a BOM and without a clear NUL pattern (mostly CJK or Cyrillic text): accepted when it
+    decodes cleanly into printable text in a detected language."""
+    if len(data) % 2:
+        return None
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        sample = text[:_CHECK_SAMPLE_CHARS]
+        printable = sum(ch.isprintable() or ch in "\n\r\t" for ch in sample)
+        if printable >= 0.98 * len(sample) and detect_language(sample) != "und":
+            return DecodedText(text, codec, (f"{path.name}: read as {codec} (it has no byte-order mark)",))
     return None
 
 
