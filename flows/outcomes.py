@@ -16,6 +16,7 @@ from pipeline.runtime import open_runtime
 __all__ = [
     "DocumentRun",
     "Outcome",
+    "batch_seconds",
     "exit_code_for",
     "expand_inputs",
     "outcomes_table",
@@ -52,10 +53,18 @@ def _outcome_rows(outcomes: Sequence[Outcome]) -> list[list[str]]:
                 f"{sum(o.prompt_tokens for o in outcomes):,}",
                 f"{sum(o.completion_tokens for o in outcomes):,}",
                 money(sum(o.cost for o in outcomes), outcomes[0].currency),
-                f"{max(o.seconds for o in outcomes):.1f} s",
+                f"{batch_seconds(outcomes):.1f} s",
             ]
         )
     return rows
+
+
+def batch_seconds(outcomes: Sequence[Outcome]) -> float:
+    """A batch's wall time: from the first document's start to the last one's end (documents overlap)."""
+    spans = [(o.started_at, o.finished_at) for o in outcomes if o.finished_at]
+    if not spans:
+        return max((o.seconds for o in outcomes), default=0.0)
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def outcomes_table(outcomes: Sequence[Outcome]) -> str:

@@ -22,8 +22,10 @@ WaitEstimate = Callable[[int, int], float]
 _CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€"}
 
 
-def money(amount: float, currency: str) -> str:
-    """¥0.12 / $0.0031: two decimals, more for amounts under one cent."""
+def money(amount: float, currency: str | None) -> str:
+    """¥0.12 / $0.0031: two decimals, more for amounts under one cent; "-" without a currency (offline, no price)."""
+    if not currency:
+        return "-"
     sign = _CURRENCY_SIGNS.get(currency.upper(), currency.upper() + " ")
     digits = 2 if amount == 0 or abs(amount) >= 0.01 else 4
     return f"{sign}{amount:,.{digits}f}"
@@ -154,6 +156,9 @@ class DocumentProgress:
             return self.min_wall_s if self.board.plan_eta else None
         return max(x for x in (observed, floor) if x is not None)
 
+    def _cost(self) -> str:
+        return f", {money(self.cost, self.currency)}" if self.currency else ""
+
     def line(self) -> str:
         """One plain progress line for this document."""
         lv = self.current
@@ -162,8 +167,8 @@ class DocumentProgress:
             took = (self.finished_at or self.board.clock()) - self.started_at
             return (
                 f"{self.name}: {self.status}, {self.calls_done:,} calls ({cached:,} cached), "
-                f"{self.prompt_tokens:,} tokens in, {self.completion_tokens:,} out, "
-                f"{money(self.cost, self.currency)}, {duration(took)}"
+                f"{self.prompt_tokens:,} tokens in, {self.completion_tokens:,} out"
+                f"{self._cost()}, {duration(took)}"
             )
         if lv is None:
             planned = sum(self.planned_calls)
@@ -175,7 +180,7 @@ class DocumentProgress:
             )
         text = (
             f"{self.name} · level {lv.level}: {lv.calls_done}/{lv.calls_total} calls, "
-            f"{self.prompt_tokens:,} tokens in, {self.completion_tokens:,} out, {money(self.cost, self.currency)}"
+            f"{self.prompt_tokens:,} tokens in, {self.completion_tokens:,} out{self._cost()}"
         )
         if lv.cached_calls:
             text += f", {lv.cached_calls} cached"

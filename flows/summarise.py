@@ -81,7 +81,10 @@ async def _publish(runs: Sequence[DocumentRun], runtime: Runtime) -> None:
                     description=f"Summary of {run.outcome.path}",
                 )
         table = outcomes_table([r.outcome for r in runs])
-        header = f"**Backend:** {runtime.notice}  \n**Model:** {runtime.settings.model}\n\n"
+        header = f"**Backend:** {runtime.backend.name}"
+        if getattr(runtime.backend, "billable", True):
+            header += f"  \n**Model:** {runtime.settings.model}"
+        header += "\n\n"
         await acreate_markdown_artifact(key="tome-usage", markdown=header + table, description="Usage and cost")
     except Exception as exc:  # noqa: BLE001 - artifacts are a view; a failed upload must not fail the summary
         log.warning("Could not publish Prefect artifacts: %s", exc)
@@ -114,6 +117,7 @@ def _report(run: DocumentRun, *, with_markdown: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"outcome": run.outcome.to_dict()}
     if with_markdown and run.result is not None:
         report["markdown"] = run.result.to_markdown()
+        report["result"] = run.result.to_json_dict()
     return report
 
 

@@ -50,9 +50,12 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
-    currency: str = "CNY"
+    currency: str = "CNY"  # "" for the offline backend: no price
     seconds: float = 0.0
     outputs: list[str] = field(default_factory=list)
+    # Wall-clock (epoch) start and end: a batch's total time is the span from the first start to the last end.
+    started_at: float = 0.0
+    finished_at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,7 +124,7 @@ def _outcome_from_result(outcome: Outcome, result: SummaryResult) -> None:
     outcome.prompt_tokens = usage.prompt_tokens
     outcome.completion_tokens = usage.completion_tokens
     outcome.cost = usage.cost
-    outcome.currency = usage.currency
+    outcome.currency = usage.currency  # "" for the offline backend
 
 
 async def summarise_path(
@@ -142,8 +145,10 @@ async def summarise_path(
     """
     steps = steps or DirectSteps()
     shown = display_name(path, name)
-    outcome = Outcome(name=shown, path=str(path), status="failed", currency=runtime.model.currency)
+    currency = runtime.model.currency if runtime.engine.billable else ""
+    outcome = Outcome(name=shown, path=str(path), status="failed", currency=currency)
     started = time.monotonic()
+    outcome.started_at = time.time()
     sink = runtime.board.sink(shown)
     engine = runtime.engine
     password = password if password is not None else os.environ.get(PASSWORD_ENV)
@@ -193,6 +198,7 @@ async def summarise_path(
         return DocumentRun(outcome, None, exc)
     finally:
         outcome.seconds = round(time.monotonic() - started, 3)
+        outcome.finished_at = time.time()
 
 
 def document_claim(runtime: Runtime, path: Path, sha256: str) -> contextlib.AbstractAsyncContextManager[None]:

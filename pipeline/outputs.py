@@ -78,8 +78,8 @@ class UsageTotals:
             "cached_calls": self.cached_calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "cost": round(self.cost, 6),
-            "currency": self.currency,
+            "cost": round(self.cost, 6) if self.currency else None,
+            "currency": self.currency or None,
             "truncated": self.truncated,
             "splits": self.splits,
             "retries": self.retries,
@@ -108,22 +108,29 @@ class SummaryResult:
         """Every node, level by level."""
         return [n for level in self.levels for n in level]
 
+    def shown_sections(self) -> list[tuple[str, str]]:
+        """The section summaries worth printing (see :func:`pick_sections`): none that repeat the final."""
+        return pick_sections(self.sections, self.levels, self.final)
+
     def to_markdown(self) -> str:
-        """The final summary, then one summary per section (chapter titles kept), then a usage line."""
-        zh = self.language == "zh"
-        lines = [f"# {'摘要' if zh else 'Summary'}: {self.title}", "", self.final.strip(), ""]
-        named = [(t, s) for t, s in self.sections if t]
+        """The final summary, then the section summaries (titles kept), then a usage line.
+
+        The same headings in every language, so that tools reading the Markdown need no language table.
+        """
+        lines = [f"# Summary: {self.title}", "", self.final.strip(), ""]
+        named = self.shown_sections()
         if named:
-            lines += [f"## {'分章摘要' if zh else 'Section summaries'}", ""]
+            lines += ["## Section summaries", ""]
             for title, text in named:
                 lines += [f"### {title}", "", text.strip(), ""]
         u = self.usage
+        who = f"{self.backend} · {self.model}" if self.model != self.backend else self.backend
+        cost = f" · {u.cost:.4f} {u.currency}" if u.currency else ""  # the offline backend has no price
         lines += [
             "---",
             "",
-            f"*{self.backend} · {self.model} · {u.calls} calls, {u.cached_calls} cached · "
-            f"{u.prompt_tokens:,} prompt + {u.completion_tokens:,} completion tokens · "
-            f"{u.cost:.4f} {u.currency} · run {self.run_id}*",
+            f"*{who} · {u.calls} calls, {u.cached_calls} cached · "
+            f"{u.prompt_tokens:,} prompt + {u.completion_tokens:,} completion tokens{cost} · run {self.run_id}*",
             "",
         ]
         return "\n".join(lines)
@@ -139,7 +146,7 @@ class SummaryResult:
             "model": self.model,
             "settings": self.settings,
             "final": self.final,
-            "sections": [{"title": t, "text": s} for t, s in self.sections],
+            "sections": [{"title": t, "text": s} for t, s in self.shown_sections()],
             "usage": self.usage.as_dict(),
             "levels": len(self.levels),
             "tree": [n.as_dict() for n in self.nodes],
@@ -155,3 +162,30 @@ def section_summaries(level0: list[Node]) -> list[tuple[str, str]]:
         else:
             out.append((node.section, [node.text]))
     return [(title, "\n\n".join(t for t in texts if t)) for title, texts in out]
+
+
+# Section summaries are a reading aid beside the final summary, not a second copy of the book: at most this many,
+# and at most this many times the final summary's length (never less than the floor), else the tree's next
+# level up supplies them (each node covers a run of sections, titled "A … B").
+MAX_SECTION_ENTRIES = 50
+MAX_SECTIONS_RATIO = 25
+MIN_SECTIONS_BUDGET_CHARS = 20_000
+
+
+def pick_sections(
+    sections: list[tuple[str, str]], levels: list[list[Node]], final: str
+) -> list[tuple[str, str]]:
+    """The per-section summaries to show: the chunk-level ones when they fit the caps, else those of the lowest
+    tree level that does; none when there would be only one (it would repeat the final summary) or any repeats it.
+    """
+    budget = max(MIN_SECTIONS_BUDGET_CHARS, MAX_SECTIONS_RATIO * len(final))
+    candidates = [[(t, s) for t, s in sections if t]]
+    candidates += [[(n.section, n.text) for n in level if n.section] for level in levels[1:-1]]
+    final_text = final.strip()
+    for entries in candidates:
+        entries = [(t, s) for t, s in entries if s.strip() != final_text]
+        if len(entries) <= 1:
+            return []
+        if len(entries) <= MAX_SECTION_ENTRIES and sum(len(t) for _, t in entries) <= budget:
+            return entries
+    return []

@@ -125,7 +125,9 @@ def build_runtime(
     )
     board = board or NullBoard()
     # The plan's wall-time floor assumes a model's latency; the offline backend answers in milliseconds.
-    board.attach(currency=model.currency, wait_estimate=budget.estimated_wait, plan_eta=engine.billable)
+    # The offline backend has no price: its runs show no cost and no currency anywhere.
+    currency = model.currency if engine.billable else ""
+    board.attach(currency=currency, wait_estimate=budget.estimated_wait, plan_eta=engine.billable)
     if hasattr(backend, "on_retry"):  # the client's retry waits show on the progress line
         backend.on_retry = board.retrying
     return Runtime(

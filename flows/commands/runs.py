@@ -58,8 +58,9 @@ def runs(
         catalog = load_catalog()
         rows = []
         for r in records:
-            model = r.settings.get("model", "")
-            currency = catalog.models[model].currency if model in catalog.models else "USD"
+            offline = r.settings.get("backend") == "extractive"
+            model = "extractive" if offline else r.settings.get("model", "")
+            currency = None if offline else catalog.models[model].currency if model in catalog.models else "USD"
             rows.append(
                 [
                     r.started_at[:19].replace("T", " "),

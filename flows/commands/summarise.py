@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +35,8 @@ from flows.commands.run_options import (
     existing_files,
     set_password,
 )
+from flows.commands.stdin_input import STDIN, stdin_document
+from pipeline.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -40,15 +44,40 @@ def register(app: typer.Typer) -> None:
     app.command("summarise")(summarise)
 
 
+FILE_SUFFIXES = (".md", ".json", ".txt")  # -o PATH with one of these is a file; anything else is a folder
+
+
 def summarise(
     files: Annotated[
-        list[Path], typer.Argument(help="Documents: .txt, .md, .pdf, .epub.", show_default=False)
+        list[Path],
+        typer.Argument(help="Documents: .txt, .md, .pdf, .epub; - reads one from stdin.", show_default=False),
     ],
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write <name>.summary.md and <name>.summary.json into this folder.",
+            "--output",
+            "-o",
+            help="A .md, .json or .txt PATH is the file to write (one document); any other PATH is a folder "
+            "that gets <name>.summary.md and <name>.summary.json.",
             show_default="stdout",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON document on stdout: final summary, sections, usage, run id, tree."
+        ),
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The name of the document read from stdin.", show_default="stdin")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="txt|md|pdf|epub",
+            help="The format of the document read from stdin.",
+            show_default="sniffed from its first bytes",
         ),
     ] = None,
     model: ModelOpt = None,
@@ -71,6 +100,9 @@ def summarise(
 ) -> None:
     """Summarise documents: the summary on stdout (or files in -o DIR), progress on stderr.
 
+    Examples: tome summarise book.epub > summary.md; cat notes.txt | tome summarise - --name notes;
+    tome summarise report.pdf --json | jq .final; tome summarise book.txt -o summary.md
+
     Exit codes: 0 done, 1 failed, 2 bad input or configuration, 3 a quota is used up (run again later: it resumes).
     """
 
@@ -81,13 +113,36 @@ def summarise(
             encoding=encoding,
             max_cost=max_cost,
         )  # fmt: skip
-        paths = existing_files(files)
-        check_output_dir(output)
+        out_file = output if output is not None and output.suffix.lower() in FILE_SUFFIXES else None
+        out_dir = output if out_file is None else None
+        if files.count(Path(STDIN)) > 1:
+            raise ConfigError("Only one - (stdin) can be given.")
+        if (name or fmt) and Path(STDIN) not in files:
+            raise ConfigError("--name and --format name the document read from stdin; give - as the file.")
+        if out_file is not None and len(files) > 1:
+            raise ConfigError(
+                f"-o {out_file} is one file, but {len(files)} documents were given; pass a folder instead."
+            )
+        if out_file is not None and out_file.is_dir():
+            raise ConfigError(f"-o {out_file} is a folder; a file of that name cannot be written.")
+        existing_files([f for f in files if f != Path(STDIN)])
+        # -o must be writable: found now, not after the whole run was paid for.
+        check_output_dir(out_dir if out_file is None else out_file.parent)
         set_password(password)
-        reports = asyncio.run(
-            _run(paths, options, output=output, progress=progress, use_prefect=not no_prefect)
-        )
-        return _show(reports, output=output)
+        with ExitStack() as stack:
+            paths = [
+                stack.enter_context(stdin_document(sys.stdin.buffer, name=name, fmt=fmt)) if f == Path(STDIN) else f
+                for f in files
+            ]
+            reports = asyncio.run(
+                _run(paths, options, output=out_dir, progress=progress, use_prefect=not no_prefect)
+            )
+        for f, report in zip(files, reports, strict=True):
+            if f == Path(STDIN):  # not the temporary file, gone by now
+                report["outcome"]["path"] = STDIN
+                if report.get("result"):
+                    report["result"]["document"] = STDIN
+        return _show(reports, output=out_dir, out_file=out_file, as_json=as_json)
 
     code = run_cli(body)
     if code:
@@ -97,7 +152,7 @@ def summarise(
 async def _run(
     paths: list[Path], options: Any, *, output: Path | None, progress: bool, use_prefect: bool
 ) -> list:
-    """Outcome reports (dicts with "outcome" and "markdown"); a single document's error is raised."""
+    """Outcome reports (dicts with "outcome", "markdown" and "result"); a single document's error is raised."""
     out_dir = str(output) if output else None
     if not use_prefect:
         from flows.outcomes import summarise_direct
@@ -109,7 +164,10 @@ async def _run(
         if len(runs) == 1 and runs[0].error is not None:
             raise runs[0].error
         return [
-            {"outcome": r.outcome.to_dict(), **({"markdown": r.result.to_markdown()} if r.result else {})}
+            {
+                "outcome": r.outcome.to_dict(),
+                **({"markdown": r.result.to_markdown(), "result": r.result.to_json_dict()} if r.result else {}),
+            }
             for r in runs
         ]
     from flows.prefect_env import check_prefect_api, quiet_reported_errors
@@ -125,17 +183,55 @@ async def _run(
     )
 
 
-def _show(reports: list[dict[str, Any]], *, output: Path | None) -> int:
+def json_document(reports: list[dict[str, Any]]) -> Any:
+    """What --json prints: one document's result (with its outcome), or a list of them for several."""
+    docs = [{**r.get("result", {}), "outcome": r["outcome"]} for r in reports]
+    return docs[0] if len(docs) == 1 else docs
+
+
+def plain_text(result: dict[str, Any]) -> str:
+    """A result as plain text (-o summary.txt): the title, the final summary, each section's title and summary."""
+    lines = [result.get("title", ""), "", result.get("final", "").strip(), ""]
+    for section in result.get("sections") or []:
+        lines += [section["title"], "", section["text"].strip(), ""]
+    return "\n".join(lines).strip() + "\n"
+
+
+def _write_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)  # a reader never sees half a summary
+
+
+def _show(
+    reports: list[dict[str, Any]], *, output: Path | None, out_file: Path | None = None, as_json: bool = False
+) -> int:
     """Print summaries (stdout) or where they were written (stderr); the exit code for several documents."""
     from flows.outcomes import Outcome, exit_code_for, outcomes_text
 
     outcomes = [Outcome(**r["outcome"]) for r in reports]
-    if output is None:
+    if out_file is not None:
+        report = reports[0]
+        if report.get("result"):
+            suffix = out_file.suffix.lower()
+            if suffix == ".json":
+                text = json.dumps(json_document(reports), ensure_ascii=False, indent=2) + "\n"
+            elif suffix == ".txt":
+                text = plain_text(report["result"])
+            else:
+                text = report["markdown"].rstrip() + "\n"
+            _write_file(out_file, text)
+            typer.echo(f"Wrote {out_file}", err=True)
+    elif as_json:
+        sys.stdout.write(json.dumps(json_document(reports), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.flush()
+    if output is None and out_file is None and not as_json:
         texts = [r["markdown"].rstrip() for r in reports if r.get("markdown")]
         if texts:
             sys.stdout.write("\n\n---\n\n".join(texts) + "\n")
             sys.stdout.flush()
-    else:
+    elif output is not None:
         for o in outcomes:
             if o.outputs:
                 typer.echo(f"Wrote {', '.join(o.outputs)}", err=True)

@@ -149,7 +149,7 @@ class SummaryEngine:
             # A backend that writes exactly what it is asked for (the extractive one) needs no headroom.
             headroom=getattr(self.backend, "headroom", None) or PRIOR_HEADROOM,
         )
-        state.usage.currency = self.model.currency
+        state.usage.currency = self.model.currency if self.billable else ""  # offline: no price, no currency
         log.info(
             "run %s: %s, %d chunks, %d planned calls in %d levels, lag %d, language %s",
             run_id,
@@ -247,7 +247,7 @@ class SummaryEngine:
             usage=state.usage,
             run_id=state.run_id,
             backend=self.provider,
-            model=self.model.name,
+            model=self.model.name if self.billable else self.provider,  # the offline backend is no model
             settings={
                 **self.settings.as_dict(),
                 "effective_lag": state.lag,
