@@ -164,7 +164,8 @@ def test_help_in_a_pipe_wraps_at_80_columns_and_cuts_nothing() -> None:
         assert "…" not in out.stdout and "╭" not in out.stdout
         if command[0] == "summarise":
             text = " ".join(out.stdout.split())
-            assert "<name>.summary.json into this folder." in text and "[default: (stdout)]" in text
+            assert "folder that gets <name>.summary.md and <name>.summary.json." in text
+            assert "[default: (stdout)]" in text
             assert "[default: (the document's language)]" in text
         if command[0] == "batch":
             assert "[default: (DIR/summaries)]" in " ".join(out.stdout.split())
