@@ -50,9 +50,11 @@ class LevelProgress:
     """Counters of one tree level of one document."""
 
     level: int
-    calls_total: int
-    calls_done: int = 0
-    cached_calls: int = 0
+    calls_total: int  # summaries (tree nodes) of the level
+    calls_done: int = 0  # summaries finished
+    calls: int = 0  # requests answered by the backend (pipeline.outputs.UsageTotals: one definition)
+    cached_calls: int = 0  # requests answered from the cache
+    splits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -91,13 +93,25 @@ class DocumentProgress:
         self.board.changed(self, force=True)
 
     def call_finished(
-        self, level: int, *, cached: bool, prompt_tokens: int, completion_tokens: int, cost: float
+        self,
+        level: int,
+        *,
+        cached: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        calls: int | None = None,
+        cached_calls: int | None = None,
+        splits: int = 0,
     ) -> None:
         lv = self.levels.get(level) or self.levels.setdefault(
             level, LevelProgress(level, 0, started_at=self.board.clock())
         )
         lv.calls_done += 1
-        lv.cached_calls += int(cached)
+        # A sink told only ``cached`` counts one request: from the cache, or answered by the backend.
+        lv.calls += (0 if cached else 1) if calls is None else calls
+        lv.cached_calls += int(cached) if cached_calls is None else cached_calls
+        lv.splits += splits
         lv.prompt_tokens += prompt_tokens
         lv.completion_tokens += completion_tokens
         lv.cost += cost
@@ -163,10 +177,14 @@ class DocumentProgress:
         """One plain progress line for this document."""
         lv = self.current
         if self.status in ("done", "failed"):
+            calls = sum(x.calls for x in self.levels.values())
             cached = sum(x.cached_calls for x in self.levels.values())
+            splits = sum(x.splits for x in self.levels.values())
             took = (self.finished_at or self.board.clock()) - self.started_at
             return (
-                f"{self.name}: {self.status}, {self.calls_done:,} calls ({cached:,} cached), "
+                f"{self.name}: {self.status}, {calls:,} calls, {cached:,} cached"
+                + (f", {splits:,} split{'s' if splits != 1 else ''}" if splits else "")
+                + ", "
                 f"{self.prompt_tokens:,} tokens in, {self.completion_tokens:,} out"
                 f"{self._cost()}, {duration(took)}"
             )
@@ -179,7 +197,7 @@ class DocumentProgress:
                 + (f", {waiting}" if waiting else "")
             )
         text = (
-            f"{self.name} · level {lv.level}: {lv.calls_done}/{lv.calls_total} calls, "
+            f"{self.name} · level {lv.level}: {lv.calls_done}/{lv.calls_total} summaries, "
             f"{self.prompt_tokens:,} tokens in, {self.completion_tokens:,} out{self._cost()}"
         )
         if lv.cached_calls:
@@ -335,7 +353,7 @@ class LiveReporter:
             ("document", "left"),
             ("level", "right"),
             ("", "left"),
-            ("calls", "right"),
+            ("summaries", "right"),
             ("tokens in", "right"),
             ("out", "right"),
             ("cost", "right"),

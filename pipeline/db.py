@@ -450,3 +450,10 @@ def _m008_run_owner_process(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE runs ADD COLUMN owner_pid INTEGER"))
     if "owner_host" not in columns:
         conn.execute(text("ALTER TABLE runs ADD COLUMN owner_host TEXT"))
+
+
+@migration("m009_run_calls_inputs")
+def _m009_run_calls_inputs(conn: Connection) -> None:
+    # `tome runs show` draws the tree: which nodes of the level below (or which chunk) each node summarised.
+    if "inputs" not in {c["name"] for c in inspect(conn).get_columns("run_calls")}:
+        conn.execute(text("ALTER TABLE run_calls ADD COLUMN inputs TEXT"))

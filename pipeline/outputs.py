@@ -26,7 +26,8 @@ class Node:
     cached: bool  # every call behind it came from the cache
     truncated: bool = False  # the model was cut off at max_tokens even after a stricter retry
     trimmed: bool = False  # cut off at max_tokens; kept up to its last complete sentence (no second call)
-    calls: int = 1  # calls behind it (more after a split or a retry)
+    calls: int = 1  # requests the backend answered for it in this run (more after a split or a retry)
+    cached_calls: int = 0  # requests behind it answered from the cache
     context: str = "none"  # where its carried context came from: "none" | "summary:<i>" | "tail:<i>"
     prompt_tokens: int = 0  # tokens billed by this run (0 when cached)
     completion_tokens: int = 0
@@ -49,6 +50,7 @@ class Node:
             "truncated": self.truncated,
             "trimmed": self.trimmed,
             "calls": self.calls,
+            "cached_calls": self.cached_calls,
             "context": self.context,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -61,8 +63,11 @@ class Node:
 class UsageTotals:
     """What a run did: API calls, cache hits, tokens and cost of the calls it made."""
 
-    calls: int = 0  # requests sent to the backend (context-length rejections included)
-    cached_calls: int = 0  # answers served from the cache
+    # One definition everywhere (progress, tables, `tome runs`, JSON): ``calls`` are requests the backend
+    # answered in this run (context-length rejections included; billed), ``cached_calls`` requests answered from
+    # the cache (free), ``splits`` inputs cut in two after a context-length rejection or its prediction.
+    calls: int = 0
+    cached_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0

@@ -7,14 +7,27 @@ from typing import Any, Protocol
 
 
 class ProgressSink(Protocol):
-    """Receives the engine's progress; every method must return quickly and never raise."""
+    """Receives the engine's progress; every method must return quickly and never raise.
+
+    ``call_finished`` is called once per node (summary) of the tree; ``calls``/``cached_calls`` are the requests
+    behind it answered by the backend / from the cache (pipeline.outputs.UsageTotals defines them).
+    """
 
     def plan_ready(self, plan: Any) -> None: ...
 
     def level_started(self, level: int, calls: int) -> None: ...
 
     def call_finished(
-        self, level: int, *, cached: bool, prompt_tokens: int, completion_tokens: int, cost: float
+        self,
+        level: int,
+        *,
+        cached: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        calls: int = 1,
+        cached_calls: int = 0,
+        splits: int = 0,
     ) -> None: ...
 
     def level_finished(self, level: int) -> None: ...
@@ -30,7 +43,16 @@ class NullProgress:
         return None
 
     def call_finished(
-        self, level: int, *, cached: bool, prompt_tokens: int, completion_tokens: int, cost: float
+        self,
+        level: int,
+        *,
+        cached: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        calls: int = 1,
+        cached_calls: int = 0,
+        splits: int = 0,
     ) -> None:
         return None
 
@@ -51,7 +73,16 @@ class RecordingProgress(NullProgress):
         self.events.append(("level_started", level, calls))
 
     def call_finished(
-        self, level: int, *, cached: bool, prompt_tokens: int, completion_tokens: int, cost: float
+        self,
+        level: int,
+        *,
+        cached: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        calls: int = 1,
+        cached_calls: int = 0,
+        splits: int = 0,
     ) -> None:
         self.events.append(("call_finished", level, cached, prompt_tokens, completion_tokens, cost))
 

@@ -304,7 +304,8 @@ async def test_context_length_error_splits_the_chunk_and_raises_calibration(moon
     result = engine.finish(state)
     stats = moonshot_server.gateway.stats()
     assert stats.by_status == {400: 1, 200: 2}  # the rejected call, then its two halves
-    assert result.usage.splits == 1 and result.levels[0][0].calls == 2
+    # one definition of calls: the rejected request is a call too, on the node and in the totals
+    assert result.usage.splits == 1 and result.levels[0][0].calls == 3 == result.usage.calls
     assert all(m in result.final for m in markers)
     assert state.observed_calibration > engine.model.calibration  # learned from "requested: 9000"
     rerun = await _engine(client, store).summarise(marked)

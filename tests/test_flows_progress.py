@@ -84,10 +84,10 @@ def test_line_reporter_prints_at_level_start_each_ten_percent_and_end() -> None:
     lines = out.getvalue().splitlines()
     # start + 10 steps of 10 % + the document's end
     assert len(lines) == 12
-    assert lines[0].startswith("alice.txt · level 0: 0/40 calls, 0 tokens in")
-    assert lines[1].startswith("alice.txt · level 0: 4/40 calls, 4,000 tokens in, 400 out, ¥0.01")
-    assert "40/40 calls, 40,000 tokens in, 4,000 out, ¥0.12" in lines[-2]
-    assert lines[-1] == "alice.txt: done, 40 calls (0 cached), 40,000 tokens in, 4,000 out, ¥0.12, 1.4 s"
+    assert lines[0].startswith("alice.txt · level 0: 0/40 summaries, 0 tokens in")
+    assert lines[1].startswith("alice.txt · level 0: 4/40 summaries, 4,000 tokens in, 400 out, ¥0.01")
+    assert "40/40 summaries, 40,000 tokens in, 4,000 out, ¥0.12" in lines[-2]
+    assert lines[-1] == "alice.txt: done, 40 calls, 0 cached, 40,000 tokens in, 4,000 out, ¥0.12, 1.4 s"
 
 
 def test_line_reporter_prints_every_interval_on_slow_levels() -> None:
@@ -102,7 +102,7 @@ def test_line_reporter_prints_every_interval_on_slow_levels() -> None:
         doc.call_finished(0, cached=True, prompt_tokens=10, completion_tokens=1, cost=0.0)
     lines = out.getvalue().splitlines()
     assert len(lines) == 5
-    assert lines[-1].startswith("big.txt · level 0: 20/1000 calls")
+    assert lines[-1].startswith("big.txt · level 0: 20/1000 summaries")
     assert "20 cached" in lines[-1]
 
 

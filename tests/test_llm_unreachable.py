@@ -108,7 +108,7 @@ async def test_client_tells_its_hook_each_wait_and_the_progress_line_shows_it(
     doc = board.sink("alice.txt")
     doc.level_started(0, 8)
     board.retrying(8.0, "429 engine overloaded")
-    assert out.getvalue().splitlines()[-1].startswith("alice.txt · level 0: 0/8 calls")
+    assert out.getvalue().splitlines()[-1].startswith("alice.txt · level 0: 0/8 summaries")
     assert "retrying in 8 s: 429 engine overloaded" in out.getvalue().splitlines()[-1]
     now[0] += 9
     assert "retrying" not in doc.line()

@@ -24,6 +24,7 @@ from pipeline.engine.splitting import halves, splittable
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, Overflow, RunState
 from pipeline.errors import ContextLengthError
 from pipeline.llm.types import ChatBackend, ChatRequest, Completion, Message
+from pipeline.run_calls import inputs_label
 from pipeline.settings import RunSettings
 from pipeline.store import Store, cache_key
 
@@ -63,7 +64,9 @@ class CallResolver:
         its last complete sentence (flagged ``trimmed``), and only without one retried with a stricter length."""
         answer = await self._ask(state, run, call, strict=False, depth=depth)
         if isinstance(answer, Overflow):
-            return await self._split(state, run, call, depth)
+            halves_outcome = await self._split(state, run, call, depth)
+            halves_outcome.calls += int(answer.sent)  # the rejected request was a call too
+            return halves_outcome
         outcome, completion = answer
         if completion.finish_reason != "length":
             return outcome
@@ -83,11 +86,14 @@ class CallResolver:
         retry = await self._ask(state, run, call, strict=True, depth=depth)
         if isinstance(retry, Overflow):
             outcome.truncated = True
+            outcome.calls += int(retry.sent)
         else:
             again, completion2 = retry
             outcome = CallOutcome(
                 text=again.text,
                 calls=outcome.calls + again.calls,
+                cached_calls=outcome.cached_calls + again.cached_calls,
+                splits=outcome.splits + again.splits,
                 cached=outcome.cached and again.cached,
                 truncated=completion2.finish_reason == "length",
                 prompt_tokens=outcome.prompt_tokens + again.prompt_tokens,
@@ -143,7 +149,9 @@ class CallResolver:
             calibration.learn(state, hit.completion.usage.prompt_tokens, local, billable=self.billable)
             if not strict and self.billable:
                 length.learn(state, call, hit.completion.usage.completion_tokens, hit.completion.finish_reason)
-            return CallOutcome(text=hit.completion.content, calls=0, cached=True), hit.completion
+            self._note(state, call, key, version, "cached", hit.completion)
+            outcome = CallOutcome(text=hit.completion.content, calls=0, cached_calls=1, cached=True)
+            return outcome, hit.completion
         return await self._ask_uncached(state, run, call, key, messages, local, max_tokens, version, strict, depth)
 
     async def _ask_uncached(
@@ -170,6 +178,7 @@ class CallResolver:
                 local_prompt=local,
                 max_tokens=max_tokens,
             )
+            self._note(state, call, key, version, "split-recorded")
             return Overflow()
         live = calibration.live_calibration(state)
         predicted = math.ceil(local * live) + max_tokens > self.model.context_tokens
@@ -178,6 +187,7 @@ class CallResolver:
             # call the same way without asking.
             log.debug("level %d call %d: predicted over the context; splitting", call.level, call.index)
             self.store.overflow_put(key, model=self.model.name, limit=None, requested=None)
+            self._note(state, call, key, version, "split-predicted")
             return Overflow()
         request = ChatRequest(
             model=self.model.name,
@@ -191,12 +201,14 @@ class CallResolver:
         )
         completion = await self._send(state, run, request, key, local, version)
         if completion is None:
-            return Overflow()
+            self._note(state, call, key, version, "rejected")
+            return Overflow(sent=True)
         usage = completion.usage
         if not strict and self.billable:
             length.learn(state, call, usage.completion_tokens, completion.finish_reason)
         cost = self.model.cost(usage.prompt_tokens, usage.completion_tokens) if self.billable else 0.0
         state.usage.cost += cost
+        self._note(state, call, key, version, "answer", completion, cost)
         outcome = CallOutcome(
             text=completion.content,
             calls=1,
@@ -207,6 +219,26 @@ class CallResolver:
             latency_s=completion.latency_s,
         )
         return outcome, completion
+
+    @staticmethod
+    def _note(
+        state: RunState,
+        call: CallSpec,
+        key: str,
+        version: str,
+        outcome: str,
+        completion: Completion | None = None,
+        cost: float = 0.0,
+    ) -> None:
+        """Record one request of ``call``'s node for `tome runs show` (pipeline.run_calls)."""
+        usage = completion.usage if completion is not None else None
+        state.log_call(
+            level=call.level, node=call.index, key=key, kind=call.kind, prompt_version=version, outcome=outcome,
+            cached=outcome == "cached", inputs=inputs_label(call.inputs),
+            finish_reason=completion.finish_reason if completion is not None else None,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0, cost=cost,
+        )  # fmt: skip
 
     async def _send(
         self, state: RunState, run: LevelRun, request: ChatRequest, key: str, local: int, version: str
@@ -264,4 +296,6 @@ class CallResolver:
         a, b = await asyncio.gather(
             self.resolve(state, run, first, depth + 1), self.resolve(state, run, second, depth + 1)
         )
-        return a.join(b)
+        joined = a.join(b)
+        joined.splits += 1
+        return joined

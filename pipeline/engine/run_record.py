@@ -6,6 +6,7 @@ import logging
 import time
 
 from pipeline.engine.state import RunState
+from pipeline.run_calls import record_calls
 from pipeline.store import Store
 
 log = logging.getLogger("tome.engine")
@@ -28,6 +29,8 @@ def record_usage(store: Store, state: RunState, *, force: bool = False) -> None:
         completion_tokens=u.completion_tokens,
         cost=u.cost,
     )
+    pending, state.calls_log = state.calls_log, []
+    record_calls(store, state.run_id, pending)
 
 
 def close_run(store: Store, state: RunState, status: str, error: str | None) -> None:

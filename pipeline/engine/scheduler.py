@@ -185,6 +185,7 @@ class LevelScheduler:
             truncated=outcome.truncated,
             trimmed=outcome.trimmed,
             calls=outcome.calls,
+            cached_calls=outcome.cached_calls,
             context=label,
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
@@ -194,6 +195,9 @@ class LevelScheduler:
         state.progress.call_finished(
             level,
             cached=node.cached,
+            calls=node.calls,
+            cached_calls=node.cached_calls,
+            splits=outcome.splits,
             prompt_tokens=node.prompt_tokens,
             completion_tokens=node.completion_tokens,
             cost=node.cost,

@@ -20,6 +20,7 @@ from pipeline.outputs import Node, UsageTotals
 from pipeline.planning import Plan
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.prompts import MergeInput
+from pipeline.run_calls import CallRecord
 from pipeline.settings import RunSettings
 
 
@@ -46,7 +47,9 @@ class CallOutcome:
     """The text one logical call produced, and what it took."""
 
     text: str
-    calls: int = 0
+    calls: int = 0  # requests the backend answered (or rejected) for it in this run: billed
+    cached_calls: int = 0  # requests answered from the cache: not billed
+    splits: int = 0  # inputs cut in two on the way
     cached: bool = True
     truncated: bool = False
     trimmed: bool = False  # cut off at max_tokens and kept up to its last complete sentence
@@ -60,6 +63,8 @@ class CallOutcome:
         return CallOutcome(
             text=f"{self.text.strip()}\n\n{other.text.strip()}".strip(),
             calls=self.calls + other.calls,
+            cached_calls=self.cached_calls + other.cached_calls,
+            splits=self.splits + other.splits,
             cached=self.cached and other.cached,
             truncated=self.truncated or other.truncated,
             trimmed=self.trimmed or other.trimmed,
@@ -71,7 +76,10 @@ class CallOutcome:
 
 
 class Overflow:
-    """A context-length rejection (received, cached, or predicted)."""
+    """A context-length rejection (received, cached, or predicted); ``sent``: the server rejected a request."""
+
+    def __init__(self, *, sent: bool = False) -> None:
+        self.sent = sent
 
 
 class Stopped(Exception):
@@ -139,6 +147,15 @@ class RunState:
     status: str = "running"
     started_s: float = field(default_factory=time.monotonic)
     last_recorded_s: float = 0.0  # when the run record was last updated (it is throttled)
+    calls_log: list[CallRecord] = field(default_factory=list)  # requests not yet written to the store
+    calls_seq: dict[tuple[int, int], int] = field(default_factory=dict)  # requests so far per (level, node)
+
+    def log_call(self, **fields: object) -> None:
+        """Note one request of node (level, node) for `tome runs show` (written with the run's usage)."""
+        where = (int(fields["level"]), int(fields["node"]))  # type: ignore[call-overload]
+        seq = self.calls_seq.get(where, 0)
+        self.calls_seq[where] = seq + 1
+        self.calls_log.append(CallRecord(seq=seq, **fields))  # type: ignore[arg-type]
 
     @property
     def final(self) -> Node | None:
