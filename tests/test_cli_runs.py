@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from pipeline.config import load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
@@ -42,7 +43,10 @@ def test_runs_show_prints_settings_and_the_tree_level_by_level(lighthouse: Path,
     assert shown.exit_code == 0, shown.stderr
     out = shown.stdout
     assert f"run       {payload['run_id']}" in out and "status    done" in out
-    assert "backend=moonshot" in out and "model=moonshot-v1-8k" in out and "prompts   map=map-v1, reduce=reduce-v1" in out
+    versions = load_catalog().prompt_versions
+    map_v, reduce_v = versions["map"], versions["reduce"]
+    assert "backend=moonshot" in out and "model=moonshot-v1-8k" in out
+    assert f"prompts   map={map_v}, reduce={reduce_v}" in out
     levels = re.findall(r"^level (\d+): (\d+) summaries, (\d+) calls, (\d+) cached$", out, re.MULTILINE)
     tree = payload["tree"]
     assert [int(lv) for lv, *_ in levels] == sorted({n["level"] for n in tree})
@@ -53,9 +57,9 @@ def test_runs_show_prints_settings_and_the_tree_level_by_level(lighthouse: Path,
     rows = [line.split() for line in out.splitlines() if re.match(r"^\d+\.\d+ ", line)]
     assert len(rows) == payload["usage"]["calls"]
     first = rows[0]
-    assert first[:5] == ["0.0", "chunk", "0", "map", "map-v1"] and first[5] == "answer" and first[-1] == "no"
+    assert first[:5] == ["0.0", "chunk", "0", "map", map_v] and first[5] == "answer" and first[-1] == "no"
     assert first[-2].startswith("¥")
-    assert any(r[0].startswith("1.") and r[2] == "reduce" and r[3] == "reduce-v1" for r in rows)  # inputs "0.0-2"
+    assert any(r[0].startswith("1.") and r[2] == "reduce" and r[3] == reduce_v for r in rows)  # inputs "0.0-2"
     again = tome("runs", "show", "latest")
     assert again.stdout == out  # "latest" is the same run
 
@@ -66,7 +70,8 @@ def test_runs_show_call_prints_the_exact_prompt_and_answer(lighthouse: Path, moo
     result = tome("runs", "show", payload["run_id"], "--call", "0.1")
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    assert out.startswith("== call 0.1, request 1 of 1: map, prompt map-v1, answer, ")
+    map_v = load_catalog().prompt_versions["map"]
+    assert out.startswith(f"== call 0.1, request 1 of 1: map, prompt {map_v}, answer, ")
     assert "--- system ---" in out and "--- user ---" in out and "<text>" in out
     assert out.split("--- answer ---\n")[1].strip() == node["text"].strip()
     as_json = json.loads(tome("runs", "show", payload["run_id"], "--call", "0.1", "--json").stdout)
