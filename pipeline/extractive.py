@@ -25,7 +25,7 @@ from pipeline.language import (
     paragraph_turns,
 )
 from pipeline.llm.types import ChatRequest, Completion, Usage
-from pipeline.prompts import parse_length
+from pipeline.prompts import focus_of, parse_length
 from pipeline.scripts import CJK_LETTER
 from pipeline.sentence_graph import pagerank, shared_features
 from pipeline.sentences import split_sentences
@@ -75,6 +75,20 @@ _STEMMER = porter.PorterStemmer()
 @lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     return _STEMMER.stem(word) if len(word) > 3 else word
+
+
+# --focus: the share of a sentence's score that comes from the question's words (the rest: the usual salience,
+# which orders sentences that match the question equally well).
+_FOCUS_WEIGHT = 0.7
+# Words of questions and of meeting talk that say what is asked, not what about ("What did the group decide
+# about the remote?": only "remote" is the topic). Stemmed like sentence features.
+_QUERY_WORDS_TEXT = (
+    "summarize summarise summary discuss discussed discussion decide decided decision think thought opinion "
+    "opinions talk talked mention mentioned whole meeting group team how why did does do what which whom "
+    "whose where when who about regarding between among during give gave reason reasons detail details "
+    "view views say said agree agreed disagree consider considered propose proposed"
+)
+_QUERY_WORDS = frozenset(_stem(w) for w in _QUERY_WORDS_TEXT.split())
 
 
 def _content_bigram(a: str, b: str) -> bool:
@@ -140,8 +154,25 @@ def _centrality(feats: list[frozenset[str]]) -> list[float]:
     return pagerank(weights, iterations=_ITERATIONS)
 
 
-def extract(source: str, *, language: str, max_units: int, max_tokens: int, counter: TokenCounter) -> str:
-    """The best sentences of ``source`` in original order, within ``max_units`` words/chars and ``max_tokens``."""
+def _query_features(query: str, cjk: bool) -> frozenset[str]:
+    """What a focus question is about: its content words (or CJK bigrams), without question and meeting words."""
+    return frozenset(f for f in _features(query, cjk) if f not in _QUERY_WORDS)
+
+
+def focus_scores(feats: list[frozenset[str]], query: frozenset[str]) -> list[float]:
+    """Each sentence's share of the question's content features (0..1)."""
+    if not query:
+        return [0.0] * len(feats)
+    return [len(fs & query) / len(query) for fs in feats]
+
+
+def extract(
+    source: str, *, language: str, max_units: int, max_tokens: int, counter: TokenCounter, query: str = ""
+) -> str:
+    """The best sentences of ``source`` in original order, within ``max_units`` words/chars and ``max_tokens``.
+
+    With a ``query`` (a --focus question), sentences sharing its content words rank first.
+    """
     cjk = counts_characters(language)
     # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
     headings = [p for p in _PARAGRAPHS.split(source) if _HEADING.match(p.strip())]
@@ -157,6 +188,10 @@ def extract(source: str, *, language: str, max_units: int, max_tokens: int, coun
         return ""
     feats = [_features(s, cjk) for s in sentences]
     scores = _scores(feats, cjk=cjk)
+    wanted = _query_features(query, cjk) if query else frozenset()
+    if wanted:
+        relevance = focus_scores(feats, wanted)
+        scores = [(1 - _FOCUS_WEIGHT) * s + _FOCUS_WEIGHT * r for s, r in zip(scores, relevance, strict=True)]
     order = sorted(range(len(sentences)), key=lambda i: (-round(scores[i], 9), i))
     chosen: set[int] = set()
     kept: list[frozenset[str]] = []
@@ -233,6 +268,7 @@ class ExtractiveBackend:
             max_units=max_units,
             max_tokens=request.max_tokens,
             counter=self.counter,
+            query=focus_of(user),
         )
         prompt_tokens = sum(self.counter.count(m.content) for m in request.messages)
         return Completion(

@@ -40,6 +40,7 @@ class SummariseOptions(BaseModel):
     context: Literal["lagged", "none"] | None = None
     base_url: str | None = None
     server_extract: bool = False  # image-only PDFs: let the provider's file-extract service read them
+    focus: str | None = None  # a question every level keeps what answers
     encoding: str | None = None  # .txt/.md files: read with this codec instead of detecting one
     max_cost: float | None = Field(default=None, ge=0)  # spending cap in the model's currency; None = [defaults]
 
@@ -96,6 +97,7 @@ class SummariseOptions(BaseModel):
             length=self.length,
             language=self.language,
             context_strategy=self.context,
+            focus=self.focus,
         )
 
     def limits(self, settings: RunSettings, catalog: Catalog | None = None) -> RateLimits:

@@ -14,6 +14,8 @@ from pipeline.outputs import SummaryResult
 def options_fingerprint(options: SummariseOptions) -> str:
     """A short hash of the options that change a summary (not rate limits, which only change speed)."""
     relevant = options.model_dump(include={"backend", "model", "length", "language", "context", "base_url"})
+    if options.focus:  # only when set: summaries made before --focus existed stay current
+        relevant["focus"] = options.focus
     blob = json.dumps(relevant, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

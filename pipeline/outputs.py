@@ -122,7 +122,10 @@ class SummaryResult:
 
         The same headings in every language, so that tools reading the Markdown need no language table.
         """
-        lines = [f"# Summary: {self.title}", "", self.final.strip(), ""]
+        lines = [f"# Summary: {self.title}", ""]
+        if self.settings.get("focus"):
+            lines += [f"> Focus: {self.settings['focus']}", ""]
+        lines += [self.final.strip(), ""]
         named = self.shown_sections()
         if named:
             lines += ["## Section summaries", ""]

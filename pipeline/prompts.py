@@ -18,7 +18,8 @@ from pipeline.llm.types import Message
 STRICT_FACTOR = 0.7
 
 _LENGTH_RE = re.compile(r"at most (\d+) words|(?:不超过(\d+)字|at most (\d+) characters)")
-_CLOSING = re.compile(r"</(text|context|summary)\s*>", re.IGNORECASE)
+_CLOSING = re.compile(r"</(text|context|summary|focus)\s*>", re.IGNORECASE)
+_FOCUS_RE = re.compile(r"<focus>\n(.*?)\n</focus>", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,34 @@ def _context_block(context: str, language: str) -> str:
     return f"<context>\n{_escape(context)}\n</context>\n{note}\n\n"
 
 
+def _focus_block(focus: str, language: str, *, final: bool) -> str:
+    """The question a focused summary answers, and what to keep (empty without --focus)."""
+    if not focus:
+        return ""
+    if _chinese(language):
+        note = (
+            "只保留有助于回答 focus 标签中问题的内容（事实、决定、理由、人物、数字），其余略去；"
+            + ("最终摘要要直接回答这个问题。" if final else "如果这部分与问题无关，只写一句“本部分与问题无关。”")
+        )
+    else:
+        note = (
+            "Keep only what helps answer the question in the focus tags (facts, decisions, reasons, people, "
+            "numbers) and leave out the rest. "
+            + (
+                "The final summary answers the question directly."
+                if final
+                else 'If this part says nothing about it, write only "Nothing here about the question."'
+            )
+        )
+    return f"<focus>\n{_escape(focus)}\n</focus>\n{note}\n\n"
+
+
+def focus_of(prompt: str) -> str:
+    """The question inside a prompt's focus tags ("" when it has none): what the offline backend reads."""
+    match = _FOCUS_RE.search(prompt)
+    return match.group(1).strip() if match else ""
+
+
 def _strict_note(language: str) -> str:
     if _chinese(language):
         return "上一次的回答超出了长度。字数上限是硬性要求，宁短勿长。\n"
@@ -106,8 +135,9 @@ def map_messages(
     words: int,
     language: str,
     strict: bool = False,
+    focus: str = "",
 ) -> tuple[Message, ...]:
-    """System + user messages summarising one chunk (``part`` is 1-based)."""
+    """System + user messages summarising one chunk (``part`` is 1-based); ``focus``: the question to keep to."""
     cjk = _chinese(language)
     length = length_words(words, language)
     if cjk:
@@ -136,6 +166,7 @@ def map_messages(
         )
     user = (
         head
+        + _focus_block(focus, language, final=parts == 1)
         + _context_block(context, language)
         + f"<text>\n{_escape(text)}\n</text>\n\n"
         + steps
@@ -153,6 +184,7 @@ def merge_messages(
     words: int,
     language: str,
     strict: bool = False,
+    focus: str = "",
 ) -> tuple[Message, ...]:
     """System + user messages merging consecutive summaries into one (``final`` = the whole document's)."""
     cjk = _chinese(language)
@@ -189,6 +221,7 @@ def merge_messages(
         )
     user = (
         head
+        + _focus_block(focus, language, final=final)
         + _context_block(context, language)
         + blocks
         + "\n\n"

@@ -10,6 +10,7 @@ from pipeline.errors import ConfigError
 from pipeline.language import check_language
 
 CONTEXT_STRATEGIES = ("none", "lagged")
+MAX_FOCUS_CHARS = 500  # a question, not a second document: it is repeated in every prompt
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,12 +30,16 @@ class RunSettings:
     max_depth: int
     temperature: float
     prompt_versions: tuple[tuple[str, str], ...] = ()
+    focus: str = ""  # a question every level keeps what answers ("" = a plain summary)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def prompt_version(self, kind: str) -> str:
-        return dict(self.prompt_versions).get(kind, f"{kind}-v1")
+        versions = dict(self.prompt_versions)
+        version = versions.get(kind, f"{kind}-v1")
+        # Focused prompts are other templates: their own version, so their answers are cached apart.
+        return f"{version}+{versions.get('focus', 'focus-v1')}" if self.focus else version
 
 
 def resolve_settings(
@@ -47,6 +52,7 @@ def resolve_settings(
     language: str | None = None,
     context_strategy: str | None = None,
     context_lag: int | None = None,
+    focus: str | None = None,
 ) -> RunSettings:
     """Defaults from configs/, overridden by whatever is given; raises ConfigError on bad values."""
     cat = catalog or load_catalog()
@@ -72,7 +78,13 @@ def resolve_settings(
             f"--length {target} tokens is more than {model_name} can write in one answer (at most {writable} "
             "with its context); choose a shorter length or a model with a larger context."
         )
+    question = " ".join((focus or "").split())
+    if focus is not None and not question:
+        raise ConfigError("--focus needs a question, e.g. --focus \"What did the council decide about the light?\".")
+    if len(question) > MAX_FOCUS_CHARS:
+        raise ConfigError(f"--focus is {len(question)} characters; keep the question under {MAX_FOCUS_CHARS}.")
     return RunSettings(
+        focus=question,
         model=model_name,
         provider=provider_name,
         tier=tier_name,

@@ -16,6 +16,7 @@ from flows.commands.run_options import (
     ConcurrencyOpt,
     ContextOpt,
     EncodingOpt,
+    FocusOpt,
     LanguageOpt,
     LengthOpt,
     MaxCostOpt,
@@ -65,6 +66,7 @@ def batch(
     tpm: TpmOpt = None,
     tpd: TpdOpt = None,
     context: ContextOpt = None,
+    focus: FocusOpt = None,
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
     encoding: EncodingOpt = None,
@@ -84,6 +86,7 @@ def batch(
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
             encoding=encoding,
             max_cost=max_cost,
+            focus=focus,
         )  # fmt: skip
         if not folder.is_dir():
             raise DocumentNotFoundError(f"{folder}: no such folder.")

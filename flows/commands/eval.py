@@ -20,6 +20,7 @@ from flows.commands.run_options import (
     BaseUrlOpt,
     ConcurrencyOpt,
     ContextOpt,
+    FocusOpt,
     LanguageOpt,
     ModelOpt,
     NoPrefectOpt,
@@ -44,7 +45,11 @@ def evaluate(
     ] = None,
     preset: Annotated[
         str | None,
-        typer.Option(metavar="squality|qmsum|plain", help="Dataset format.", show_default="detected from the first record"),
+        typer.Option(
+            metavar="squality|squality-questions|qmsum|qmsum-specific|plain",
+            help="Dataset format (qmsum-specific, squality-questions: an item per question, summarised with it as --focus).",
+            show_default="detected from the first record",
+        ),
     ] = None,
     document_field: Annotated[
         str | None, typer.Option(
@@ -93,6 +98,7 @@ def evaluate(
     tpm: TpmOpt = None,
     tpd: TpdOpt = None,
     context: ContextOpt = None,
+    focus: FocusOpt = None,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
     """Score summaries against human references (ROUGE-1/2/L F1), beside the lead and TextRank baselines.
@@ -124,6 +130,7 @@ def evaluate(
         options = build_options(
             backend=backend, model=model, length=None if is_reference else length, language=language, tier=tier,
             base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
+            focus=focus,
         )  # fmt: skip
         eval_options = EvalOptions(
             preset=preset, document_field=document_field, references_field=references_field, id_field=id_field,

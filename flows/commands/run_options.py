@@ -90,6 +90,16 @@ PasswordOpt = Annotated[
         show_default="none",
     ),
 ]
+FocusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--focus",
+        metavar="QUESTION",
+        help="Summarise with this question in mind: every level keeps what answers it (cached apart from the "
+        "plain summary).",
+        show_default="none: a plain summary",
+    ),
+]
 ServerExtractOpt = Annotated[
     bool,
     typer.Option(
@@ -144,6 +154,7 @@ def build_options(
     server_extract: bool = False,
     encoding: str | None = None,
     max_cost: float | None = None,
+    focus: str | None = None,
 ):  # -> SummariseOptions (imported lazily: pipeline.options pulls in the config and budget modules)
     """Validated options; raises ConfigError (exit 2) at once, before Prefect starts."""
     from pipeline.options import SummariseOptions
@@ -163,6 +174,7 @@ def build_options(
         server_extract=server_extract,
         encoding=encoding,
         max_cost=max_cost,
+        focus=focus,
     )
     backend = options.backend
     if backend not in ("auto", "extractive"):

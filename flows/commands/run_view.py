@@ -48,9 +48,11 @@ def render_run(record: RunRecord, calls: list[CallRecord]) -> str:
         settings.pop("model", None)
         settings.pop("provider", None)
     lines.append("settings  " + ", ".join(f"{k}={v}" for k, v in settings.items()))
-    versions = record.settings.get("prompt_versions")
-    if versions:
-        lines.append("prompts   " + ", ".join(f"{k}={v}" for k, v in versions))
+    versions = dict(record.settings.get("prompt_versions") or ())
+    suffix = f"+{versions.get('focus', 'focus-v1')}" if record.settings.get("focus") else ""
+    used = [f"{kind}={versions[kind]}{suffix}" for kind in ("map", "reduce") if kind in versions]
+    if used:
+        lines.append("prompts   " + ", ".join(used))
     out = "\n".join(lines) + "\n"
     if not calls:
         return out + "\nNo calls recorded for this run (it ran before tome recorded them, or made none).\n"

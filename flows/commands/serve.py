@@ -16,6 +16,7 @@ from flows.commands.run_options import (
     ConcurrencyOpt,
     ContextOpt,
     EncodingOpt,
+    FocusOpt,
     LanguageOpt,
     LengthOpt,
     MaxCostOpt,
@@ -59,6 +60,7 @@ def serve(
     tpm: TpmOpt = None,
     tpd: TpdOpt = None,
     context: ContextOpt = None,
+    focus: FocusOpt = None,
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
     encoding: EncodingOpt = None,
@@ -79,6 +81,7 @@ def serve(
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
             encoding=encoding,
             max_cost=max_cost,
+            focus=focus,
         )  # fmt: skip
         if not input_dir.is_dir():
             raise DocumentNotFoundError(f"{input_dir}: no such folder.")

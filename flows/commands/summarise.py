@@ -18,6 +18,7 @@ from flows.commands.run_options import (
     ConcurrencyOpt,
     ContextOpt,
     EncodingOpt,
+    FocusOpt,
     LanguageOpt,
     LengthOpt,
     MaxCostOpt,
@@ -91,6 +92,7 @@ def summarise(
     tpm: TpmOpt = None,
     tpd: TpdOpt = None,
     context: ContextOpt = None,
+    focus: FocusOpt = None,
     password: PasswordOpt = None,
     server_extract: ServerExtractOpt = False,
     encoding: EncodingOpt = None,
@@ -112,6 +114,7 @@ def summarise(
             concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
             encoding=encoding,
             max_cost=max_cost,
+            focus=focus,
         )  # fmt: skip
         out_file = output if output is not None and output.suffix.lower() in FILE_SUFFIXES else None
         out_dir = output if out_file is None else None

@@ -46,6 +46,7 @@ class PromptSizer:
                 words=words,
                 language=state.language,
                 strict=strict,
+                focus=self.settings.focus,
             )
         return merge_messages(
             list(call.parts),
@@ -55,6 +56,7 @@ class PromptSizer:
             words=words,
             language=state.language,
             strict=strict,
+            focus=self.settings.focus,
         )
 
     def local_prompt(self, messages: Sequence[Message]) -> int:

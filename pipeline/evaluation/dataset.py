@@ -33,6 +33,11 @@ class FieldSpec:
     id: tuple[str, ...] = ("id",)
     name: str = "custom"
     document_path: tuple[str, ...] = ("document_path", "path", "file")
+    # Query-focused data: a path to a list of query objects, each an item of its own, summarised with --focus set
+    # to its question (at ``query_text`` in the object) and scored against its answers (at ``query_answers``).
+    queries: tuple[str, ...] = ()
+    query_text: str = "query"
+    query_answers: str = "answer"
 
     def describe(self) -> dict[str, list[str]]:
         return {
@@ -58,6 +63,26 @@ PRESETS: dict[str, FieldSpec] = {
         id=("id", "meeting_id"),
         name="qmsum",
     ),
+    # QMSum's specific queries ("What did the group discuss about the remote's buttons?"): one item per query,
+    # summarised with the query as its focus, scored against that query's answer.
+    "qmsum-specific": FieldSpec(
+        document=("meeting_transcripts",),
+        references=("specific_query_list[].answer",),
+        id=("id", "meeting_id"),
+        name="qmsum-specific",
+        queries=("specific_query_list[]",),
+    ),
+    # SQuALITY's other questions ("What is the relationship between Kovac and Arkady?"), four answers each:
+    # query-focused summaries of the same stories. questions[0] is the plot, which the squality preset scores.
+    "squality-questions": FieldSpec(
+        document=("document",),
+        references=("questions[].responses[].response_text",),
+        id=("metadata.passage_id", "metadata.uid"),
+        name="squality-questions",
+        queries=("questions[]",),
+        query_text="question_text",
+        query_answers="responses[].response_text",
+    ),
     "plain": FieldSpec(
         document=(
             "document", "text", "article", "report", "transcript", "meeting_transcripts", "context", "dialogue",
@@ -81,6 +106,7 @@ class EvalItem:
     document: str
     references: tuple[str, ...]
     language: str
+    focus: str = ""  # the question a query-focused item is summarised for ("" = a plain summary)
 
 
 def select(record: Any, path: str) -> list[Any]:
@@ -165,6 +191,9 @@ def field_spec(
         references=(references,) if references else base.references,
         id=(id,) if id else base.id,
         name=f"{base.name}+fields" if overridden else base.name,
+        queries=base.queries,
+        query_text=base.query_text,
+        query_answers=base.query_answers,
     )
 
 
@@ -187,11 +216,14 @@ def load_dataset(
             used = detect_preset(record)
             fields = PRESETS[used]
         item = _item(record, fields, where=f"{path}:{number}", fallback_id=str(number), folder=path.parent)
-        # Ids must be unique (results are keyed by them); a repeated id (one meeting, several queries) gets #2, #3.
-        seen[item.id] = seen.get(item.id, 0) + 1
-        if seen[item.id] > 1:
-            item = replace(item, id=f"{item.id}#{seen[item.id]}")
-        items.append(item)
+        for one in _query_items(record, item, fields, where=f"{path}:{number}"):
+            # Ids must be unique (results are keyed by them); a repeated id (one meeting, several queries) gets #2.
+            seen[one.id] = seen.get(one.id, 0) + 1
+            if seen[one.id] > 1:
+                one = replace(one, id=f"{one.id}#{seen[one.id]}")
+            items.append(one)
+            if limit is not None and len(items) >= limit:
+                break
         if limit is not None and len(items) >= limit:
             break  # before the next line is even parsed
     if not items:
@@ -241,6 +273,24 @@ def _item(record: Any, fields: FieldSpec, *, where: str, fallback_id: str, folde
     ids = _first(record, fields.id)
     item_id = str(ids[0]) if ids and isinstance(ids[0], str | int) else fallback_id
     return EvalItem(id=item_id, document=document, references=tuple(refs), language=detect_language(document))
+
+
+def _query_items(record: Any, item: EvalItem, fields: FieldSpec, *, where: str) -> list[EvalItem]:
+    """The item itself, or with ``fields.queries``, one item per query: focus = the query, reference = its answer."""
+    if not fields.queries:
+        return [item]
+    queries = [q for q in _first(record, fields.queries) if isinstance(q, dict)]
+    out = []
+    for n, q in enumerate(queries, 1):
+        query = " ".join(as_text(v) for v in select(q, fields.query_text)).strip()
+        answers = _references(select(q, fields.query_answers))
+        if fields.name.startswith("squality") and query.lower().startswith("what is the plot of the story"):
+            continue  # the plot question is a plain summary: the squality preset scores it
+        if query and answers:
+            out.append(replace(item, id=f"{item.id}/q{n}", references=tuple(answers), focus=query))
+    if not out:
+        raise DatasetError(f"{where} has no query with an answer at {' | '.join(fields.queries)}.")
+    return out
 
 
 def _read_document(path: Path, *, where: str) -> str:

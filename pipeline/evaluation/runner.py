@@ -192,6 +192,8 @@ async def _summarise_item(
     row: ItemResult, document: Document, item: EvalItem, ev: Evaluation, counter: TokenCounter
 ) -> None:
     settings = ev.settings
+    if item.focus:  # a query-focused item: summarised for its own question (cached apart from the plain one)
+        settings = replace(settings, focus=item.focus)
     if ev.length == REFERENCE_LENGTH:
         calibration = getattr(ev.backend, "calibration", None)
         tokens = target_tokens(item, document.text, ev.model, counter, calibration=calibration)
