@@ -28,17 +28,16 @@ RESULTS = REPO / "bench" / "results" / "focus.md"
 
 
 async def run_variant(dataset: Path, preset: str, *, focused: bool, limit: int | None, model: str):
-    from flows.options import SummariseOptions
-    from flows.runner import open_runtime
-
     from pipeline.evaluation.dataset import PRESETS, load_dataset
     from pipeline.evaluation.records import EvalRecords
     from pipeline.evaluation.runner import Evaluation, evaluate
+    from pipeline.options import SummariseOptions
+    from pipeline.runtime import build_runtime
 
     items, _ = load_dataset(dataset, fields=PRESETS[preset], limit=limit)
     if not focused:
         items = [replace(item, focus="") for item in items]  # the same items and references, no question
-    runtime = open_runtime(SummariseOptions(backend="extractive", model=model))
+    runtime = build_runtime(SummariseOptions(backend="extractive", model=model))
     ev = Evaluation(runtime.backend, runtime.store, runtime.settings, runtime.model, runtime.limits)
     started = time.perf_counter()
     report = await evaluate(
