@@ -62,7 +62,7 @@ async def evaluate_dataset(
         "limit": e.limit,
         "judge": e.judge,
         "preset": used,
-        "currency": runtime.model.currency,
+        "currency": runtime.model.currency if runtime.engine.billable else "",  # the offline backend: no price
     }
     if e.length == "reference":
         recorded["target_tokens"] = "reference"
@@ -126,7 +126,7 @@ SYSTEM_HEAD = ("system", "items", "ROUGE-1", "ROUGE-2", "ROUGE-L", "length", "re
 
 def currency_of(report: Any) -> str:
     """The currency of the evaluated model's prices, as recorded with the evaluation."""
-    return str(report.settings.get("currency", "USD"))
+    return str(report.settings.get("currency", "USD") or "")
 
 
 def system_rows(report: Any) -> list[list[str]]:

@@ -80,6 +80,8 @@ class _HideReportedErrors(logging.Filter):
         if exc is not None:
             return not isinstance(exc, TomeError)
         message = record.getMessage()
+        if "Execution was cancelled by the runtime environment" in message or "by a termination signal" in message:
+            return False  # SIGTERM: the CLI says so in one line, the run's state says so in the UI
         if message.startswith("Finished in state Failed("):
             return not any(f"{name}:" in message for name in _subclass_names(TomeError))
         return True

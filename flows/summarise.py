@@ -27,7 +27,7 @@ from pipeline.document_runs import DocumentRun, Outcome, summarise_path, summari
 from pipeline.engine import RunState
 from pipeline.inputs import expand_inputs, file_sha256, output_names
 from pipeline.options import SummariseOptions
-from pipeline.output_files import is_current
+from pipeline.output_files import is_current, output_paths
 from pipeline.runtime import Runtime, build_runtime
 
 log = logging.getLogger("tome.flows")
@@ -55,11 +55,33 @@ class PrefectSteps:
         return await summarise_level.with_options(task_run_name=label)(fn)
 
 
-def _runtime(options: SummariseOptions, progress: bool) -> Runtime:
+def _runtime(options: SummariseOptions, progress: bool, *, announce: bool = True) -> Runtime:
     runtime = build_runtime(options, board=make_board(sys.stderr, enabled=progress))
-    print(runtime.notice, file=sys.stderr, flush=True)
+    if announce:
+        print(runtime.notice, file=sys.stderr, flush=True)
+        _announce_flow_run()
     log.info("%s", runtime.notice)
     return runtime
+
+
+def flow_run_line(run_id: str | None, name: str | None, ui_url: str | None) -> str | None:
+    """ "Prefect flow run 'alice.txt' (id): URL" — the run to open in the UI (None outside a flow run)."""
+    if not run_id:
+        return None
+    where = f": {ui_url}" if ui_url else " (a temporary server: set PREFECT_API_URL to keep runs and see them in the UI)"
+    return f"Prefect flow run '{name}' ({run_id}){where}"
+
+
+def _announce_flow_run() -> None:
+    """Print the flow run's id and UI address on stderr, so a user can open it (or find it with `prefect`)."""
+    import os
+
+    from prefect.runtime import flow_run
+
+    ui_url = flow_run.ui_url if os.environ.get("PREFECT_API_URL") else None
+    line = flow_run_line(flow_run.id, flow_run.name, ui_url)
+    if line:
+        print(line, file=sys.stderr, flush=True)
 
 
 def artifact_key(kind: str, name: str) -> str:
@@ -183,21 +205,38 @@ async def summarise_folder(
     What is done is tracked by content: ``<name>.summary.json`` records the source's sha256 and the options,
     so an unchanged file is skipped and an edited one is summarised again.
     """
+    from flows.prefect_env import quiet_reported_errors
+
+    quiet_reported_errors()  # this may be a fresh process the served deployment started
     options = options or SummariseOptions()
     out = Path(output_dir)
     paths = expand_inputs([input_dir], pattern, exclude=out)
     names = output_names(paths)
     todo = [p for p in paths if not is_current(out, names[p], source_sha256=file_sha256(p), options=options)]
+    new = sum(not output_paths(out, names[p])[1].is_file() for p in todo)
     skipped = [Outcome(name=names[p], path=str(p), status="skipped") for p in paths if p not in todo]
-    if not todo:
-        log.info("Nothing new in %s (%d documents up to date).", input_dir, len(skipped))
-        return [{"outcome": o.to_dict()} for o in skipped]
-    runtime = _runtime(options, progress=True)
-    try:
-        runs = await summarise_paths(runtime, todo, out_dir=out, steps=PrefectSteps(), names=names)
-        runtime.board.close()  # the live display ends before the artifacts upload
-        await _publish(runs, runtime)
-    finally:
-        runtime.board.close()
-        await runtime.aclose()
+    runs: list[DocumentRun] = []
+    if todo:
+        # Quiet: a served deployment logs one line per run (below), not progress or notices.
+        runtime = _runtime(options, progress=False, announce=False)
+        try:
+            runs = await summarise_paths(runtime, todo, out_dir=out, steps=PrefectSteps(), names=names)
+            await _publish(runs, runtime)
+        finally:
+            runtime.board.close()
+            await runtime.aclose()
+    print(folder_run_line(input_dir, new=new, changed=len(todo) - new, unchanged=len(skipped), runs=runs),
+          file=sys.stderr, flush=True)  # fmt: skip
     return [_report(r, with_markdown=False) for r in runs] + [{"outcome": o.to_dict()} for o in skipped]
+
+
+def folder_run_line(input_dir: str, *, new: int, changed: int, unchanged: int, runs: Sequence[DocumentRun]) -> str:
+    """One line per served run: "inbox: 3 new, 1 changed, 12 unchanged" (+ failures, each with its document)."""
+    from datetime import datetime
+
+    failed = [r.outcome for r in runs if r.outcome.status != "done"]
+    text = f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} {Path(input_dir).name}: {new} new, "
+    text += (f"{changed} changed, " if changed else "") + f"{unchanged} unchanged"
+    if failed:
+        text += f", {len(failed)} failed (" + "; ".join(f"{o.name}: {o.error}" for o in failed) + ")"
+    return text

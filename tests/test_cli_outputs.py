@@ -4,7 +4,10 @@ documents with hundreds of sections, the same Markdown in every language, honest
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,27 @@ def lighthouse() -> Path:
     if not LIGHTHOUSE.is_file():
         pytest.skip("data/the_lighthouse_keeper.md is absent")
     return LIGHTHOUSE
+
+
+def test_every_warning_in_a_batch_names_its_document(lighthouse: Path, moonshot_server, monkeypatch, tmp_path) -> None:
+    if not ZH.is_file():
+        pytest.skip("data/zh_shanju_ji.txt is absent")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "keeper.md").write_bytes(lighthouse.read_bytes())
+    (folder / "shanju.txt").write_bytes(ZH.read_bytes())
+    cut = {
+        "id": "x", "object": "chat.completion", "created": 1, "model": "moonshot-v1-8k",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Cut short."}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }  # fmt: skip
+    moonshot_server.gateway.inject("response", times=1000, body=cut)  # every answer is cut off
+    env = {**os.environ, "TOME_HOME": str(tmp_path / "home"), "MOONSHOT_API_KEY": moonshot_server.api_key}
+    result = subprocess.run(
+        [sys.executable, "-m", "flows", "batch", str(folder), "--no-prefect", "--no-progress", "--base-url",
+         moonshot_server.base_url, "-o", str(tmp_path / "out")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "cut off" in line]
+    assert {line.split(":")[0] for line in warnings} == {"keeper.md", "shanju.txt"}

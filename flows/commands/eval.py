@@ -173,7 +173,9 @@ def _print_report(report: Any, *, as_json: bool, show_items: bool) -> None:
     s = report.settings
     sys.stdout.write(
         f"Evaluation {report.run_id[:12]} of {Path(report.dataset).name}: {len(report.items)} items, "
-        f"backend {s.get('backend')}, model {s.get('model')}, length {s.get('length')}. "
+        f"backend {s.get('backend')}"
+        + ("" if s.get("backend") == "extractive" else f", model {s.get('model')}")
+        + f", length {s.get('length')}. "
         "ROUGE F1 x 100, best reference per item; lengths in words (characters for Chinese).\n"
     )
     sys.stdout.write(text_table(SYSTEM_HEAD, system_rows(report), right=set(range(1, 13))))

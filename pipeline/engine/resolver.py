@@ -103,8 +103,9 @@ class CallResolver:
             )
         if outcome.truncated:
             log.warning(
-                "level %d call %d: the summary was cut off at max_tokens without a complete sentence, even "
+                "%s: level %d call %d: the summary was cut off at max_tokens without a complete sentence, even "
                 "after a stricter retry; kept and flagged truncated",
+                state.document.path.name,  # in a batch, every warning names its document
                 call.level,
                 call.index,
             )

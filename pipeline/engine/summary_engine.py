@@ -211,7 +211,11 @@ class SummaryEngine:
         shrank = total_before is None or total_after < total_before
         if not shrank:
             log.warning(
-                "level %d did not shrink the text (%d -> %d tokens)", level, total_before, total_after
+                "%s: level %d did not shrink the text (%d -> %d tokens)",
+                state.document.path.name,
+                level,
+                total_before,
+                total_after,
             )
         if len(nodes) != 1 or (level == 0 and len(state.chunks) != 1):
             return
@@ -222,8 +226,9 @@ class SummaryEngine:
             # Condensing one summary did not shorten it (the model cannot go shorter, e.g. it keeps every
             # marker or title): asking again would repeat the same call, so stop here.
             log.warning(
-                "the final summary has %d tokens, over the %d-token target; condensing it again did not "
+                "%s: the final summary has %d tokens, over the %d-token target; condensing it again did not "
                 "shorten it, so it is kept",
+                state.document.path.name,
                 nodes[0].tokens,
                 self.settings.target_tokens,
             )

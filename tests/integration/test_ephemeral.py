@@ -28,6 +28,8 @@ def test_no_configuration_runs_prefect_in_ephemeral_mode(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# Summary: The Lighthouse Keeper")
     assert proc.stderr.startswith("MOONSHOT_API_KEY is not set: using the offline extractive backend")
+    # the flow run is named, with its id (no UI address: a temporary server is gone when tome exits)
+    assert "Prefect flow run 'the_lighthouse_keeper.md' (" in proc.stderr and "set PREFECT_API_URL" in proc.stderr
     noise = [line for line in proc.stderr.splitlines() if "| WARNING |" in line or "| ERROR |" in line]
     assert noise == []
     assert (tmp_path / "tome-home" / "prefect" / "prefect.db").is_file()

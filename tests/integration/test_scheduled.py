@@ -120,3 +120,9 @@ def test_serve_runs_on_its_interval_and_when_triggered(prefect_api: RunningServe
     text = log.read_text()
     assert "Serving summarise-folder/inbox" in text
     assert "Traceback" not in text, text
+    # One line per run: the first scheduled run found one new document; the new and the edited document were
+    # found by the triggered run or a scheduled one just before it (whichever ran first).
+    run_lines = re.findall(r" inbox: (\d+) new, (?:(\d+) changed, )?(\d+) unchanged$", text, re.MULTILINE)
+    assert run_lines and run_lines[0] == ("1", "", "0"), text
+    assert sum(int(n) for n, _, _ in run_lines) == 2 and sum(int(c or 0) for _, c, _ in run_lines) == 1, text
+    assert "level 0" not in text  # no progress lines from a service

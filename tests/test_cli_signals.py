@@ -1,0 +1,79 @@
+"""SIGTERM stops tome cleanly: one line, exit 143, the run marked interrupted, no traceback; what was answered
+is cached, so the same command resumes. (Through Prefect: tests/integration/test_signals.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.summarise import flow_run_line, folder_run_line
+from pipeline.document_runs import DocumentRun, Outcome
+from pipeline.testing import Latency
+
+REPO = Path(__file__).resolve().parents[1]
+LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
+
+
+def _wait_for_line(proc: subprocess.Popen, text: str, timeout_s: float = 120) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"no line with {text!r}: {''.join(lines)}")
+
+
+def test_sigterm_during_a_run_prints_one_line_and_the_run_resumes(moonshot_server_factory, tmp_path: Path) -> None:
+    if not LIGHTHOUSE.is_file():
+        pytest.skip("data/the_lighthouse_keeper.md is absent")
+    srv = moonshot_server_factory(latency=Latency(ttft_s=3.0, per_token_s=0.0))
+    env = {**os.environ, "TOME_HOME": str(tmp_path / "home"), "MOONSHOT_API_KEY": srv.api_key}
+    cmd = [sys.executable, "-m", "flows", "summarise", str(LIGHTHOUSE), "--no-prefect", "--base-url", srv.base_url,
+           "--tier", "unlimited", "--json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        before = _wait_for_line(proc, "level 0: 0/")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = "".join(before) + err
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and out == ""
+    assert stderr.strip().splitlines()[-1].startswith("Stopped (SIGTERM). Answers received so far are cached")
+    runs = subprocess.run([sys.executable, "-m", "flows", "runs", "--json"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert json.loads(runs.stdout.splitlines()[0])["status"] == "interrupted"
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["final"]
+
+
+def test_a_served_run_is_one_line() -> None:
+    done = DocumentRun(Outcome(name="a.txt", path="a.txt", status="done"))
+    bad = DocumentRun(Outcome(name="b.pdf", path="b.pdf", status="failed", error="b.pdf is encrypted"))
+    line = folder_run_line("/srv/inbox", new=3, changed=0, unchanged=12, runs=[done])
+    assert line.endswith(" inbox: 3 new, 12 unchanged") and "\n" not in line
+    line = folder_run_line("/srv/inbox", new=1, changed=1, unchanged=0, runs=[done, bad])
+    assert line.endswith(" inbox: 1 new, 1 changed, 0 unchanged, 1 failed (b.pdf: b.pdf is encrypted)")
+    assert folder_run_line("/srv/inbox", new=0, changed=0, unchanged=5, runs=[]).endswith("inbox: 0 new, 5 unchanged")
+
+
+def test_the_flow_run_line_names_the_run_and_its_address() -> None:
+    assert flow_run_line(None, None, None) is None
+    line = flow_run_line("1234", "alice.txt", "http://127.0.0.1:4200/runs/flow-run/1234")
+    assert line == "Prefect flow run 'alice.txt' (1234): http://127.0.0.1:4200/runs/flow-run/1234"
+    assert "set PREFECT_API_URL" in (flow_run_line("1234", "alice.txt", None) or "")
