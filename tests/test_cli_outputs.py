@@ -141,7 +141,7 @@ def test_every_warning_in_a_batch_names_its_document(lighthouse: Path, moonshot_
     (folder / "shanju.txt").write_bytes(ZH.read_bytes())
     cut = {
         "id": "x", "object": "chat.completion", "created": 1, "model": "moonshot-v1-8k",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Cut short."}, "finish_reason": "length"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Cut short"}, "finish_reason": "length"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
     }  # fmt: skip
     moonshot_server.gateway.inject("response", times=1000, body=cut)  # every answer is cut off
