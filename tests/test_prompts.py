@@ -19,7 +19,7 @@ def test_map_prompt_has_system_role_text_delimiters_and_length():
     assert "<text>\nAlice was beginning to get very tired.\n</text>" in user.content
     assert "at most 300 words" in user.content
     assert 'part 2 of 5 of "Alice"' in user.content and '"CHAPTER I"' in user.content
-    assert "\n1. " in user.content and "\n3. " in user.content
+    assert "\n1. " in system.content and "\n3. " in system.content  # fixed steps: cacheable system prefix
     assert "<context>" not in user.content
     assert parse_length(user.content) == (300, "words")
 

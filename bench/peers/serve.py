@@ -43,7 +43,8 @@ class Served:
 
 
 @contextmanager
-def serve(*, concurrency: int, rpm: int, tpm: int, tpd: int = 0) -> Iterator[Served]:
+def serve(*, concurrency: int, rpm: int, tpm: int, tpd: int = 0, **modes: Any) -> Iterator[Served]:
+    """``modes``: the test server's model behaviour (obedience=, token_scale=, prefix_cache=); default obedient."""
     limits = RateLimits(concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd)
-    with MoonshotTestServer(limits=limits, latency=Latency(TTFT_S, PER_TOKEN_S)) as server:
+    with MoonshotTestServer(limits=limits, latency=Latency(TTFT_S, PER_TOKEN_S), **modes) as server:
         yield Served(server)

@@ -38,7 +38,10 @@ def body(args: PeerArgs, result: PeerResult) -> str:
     result.depth = len(summary.levels)
     usage = summary.usage
     result.extra["usage"] = {k: getattr(usage, k, None) for k in
-                             ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "cost")}
+                             ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "cost",
+                              "truncated", "trimmed", "retries", "splits")}
+    result.extra["calls_per_level"] = [sum(n.calls for n in level) for level in summary.levels]
+    result.extra["final_tokens"] = summary.levels[-1][0].tokens
     result.extra["context_strategy"] = settings.context_strategy
     result.extra["effective_lag"] = summary.settings.get("effective_lag")
     return summary.final
