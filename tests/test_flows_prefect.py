@@ -100,6 +100,9 @@ def test_summarise_runs_coarse_named_tasks_and_publishes_artifacts(
     assert artifacts["summary-keeper-md"]["data"].startswith("# ")
     usage = artifacts["tome-usage"]["data"]
     assert "| keeper.md | done |" in usage and "¥" in usage
+    assert usage.startswith("**Backend:** moonshot  \n**Model:** moonshot-v1-8k\n")  # the name, not the notice
+    # the flow run, named with its id and UI address, so it can be opened
+    assert f"Prefect flow run 'keeper.md' ({run['id']}): " in proc.stderr and f"/{run['id']}" in proc.stderr
 
 
 def test_batch_through_prefect_keeps_going_past_a_corrupt_file(prefect_api: RunningServer, tmp_path: Path) -> None:
@@ -121,6 +124,9 @@ def test_batch_through_prefect_keeps_going_past_a_corrupt_file(prefect_api: Runn
     assert states["torn.pdf · load and plan"] == "FAILED"
     assert states["keeper2.md · load and plan"] == "COMPLETED"
     assert states["dengta2.txt · level 0 (1 calls)"] == "COMPLETED"
+    artifacts = {a["key"]: a for a in api(prefect_api, "artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})}
+    usage = artifacts["tome-usage"]["data"]
+    assert usage.startswith("**Backend:** extractive\n\n") and "¥" not in usage and "moonshot" not in usage
 
 
 def test_quota_through_prefect_exits_3_with_one_line(
