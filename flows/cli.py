@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from flows.commands import batch, cache, eval, models, plan, runs, serve, summarise
+from flows.commands import batch, cache, deploy, eval, models, plan, runs, serve, summarise
 
 app = typer.Typer(
     name="tome",
@@ -37,3 +37,4 @@ runs.register(app)
 cache.register(app)
 eval.register(app)
 models.register(app)
+deploy.register(app)

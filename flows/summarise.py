@@ -55,8 +55,17 @@ class PrefectSteps:
         return await summarise_level.with_options(task_run_name=label)(fn)
 
 
-def _runtime(options: SummariseOptions, progress: bool, *, announce: bool = True) -> Runtime:
-    runtime = build_runtime(options, board=make_board(sys.stderr, enabled=progress))
+def _runtime(
+    options: SummariseOptions,
+    progress: bool,
+    *,
+    announce: bool = True,
+    spend_scope: str | None = None,
+    claims: bool | None = None,
+) -> Runtime:
+    runtime = build_runtime(
+        options, board=make_board(sys.stderr, enabled=progress), spend_scope=spend_scope, claims=claims
+    )
     if announce:
         print(runtime.notice, file=sys.stderr, flush=True)
         _announce_flow_run()
@@ -149,9 +158,15 @@ async def summarise_document(
     output_dir: str | None = None,
     options: SummariseOptions | None = None,
     progress: bool = True,
+    spend_scope: str | None = None,
+    claims: bool | None = None,
 ) -> dict[str, Any]:
-    """Summarise one document; raises its TomeError (the flow run fails) so the CLI can exit with its code."""
-    runtime = _runtime(options or SummariseOptions(), progress)
+    """Summarise one document; raises its TomeError (the flow run fails) so the CLI can exit with its code.
+
+    On a work pool (flows/distributed.py) ``spend_scope`` is the batch's id, so ``--max-cost`` caps the whole
+    batch, and ``claims`` is on, so the batch can tell when this run's worker is lost.
+    """
+    runtime = _runtime(options or SummariseOptions(), progress, spend_scope=spend_scope, claims=claims)
     try:
         run = await summarise_path(
             runtime, Path(path), out_dir=Path(output_dir) if output_dir else None, steps=PrefectSteps()

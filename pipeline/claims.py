@@ -16,13 +16,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.errors import StoreError
+from pipeline.errors import ConfigError, StoreError
 from pipeline.store import utc_now
 
 log = logging.getLogger("tome.claims")
@@ -32,6 +32,19 @@ POLL_S = 0.2  # first re-check while waiting for another process; grows to MAX_P
 MAX_POLL_S = 2.0
 
 T = TypeVar("T")
+LEASE_ENV = "TOME_CLAIM_LEASE_S"
+
+
+def lease_from_env(env: Mapping[str, str]) -> float:
+    """The claim lease in seconds: ``TOME_CLAIM_LEASE_S`` (every process sharing a database should agree)."""
+    raw = env.get(LEASE_ENV, "").strip()
+    try:
+        value = float(raw) if raw else LEASE_S
+    except ValueError:
+        raise ConfigError(f"{LEASE_ENV} must be a number of seconds, not {raw!r}.") from None
+    if value < 1:
+        raise ConfigError(f"{LEASE_ENV} must be at least 1 second.")
+    return value
 
 
 class Claims:

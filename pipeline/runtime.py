@@ -19,7 +19,7 @@ from pipeline.backends import make_backend
 from pipeline.budget.base import RateBudget
 from pipeline.budget.factory import make_budget
 from pipeline.budget.presets import account_id
-from pipeline.claims import Claims
+from pipeline.claims import Claims, lease_from_env
 from pipeline.config import ModelSpec, RateLimits, load_catalog
 from pipeline.engine import SummaryEngine
 from pipeline.llm.types import ChatBackend
@@ -69,10 +69,13 @@ def build_runtime(
     store: Store | None = None,
     utcnow: Callable[[], datetime] | None = None,
     spend_scope: str | None = None,
+    claims: bool | None = None,
 ) -> Runtime:
     """Resolve settings and build store, budget, backend and engine (the caller closes it: ``aclose``).
 
     ``spend_scope`` names what ``--max-cost`` caps (a batch's id, shared by its workers); default: this runtime.
+    ``claims``: claim documents and calls in the database (default: for billable backends; work-pool workers
+    always do, so their batch can tell a lost worker by its lapsed claims; lease: ``TOME_CLAIM_LEASE_S``).
 
     Raises:
         ConfigError: unknown model, tier, length or backend, or a missing API key.
@@ -108,7 +111,8 @@ def build_runtime(
     )
     billable = bool(getattr(backend, "billable", True))
     # Paid calls are claimed in the database: processes sharing it never pay twice for a document or a prompt.
-    claims = Claims(store.engine) if billable else None
+    use_claims = billable if claims is None else claims
+    shared_claims = Claims(store.engine, lease_s=lease_from_env(env)) if use_claims else None
     spending = None
     cap = options.spending_cap(catalog)
     if cap > 0 and billable:
@@ -121,7 +125,7 @@ def build_runtime(
         model=model,
         max_in_flight=in_flight,
         limits=limits,
-        claims=claims,
+        claims=shared_claims,
     )
     board = board or NullBoard()
     # The plan's wall-time floor assumes a model's latency; the offline backend answers in milliseconds.
@@ -131,7 +135,7 @@ def build_runtime(
     if hasattr(backend, "on_retry"):  # the client's retry waits show on the progress line
         backend.on_retry = board.retrying
     return Runtime(
-        options, settings, model, limits, store, budget, backend, engine, notice, board, spending, claims
+        options, settings, model, limits, store, budget, backend, engine, notice, board, spending, shared_claims
     )
 
 
