@@ -80,11 +80,11 @@ async def test_killed_run_resumes_without_repeating_completed_calls(moonshot_ser
     store = Store(url)
     completed = store.cache_stats().entries
     assert total // 2 - 2 <= completed < total
-    assert store.list_runs()[0].status == "running"  # killed: nobody closed it
+    assert store.list_runs()[0].status == "interrupted"  # killed: nobody closed it, and its process is gone
 
     server.gateway.configure(latency=Latency.zero())
     server.gateway.reset_stats()
     await _run(server, url)
     remade = server.gateway.stats().requests
     assert remade == total - completed  # every completed call came from the cache
-    assert [r.status for r in store.list_runs()] == ["done", "running"]
+    assert [r.status for r in store.list_runs()] == ["done", "interrupted"]
