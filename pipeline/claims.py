@@ -108,6 +108,8 @@ class Claims:
             return outcome
         answered = await asyncio.to_thread(fetch)  # it may have been answered just before we claimed it
         if answered is not None:
+            # Answered by the process that held the claim until a moment ago: this one paid nothing either.
+            self.waited_calls += 1
             await asyncio.to_thread(self.release_call, key)
         return answered
 
