@@ -70,6 +70,8 @@ class _HideReportedErrors(logging.Filter):
             return True
         if record.name.endswith("Worker") and record.getMessage().startswith("Still processing items"):
             return False  # Prefect's event queue draining at exit: normal, and it does finish
+        if _about_termination(record):
+            return False  # SIGTERM: tome says so in one line; the run's state says so in the UI
         if not record.name.startswith("prefect."):
             return True
         from pipeline.errors import TomeError
@@ -80,11 +82,26 @@ class _HideReportedErrors(logging.Filter):
         if exc is not None:
             return not isinstance(exc, TomeError)
         message = record.getMessage()
-        if "Execution was cancelled by the runtime environment" in message or "by a termination signal" in message:
-            return False  # SIGTERM: the CLI says so in one line, the run's state says so in the UI
         if message.startswith("Finished in state Failed("):
             return not any(f"{name}:" in message for name in _subclass_names(TomeError))
         return True
+
+
+_TERMINATION_MESSAGES = (
+    "Execution was cancelled by the runtime environment",
+    "by a termination signal",
+    "Finished in state Running()",  # a served flow run stopped mid-run by SIGTERM
+)
+
+
+def _about_termination(record: logging.LogRecord) -> bool:
+    """A record about SIGTERM stopping a run: Prefect's crash report, or a traceback of its TerminationSignal
+    (also the one asyncio logs while a terminated served run shuts down)."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is not None and any(c.__name__ == "TerminationSignal" for c in type(exc).__mro__):
+        return True
+    message = record.getMessage()
+    return any(m in message for m in _TERMINATION_MESSAGES)
 
 
 def quiet_reported_errors() -> None:

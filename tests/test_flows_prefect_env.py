@@ -69,3 +69,18 @@ def test_console_filter_hides_only_tome_errors(monkeypatch: pytest.MonkeyPatch) 
     assert f.filter(_record("tome", "a warning of ours", level=logging.WARNING))
     monkeypatch.setenv("TOME_RAISE_ERRORS", "1")
     assert f.filter(_record("prefect.flow_runs", "Encountered exception", quota))
+
+
+def test_console_filter_hides_the_reports_of_a_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.exceptions import TerminationSignal
+
+    monkeypatch.delenv("TOME_RAISE_ERRORS", raising=False)
+    f = _HideReportedErrors()
+    signal_exc = TerminationSignal(signal=15)
+    # a served run stopped mid-run: asyncio's shutdown traceback and Prefect's crash report
+    assert not f.filter(_record("asyncio", "unhandled exception during asyncio.run() shutdown", signal_exc))
+    assert not f.filter(_record("prefect.flow_runs", "Crash detected! Execution was aborted by a termination signal."))
+    assert not f.filter(_record("prefect.flow_runs", "Finished in state Running()"))
+    assert not f.filter(_record("prefect.task_runs", "Crash detected! Execution was cancelled by the runtime environment."))
+    assert f.filter(_record("asyncio", "unhandled exception during asyncio.run() shutdown", ValueError("bug")))
+    assert f.filter(_record("prefect.flow_runs", "Finished in state Crashed('out of memory')"))
