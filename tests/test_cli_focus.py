@@ -123,3 +123,15 @@ def test_qmsum_specific_queries_become_focused_items(lighthouse: Path, tmp_path:
     assert report["systems"][0]["rouge1"] > 0
     runs = [json.loads(x) for x in tome("runs", "--json").stdout.splitlines()]
     assert {r["settings"]["focus"] for r in runs} == {QUESTION, "What did Nell plot at her desk?"}
+
+
+def test_eval_focus_applies_one_question_to_every_item() -> None:
+    sample = REPO / "data" / "eval_sample.jsonl"
+    if not sample.is_file():
+        pytest.skip("data/eval_sample.jsonl is absent")
+    question = "What happens to the main character at the end?"
+    result = tome("eval", str(sample), "--no-prefect", "--json", "--focus", question)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["settings"]["focus"] == question
+    runs = [json.loads(x) for x in tome("runs", "--json").stdout.splitlines()]
+    assert runs and {r["settings"]["focus"] for r in runs} == {question}
