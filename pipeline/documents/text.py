@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,16 +25,13 @@ _CHINESE_CODECS = ("gb18030", "big5", "cp950")
 # Share of a decoding's non-ASCII letters that must be frequent Chinese characters to accept it.
 _MIN_CHINESE_SCORE = 0.6
 _SCORE_SAMPLE_CHARS = 50_000
+_SAMPLE_BYTES = 1 << 20  # legacy candidates are compared on the first MiB (each is checked on the whole file)
 _CHECK_SAMPLE_CHARS = 20_000
-# A valid UTF-8 multi-byte sequence, or one stray non-ASCII byte (not part of any valid sequence).
-_UTF8_SEQUENCE = re.compile(
-    rb"(?P<ok>[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
-    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
-    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2})|(?P<bad>[\x80-\xff])"
-)
 # At most this share of the non-ASCII bytes may be invalid for a file to count as damaged UTF-8. Legacy CJK
 # text forms valid UTF-8 pairs by chance, but far fewer than this.
 _MAX_BAD_SHARE = 0.2
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+_UTF8_WINDOW = 4096
 _SHOWN_POSITIONS = 3
 # UTF-16 without a BOM: text that is mostly ASCII has a NUL in every other byte.
 _NUL_SAMPLE_BYTES = 4096
@@ -136,8 +132,8 @@ def _utf8(data: bytes, path: Path, *, with_bom: bool) -> DecodedText:
             return DecodedText(text, "utf-8")
         # Valid UTF-8 with NULs: UTF-16 whose characters all have bytes under 0x80 (Cyrillic: 1C 04 ...).
         return _wide_cjk(data, path) or DecodedText(text, "utf-8")
-    bad = [m.start() for m in _UTF8_SEQUENCE.finditer(data) if m.lastgroup == "bad"]
-    non_ascii = sum(1 for byte in data if byte >= 0x80) if bad else 0
+    non_ascii = len(data) - len(data.translate(None, _HIGH_BYTES))
+    bad = _invalid_utf8(data, limit=int(_MAX_BAD_SHARE * non_ascii) + 1)
     if bad and len(bad) <= _MAX_BAD_SHARE * non_ascii and len(bad) < non_ascii:
         where = ", ".join(f"line {_line(data, pos)} (byte {pos})" for pos in bad[:_SHOWN_POSITIONS])
         more = f" and {len(bad) - _SHOWN_POSITIONS} more" if len(bad) > _SHOWN_POSITIONS else ""
@@ -161,6 +157,25 @@ def _utf8(data: bytes, path: Path, *, with_bom: bool) -> DecodedText:
     return _legacy(data, path)
 
 
+def _invalid_utf8(data: bytes, *, limit: int) -> list[int]:
+    """Offsets of the bytes that are not valid UTF-8 (stops once there are more than ``limit``)."""
+    bad: list[int] = []
+    view = memoryview(data)
+    pos = 0
+    # Small windows: each UnicodeDecodeError keeps a copy of the bytes it was given.
+    while pos < len(data) and len(bad) <= limit:
+        window = view[pos : pos + _UTF8_WINDOW]
+        final = pos + _UTF8_WINDOW >= len(data)
+        try:
+            _, consumed = codecs.utf_8_decode(window, "strict", final)
+        except UnicodeDecodeError as exc:
+            bad.extend(range(pos + exc.start, pos + exc.end))
+            pos += exc.end
+            continue
+        pos += consumed if consumed else len(window)
+    return bad
+
+
 def _legacy(data: bytes, path: Path) -> DecodedText:
     """The most plausible legacy reading, or DocumentEncodingError naming --encoding when none is clear."""
     # codec -> (text, prior): charset_normalizer's order (its mess and letter-frequency coherence) is the prior.
@@ -169,14 +184,14 @@ def _legacy(data: bytes, path: Path) -> DecodedText:
         codec = _canonical(match.encoding)
         if codec and codec not in readings and not codec.startswith("utf"):
             with contextlib.suppress(UnicodeDecodeError, LookupError):
-                readings[codec] = (data.decode(codec), 1.0 if rank == 0 else _RANKED_PRIOR - _RANK_STEP * rank)
+                readings[codec] = (_sample(data, codec), 1.0 if rank == 0 else _RANKED_PRIOR - _RANK_STEP * rank)
     chinese = _best_chinese(data)
     if chinese is not None and chinese[0] not in readings:
         readings[chinese[0]] = (chinese[1], _ADDED_PRIOR)
     for codec in ("cp1252", "iso8859-1"):  # always in the running: charset_normalizer skips them on short files
         if codec not in readings:
             with contextlib.suppress(UnicodeDecodeError):
-                readings[codec] = (data.decode(codec), _ADDED_PRIOR)
+                readings[codec] = (_sample(data, codec), _ADDED_PRIOR)
     scored = sorted(
         (
             (score * prior, language, order, codec, text)
@@ -197,7 +212,19 @@ def _legacy(data: bytes, path: Path) -> DecodedText:
             f"Could not tell the text encoding of {path} for sure (best guess {codec}{also}, confidence "
             f"{score:.2f}); pass --encoding NAME (e.g. --encoding {codec}) or save it as UTF-8."
         )
-    return DecodedText(text, codec, (f"{path.name}: not UTF-8; read as {codec} ({language}, confidence {score:.2f})",))
+    return DecodedText(
+        data.decode(codec), codec, (f"{path.name}: not UTF-8; read as {codec} ({language}, confidence {score:.2f})",)
+    )
+
+
+def _sample(data: bytes, codec: str) -> str:
+    """The first _SAMPLE_BYTES of ``data`` as ``codec`` (raising UnicodeDecodeError if any of the file is not
+    ``codec``), without holding a full decoded copy per candidate of a large file."""
+    decoder = codecs.getincrementaldecoder(codec)()
+    head = decoder.decode(data[:_SAMPLE_BYTES], final=len(data) <= _SAMPLE_BYTES)
+    for start in range(_SAMPLE_BYTES, len(data), _SAMPLE_BYTES):
+        decoder.decode(data[start : start + _SAMPLE_BYTES], final=start + _SAMPLE_BYTES >= len(data))
+    return head
 
 
 def _differs(a: str, b: str) -> bool:
@@ -297,7 +324,7 @@ def _best_chinese(data: bytes) -> tuple[str, str] | None:
     best: tuple[float, str, str] | None = None
     for encoding in _CHINESE_CODECS:
         try:
-            decoded = data.decode(encoding)
+            decoded = _sample(data, encoding)
         except UnicodeDecodeError:
             continue
         score = _chinese_score(decoded[:_SCORE_SAMPLE_CHARS])
