@@ -172,7 +172,10 @@ class Catalog:
             return self.models[name]
         except KeyError:
             known = ", ".join(sorted(self.models))
-            raise ConfigError(f"Unknown model '{name}'. Known models: {known}.") from None
+            raise ConfigError(
+                f"Unknown model '{name}' (known: {known}). To use it, declare it in tome.toml: "
+                f'[models."{name}"] provider = "<provider>", context_tokens = <its context window>.'
+            ) from None
 
     def provider(self, name: str) -> ProviderSpec:
         """The named provider, or a ConfigError listing the known ones."""

@@ -175,10 +175,19 @@ class InvalidRequestError(LLMStatusError):
 class ContextLengthError(InvalidRequestError):
     """Prompt + max_tokens exceeded the model's context; split the input smaller."""
 
-    def __init__(self, message: str, *, limit: int | None = None, requested: int | None = None, **kw) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int | None = None,
+        requested: int | None = None,
+        prompt_tokens: int | None = None,
+        **kw,
+    ) -> None:
         super().__init__(message, **kw)
-        self.limit = limit
-        self.requested = requested
+        self.limit = limit  # the server's window (prompt + completion), when it says
+        self.requested = requested  # prompt + max_tokens as the server counted them, when it says
+        self.prompt_tokens = prompt_tokens  # the prompt alone as the server counted it, when it says
 
 
 class ContentFilterError(InvalidRequestError):

@@ -6,15 +6,17 @@ come from the environment of the process that runs the flow.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.budget.presets import resolve_limits
-from pipeline.config import Catalog, RateLimits, load_catalog
+from pipeline.config import Catalog, RateLimits, config_dir, load_catalog, user_config_path
 from pipeline.config_schema import check_base_url
 from pipeline.documents.text import check_encoding
 from pipeline.errors import ConfigError
+from pipeline.local_models import with_server_window
 from pipeline.settings import RunSettings, resolve_settings
 
 BACKENDS = ("auto", "moonshot", "moonshot-ai", "openai", "deepseek", "local", "extractive")
@@ -84,9 +86,14 @@ class SummariseOptions(BaseModel):
         (catalog or load_catalog()).provider(self.backend)
         return self.backend
 
+    def catalog(self) -> Catalog:
+        """The configuration, with a local server's model as the server runs it (its window, or one it serves)."""
+        user = user_config_path()
+        return _server_catalog(self, str(config_dir()), str(user) if user else None)
+
     def settings(self, catalog: Catalog | None = None) -> RunSettings:
         """The validated run settings; raises ConfigError on unknown models, tiers or lengths."""
-        cat = catalog or load_catalog()
+        cat = catalog or self.catalog()
         provider = self.provider(cat)
         model = self.model or _default_model_for(provider, cat)
         return resolve_settings(
@@ -104,6 +111,18 @@ class SummariseOptions(BaseModel):
         """The tier's limits with this run's overrides (flags beat TOME_* variables beat the preset)."""
         overrides = {"concurrency": self.concurrency, "rpm": self.rpm, "tpm": self.tpm, "tpd": self.tpd}
         return resolve_limits(settings.tier, overrides=overrides, catalog=catalog)
+
+
+@lru_cache(maxsize=16)
+def _server_catalog(options: SummariseOptions, config: str, user_file: str | None) -> Catalog:
+    # Cached (per options and configuration files) so the server is asked, and a disagreement reported, once
+    # per process rather than at every resolution.
+    catalog = load_catalog()
+    provider = options.provider(catalog)
+    if provider is None:
+        return catalog
+    model = options.model or _default_model_for(provider, catalog) or catalog.defaults.model
+    return with_server_window(catalog, provider=provider, model=model, base_url=options.base_url)
 
 
 def _default_model_for(provider: str | None, catalog: Catalog) -> str | None:

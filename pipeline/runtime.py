@@ -20,7 +20,7 @@ from pipeline.budget.base import RateBudget
 from pipeline.budget.factory import make_budget
 from pipeline.budget.presets import account_id
 from pipeline.claims import Claims, lease_from_env
-from pipeline.config import ModelSpec, RateLimits, load_catalog
+from pipeline.config import ModelSpec, RateLimits
 from pipeline.engine import SummaryEngine
 from pipeline.llm.types import ChatBackend
 from pipeline.options import SummariseOptions
@@ -80,7 +80,7 @@ def build_runtime(
     Raises:
         ConfigError: unknown model, tier, length or backend, or a missing API key.
     """
-    catalog = load_catalog()
+    catalog = options.catalog()
     settings = options.settings(catalog)
     model = catalog.model(settings.model)
     limits = options.limits(settings, catalog)

@@ -194,3 +194,24 @@ def test_console_script_plans_without_importing_prefect(book):
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert "exit=0 prefect=False" in proc.stderr, proc.stderr
     assert json.loads(proc.stdout)["totals"]["calls"] >= 2
+
+
+def test_plan_takes_the_provider_options_and_asks_a_local_server_its_window(book, moonshot_server_factory):
+    srv = moonshot_server_factory(keys=(), models={"qwen2.5-0.5b": 4096}, flavour="vllm")
+    result = invoke(
+        str(book), "--backend", "local", "--base-url", srv.base_url, "--model", "qwen2.5-0.5b",
+        "--tier", "unlimited", "--concurrency", "2", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["budget"]["context_tokens"] == 4096
+    assert data["model"] == "qwen2.5-0.5b" and data["tier"] == "unlimited"
+    assert data["limits"]["concurrency"] == 2
+    assert srv.stats().requests == 0  # planning asks for the window, never for a summary
+
+
+def test_plan_of_a_model_a_local_server_does_not_serve_is_one_line(book, moonshot_server_factory):
+    srv = moonshot_server_factory(keys=(), models={"smollm2": 2048}, flavour="llama-server")
+    result = invoke(str(book), "--backend", "local", "--base-url", srv.base_url, "--model", "phi-9")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "smollm2" in result.stderr and 'models."phi-9"' in result.stderr

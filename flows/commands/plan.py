@@ -11,11 +11,27 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flows.commands.common import run_cli
-from flows.commands.run_options import ContextOpt, EncodingOpt, LengthOpt, ModelOpt, PasswordOpt, TierOpt
+from flows.commands.run_options import (
+    BackendOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    ContextOpt,
+    EncodingOpt,
+    LanguageOpt,
+    LengthOpt,
+    ModelOpt,
+    PasswordOpt,
+    RpmOpt,
+    TierOpt,
+    TpdOpt,
+    TpmOpt,
+    build_options,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from flows.options import SummariseOptions
     from pipeline.planning import Plan
 
 
@@ -27,19 +43,33 @@ def register(app: typer.Typer) -> None:
 def plan(
     file: Annotated[Path, typer.Argument(help="The document: .txt, .md, .pdf or .epub.", show_default=False)],
     model: ModelOpt = None,
+    backend: BackendOpt = "auto",
+    base_url: BaseUrlOpt = None,
     tier: TierOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    tpd: TpdOpt = None,
     length: LengthOpt = None,
+    language: LanguageOpt = None,
     context: ContextOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Every chunk and the whole tree as JSON.")] = False,
     password: PasswordOpt = None,
     encoding: EncodingOpt = None,
 ) -> None:
-    """Show how FILE would be chunked and summarised, what it would cost and how long it must take."""
-    result = run_cli(
-        lambda: make_plan(
-            file, model=model, tier=tier, length=length, context=context, password=password, encoding=encoding
-        )
-    )
+    """Show how FILE would be chunked and summarised, what it would cost and how long it must take.
+
+    Takes the provider options `summarise` takes; a local server (--backend local) is asked for its window.
+    """
+
+    def body() -> Plan:
+        options = build_options(
+            backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
+            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, require_key=False,
+        )  # fmt: skip
+        return make_plan(file, options, password=password, encoding=encoding)
+
+    result = run_cli(body)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -49,28 +79,20 @@ def plan(
 
 
 def make_plan(
-    file: Path,
-    *,
-    model: str | None = None,
-    tier: str | None = None,
-    length: str | None = None,
-    context: str | None = None,
-    password: str | None = None,
-    encoding: str | None = None,
+    file: Path, options: SummariseOptions, *, password: str | None = None, encoding: str | None = None
 ) -> Plan:
     """Resolve settings (before reading the file, so config mistakes show first), load, chunk and plan."""
-    from pipeline.budget.presets import resolve_limits
     from pipeline.chunking import chunk_budget
     from pipeline.documents import load_document
     from pipeline.documents.text import check_encoding
     from pipeline.planning import plan_document
-    from pipeline.settings import model_and_limits, resolve_settings
 
     if encoding:
         check_encoding(encoding)  # an unknown codec is a usage error, before reading anything
-    settings = resolve_settings(model=model, tier=tier, length=length, context_strategy=context)
-    spec, _ = model_and_limits(settings)
-    limits = resolve_limits(settings.tier)
+    catalog = options.catalog()
+    settings = options.settings(catalog)
+    spec = catalog.model(settings.model)
+    limits = options.limits(settings, catalog)
     chunk_budget(spec, settings)  # a model too small for any chunk is a config error, before reading the file
     doc = load_document(file, password=password, encoding=encoding)
     return plan_document(doc, spec, settings, limits)

@@ -155,8 +155,12 @@ def build_options(
     encoding: str | None = None,
     max_cost: float | None = None,
     focus: str | None = None,
+    require_key: bool = True,
 ):  # -> SummariseOptions (imported lazily: pipeline.options pulls in the config and budget modules)
-    """Validated options; raises ConfigError (exit 2) at once, before Prefect starts."""
+    """Validated options; raises ConfigError (exit 2) at once, before Prefect starts.
+
+    ``require_key``: a named provider's API key must be set (not for commands that make no calls, like plan).
+    """
     from pipeline.options import SummariseOptions
 
     options = SummariseOptions.build(
@@ -177,7 +181,7 @@ def build_options(
         focus=focus,
     )
     backend = options.backend
-    if backend not in ("auto", "extractive"):
+    if require_key and backend not in ("auto", "extractive"):
         from pipeline.config import load_catalog
 
         spec = load_catalog().provider(backend)

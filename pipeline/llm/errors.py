@@ -6,7 +6,7 @@ import json
 import re
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -37,6 +37,35 @@ from pipeline.errors import (
 
 _TRY_AGAIN = re.compile(r"try again after\s+(\d+(?:\.\d+)?)\s*(?:seconds?|s)\b", re.IGNORECASE)
 _TOKEN_LIMIT = re.compile(r"exceeded model token limit:\s*(\d+)(?:\s*\(requested:\s*(\d+)\))?", re.IGNORECASE)
+# How servers word a context-length refusal (see context_numbers and tests/fixtures/servers/context):
+# OpenAI, DeepSeek, vLLM, llama-cpp-python, OpenRouter, llama-server (directly or wrapped by Ollama), Moonshot.
+_CONTEXT_REFUSAL = re.compile(
+    r"input token length too long|context length|maximum context|context size|context window"
+    r"|exceeded model token limit|longer than the context",
+    re.IGNORECASE,
+)
+_CONTEXT_TYPES = frozenset({"exceed_context_size_error", "context_length_exceeded", "context_exceeded"})
+_WINDOW = (
+    re.compile(r"maximum context length is (\d+)", re.IGNORECASE),
+    re.compile(r"available context size \((\d+) tokens?\)", re.IGNORECASE),
+    re.compile(r"exceeds? (?:the )?context size \((\d+) tokens?\)", re.IGNORECASE),
+    _TOKEN_LIMIT,
+)
+_REQUESTED = (
+    re.compile(r"you requested (?:about )?(\d+) tokens", re.IGNORECASE),
+    re.compile(r"\(requested:\s*(\d+)\)", re.IGNORECASE),
+)
+_PROMPT = (
+    re.compile(r"\((\d+) (?:in the messages|of text input)", re.IGNORECASE),
+    re.compile(r"your messages resulted in (\d+) tokens", re.IGNORECASE),
+    re.compile(r"your request has (\d+) input tokens", re.IGNORECASE),
+    re.compile(r"request \((\d+) tokens?\) exceeds", re.IGNORECASE),
+    re.compile(r"prompt tokens \((\d+)\) exceeds", re.IGNORECASE),
+)
+_COMPLETION = (
+    re.compile(r"(\d+) in the (?:completion|output)", re.IGNORECASE),
+    re.compile(r"is too large:\s*(\d+)", re.IGNORECASE),
+)
 _CURRENT_LIMIT = re.compile(r"current:\s*(\d+),\s*limit:\s*(\d+)", re.IGNORECASE)
 _HTML_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
@@ -52,6 +81,7 @@ class ErrorInfo:
     retry_after: float | None  # the server's wait hint: message text first, then headers
     key_env: str
     now: datetime
+    fields: Mapping[str, Any] = field(default_factory=dict)  # the body's error object (code, n_ctx, ...)
 
     @property
     def kw(self) -> dict[str, Any]:
@@ -108,19 +138,62 @@ def _describe_text(text: str) -> str:
 
 def parse_error_body(text: str) -> tuple[str, str | None]:
     """(message, type) from ``{"error":{"message","type"}}``, or a short description of a non-JSON body."""
+    message, error_type, _ = parse_error_fields(text)
+    return message, error_type
+
+
+def parse_error_fields(text: str) -> tuple[str, str | None, dict[str, Any]]:
+    """(message, type, the error object's fields) of an error body, JSON or not.
+
+    Ollama wraps its runner's (llama-server's) JSON error as a string: ``{"error": "{\\"error\\": {...}}"}``;
+    the inner object is read.
+    """
     try:
         data = json.loads(text)
     except ValueError:
-        return _describe_text(text), None
+        return _describe_text(text), None, {}
     if isinstance(data, dict):
         err = data.get("error")
+        if isinstance(err, str) and err.lstrip().startswith("{"):
+            inner = parse_error_fields(err)
+            if inner[2]:
+                return inner
         if isinstance(err, dict):
-            return str(err.get("message") or "").strip() or "(no message)", err.get("type")
+            return str(err.get("message") or "").strip() or "(no message)", err.get("type"), err
         if isinstance(err, str):
-            return err, data.get("type") if isinstance(data.get("type"), str) else None
+            return err, data.get("type") if isinstance(data.get("type"), str) else None, data
         if isinstance(data.get("message"), str):
-            return data["message"], None
-    return _describe_text(text), None
+            # vLLM's older {"object":"error","message":…,"type":"BadRequestError","code":400}
+            return data["message"], data.get("type") if isinstance(data.get("type"), str) else None, data
+    return _describe_text(text), None, {}
+
+
+def _first_int(patterns: tuple[re.Pattern[str], ...], text: str) -> int | None:
+    for pattern in patterns:
+        m = pattern.search(text)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _int_field(fields: Mapping[str, Any], name: str) -> int | None:
+    value = fields.get(name)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+
+
+def context_numbers(message: str, fields: Mapping[str, Any] | None = None) -> tuple[int | None, int | None, int | None]:
+    """(window, requested, prompt) a context-length refusal states; None for each number it does not give.
+
+    ``requested`` is prompt + completion; when the server names both parts but not the sum, it is their sum.
+    """
+    fields = fields or {}
+    window = _int_field(fields, "n_ctx") or _first_int(_WINDOW, message)
+    prompt = _int_field(fields, "n_prompt_tokens") or _first_int(_PROMPT, message)
+    requested = _first_int(_REQUESTED, message)
+    completion = _first_int(_COMPLETION, message)
+    if requested is None and prompt is not None and completion is not None:
+        requested = prompt + completion
+    return window, requested, prompt
 
 
 # --- builders: one per row of the table below --------------------------------------------------------------
@@ -135,15 +208,17 @@ def _content_filter(e: ErrorInfo) -> TomeError:
 
 
 def _context_length(e: ErrorInfo) -> TomeError:
-    m = _TOKEN_LIMIT.search(e.message)
-    limit = int(m.group(1)) if m else None
-    requested = int(m.group(2)) if m and m.group(2) else None
-    detail = f"limit {limit}" + (f", requested {requested}" if requested else "") if limit else "prompt alone"
+    limit, requested, prompt = context_numbers(e.message, e.fields)
+    said = [f"limit {limit}"] if limit else []
+    said += [f"requested {requested}"] if requested else []
+    said += [f"prompt {prompt}"] if prompt else []
+    detail = ", ".join(said) or "no numbers given"
     return ContextLengthError(
         f"The prompt plus max_tokens exceeded the model's context ({detail}; server said: {e.message}). "
         "Split the input into smaller chunks or lower max_tokens.",
         limit=limit,
         requested=requested,
+        prompt_tokens=prompt,
         **e.kw,
     )
 
@@ -284,8 +359,10 @@ def _rx(pattern: str) -> re.Pattern[str]:
 STATUS_TABLE: tuple[_Rule, ...] = (
     _Rule((400,), "content_filter", None, _content_filter),
     _Rule((400,), None, _rx(r"considered high risk"), _content_filter),
-    _Rule((400,), None, _TOKEN_LIMIT, _context_length),
-    _Rule((400,), None, _rx(r"input token length too long|context length|maximum context"), _context_length),
+    # llama-server answered 500 for this before it answered 400; Ollama's embed endpoint still does.
+    _Rule((400, 413, 500), "exceed_context_size_error", None, _context_length),
+    _Rule((400, 413), "context_length_exceeded", None, _context_length),
+    _Rule((400, 413, 422), None, _CONTEXT_REFUSAL, _context_length),
     _Rule((400, 413, 422), None, None, _invalid),
     _Rule((401,), None, None, _auth),
     _Rule((402,), None, None, _balance),
@@ -300,6 +377,7 @@ STATUS_TABLE: tuple[_Rule, ...] = (
     _Rule((429,), None, _rx(r"overloaded"), _overloaded),
     _Rule((429,), None, None, _rate_limit),
     _Rule((500,), None, _rx(r"failed to extract file"), _extract_failed),
+    _Rule((500,), None, _rx(r"exceeds the (?:available )?context|longer than the context"), _context_length),
     _Rule(range(500, 600), None, None, _server),
     _Rule(range(100, 600), None, None, _other),
 )
@@ -317,8 +395,11 @@ def error_from_response(
     """The tome error for an error response (any status, any body)."""
     headers = headers or {}
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    message, error_type = parse_error_body(text)
+    message, error_type, fields = parse_error_fields(text)
     message = redact(message)
+    code = fields.get("code")
+    if error_type is None and isinstance(code, str) and code in _CONTEXT_TYPES:
+        error_type = code  # OpenAI names the refusal in "code", not "type"
     when = now or datetime.now(UTC)
     lower = {k.lower(): v for k, v in headers.items()}
     hint = retry_after_from_message(message)
@@ -332,6 +413,7 @@ def error_from_response(
         retry_after=hint,
         key_env=key_env,
         now=when,
+        fields=fields,
     )
     for rule in STATUS_TABLE:
         if rule.matches(info):

@@ -25,6 +25,7 @@ from pipeline.scripts import CJK_PUNCTUATION, HAN, KANA
 from pipeline.testing import moonshot_errors as E
 from pipeline.testing.gateway import ERROR_FAULTS, Fault, Gateway, RequestRecord, messages_hash
 from pipeline.testing.judge import is_judge_request, judge
+from pipeline.testing.local_servers import model_entry, ollama_show, overflow, props
 from pipeline.testing.summariser import summarise
 
 _BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
@@ -299,11 +300,8 @@ async def chat_completions(request: Request) -> Response:
         _record(gw, "chat", t, response.status_code, err_body, limit_kind=kind, fault=fault.kind, **record)
         return response
 
-    too_long = None
-    if prompt > context:
-        too_long = E.input_too_long()
-    elif prompt + max_tokens > context:
-        too_long = E.token_limit(context, prompt + max_tokens)
+    # Each server refuses (or silently cuts) an overflow its own way; room < max_tokens is a silent cut.
+    too_long, room = overflow(gw.flavour, context=context, prompt=prompt, max_tokens=max_tokens)
     if too_long is not None:
         _record(gw, "chat", t, too_long[0], too_long[1], **record)
         return _error(gw, started, too_long)
@@ -322,9 +320,9 @@ async def chat_completions(request: Request) -> Response:
         if fault_kind == "stall":
             await asyncio.sleep(float(fault.params.get("seconds", 5.0)))
         if is_judge_request(messages):
-            summary = judge(messages, max_tokens=max_tokens, tokenizer=gw.tokenizer)
+            summary = judge(messages, max_tokens=room, tokenizer=gw.tokenizer)
         else:
-            summary = summarise(messages, max_tokens=max_tokens, tokenizer=gw.tokenizer, obedience=gw.obedience)
+            summary = summarise(messages, max_tokens=room, tokenizer=gw.tokenizer, obedience=gw.obedience)
         usage: dict[str, Any] = {
             "prompt_tokens": prompt,
             "completion_tokens": summary.completion_tokens,
@@ -397,11 +395,24 @@ async def list_models(request: Request) -> Response:
         _record(gw, "models", t, auth_error[0], auth_error[1])
         return _error(gw, started, auth_error)
     _record(gw, "models", t, 200)
-    data = [
-        {"id": name, "object": "model", "owned_by": "moonshot", "created": _CREATED, "context_length": ctx}
-        for name, ctx in gw.models.items()
-    ]
+    data = [model_entry(gw.flavour, name, ctx, _CREATED) for name, ctx in gw.models.items()]
     return JSONResponse({"object": "list", "data": data}, headers=_headers(gw, started))
+
+
+async def llama_server_props(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    answer = props(gw.flavour, gw.models)
+    return JSONResponse(answer) if answer else JSONResponse({"error": "Not Found"}, status_code=404)
+
+
+async def ollama_api_show(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    body = await _json_body(request)
+    name = body.get("model") if isinstance(body, dict) else None
+    answer = ollama_show(gw.flavour, gw.models, name) if isinstance(name, str) else None
+    if answer is None:
+        return JSONResponse({"error": f"model '{name}' not found"}, status_code=404)
+    return JSONResponse(answer)
 
 
 async def estimate_tokens(request: Request) -> Response:
@@ -544,6 +555,8 @@ def build_app(gateway: Gateway) -> Starlette:
             Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
             Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
             Route("/_stats", stats, methods=["GET"]),
+            Route("/props", llama_server_props, methods=["GET"]),
+            Route("/api/show", ollama_api_show, methods=["POST"]),
         ]
     )
     app.state.gateway = gateway

@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline.config import RateLimits
 from pipeline.testing import moonshot_errors as E
+from pipeline.testing.local_servers import check_flavour
 from pipeline.testing.summariser import OBEDIENT, Obedience
 from pipeline.testing.tokenizer import MESSAGE_OVERHEAD, ServerTokenizer
 
@@ -161,8 +162,10 @@ class Gateway:
         wall: Callable[[], float] = time.time,
         obedience: Obedience = OBEDIENT,
         prefix_cache: bool = False,
+        flavour: str = "moonshot",
     ) -> None:
         self._lock = threading.Lock()
+        self.flavour = check_flavour(flavour)  # which server it plays (pipeline.testing.local_servers)
         self._initial: dict[str, Any] = {
             "limits": limits,
             "latency": latency,

@@ -39,6 +39,7 @@ class MoonshotTestServer:
         default_max_tokens: int = 1024,
         obedience: Obedience = OBEDIENT,
         prefix_cache: bool = False,
+        flavour: str = "moonshot",
     ) -> None:
         """Args:
         port: 0 picks a free port.
@@ -50,6 +51,8 @@ class MoonshotTestServer:
         gid_tier: N in the ``Msh-Gid: enterprise-tier-N`` header.
         obedience: ``Obedience.disobedient()`` makes the model write past the length it is asked for.
         prefix_cache: report leading messages seen before as ``cached_tokens`` (Kimi's automatic caching).
+        flavour: the server it plays where local servers differ (context refusals, silent cuts, where the
+            window is stated): moonshot, vllm, llama-cpp-python, llama-server or ollama.
         """
         self.gateway = Gateway(
             limits=limits,
@@ -61,6 +64,7 @@ class MoonshotTestServer:
             default_max_tokens=default_max_tokens,
             obedience=obedience,
             prefix_cache=prefix_cache,
+            flavour=flavour,
         )
         self.api_key = next(iter(keys), "")  # no keys: the server takes requests without authentication
         self._host, self._port = host, port
