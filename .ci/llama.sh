@@ -42,7 +42,7 @@ llama_start() {
   : >"$LLAMA_LOG"
   # interrupt_requests off: otherwise a waiting request cuts the running one short (tome sends several at once).
   "$LLAMA_VENV/bin/python" -m llama_cpp.server --model "$gguf" --model_alias "$LLAMA_MODEL_ALIAS" \
-    --host 127.0.0.1 --port "$port" --n_ctx "$LLAMA_CTX" --n_threads 2 --interrupt_requests false \
+    --host 127.0.0.1 --port "$port" --n_ctx "$LLAMA_CTX" --n_threads "${LLAMA_THREADS:-1}" --interrupt_requests false \
     >>"$LLAMA_LOG" 2>&1 &
   LLAMA_PID=$!
   local url="http://127.0.0.1:$port/v1"

@@ -57,7 +57,9 @@ def with_server_window(
     return catalog
 
 
-def _add_served_model(catalog: Catalog, *, provider: str, model: str, url: str, info: ServerModels) -> Catalog:
+def _add_served_model(
+    catalog: Catalog, *, provider: str, model: str, url: str, info: ServerModels
+) -> Catalog:
     if info.models is None:
         raise ConfigError(
             f"Unknown model '{model}', and the server at {url} did not list its models (is it running?); "
@@ -74,9 +76,16 @@ def _add_served_model(catalog: Catalog, *, provider: str, model: str, url: str, 
             f"The server at {url} serves '{model}' but does not say its context window; "
             f"{declare_hint(model, provider, '<the server’s n_ctx / num_ctx / max-model-len>')}."
         )
-    template = catalog.models.get(TEMPLATE_MODEL) or ModelSpec(name=model, provider=provider, context_tokens=0)
+    template = catalog.models.get(TEMPLATE_MODEL) or ModelSpec(
+        name=model, provider=provider, context_tokens=0
+    )
     served = replace(template, name=model, provider=provider, context_tokens=info.window)
-    log.info("'%s' is not in the configuration: using the server's %d-token context (%s)", model, info.window, info.source)
+    log.info(
+        "'%s' is not in the configuration: using the server's %d-token context (%s)",
+        model,
+        info.window,
+        info.source,
+    )
     return _with_model(catalog, served)
 
 

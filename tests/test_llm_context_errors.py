@@ -21,6 +21,7 @@ EXPECTED: dict[str, tuple[int | None, int | None, int | None]] = {
     "vllm_legacy": (4096, 4700, 4100),
     "vllm_input": (2048, None, 2300),
     "vllm_max_tokens": (2048, 2300, 1700),
+    "llama_cpp_python": (2048, 3232, 2632),
     "llama_server": (2048, None, 2300),
     "llama_server_500": (1024, None, 1500),
     "ollama_no_truncate": (4096, None, 5000),

@@ -16,7 +16,9 @@ from pipeline.local_models import with_server_window
 from pipeline.testing import MoonshotTestServer
 
 
-def _local(factory: Callable[..., MoonshotTestServer], flavour: str, models: dict[str, int]) -> MoonshotTestServer:
+def _local(
+    factory: Callable[..., MoonshotTestServer], flavour: str, models: dict[str, int]
+) -> MoonshotTestServer:
     return factory(keys=(), models=models, flavour=flavour)
 
 
@@ -35,7 +37,9 @@ def test_probe_reads_the_window_where_each_server_states_it(
     assert not info.serves("qwen")
 
 
-def test_probe_of_a_server_that_states_no_window(moonshot_server_factory: Callable[..., MoonshotTestServer]) -> None:
+def test_probe_of_a_server_that_states_no_window(
+    moonshot_server_factory: Callable[..., MoonshotTestServer],
+) -> None:
     srv = _local(moonshot_server_factory, "llama-cpp-python", {"smollm2": 2048})
     info = probe_server(srv.base_url, "smollm2")
     assert (info.models, info.window) == (("smollm2",), None)
@@ -80,7 +84,9 @@ def test_a_served_model_needs_no_entry(moonshot_server_factory: Callable[..., Mo
     srv = _local(moonshot_server_factory, "vllm", {"Qwen/Qwen2.5-0.5B-Instruct": 32768})
     catalog = load_catalog()
     assert "Qwen/Qwen2.5-0.5B-Instruct" not in catalog.models
-    served = with_server_window(catalog, provider="local", model="Qwen/Qwen2.5-0.5B-Instruct", base_url=srv.base_url)
+    served = with_server_window(
+        catalog, provider="local", model="Qwen/Qwen2.5-0.5B-Instruct", base_url=srv.base_url
+    )
     spec = served.model("Qwen/Qwen2.5-0.5B-Instruct")
     template = catalog.model("local")
     assert (spec.provider, spec.context_tokens) == ("local", 32768)

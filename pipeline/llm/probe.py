@@ -41,7 +41,9 @@ def _same_model(wanted: str, listed: str) -> bool:
 
 
 def _positive_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    return (
+        int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    )
 
 
 def server_root(base_url: str) -> str:
@@ -72,7 +74,11 @@ def probe_server(
 
         base = base_url.rstrip("/")
         listed = get(f"{base}/models")
-        entries = [e for e in (listed or {}).get("data") or () if isinstance(e, dict) and isinstance(e.get("id"), str)]
+        entries = [
+            e
+            for e in (listed or {}).get("data") or ()
+            if isinstance(e, dict) and isinstance(e.get("id"), str)
+        ]
         models = tuple(e["id"] for e in entries) if listed is not None else None
         for entry in entries:
             if _same_model(model, entry["id"]):

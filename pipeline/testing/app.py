@@ -287,7 +287,13 @@ async def chat_completions(request: Request) -> Response:
     include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     prompt = gw.tokenizer.prompt_tokens(messages)
     model, context = _pick_model(gw, body["model"], prompt + max_tokens)
-    record = {"model": model, "stream": stream, "messages_hash": messages_hash(messages), "prompt_tokens": prompt}
+    record = {
+        "model": model,
+        "stream": stream,
+        "messages_hash": messages_hash(messages),
+        "prompt_tokens": prompt,
+        "max_tokens": max_tokens,
+    }
 
     fault = gw.next_fault()
     if fault is not None and fault.kind in ERROR_FAULTS:

@@ -104,6 +104,7 @@ class RequestRecord:
     limit_kind: str | None = None  # concurrency | rpm | tpm | tpd | overload | quota (429s)
     fault: str | None = None
     finish_reason: str | None = None
+    max_tokens: int = 0  # as the request asked
 
 
 @dataclass

@@ -47,29 +47,35 @@ def overflow(flavour: str, *, context: int, prompt: int, max_tokens: int) -> tup
         return None, max_tokens
     if flavour == "llama-cpp-python":
         if prompt > context:
-            return 400, {
-                "error": {
-                    "message": f"This model's maximum context length is {context} tokens. However, you requested "
-                    f"{prompt + max_tokens} tokens ({prompt} in the messages, {max_tokens} in the completion). "
-                    "Please reduce the length of the messages or completion.",
-                    "type": "invalid_request_error",
-                    "param": "messages",
-                    "code": "context_length_exceeded",
-                }
-            }, 0
+            return (
+                400,
+                {
+                    "error": {
+                        "message": f"This model's maximum context length is {context} tokens. However, you requested "
+                        f"{prompt + max_tokens} tokens ({prompt} in the messages, {max_tokens} in the completion). "
+                        "Please reduce the length of the messages or completion.",
+                        "type": "invalid_request_error",
+                        "param": "messages",
+                        "code": "context_length_exceeded",
+                    }
+                },
+            ), 0
         return None, min(max_tokens, context - prompt)
     # llama-server, and Ollama (whose runner is llama-server) with truncate off
     if prompt >= context:
-        return 400, {
-            "error": {
-                "code": 400,
-                "message": f"request ({prompt} tokens) exceeds the available context size ({context} tokens), "
-                "try increasing it",
-                "type": "exceed_context_size_error",
-                "n_prompt_tokens": prompt,
-                "n_ctx": context,
-            }
-        }, 0
+        return (
+            400,
+            {
+                "error": {
+                    "code": 400,
+                    "message": f"request ({prompt} tokens) exceeds the available context size ({context} tokens), "
+                    "try increasing it",
+                    "type": "exceed_context_size_error",
+                    "n_prompt_tokens": prompt,
+                    "n_ctx": context,
+                }
+            },
+        ), 0
     return None, min(max_tokens, context - prompt)
 
 
@@ -80,9 +86,21 @@ def _vllm(message: str) -> ErrorAnswer:
 def model_entry(flavour: str, name: str, context: int, created: int) -> dict[str, Any]:
     """One entry of ``GET /v1/models`` as the server lists it."""
     if flavour == "moonshot":
-        return {"id": name, "object": "model", "owned_by": "moonshot", "created": created, "context_length": context}
+        return {
+            "id": name,
+            "object": "model",
+            "owned_by": "moonshot",
+            "created": created,
+            "context_length": context,
+        }
     if flavour == "vllm":
-        return {"id": name, "object": "model", "owned_by": "vllm", "created": created, "max_model_len": context}
+        return {
+            "id": name,
+            "object": "model",
+            "owned_by": "vllm",
+            "created": created,
+            "max_model_len": context,
+        }
     if flavour == "ollama":
         return {"id": f"{name}:latest", "object": "model", "owned_by": "library", "created": created}
     return {"id": name, "object": "model", "owned_by": "me", "permissions": []}
