@@ -165,6 +165,8 @@ class Catalog:
     defaults: Defaults
     prompt_versions: dict[str, str]
     limit_overrides: dict[str, int] = field(default_factory=dict)  # [limits] of the user's tome.toml
+    # Models whose window a local server stated (pipeline.local_models), with where it was read.
+    server_windows: dict[str, str] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelSpec:
         """The named model, or a ConfigError listing the known ones."""

@@ -457,3 +457,21 @@ def _m009_run_calls_inputs(conn: Connection) -> None:
     # `tome runs show` draws the tree: which nodes of the level below (or which chunk) each node summarised.
     if "inputs" not in {c["name"] for c in inspect(conn).get_columns("run_calls")}:
         conn.execute(text("ALTER TABLE run_calls ADD COLUMN inputs TEXT"))
+@migration("m010_server_windows")
+def _m010_server_windows(conn: Connection) -> None:
+    # The window a server turned out to run a model with (learned from its refusals or silent cuts), so later
+    # runs against the same server start with it instead of the configured one.
+    conn.execute(
+        text(
+            """CREATE TABLE IF NOT EXISTS server_windows (
+                model TEXT NOT NULL,
+                base_url TEXT NOT NULL,
+                context_tokens INTEGER NOT NULL,
+                learned_at TEXT NOT NULL,
+                PRIMARY KEY (model, base_url)
+            )"""
+        )
+    )
+    # How many pieces an overflowing call was split into: reruns split it the same way without asking.
+    if "pieces" not in {c["name"] for c in inspect(conn).get_columns("cache_overflow")}:
+        conn.execute(text("ALTER TABLE cache_overflow ADD COLUMN pieces INTEGER"))

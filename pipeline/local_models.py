@@ -53,7 +53,9 @@ def with_server_window(
             info.window,
             info.window,
         )
-        return _with_model(catalog, replace(declared, context_tokens=info.window))
+        return _with_model(catalog, replace(declared, context_tokens=info.window), info.source)
+    if info.window:
+        return replace(catalog, server_windows={**catalog.server_windows, model: info.source})
     return catalog
 
 
@@ -86,11 +88,13 @@ def _add_served_model(
         info.window,
         info.source,
     )
-    return _with_model(catalog, served)
+    return _with_model(catalog, served, info.source)
 
 
-def _with_model(catalog: Catalog, spec: ModelSpec) -> Catalog:
-    return replace(catalog, models={**catalog.models, spec.name: spec})
+def _with_model(catalog: Catalog, spec: ModelSpec, source: str) -> Catalog:
+    return replace(
+        catalog, models={**catalog.models, spec.name: spec}, server_windows={**catalog.server_windows, spec.name: source}
+    )
 
 
 __all__ = ["declare_hint", "with_server_window"]

@@ -126,6 +126,8 @@ def build_runtime(
         max_in_flight=in_flight,
         limits=limits,
         claims=shared_claims,
+        # A hosted model's window is in models.toml; a local server's only if it stated it (else it is probed).
+        window_confirmed=provider.api_key_required or settings.model in catalog.server_windows,
     )
     board = board or NullBoard()
     # The plan's wall-time floor assumes a model's latency; the offline backend answers in milliseconds.

@@ -72,6 +72,7 @@ class Overflow:
     key: str
     limit: int | None
     requested: int | None
+    pieces: int = 2  # the pieces its input was split into (records from before pieces were stored: halves)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,26 +224,65 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(
-                    text("SELECT limit_tokens, requested_tokens FROM cache_overflow WHERE key = :k"),
+                    text("SELECT limit_tokens, requested_tokens, pieces FROM cache_overflow WHERE key = :k"),
                     {"k": key},
                 ).one_or_none()
         except SQLAlchemyError as exc:
             raise self._fail("read the cache", exc) from exc
-        return None if row is None else Overflow(key, row.limit_tokens, row.requested_tokens)
+        if row is None:
+            return None
+        return Overflow(key, row.limit_tokens, row.requested_tokens, row.pieces or 2)
 
-    def overflow_put(self, key: str, *, model: str, limit: int | None, requested: int | None) -> None:
-        """Remember that ``key`` was rejected as over the model's context."""
+    def overflow_put(
+        self, key: str, *, model: str, limit: int | None, requested: int | None, pieces: int = 2
+    ) -> None:
+        """Remember that ``key`` was rejected as over the model's context, and into how many pieces it was split."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     text(
-                        "INSERT INTO cache_overflow (key, model, limit_tokens, requested_tokens, created_at) "
-                        "VALUES (:k, :m, :l, :r, :t) ON CONFLICT (key) DO NOTHING"
+                        "INSERT INTO cache_overflow (key, model, limit_tokens, requested_tokens, pieces, created_at) "
+                        "VALUES (:k, :m, :l, :r, :n, :t) ON CONFLICT (key) DO NOTHING"
                     ),
-                    {"k": key, "m": model, "l": limit, "r": requested, "t": utc_now()},
+                    {"k": key, "m": model, "l": limit, "r": requested, "n": pieces, "t": utc_now()},
                 )
         except SQLAlchemyError as exc:
             raise self._fail("write the cache", exc) from exc
+
+    def window_get(self, model: str, base_url: str) -> int | None:
+        """The window learned for ``model`` at ``base_url`` (prompt + completion tokens), or None."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    text("SELECT context_tokens FROM server_windows WHERE model = :m AND base_url = :u"),
+                    {"m": model, "u": base_url},
+                ).one_or_none()
+        except SQLAlchemyError as exc:
+            raise self._fail("read the learned windows", exc) from exc
+        return None if row is None else int(row.context_tokens)
+
+    def window_put(self, model: str, base_url: str, context_tokens: int) -> None:
+        """Remember the window ``base_url`` runs ``model`` with; a smaller one replaces a larger one."""
+        params = {"m": model, "u": base_url, "c": context_tokens, "t": utc_now()}
+        try:
+            with self.engine.begin() as conn:
+                updated = conn.execute(
+                    text(
+                        "UPDATE server_windows SET context_tokens = :c, learned_at = :t "
+                        "WHERE model = :m AND base_url = :u AND context_tokens > :c"
+                    ),
+                    params,
+                ).rowcount
+                if not updated:
+                    conn.execute(
+                        text(
+                            "INSERT INTO server_windows (model, base_url, context_tokens, learned_at) "
+                            "VALUES (:m, :u, :c, :t) ON CONFLICT (model, base_url) DO NOTHING"
+                        ),
+                        params,
+                    )
+        except SQLAlchemyError as exc:
+            raise self._fail("record a learned window", exc) from exc
 
     def cache_stats(self) -> CacheStats:
         """Entries, bytes of stored text, entries per model, tokens stored and saved by hits."""
@@ -269,12 +309,14 @@ class Store:
         )
 
     def cache_clear(self, *, model: str | None = None) -> int:
-        """Delete cached answers (all, or one model's); returns how many answers were deleted."""
+        """Delete cached answers, refusals and learned windows (all, or one model's); returns the answers deleted."""
         where, params = ("WHERE model = :m", {"m": model}) if model else ("", {})
         try:
             with self.engine.begin() as conn:
                 deleted = conn.execute(text(f"DELETE FROM cache {where}"), params).rowcount
                 conn.execute(text(f"DELETE FROM cache_overflow {where}"), params)
+                # Learned windows go too: clearing is how a user says the server has changed.
+                conn.execute(text(f"DELETE FROM server_windows {where}"), params)
         except SQLAlchemyError as exc:
             raise self._fail("clear the cache", exc) from exc
         return int(deleted or 0)

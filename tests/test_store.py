@@ -101,9 +101,28 @@ def test_overflow_records(db_url: str):
     assert store.overflow_get(key) is None
     store.overflow_put(key, model="moonshot-v1-8k", limit=8192, requested=9000)
     got = store.overflow_get(key)
-    assert got is not None and (got.limit, got.requested) == (8192, 9000)
+    assert got is not None and (got.limit, got.requested, got.pieces) == (8192, 9000, 2)
+    split = _key() + "-3"
+    store.overflow_put(split, model="smollm2", limit=2048, requested=6100, pieces=4)
+    assert store.overflow_get(split).pieces == 4
     store.cache_clear()
     assert store.overflow_get(key) is None
+
+
+def test_learned_windows_keep_the_smallest_per_model_and_server(db_url: str):
+    store = Store(db_url)
+    url = "http://127.0.0.1:8080/v1"
+    assert store.window_get("smollm2", url) is None
+    store.window_put("smollm2", url, 4096)
+    store.window_put("smollm2", url, 2048)
+    store.window_put("smollm2", url, 3000)  # a larger one never replaces what a server refused beyond
+    assert store.window_get("smollm2", url) == 2048
+    assert store.window_get("smollm2", "http://127.0.0.1:11434/v1") is None
+    assert store.window_get("qwen", url) is None
+    store.cache_clear(model="qwen")
+    assert store.window_get("smollm2", url) == 2048
+    store.cache_clear(model="smollm2")
+    assert store.window_get("smollm2", url) is None
 
 
 def test_runs_recorded(db_url: str):

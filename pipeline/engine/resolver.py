@@ -2,8 +2,11 @@
 
 - The cache is asked first (before the budget); an answer is stored the moment it returns, so reruns make no
   calls and a killed run repeats no completed call.
-- A context-length rejection (received, cached, or predicted from the live calibration) splits the input in
-  two; predictions are recorded, so reruns split the same way without asking.
+- A context-length rejection (received, cached, or predicted from the live calibration) splits the input into
+  as many pieces as the window needs; predictions are recorded, so reruns split the same way without asking.
+- A refusal that names a smaller window than the run's caps it for the rest of the run and for later runs
+  against the same server (warned once). So does a silent cut: a "length" finish far below max_tokens, or at
+  prompt + completion = the window, is an overflow to split, never an answer to retry with more room.
 - A cut-off answer (finish_reason "length") is kept up to its last complete sentence and flagged trimmed; only
   an answer without one is retried with a stricter length (its room sized by the live calibration, so the
   retry is never refused), and a second cut is kept and flagged truncated.
@@ -19,14 +22,15 @@ from collections.abc import Sequence
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec
 from pipeline.engine import calibration, length
-from pipeline.engine.sizing import PromptSizer
-from pipeline.engine.splitting import halves, splittable
-from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, Overflow, RunState
+from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
+from pipeline.engine.splitting import pieces, splittable
+from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, Overflow, RunState, WindowCapped
 from pipeline.errors import ContextLengthError
 from pipeline.llm.types import ChatBackend, ChatRequest, Completion, Message
 from pipeline.run_calls import inputs_label
 from pipeline.settings import RunSettings
 from pipeline.store import Store, cache_key
+from pipeline.window import pieces_needed, silent_cut
 
 log = logging.getLogger("tome.engine")
 
@@ -50,6 +54,8 @@ class CallResolver:
         claims: Claims | None = None,
     ) -> None:
         self.backend = backend
+        # Where learned windows are kept: one server's window says nothing about another's.
+        self.base_url: str | None = getattr(backend, "base_url", None)
         self.store = store
         self.settings = settings
         self.model = model
@@ -59,14 +65,23 @@ class CallResolver:
         self.billable = billable
         self.claims = claims  # in-flight call claims shared with other processes
 
-    async def resolve(self, state: RunState, run: LevelRun, call: CallSpec, depth: int = 0) -> CallOutcome:
+    async def resolve(
+        self, state: RunState, run: LevelRun, call: CallSpec, depth: int = 0, *, probe: bool = False
+    ) -> CallOutcome:
         """The text for ``call``: from the cache or the backend, split on overflow; a cut-off answer is kept to
-        its last complete sentence (flagged ``trimmed``), and only without one retried with a stricter length."""
+        its last complete sentence (flagged ``trimmed``), and only without one retried with a stricter length.
+
+        ``probe``: the level's first call, sent alone while the window is unconfirmed; when it shows the window
+        is smaller than the one the level was planned for, :class:`WindowCapped` is raised instead of splitting,
+        so the level is planned again for the real window.
+        """
         answer = await self._ask(state, run, call, strict=False, depth=depth)
         if isinstance(answer, Overflow):
-            halves_outcome = await self._split(state, run, call, depth)
-            halves_outcome.calls += int(answer.sent)  # the rejected request was a call too
-            return halves_outcome
+            if probe and state.window.tokens < state.model.context_tokens:
+                raise WindowCapped()
+            split = await self._split(state, run, call, depth, answer.pieces)
+            split.calls += int(answer.sent)  # the refused (or cut) request was a call too
+            return split
         outcome, completion = answer
         if completion.finish_reason != "length":
             return outcome
@@ -179,17 +194,20 @@ class CallResolver:
                 local_prompt=local,
                 max_tokens=max_tokens,
             )
+            if overflow.limit:
+                self._cap(state, overflow.limit)
             self._note(state, call, key, version, "split-recorded")
-            return Overflow()
+            return Overflow(overflow.pieces)
         live = calibration.live_calibration(state)
-        predicted = math.ceil(local * live) + max_tokens > self.model.context_tokens
+        predicted = math.ceil(local * live) + max_tokens > state.window.tokens
         if predicted and not strict and splittable(call, depth, self.sizer.counter):
             # The decision used the live calibration (timing-dependent), so it is recorded: reruns split this
             # call the same way without asking.
-            log.debug("level %d call %d: predicted over the context; splitting", call.level, call.index)
-            self.store.overflow_put(key, model=self.model.name, limit=None, requested=None)
+            n = self._pieces(state, call, local, max_tokens)
+            log.debug("level %d call %d: predicted over the context; %d pieces", call.level, call.index, n)
+            self.store.overflow_put(key, model=self.model.name, limit=None, requested=None, pieces=n)
             self._note(state, call, key, version, "split-predicted")
-            return Overflow()
+            return Overflow(n)
         request = ChatRequest(
             model=self.model.name,
             messages=messages,
@@ -200,10 +218,10 @@ class CallResolver:
             estimated_prompt_tokens=math.ceil(local * live * ADMISSION_MARGIN),
             source_text=call.text,
         )
-        completion = await self._send(state, run, request, key, local, version)
-        if completion is None:
+        completion = await self._send(state, run, call, request, key, local, version)
+        if isinstance(completion, Overflow):
             self._note(state, call, key, version, "rejected")
-            return Overflow(sent=True)
+            return completion
         usage = completion.usage
         if not strict and self.billable:
             length.learn(state, call, usage.completion_tokens, completion.finish_reason)
@@ -242,9 +260,17 @@ class CallResolver:
         )  # fmt: skip
 
     async def _send(
-        self, state: RunState, run: LevelRun, request: ChatRequest, key: str, local: int, version: str
-    ) -> Completion | None:
-        """Send through the backend (under the level's in-flight cap); cache at once. None = context rejection."""
+        self,
+        state: RunState,
+        run: LevelRun,
+        call: CallSpec,
+        request: ChatRequest,
+        key: str,
+        local: int,
+        version: str,
+    ) -> Completion | Overflow:
+        """Send through the backend (under the level's in-flight cap); cache at once. Overflow: a context-length
+        rejection or a silent cut at the window (recorded, not cached as an answer)."""
         run.check()
         async with run.slots:
             run.check()
@@ -252,22 +278,30 @@ class CallResolver:
                 completion = await self.backend.complete(request)
             except ContextLengthError as exc:
                 state.usage.calls += 1
-                calibration.learn_overflow(
-                    state,
-                    limit=exc.limit,
-                    requested=exc.requested,
-                    local_prompt=local,
-                    max_tokens=request.max_tokens,
-                )
-                self.store.overflow_put(key, model=self.model.name, limit=exc.limit, requested=exc.requested)
-                log.info(
-                    "context-length rejection (limit %s, requested %s); splitting", exc.limit, exc.requested
-                )
-                return None
+                requested = exc.requested
+                if requested is None and exc.prompt_tokens:
+                    requested = exc.prompt_tokens + request.max_tokens  # llama-server names the prompt alone
+                return self._overflowed(state, call, key, local, request.max_tokens, exc.limit, requested, "refused")
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
                     run.fail(exc)
                 raise
+        u = completion.usage
+        revealed = silent_cut(
+            finish_reason=completion.finish_reason,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            max_tokens=request.max_tokens,
+            window=state.window.tokens,
+            confirmed=state.window.confirmed,
+        )
+        if revealed is not None:
+            # The server stopped at its window, not at max_tokens: the answer is a fragment. Counted, not kept.
+            state.usage.calls += 1
+            state.usage.prompt_tokens += u.prompt_tokens
+            state.usage.completion_tokens += u.completion_tokens
+            requested = u.prompt_tokens + request.max_tokens
+            return self._overflowed(state, call, key, local, request.max_tokens, revealed, requested, "cut off")
         self.store.cache_put(
             key,
             provider=self.provider,
@@ -283,20 +317,79 @@ class CallResolver:
         calibration.learn(state, completion.usage.prompt_tokens, local, billable=self.billable)
         return completion
 
-    async def _split(self, state: RunState, run: LevelRun, call: CallSpec, depth: int) -> CallOutcome:
-        """Summarise ``call``'s input as two halves (concurrently) and join the two summaries."""
+    def _overflowed(
+        self,
+        state: RunState,
+        call: CallSpec,
+        key: str,
+        local: int,
+        max_tokens: int,
+        limit: int | None,
+        requested: int | None,
+        how: str,
+    ) -> Overflow:
+        """Learn from a refusal or a silent cut, cap the window, record how the call is split."""
+        calibration.learn_overflow(state, limit=limit, requested=requested, local_prompt=local, max_tokens=max_tokens)
+        if limit:
+            self._cap(state, limit)
+        n = self._pieces(state, call, local, max_tokens)
+        self.store.overflow_put(key, model=self.model.name, limit=limit, requested=requested, pieces=n)
+        log.info(
+            "level %d call %d: %s over the context (window %s, requested %s); %d pieces",
+            call.level,
+            call.index,
+            how,
+            limit,
+            requested,
+            n,
+        )
+        return Overflow(n, sent=True)
+
+    def _cap(self, state: RunState, limit: int) -> None:
+        """Cap the run's window at ``limit``; the first time it falls below the configured one, say so once."""
+        if state.window.cap(limit) and self.base_url:
+            self.store.window_put(self.model.name, self.base_url, state.window.tokens)
+        if state.window.tokens < state.window.configured and not state.window.warned:
+            state.window.warned = True
+            log.warning(
+                "The server runs %s with a %d-token window, not the %d configured; using %d for this run%s. "
+                "Set context_tokens = %d for it in tome.toml.",
+                self.model.name,
+                state.window.tokens,
+                state.window.configured,
+                state.window.tokens,
+                f" and later runs against {self.base_url}" if self.base_url else "",
+                state.window.tokens,
+            )
+
+    def _pieces(self, state: RunState, call: CallSpec, local: int, max_tokens: int) -> int:
+        """Into how many pieces ``call`` must be split to fit the run's window (at least two)."""
+        live = calibration.live_calibration(state)
+        text = self.sizer.counter.count(call.text)
+        n = pieces_needed(
+            input_tokens=math.ceil(text * live),
+            fixed_tokens=math.ceil(max(0, local - text) * live),
+            max_tokens=max_tokens,
+            window=state.window.tokens,
+            margin=self.model.safety_margin_tokens,
+            min_output=MIN_OUTPUT_TOKENS,
+        )
+        return max(2, n or 2)
+
+    async def _split(self, state: RunState, run: LevelRun, call: CallSpec, depth: int, n: int = 2) -> CallOutcome:
+        """Summarise ``call``'s input as ``n`` pieces (concurrently) and join their summaries."""
         if not splittable(call, depth, self.sizer.counter):
             raise ContextLengthError(
-                f"Level {call.level} call {call.index} does not fit the model's {self.model.context_tokens}-token "
+                f"Level {call.level} call {call.index} does not fit the model's {state.window.tokens}-token "
                 "context even after splitting; use a model with a larger context or a shorter --length.",
                 status=400,
-                limit=self.model.context_tokens,
+                limit=state.window.tokens,
             )
         state.usage.splits += 1
-        first, second = halves(state, call, self.sizer)
-        a, b = await asyncio.gather(
-            self.resolve(state, run, first, depth + 1), self.resolve(state, run, second, depth + 1)
-        )
-        joined = a.join(b)
+        parts = pieces(state, call, self.sizer, n)
+        outcomes = await asyncio.gather(*(self.resolve(state, run, p, depth + 1) for p in parts))
+        joined = outcomes[0]
+        for outcome in outcomes[1:]:
+            joined = joined.join(outcome)
         joined.splits += 1
         return joined

@@ -16,7 +16,7 @@ from pipeline.engine import calibration
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import record_usage
 from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
-from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState, Stopped
+from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState, Stopped, WindowCapped
 from pipeline.errors import ChunkingError, DepthLimitError, QuotaExhaustedError
 from pipeline.outputs import Node
 from pipeline.planning import plan_merge
@@ -125,7 +125,7 @@ class LevelScheduler:
         inputs = {c.index: c.text for c in calls}
         strategy = self.settings.context_strategy
 
-        async def one(call: CallSpec) -> Node:
+        async def one(call: CallSpec, probe: bool = False) -> Node:
             try:
                 source = context_source(call.index, strategy=strategy, lag=state.lag)
                 if source.summary_of is not None:
@@ -146,20 +146,40 @@ class LevelScheduler:
                         if source.summary_of is not None
                         else f"tail:{source.tail_of}"
                     )
-                outcome = await self.resolver.resolve(state, run, replace(call, context=context))
+                outcome = await self.resolver.resolve(state, run, replace(call, context=context), probe=probe)
                 node = self._node(state, level, call, outcome, label)
                 summaries[call.index] = node.text
                 return node
             finally:
                 finished[call.index].set()
 
-        results = await asyncio.gather(*(one(c) for c in calls), return_exceptions=True)
+        first: Node | BaseException | None = None
+        probe = self._probe(state, calls)
+        if probe is not None:
+            # The window is not known for sure: the largest call that carries no context (so its prompt does not
+            # depend on the window) goes alone, so an over-declared window costs one refusal, not one per call.
+            try:
+                first = await one(probe, probe=True)
+            except WindowCapped:
+                raise
+            except Exception as exc:  # reported with the level's other failures below
+                first = exc
+        rest = await asyncio.gather(*(one(c) for c in calls if c is not probe), return_exceptions=True)
+        results = list(rest) if first is None else [first, *rest]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             real = [e for e in errors if not isinstance(e, Stopped)]
             quota = next((e for e in real if isinstance(e, QuotaExhaustedError)), None)
             raise quota or run.error or (real[0] if real else RuntimeError("calls stopped"))
-        return [r for r in results if isinstance(r, Node)]
+        return sorted((r for r in results if isinstance(r, Node)), key=lambda node: node.index)
+
+    def _probe(self, state: RunState, calls: list[CallSpec]) -> CallSpec | None:
+        """The call to send alone first while the window is unconfirmed (None: the window is known)."""
+        if state.window.confirmed and state.window.tokens >= state.model.context_tokens:
+            return None
+        strategy = self.settings.context_strategy
+        free = [c for c in calls if not context_source(c.index, strategy=strategy, lag=state.lag).carries]
+        return max(free, key=lambda c: len(c.text), default=None)
 
     def _node(self, state: RunState, level: int, call: CallSpec, outcome: CallOutcome, label: str) -> Node:
         """The tree node of a resolved call; reported to the run's progress and record."""

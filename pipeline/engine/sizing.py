@@ -63,14 +63,15 @@ class PromptSizer:
         """Local tokens of a whole prompt, chat framing included."""
         return sum(self.counter.count(m.content) + _MESSAGE_TOKENS for m in messages) + _REPLY_TOKENS
 
-    def context_room(self, state: RunState, call: CallSpec) -> int:
-        """Local tokens of context ``call`` may carry: its share of the budget, within what its prompt leaves."""
+    def context_room(self, state: RunState, call: CallSpec, *, window: int | None = None) -> int:
+        """Local tokens of context ``call`` may carry: its share of the budget, within what its prompt leaves
+        of ``window`` (default: the window the run was planned for, so prompts never depend on timing)."""
         if self.settings.context_strategy == "none":
             return 0
         planned = state.budget.with_output(call.max_tokens).carried_context_tokens
         bare = self.local_prompt(self.messages(state, replace(call, context=""), strict=True))
         left = (
-            self.model.context_tokens
+            (window or state.model.context_tokens)
             - self.model.safety_margin_tokens
             - call.max_tokens
             - math.ceil(bare * state.calibration)
@@ -82,7 +83,7 @@ class PromptSizer:
         """``max_tokens`` for ``call`` with these messages (see pipeline.engine.length), by the level's
         calibration so reruns send the same."""
         room = (
-            self.model.context_tokens
+            state.model.context_tokens  # the planned window: a rerun sends the same
             - self.model.safety_margin_tokens
             - math.ceil(self.local_prompt(messages) * state.calibration)
         )
@@ -93,7 +94,7 @@ class PromptSizer:
         allows by the live ``calibration`` (the server's own count once answers reported it: never refused)."""
         messages = self.messages(state, call, strict=True)
         room = (
-            self.model.context_tokens
+            state.window.tokens  # the real window, once a refusal or a silent cut showed it
             - self.model.safety_margin_tokens
             - math.ceil(self.local_prompt(messages) * calibration)
         )

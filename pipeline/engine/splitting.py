@@ -1,4 +1,5 @@
-"""Splitting a call's input in two after a context-length rejection (or its prediction)."""
+"""Splitting a call's input after a context-length rejection (or its prediction): in two, or in as many pieces
+as the window needs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pipeline.engine.state import CallSpec, RunState
 from pipeline.prompts import merged_source
 from pipeline.sentences import sentence_spans
 from pipeline.tokens import TokenCounter
+from pipeline.window import balanced_cuts, split_text_into
 
 MIN_SPLIT_TOKENS = 48  # an input below twice this is not split further
 MAX_SPLIT_DEPTH = 6  # halvings of one input after context-length errors
@@ -49,7 +51,7 @@ def halves(state: RunState, call: CallSpec, sizer: PromptSizer) -> tuple[CallSpe
             a = replace(call, text=head, final=False, max_tokens=output)
             b = replace(call, text=tail, final=False, max_tokens=output)
     # The second half carries the first half's raw tail as context (available at once, deterministic).
-    room = sizer.context_room(state, b)
+    room = sizer.context_room(state, b, window=state.window.tokens)
     return a, replace(b, context=tail_sentences(a.text, room, counter) if room else "")
 
 
@@ -77,3 +79,32 @@ def balanced_cut(sizes: list[int]) -> int:
         if gap < best_gap:
             best, best_gap = i, gap
     return best
+
+
+def pieces(state: RunState, call: CallSpec, sizer: PromptSizer, n: int) -> list[CallSpec]:
+    """``n`` calls covering ``call``'s input (two: :func:`halves`), sharing its output; each piece after the
+    first carries the raw tail of the one before as context."""
+    if n <= 2:
+        return list(halves(state, call, sizer))
+    counter = sizer.counter
+    output = max(MIN_OUTPUT_TOKENS, call.max_tokens // n)
+    if call.kind == "reduce" and len(call.parts) >= 2:
+        bounds = [0, *balanced_cuts([counter.count(p.text) for p in call.parts], n), len(call.parts)]
+        out = []
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            group = tuple(replace(p, n=i + 1) for i, p in enumerate(call.parts[a:b]))
+            out.append(replace(call, parts=group, text=merged_source(list(group)), final=False, max_tokens=output))
+    else:
+        texts = split_text_into(call.text, counter, n)
+        if call.kind == "reduce":
+            # One over-long summary: condense its pieces as summaries of their own.
+            out = [
+                replace(call, parts=(replace(call.parts[0], text=t),), text=t, final=False, max_tokens=output)
+                for t in texts
+            ]
+        else:
+            out = [replace(call, text=t, final=False, max_tokens=output) for t in texts]
+    for i in range(1, len(out)):
+        room = sizer.context_room(state, out[i], window=state.window.tokens)
+        out[i] = replace(out[i], context=tail_sentences(out[i - 1].text, room, counter) if room else "")
+    return out

@@ -22,6 +22,7 @@ from pipeline.progress import NullProgress, ProgressSink
 from pipeline.prompts import MergeInput
 from pipeline.run_calls import CallRecord
 from pipeline.settings import RunSettings
+from pipeline.window import Window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,11 +76,20 @@ class CallOutcome:
         )
 
 
+@dataclass(frozen=True)
 class Overflow:
-    """A context-length rejection (received, cached, or predicted); ``sent``: the server rejected a request."""
+    """A context-length rejection (received, cached, or predicted), or a silent cut at the window.
 
-    def __init__(self, *, sent: bool = False) -> None:
-        self.sent = sent
+    ``pieces``: into how many pieces the input is split (recorded with the overflow, so reruns split alike);
+    ``sent``: the server saw the request (it refused it, or cut its answer at the window).
+    """
+
+    pieces: int = 2
+    sent: bool = False
+
+
+class WindowCapped(Exception):
+    """The level's first call found the model's window smaller than the one its calls were planned for."""
 
 
 class Stopped(Exception):
@@ -132,6 +142,8 @@ class RunState:
     calibration: float
     budget: TokenBudget  # level-0 budget for this document's language
     input_budget: Callable[[int], int]  # merge input budget by output size
+    # The model's real window: the planned one (state.model.context_tokens), capped by refusals and silent cuts.
+    window: Window
     progress: ProgressSink = field(default_factory=NullProgress)
     observed_calibration: float | None = None  # live: the largest ratio reported so far (None: none yet)
     level_calibration: list[float] = field(default_factory=list)  # the calibration each level ran with

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from dataclasses import replace
 
 from pipeline.chunking import PRIOR_HEADROOM, Chunk, chunk_budget, chunk_document
 from pipeline.claims import Claims
@@ -20,7 +21,7 @@ from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage
 from pipeline.engine.scheduler import LevelScheduler
 from pipeline.engine.sizing import PromptSizer
-from pipeline.engine.state import RunState
+from pipeline.engine.state import RunState, WindowCapped
 from pipeline.errors import DepthLimitError, QuotaExhaustedError
 from pipeline.language import length_unit, resolve_language, sample_text
 from pipeline.llm.types import ChatBackend
@@ -31,6 +32,7 @@ from pipeline.provenance import link_tree
 from pipeline.settings import RunSettings, model_and_limits
 from pipeline.store import Store, document_hash
 from pipeline.tokens import TokenCounter, counter_for
+from pipeline.window import Window
 
 log = logging.getLogger("tome.engine")
 
@@ -53,6 +55,7 @@ class SummaryEngine:
         limits: RateLimits | None = None,
         lag: int | None = None,
         claims: Claims | None = None,
+        window_confirmed: bool = True,
     ) -> None:
         """Args:
         backend: answers chat requests (the HTTP client with its rate budget, or the extractive backend).
@@ -62,6 +65,8 @@ class SummaryEngine:
         limits: the rate tier (default: settings.tier from configs/); its concurrency caps the lag too.
         lag: force this carry-forward lag instead of max(context_lag, concurrency) (benchmarks compare them).
         claims: in-flight call claims shared with other processes (a call one of them is making is waited for).
+        window_confirmed: the model's window is known to be the server's (a hosted model, or a local server
+            that stated it); otherwise each level's first call goes alone until a refusal confirms it.
         """
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -78,6 +83,9 @@ class SummaryEngine:
         # A local backend's answers change with its code, not with a model name: it names its own version.
         self.cache_namespace = getattr(backend, "cache_namespace", self.provider)
         self.billable = bool(getattr(backend, "billable", True))
+        self.window_confirmed = window_confirmed
+        # Windows learned from this server's refusals in earlier runs (None: not an HTTP backend).
+        self.base_url: str | None = getattr(backend, "base_url", None)
         chunk_budget(model, settings)  # fail at construction when the model cannot hold a chunk at all
         self.sizer = PromptSizer(settings=settings, model=model, counter=self.counter)
         self.resolver = CallResolver(
@@ -145,6 +153,7 @@ class SummaryEngine:
             calibration=getattr(self.backend, "calibration", None) or model.calibration,
             budget=chunk_budget(model, self.settings),
             input_budget=merge_input_budget(model, self.settings),
+            window=self._window(),
             progress=progress or self.progress,
             # A backend that writes exactly what it is asked for (the extractive one) needs no headroom.
             headroom=getattr(self.backend, "headroom", None) or PRIOR_HEADROOM,
@@ -162,6 +171,32 @@ class SummaryEngine:
         )
         state.progress.plan_ready(plan)
         return state
+
+    def _window(self) -> Window:
+        """The window a run starts with: the configured one, capped by what earlier runs learned from this server.
+
+        The plan still starts from the configured window; the first call of level 0 finds (or, on a rerun,
+        replays) the real one and the level is planned again, so a rerun builds the same prompts as the first run.
+        """
+        configured = self.model.context_tokens
+        learned = self.store.window_get(self.model.name, self.base_url) if self.base_url else None
+        tokens = min(configured, learned) if learned else configured
+        return Window(configured=configured, tokens=tokens, confirmed=self.window_confirmed)
+
+    def _replan(self, state: RunState, level: int) -> None:
+        """Plan the run again for the window its first call found: level 0's chunks, or later levels' packing."""
+        if level == 0:
+            capped = replace(self.model, context_tokens=state.window.tokens)
+            plan = plan_document(state.document, capped, self.settings, self.limits, counter=self.counter)
+            state.plan, state.chunks, state.model = plan, list(plan.chunks), plan.model
+            state.progress.plan_ready(plan)
+        else:
+            state.model = replace(state.model, context_tokens=state.window.tokens)
+        state.budget = chunk_budget(state.model, self.settings)
+        state.input_budget = merge_input_budget(state.model, self.settings)
+        log.info(
+            "level %d planned again for a %d-token window (%d chunks)", level, state.window.tokens, len(state.chunks)
+        )
 
     async def run_level(self, state: RunState, level: int) -> list[Node]:
         """Run one level of the tree (all its calls, concurrently) and record it in ``state``.
@@ -185,7 +220,12 @@ class SummaryEngine:
                     f"The summary tree did not converge within max_depth={self.settings.max_depth} levels "
                     "(the model's summaries are not getting shorter). Use a shorter --length or a larger model."
                 )
-            nodes = await self.scheduler.run(state, level, self.scheduler.calls(state, level))
+            while True:  # each pass plans for a strictly smaller window, so this ends
+                try:
+                    nodes = await self.scheduler.run(state, level, self.scheduler.calls(state, level))
+                    break
+                except WindowCapped:
+                    self._replan(state, level)
         except QuotaExhaustedError as exc:
             close_run(self.store, state, "quota", str(exc))
             raise
