@@ -96,7 +96,7 @@ def test_a_silent_cut_is_split_never_retried_with_more_room(
     # Declared a little above the server's window: prompts fit, prompt + max_tokens does not, and the server
     # (as llama-cpp-python does) stops at its window with finish_reason "length" instead of refusing.
     _config(tmp_path, monkeypatch, declared=WINDOW)
-    window = 1400
+    window = 1200
     srv = moonshot_server_factory(keys=(), models={"smollm2": window}, flavour="llama-cpp-python")
     result, data = _summarise(srv, LIGHTHOUSE, tmp_path / "out", "--context", "none")
     assert result.exit_code == 0, result.stderr
