@@ -72,7 +72,9 @@ llama_stop() {
 
 llama_install
 llama_start
-trap llama_stop EXIT
+# Keep the traps set before this one (another service's stop), as .ci/postgres.sh does.
+_tome_llama_prev_trap="$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")"
+trap "llama_stop; ${_tome_llama_prev_trap}" EXIT
 
 if [[ "${1:-}" == "--foreground" ]]; then
   echo "export TOME_LLAMA_URL=$TOME_LLAMA_URL  # Ctrl-C stops the server" >&2
