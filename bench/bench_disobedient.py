@@ -68,7 +68,7 @@ def server_modes(doc: str, mode: str) -> dict[str, Any]:
     return {"obedience": Obedience.disobedient(), "token_scale": round(scale, 4), "prefix_cache": True}
 
 
-def run(system: str, doc: str, mode: str, limits: dict[str, int], log: Any) -> dict[str, Any]:
+def run(system: str, doc: str, mode: str, limits: dict[str, int], log: Any, *, fixed: bool = False) -> dict[str, Any]:
     python, script = {"tome": (TOME_PY, "tome_driver.py"), "langchain": (PEERS_PY, "langchain_mapreduce.py")}[system]
     modes = server_modes(doc, mode)
     with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as tmp:
@@ -80,7 +80,7 @@ def run(system: str, doc: str, mode: str, limits: dict[str, int], log: Any) -> d
             doc_tokens = server.server.tokenizer.count(load_document(CORPUS / DOCS[doc]).text)
             cmd = [str(python), str(BENCH / "peers" / script), "--base-url", server.base_url, "--model", MODEL,
                    "--doc", str(CORPUS / DOCS[doc]), "--concurrency", str(limits["concurrency"]), "--out", str(out),
-                   "--rpm", str(limits["rpm"]), "--tpm", str(limits["tpm"])]
+                   "--rpm", str(limits["rpm"]), "--tpm", str(limits["tpm"]), *(["--fixed"] if fixed else [])]
             started = time.perf_counter()
             proc = subprocess.run(cmd, cwd=BENCH / "peers", env=env, capture_output=True, text=True, timeout=1800)
             process_s = time.perf_counter() - started
@@ -90,7 +90,7 @@ def run(system: str, doc: str, mode: str, limits: dict[str, int], log: Any) -> d
     ok = [r for r in chat if r.status == 200]
     cut = sum(r.finish_reason == "length" for r in ok)
     record = {
-        "system": system, "doc": doc, "mode": mode, "limits": limits, "server_modes": {
+        "system": system + ("-fixed" if fixed else ""), "doc": doc, "mode": mode, "limits": limits, "server_modes": {
             k: (v.overshoot if isinstance(v, Obedience) else v) for k, v in modes.items()},
         "finished": bool(peer.get("finished")), "error": peer.get("error"),
         "wall_s": peer.get("elapsed_s"), "process_s": round(process_s, 2), "doc_tokens": doc_tokens,
@@ -159,9 +159,10 @@ def render(records: list[dict[str, Any]]) -> str:
         for mode in ("obedient", "disobedient"):
             cell = {r["system"]: r for r in records if r["doc"] == doc and r["mode"] == mode
                     and r["limits"] == GENEROUS and r["finished"]}
-            if "tome" in cell and "langchain" in cell:
-                lines.append(f"- {TITLES[doc]}, {mode}: {cell['tome']['wall_s']} s / {cell['langchain']['wall_s']} s "
-                             f"= {cell['tome']['wall_s'] / cell['langchain']['wall_s']:.2f}")
+            peer = cell.get("langchain") or cell.get("langchain-fixed")
+            if "tome" in cell and peer:
+                lines.append(f"- {TITLES[doc]}, {mode}: {cell['tome']['wall_s']} s / {peer['wall_s']} s ({peer['system']}) "
+                             f"= {cell['tome']['wall_s'] / peer['wall_s']:.2f}")
     tight = [r for r in records if r["limits"] == TIGHT]
     if tight:
         lines += [
@@ -189,6 +190,8 @@ def main() -> int:
     ap.add_argument("--docs", default="alice,pride")
     ap.add_argument("--no-tpm", action="store_true")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--only", help="run just these cells (system:doc, e.g. langchain-fixed:pride) and merge them "
+                    "into the recorded results")
     args = ap.parse_args()
     if not CORPUS.is_dir():
         print(f"skipped: {CORPUS} is absent")
@@ -197,8 +200,19 @@ def main() -> int:
     def log(msg: str) -> None:
         print(time.strftime("%H:%M:%S"), msg, file=sys.stderr, flush=True)
 
-    records = []
-    for doc in (d for d in args.docs.split(",") if d):
+    records: list[dict[str, Any]] = []
+    if args.only:
+        records = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else []
+        for cell in args.only.split(","):
+            system, doc = cell.split(":")
+            base = system.removesuffix("-fixed")
+            for mode in ("obedient", "disobedient"):
+                records.append(run(base, doc, mode, GENEROUS, log, fixed=system.endswith("-fixed")))
+        args.no_tpm = True
+        docs: list[str] = []
+    else:
+        docs = [d for d in args.docs.split(",") if d]
+    for doc in docs:
         for mode in ("obedient", "disobedient"):
             records.append(run("tome", doc, mode, GENEROUS, log))
             if PEERS_PY.exists():
