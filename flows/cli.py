@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from flows.commands import batch, cache, deploy, eval, models, plan, runs, serve, summarise
+from flows.commands import batch, cache, deploy, eval, models, plan, report, runs, serve, summarise
 
 app = typer.Typer(
     name="tome",
@@ -38,3 +38,4 @@ cache.register(app)
 eval.register(app)
 models.register(app)
 deploy.register(app)
+report.register(app)

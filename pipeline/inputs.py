@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.errors import DocumentNotFoundError
 
-SUMMARY_SUFFIXES = (".summary.md", ".summary.json")
+SUMMARY_SUFFIXES = (".summary.md", ".summary.json", ".summary.html")
 
 
 def file_sha256(path: Path) -> str:

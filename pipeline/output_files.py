@@ -1,4 +1,4 @@
-"""Writing a summary's files (``<name>.summary.md`` and ``.json``) and telling whether they are current."""
+"""Writing a summary's files (``<name>.summary.md``, ``.json`` and the ``.html`` report) and telling whether they are current."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline.options import SummariseOptions
 from pipeline.outputs import SummaryResult
+from pipeline.report import render_report
 
 
 def options_fingerprint(options: SummariseOptions) -> str:
@@ -28,7 +29,7 @@ def output_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
 def write_outputs(
     result: SummaryResult, out_dir: Path, name: str, *, source: Path, source_sha256: str, options: SummariseOptions
 ) -> list[Path]:
-    """Write the markdown and JSON summaries (atomically: a reader never sees half a file)."""
+    """Write the markdown, JSON and HTML summaries (atomically: a reader never sees half a file)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, json_path = output_paths(out_dir, name)
     payload = {
@@ -40,9 +41,11 @@ def write_outputs(
         },
         **result.to_json_dict(),
     }
+    html_path = out_dir / f"{name}.summary.html"
     _write_atomic(md_path, result.to_markdown().rstrip() + "\n")
     _write_atomic(json_path, json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    return [md_path, json_path]
+    _write_atomic(html_path, render_report(payload))
+    return [md_path, json_path, html_path]
 
 
 def _write_atomic(path: Path, text: str) -> None:

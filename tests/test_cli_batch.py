@@ -43,7 +43,8 @@ def test_batch_with_a_corrupt_file_summarises_the_others(folder: Path, tmp_path:
     assert result.stdout.splitlines()[4].startswith("total")
     assert result.stdout.splitlines()[-1].startswith("broken.pdf: ")
     assert sorted(p.name for p in out.iterdir()) == [
-        "dengta.summary.json", "dengta.summary.md", "lighthouse.summary.json", "lighthouse.summary.md",
+        "dengta.summary.html", "dengta.summary.json", "dengta.summary.md",
+        "lighthouse.summary.html", "lighthouse.summary.json", "lighthouse.summary.md",
     ]  # fmt: skip
     assert "extractive" in result.stderr
 

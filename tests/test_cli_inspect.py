@@ -164,7 +164,7 @@ def test_help_in_a_pipe_wraps_at_80_columns_and_cuts_nothing() -> None:
         assert "…" not in out.stdout and "╭" not in out.stdout
         if command[0] == "summarise":
             text = " ".join(out.stdout.split())
-            assert "folder that gets <name>.summary.md and <name>.summary.json." in text
+            assert "folder that gets <name>.summary.md, <name>.summary.json and <name>.summary.html (the report)." in text
             assert "[default: (stdout)]" in text
             assert "[default: (the document's language)]" in text
         if command[0] == "batch":

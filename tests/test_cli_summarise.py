@@ -62,7 +62,7 @@ def test_output_folder_gets_markdown_and_json(lighthouse: Path, tmp_path: Path) 
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     md, js = out / "the_lighthouse_keeper.summary.md", out / "the_lighthouse_keeper.summary.json"
-    assert f"Wrote {md}, {js}" in result.stderr
+    assert f"Wrote {md}, {js}, {out / 'the_lighthouse_keeper.summary.html'}" in result.stderr
     assert "level 0" not in result.stderr  # --no-progress
     payload = json.loads(js.read_text(encoding="utf-8"))
     assert payload["source"]["options"] == {"backend": "auto", "length": "short", "server_extract": False}

@@ -131,7 +131,7 @@ async def test_summarise_path_writes_outputs_and_tracks_content(docs: Path, tmp_
     assert run.error is None and run.outcome.status == "done" and run.outcome.exit_code == 0
     assert run.outcome.calls >= 2 and run.outcome.prompt_tokens > 0 and run.outcome.cost == 0
     md, js = out / "lighthouse.summary.md", out / "lighthouse.summary.json"
-    assert run.outcome.outputs == [str(md), str(js)]
+    assert run.outcome.outputs == [str(md), str(js), str(out / "lighthouse.summary.html")]
     assert md.read_text(encoding="utf-8").startswith("# ")
     payload = json.loads(js.read_text(encoding="utf-8"))
     assert payload["source"]["sha256"] == file_sha256(docs / "lighthouse.md")
@@ -212,7 +212,8 @@ async def test_batch_one_bad_document_does_not_stop_the_others(docs: Path, tmp_p
     assert by_name["lighthouse.md"].calls >= 2 and by_name["lighthouse.md"].cost > 0
     assert by_name["lighthouse.md"].currency == "CNY"
     assert sorted(p.name for p in out.iterdir()) == [
-        "dengta.summary.json", "dengta.summary.md", "lighthouse.summary.json", "lighthouse.summary.md",
+        "dengta.summary.html", "dengta.summary.json", "dengta.summary.md",
+        "lighthouse.summary.html", "lighthouse.summary.json", "lighthouse.summary.md",
     ]  # fmt: skip
     assert moonshot_server.stats().requests >= by_name["lighthouse.md"].calls
     assert exit_code_for([o for o in by_name.values()]) == 1

@@ -59,7 +59,7 @@ def summarise(
             "--output",
             "-o",
             help="A .md, .json or .txt PATH is the file to write (one document); any other PATH is a folder "
-            "that gets <name>.summary.md and <name>.summary.json.",
+            "that gets <name>.summary.md, <name>.summary.json and <name>.summary.html (the report).",
             show_default="stdout",
         ),
     ] = None,
