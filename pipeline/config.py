@@ -206,7 +206,8 @@ class Catalog:
                 value = int(str(length).strip())
             except ValueError:
                 raise ConfigError(
-                    f"Invalid length '{length}': use short, medium, long or a number of tokens."
+                    f"Invalid length '{length}': use short, medium, long, a number of tokens, words (300w) "
+                    "or characters (500字, 500c)."
                 ) from None
         if value < 20:
             raise ConfigError(f"Invalid length {value}: a summary needs at least 20 tokens.")

@@ -24,6 +24,7 @@ from pipeline.language import (
     detect_language,
     paragraph_turns,
 )
+from pipeline.lengths import measure
 from pipeline.llm.types import ChatRequest, Completion, Usage
 from pipeline.prompts import focus_of, parse_length
 from pipeline.scripts import CJK_LETTER
@@ -67,6 +68,10 @@ _FUNCTION_CHARS = frozenset(
 _LENGTH_DAMPING = 0.0
 _LENGTH_DAMPING_CJK = 0.3
 _CENTRALITY = 0.2
+# A stated length (words, characters) is met within this share: a summary that short of it takes one more
+# sentence if that overshoots by no more.
+_SLACK = 0.08
+_SWAP_POOL = 200  # best-ranked sentences tried in a swap
 # A sentence sharing this share of its content words with one already chosen is a repeat.
 _REDUNDANT = 0.6
 _STEMMER = porter.PorterStemmer()
@@ -167,11 +172,19 @@ def focus_scores(feats: list[frozenset[str]], query: frozenset[str]) -> list[flo
 
 
 def extract(
-    source: str, *, language: str, max_units: int, max_tokens: int, counter: TokenCounter, query: str = ""
+    source: str,
+    *,
+    language: str,
+    max_units: int,
+    max_tokens: int,
+    counter: TokenCounter,
+    query: str = "",
+    unit: str | None = None,
 ) -> str:
     """The best sentences of ``source`` in original order, within ``max_units`` words/chars and ``max_tokens``.
 
-    With a ``query`` (a --focus question), sentences sharing its content words rank first.
+    With a ``query`` (a --focus question), sentences sharing its content words rank first. ``unit``: "chars"
+    counts characters as pipeline.lengths does; otherwise words, or CJK characters.
     """
     cjk = counts_characters(language)
     # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
@@ -196,8 +209,9 @@ def extract(
     chosen: set[int] = set()
     kept: list[frozenset[str]] = []
     units = tokens = 0
+    sizes = [measure(s, unit) if unit else count_units(s, language) for s in sentences]
     for i in order:
-        u = count_units(sentences[i], language)
+        u = sizes[i]
         t = counter.count(sentences[i])
         if units + u > max_units or tokens + t > max_tokens:
             continue
@@ -209,6 +223,35 @@ def extract(
         chosen.add(i)
         units += u
         tokens += t
+    if unit is not None and units < (1 - _SLACK) * max_units:
+        # Short of a stated length because every sentence left was too long: one more, overshooting by at
+        # most _SLACK (a model told "at most N words" lands near N; so does this backend).
+        for i in order:
+            if i in chosen or units + sizes[i] > (1 + _SLACK) * max_units:
+                continue
+            if tokens + counter.count(sentences[i]) > max_tokens:
+                continue
+            mine = feats[i]
+            if mine and any(len(mine & k) >= _REDUNDANT * len(mine) for k in kept):
+                continue
+            chosen.add(i)
+            units += sizes[i]
+            break
+    if unit is not None and units < (1 - _SLACK) * max_units:
+        # Still short (long sentences): swap one chosen sentence for a better-sized one, best scores first.
+        low, high = (1 - _SLACK) * max_units, (1 + _SLACK) * max_units
+        best: tuple[float, int, int] | None = None
+        pool = [j for j in order[:_SWAP_POOL] if j not in chosen]
+        for i in chosen:
+            for j in pool:
+                size = units - sizes[i] + sizes[j]
+                if low <= size <= high and (best is None or scores[j] - scores[i] > best[0]):
+                    best = (scores[j] - scores[i], i, j)
+        if best is not None:
+            _, i, j = best
+            chosen.discard(i)
+            chosen.add(j)
+            units += sizes[j] - sizes[i]
     sep = "" if cjk else " "
     if not chosen:
         # Every sentence is longer than the budget: keep the head of the best one, cut at a word/char.
@@ -237,7 +280,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-5"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-6"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
@@ -254,10 +297,11 @@ class ExtractiveBackend:
         user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         source = request.source_text if request.source_text is not None else material(user)
         asked = parse_length(user)
-        # An extract is in its source's language; the prompt's unit wins when the two disagree.
+        # An extract is in its source's language; the prompt's unit wins when the two disagree ("不超过N字"
+        # asks for Chinese; "at most N characters" only counts characters).
         detected = detect_language(source)
         language = self.language if detected == UNDETERMINED else detected
-        if asked and asked[1] == "chars" and not counts_characters(language):
+        if asked and asked[1] == "chars" and "不超过" in user and not counts_characters(language):
             language = "zh"
         if asked and asked[1] == "words" and counts_characters(language):
             language = "en"
@@ -269,6 +313,7 @@ class ExtractiveBackend:
             max_tokens=request.max_tokens,
             counter=self.counter,
             query=focus_of(user),
+            unit=asked[1] if asked else None,
         )
         prompt_tokens = sum(self.counter.count(m.content) for m in request.messages)
         return Completion(

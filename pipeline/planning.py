@@ -397,6 +397,13 @@ def plan_merge(
                 groups = pack_groups(sizes, input_budget(output), min_group=1)
                 break
             output //= 2
+    if len(groups) == 1 and output < final:
+        # The final call after all (the smaller output left room to pack everything in one): write as close
+        # to the target as the input leaves room for, not a lower level's size.
+        fitting = final
+        while fitting > output and total > input_budget(fitting):
+            fitting = max(output, fitting * 9 // 10)
+        output = fitting
     output = _shrunk(output, total, len(groups))
     return output, groups
 

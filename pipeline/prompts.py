@@ -40,11 +40,16 @@ def _attr(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace("\n", " ")
 
 
-def length_words(words: int, language: str) -> str:
-    """The explicit length phrase the prompt states (and the test server and extractive backend read)."""
+def length_words(words: int, language: str, unit: str = "words") -> str:
+    """The explicit length phrase the prompt states (and the test server and extractive backend read).
+
+    Chinese states characters (字) whatever the unit: a Chinese word count is its character count.
+    """
     if _chinese(language):
         return f"不超过{words}字"
-    return f"at most {words} characters" if counts_characters(language) else f"at most {words} words"
+    if unit == "chars" or counts_characters(language):
+        return f"at most {words} characters"
+    return f"at most {words} words"
 
 
 def parse_length(text: str) -> tuple[int, str] | None:
@@ -175,10 +180,11 @@ def map_messages(
     language: str,
     strict: bool = False,
     focus: str = "",
+    unit: str = "words",
 ) -> tuple[Message, ...]:
     """System + user messages summarising one chunk (``part`` is 1-based); ``focus``: the question to keep to."""
     cjk = _chinese(language)
-    length = length_words(words, language)
+    length = length_words(words, language, unit)
     if cjk:
         where = f"它是《{title}》的第{part}部分（共{parts}部分）" + (
             f"，所在章节：{section}" if section else ""
@@ -212,10 +218,11 @@ def merge_messages(
     language: str,
     strict: bool = False,
     focus: str = "",
+    unit: str = "words",
 ) -> tuple[Message, ...]:
     """System + user messages merging consecutive summaries into one (``final`` = the whole document's)."""
     cjk = _chinese(language)
-    length = length_words(words, language)
+    length = length_words(words, language, unit)
     blocks = "\n".join(summary_block(s) for s in summaries)
     if cjk:
         goal = f"写出《{title}》全书的最终摘要" if final else "把它们合并成这一部分的一篇摘要"

@@ -8,6 +8,7 @@ from typing import Any
 from pipeline.config import Catalog, ModelSpec, RateLimits, load_catalog
 from pipeline.errors import ConfigError
 from pipeline.language import check_language
+from pipeline.lengths import DEFAULT_PER_TOKEN, ESTIMATE_HEADROOM, estimate_tokens, parse_length
 
 CONTEXT_STRATEGIES = ("none", "lagged")
 MAX_FOCUS_CHARS = 500  # a question, not a second document: it is repeated in every prompt
@@ -31,6 +32,10 @@ class RunSettings:
     temperature: float
     prompt_versions: tuple[tuple[str, str], ...] = ()
     focus: str = ""  # a question every level keeps what answers ("" = a plain summary)
+    # A length asked in words or characters ("300w", "500字"): stated as asked in the final prompt; target_tokens
+    # is then an estimate the engine refines per document. "tokens": target_tokens is the length itself.
+    target_unit: str = "tokens"
+    target_units: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,16 +71,33 @@ def resolve_settings(
     cat.tier(tier_name)
     strategy = context_strategy or d.context_strategy
     if strategy not in CONTEXT_STRATEGIES:
-        raise ConfigError(f"Unknown context strategy '{strategy}'; use one of: {', '.join(CONTEXT_STRATEGIES)}.")
+        raise ConfigError(
+            f"Unknown context strategy '{strategy}'; use one of: {', '.join(CONTEXT_STRATEGIES)}."
+        )
     lag = d.context_lag if context_lag is None else context_lag
     if lag < 1:
         raise ConfigError("context_lag must be at least 1.")
-    target = cat.target_tokens(length if length is not None else d.length)
+    length_spec = length if length is not None else d.length
+    asked = (
+        None
+        if isinstance(length_spec, str) and length_spec.strip() in d.lengths
+        else parse_length(length_spec)
+    )
+    if asked is not None and asked.unit != "tokens":
+        # Before the document is known: typical units per token (the engine measures the document's own).
+        target = estimate_tokens(asked, per_token=DEFAULT_PER_TOKEN[asked.unit] * ESTIMATE_HEADROOM)
+    else:
+        target = cat.target_tokens(length_spec)
     # The final summary is one answer, written after reading at least as much: half the room is the most.
     writable = (spec.context_tokens - d.prompt_overhead_tokens - spec.safety_margin_tokens) // 2
     if target > writable:
+        shown = (
+            f"{target} tokens"
+            if asked is None or asked.unit == "tokens"
+            else f"{length_spec} (~{target} tokens)"
+        )
         raise ConfigError(
-            f"--length {target} tokens is more than {model_name} can write in one answer (at most {writable} "
+            f"--length {shown} is more than {model_name} can write in one answer (at most {writable} "
             "with its context); choose a shorter length or a model with a larger context."
         )
     question = " ".join((focus or "").split())
@@ -89,6 +111,8 @@ def resolve_settings(
         provider=provider_name,
         tier=tier_name,
         target_tokens=target,
+        target_unit=asked.unit if asked is not None else "tokens",
+        target_units=asked.amount if asked is not None and asked.unit != "tokens" else 0,
         language=check_language(language) if language else check_language(d.language, where="[defaults] language"),
         context_strategy=strategy,
         context_lag=lag,

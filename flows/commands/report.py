@@ -25,7 +25,8 @@ def report(
         ),
     ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Where to write the HTML (default: beside RUN).")
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write the HTML.", show_default="beside RUN"),
     ] = None,
 ) -> None:
     """Write RUN's HTML report: the summary, each sentence traced to its pages, the tree, usage and cost."""

@@ -36,7 +36,7 @@ LengthOpt = Annotated[
     typer.Option(
         "--length",
         "-l",
-        help="Final summary length: short, medium, long or N tokens.",
+        help="Final summary length: short, medium, long, N tokens, Nw words (300w) or N字 / Nc characters.",
         show_default=_configured("length"),
     ),
 ]

@@ -66,7 +66,7 @@ class LevelScheduler:
                 for c in state.chunks
             ]
         prev = state.levels[level - 1]
-        target = self.settings.target_tokens
+        target = state.settings.target_tokens
         parts = [MergeInput(j + 1, node.section or None, node.text) for j, node in enumerate(prev)]
         if len(prev) == 1:
             # One summary over the target: condense it (output strictly below its size).
@@ -224,3 +224,4 @@ class LevelScheduler:
         )
         record_usage(self.store, state)
         return node
+

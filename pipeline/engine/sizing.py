@@ -7,13 +7,21 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from pipeline.config import ModelSpec
+from pipeline.document import Document
 from pipeline.engine import length
 from pipeline.engine.state import CallSpec, RunState
+from pipeline.language import is_cjk, resolve_language, sample_text
+from pipeline.lengths import units_per_token
 from pipeline.llm.types import Message
 from pipeline.prompts import map_messages, merge_messages, strict_words
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter
 
+# Tokens planned for a length in words or characters: its size at the document's average units per token,
+# with this headroom. Summary sentences are denser than the average (fewer fillers), and the length stated in
+# the final prompt must be what binds, not max_tokens.
+UNIT_HEADROOM = 0.75
+MIN_UNITS = 10  # no call is asked for fewer words or characters
 MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
 CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
 _MESSAGE_TOKENS, _REPLY_TOKENS = 4, 3  # chat framing around each message / the reply
@@ -32,6 +40,13 @@ class PromptSizer:
         # Budgets are provider tokens; the unit ratio is per local token. A retry's larger output room never
         # changes the length asked for: only ``strict`` does.
         words = state.unit.units(length.asked_tokens(state, call) / state.calibration)
+        unit = "words"
+        share = 1.0 if call.final else call.final_share
+        if share and state.settings.target_unit != "tokens":
+            # A length asked in words or characters is stated exactly as asked in the final call (in its
+            # share of it in each half of a final call that had to be split).
+            words = max(MIN_UNITS, round(state.settings.target_units * share))
+            unit = state.settings.target_unit
         if strict:
             words = strict_words(words)
         title = state.document.title
@@ -47,6 +62,7 @@ class PromptSizer:
                 language=state.language,
                 strict=strict,
                 focus=self.settings.focus,
+                unit=unit,
             )
         return merge_messages(
             list(call.parts),
@@ -57,6 +73,7 @@ class PromptSizer:
             language=state.language,
             strict=strict,
             focus=self.settings.focus,
+            unit=unit,
         )
 
     def local_prompt(self, messages: Sequence[Message]) -> int:
@@ -99,3 +116,22 @@ class PromptSizer:
             - math.ceil(self.local_prompt(messages) * calibration)
         )
         return min(2 * first, room)
+
+
+def sized_settings(
+    settings: RunSettings, document: Document, language: str, counter: TokenCounter, calibration: float
+) -> RunSettings:
+    """``settings`` with target_tokens measured for this document when the length is in words or characters.
+
+    The final call asks for the length as given; every other size (the plan, lower levels' outputs, the final
+    call's max_tokens) needs it in provider tokens, here by the document's own units per local token.
+    """
+    if settings.target_unit == "tokens":
+        return settings
+    same = resolve_language("auto", document.language) == language
+    sample = sample_text(document.text) if same else ""
+    per_token = units_per_token(
+        settings.target_unit, sample, counter.count(sample) if sample else 0, cjk=is_cjk(language)
+    )
+    tokens = math.ceil(settings.target_units * calibration / (UNIT_HEADROOM * per_token))
+    return replace(settings, target_tokens=max(20, tokens))

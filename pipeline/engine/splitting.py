@@ -31,25 +31,51 @@ def halves(state: RunState, call: CallSpec, sizer: PromptSizer) -> tuple[CallSpe
     """Two calls covering ``call``'s input (a sentence boundary near the middle, or half the summaries)."""
     counter = sizer.counter
     output = max(MIN_OUTPUT_TOKENS, call.max_tokens // 2)
+    # Halves of the final call write half its length each (when it is asked in words or characters).
+    share = (1.0 if call.final else call.final_share) / 2
     if call.kind == "reduce" and len(call.parts) >= 2:
         cut = balanced_cut([counter.count(p.text) for p in call.parts])
         left = tuple(replace(p, n=i + 1) for i, p in enumerate(call.parts[:cut]))
         right = tuple(replace(p, n=i + 1) for i, p in enumerate(call.parts[cut:]))
-        a = replace(call, parts=left, text=merged_source(list(left)), final=False, max_tokens=output)
-        b = replace(call, parts=right, text=merged_source(list(right)), final=False, max_tokens=output)
+        a = replace(
+            call,
+            parts=left,
+            text=merged_source(list(left)),
+            final=False,
+            max_tokens=output,
+            final_share=share,
+        )
+        b = replace(
+            call,
+            parts=right,
+            text=merged_source(list(right)),
+            final=False,
+            max_tokens=output,
+            final_share=share,
+        )
     else:
         head, tail = split_text(call.text, counter)
         if call.kind == "reduce":
             # One over-long summary: condense its halves as two summaries of their own.
             a = replace(
-                call, parts=(replace(call.parts[0], text=head),), text=head, final=False, max_tokens=output
+                call,
+                parts=(replace(call.parts[0], text=head),),
+                text=head,
+                final=False,
+                max_tokens=output,
+                final_share=share,
             )
             b = replace(
-                call, parts=(replace(call.parts[0], text=tail),), text=tail, final=False, max_tokens=output
+                call,
+                parts=(replace(call.parts[0], text=tail),),
+                text=tail,
+                final=False,
+                max_tokens=output,
+                final_share=share,
             )
         else:
-            a = replace(call, text=head, final=False, max_tokens=output)
-            b = replace(call, text=tail, final=False, max_tokens=output)
+            a = replace(call, text=head, final=False, max_tokens=output, final_share=share)
+            b = replace(call, text=tail, final=False, max_tokens=output, final_share=share)
     # The second half carries the first half's raw tail as context (available at once, deterministic).
     room = sizer.context_room(state, b, window=state.window.tokens)
     return a, replace(b, context=tail_sentences(a.text, room, counter) if room else "")

@@ -41,6 +41,7 @@ class CallSpec:
     final: bool = False
     max_tokens: int
     context: str = ""
+    final_share: float = 0.0  # a half of the final call split in two (0.5, 0.25...): its share of the length
 
 
 @dataclass

@@ -20,10 +20,11 @@ from pipeline.engine import calibration, length
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage
 from pipeline.engine.scheduler import LevelScheduler
-from pipeline.engine.sizing import PromptSizer
+from pipeline.engine.sizing import PromptSizer, sized_settings
 from pipeline.engine.state import RunState, WindowCapped
 from pipeline.errors import DepthLimitError, QuotaExhaustedError
 from pipeline.language import length_unit, resolve_language, sample_text
+from pipeline.lengths import UNIT_TOLERANCE, measure
 from pipeline.llm.types import ChatBackend
 from pipeline.outputs import Node, SummaryResult, section_summaries
 from pipeline.planning import merge_input_budget, plan_document
@@ -123,14 +124,19 @@ class SummaryEngine:
 
     def prepare(self, document: Document, *, progress: ProgressSink | None = None) -> RunState:
         """Chunk, plan and record the run (no calls); ``progress`` receives this run's events."""
-        plan = plan_document(document, self.model, self.settings, self.limits, counter=self.counter)
-        model, chunks = plan.model, plan.chunks
         language = resolve_language(self.settings.language, document.language)
+        # The extractive backend counts tokens itself and states its own ratio (1.0).
+        start_calibration = getattr(self.backend, "calibration", None) or self.model.for_language(
+            document.language
+        ).calibration
+        settings = sized_settings(self.settings, document, language, self.counter, start_calibration)
+        plan = plan_document(document, self.model, settings, self.limits, counter=self.counter)
+        model, chunks = plan.model, plan.chunks
         same = resolve_language("auto", document.language) == language
         unit = length_unit(language, sample_text(document.text) if same else "", self.counter)
         lag = self.lag_override or effective_lag(self.settings.context_lag, self.concurrency)
         recorded = {
-            **self.settings.as_dict(),
+            **settings.as_dict(),
             "backend": self.provider,
             "max_in_flight": self.max_in_flight,
             "effective_lag": lag,
@@ -143,7 +149,7 @@ class SummaryEngine:
             document=document,
             chunks=list(chunks),
             plan=plan,
-            settings=self.settings,
+            settings=settings,
             model=model,
             run_id=run_id,
             language=language,
@@ -261,7 +267,12 @@ class SummaryEngine:
             return
         # In the units its length was asked in (the calibration this level ran with).
         asked = math.ceil(nodes[0].tokens * state.level_calibration[level])
-        state.done = asked <= self.settings.target_tokens * DONE_TOLERANCE
+        state.done = asked <= state.settings.target_tokens * DONE_TOLERANCE
+        if state.settings.target_unit != "tokens":
+            # Asked in words or characters: measured in them (its token count says little about its words).
+            # Over by more than UNIT_TOLERANCE: condense it once more, asking for the length exactly.
+            size = measure(nodes[0].text, state.settings.target_unit)
+            state.done = size <= state.settings.target_units * UNIT_TOLERANCE
         if not state.done and not shrank:
             # Condensing one summary did not shorten it (the model cannot go shorter, e.g. it keeps every
             # marker or title): asking again would repeat the same call, so stop here.
@@ -270,7 +281,7 @@ class SummaryEngine:
                 "shorten it, so it is kept",
                 state.document.path.name,
                 nodes[0].tokens,
-                self.settings.target_tokens,
+                state.settings.target_tokens,
             )
             state.done = True
 
@@ -294,7 +305,7 @@ class SummaryEngine:
             backend=self.provider,
             model=self.model.name if self.billable else self.provider,  # the offline backend is no model
             settings={
-                **self.settings.as_dict(),
+                **state.settings.as_dict(),
                 "effective_lag": state.lag,
                 "language_resolved": state.language,
             },

@@ -4,7 +4,8 @@ Rules (tests and benchmarks rely on them):
 - source = the last user message without ``<context>…</context>`` blocks; when the rest holds tagged
   blocks (``<text>…</text>``, ``<summaries>…</summaries>``, …) only their contents, else the whole message
   minus sentences that state a length instruction;
-- length = N from "at most N words" / "at most N tokens" / "不超过N字" / "N字以内" (last user message,
+- length = N from "at most N words" / "at most N tokens" / "at most N characters" / "不超过N字" / "N字以内"
+  (characters: letters, digits and CJK characters, not spaces or punctuation; last user message,
   then system messages), else ~20 % of the source's tokens;
 - output = every ``⟦marker⟧`` of the source first, then the first sentences of each paragraph (then the
   second ones, …) in document order, cut to the length; Chinese sources give Chinese output;
@@ -34,12 +35,14 @@ TAG = re.compile(r"</?[A-Za-z_][\w-]*\b[^<>]*>")
 LENGTH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"at most (\d+) words", re.IGNORECASE), "words"),
     (re.compile(r"at most (\d+) tokens", re.IGNORECASE), "tokens"),
+    (re.compile(r"at most (\d+) characters", re.IGNORECASE), "chars"),
     (re.compile(r"不超过\s*(\d+)\s*字"), "chars"),
     (re.compile(r"at most (\d+) characters", re.IGNORECASE), "chars"),
     (re.compile(r"(\d+)\s*字以内"), "chars"),
 )
 SENTENCE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+[\"'”’」』）)]*)?")
 WORD = re.compile(rf"[{KANA}{HAN}]|[^\s{KANA}{HAN}]+")
+CHAR = re.compile(r"[^\W_]")
 DEFAULT_SHARE = 0.20
 MIN_TOKENS = 8  # a default-length answer is never shorter than this
 
@@ -81,7 +84,8 @@ def _words(text: str) -> int:
 
 
 def _chars(text: str) -> int:
-    return len("".join(text.split()))
+    # Letters, digits and CJK characters: spaces and punctuation are not counted (as pipeline.lengths).
+    return len(CHAR.findall(text))
 
 
 def length_instruction(messages: Sequence[Mapping[str, object]]) -> tuple[int, str] | None:
