@@ -2,8 +2,9 @@
 
 A sentence scores by how much of the text's recurring vocabulary it holds (content words seen in other
 sentences, Porter-stemmed; character bigrams for CJK), blended with its TextRank centrality. The best
-sentences, in their original order, fill the length the prompt asks for ("at most N words" / "不超过N字",
-else ``max_tokens``). Markers like ⟦C0001⟧ in the source always survive. Same request -> same answer.
+sentences, in their original order, fill the length the prompt asks for ("at most N words" / "不超过N字" /
+"at most N characters", within 8 %: one sentence may overshoot when the rest would fall short; else
+``max_tokens``). Markers like ⟦C0001⟧ in the source always survive. Same request -> same answer.
 """
 
 from __future__ import annotations
