@@ -263,14 +263,21 @@ def _tree_svg(tree: list[dict[str, Any]], labels: dict[str, str]) -> str:
 
 def _usage_html(data: dict[str, Any], labels: dict[str, str]) -> str:
     u = data.get("usage") or {}
+
+    def count(key: str) -> str:
+        value = u.get(key)
+        return f"{value:,}" if isinstance(value, int | float) else "-"
+
+    cost = u.get("cost")
     rows = [
-        (labels["backend"], data.get("backend", "")),
-        (labels["model"], data.get("model", "")),
-        (labels["calls"], f"{u.get('calls', 0):,}"),
-        (labels["cached"], f"{u.get('cached_calls', 0):,}"),
-        (labels["prompt"], f"{u.get('prompt_tokens', 0):,}"),
-        (labels["completion"], f"{u.get('completion_tokens', 0):,}"),
-        (labels["cost"], f"{u.get('cost', 0):.4f} {u.get('currency', '')}"),
+        (labels["backend"], data.get("backend") or ""),
+        (labels["model"], data.get("model") or ""),
+        (labels["calls"], count("calls")),
+        (labels["cached"], count("cached_calls")),
+        (labels["prompt"], count("prompt_tokens")),
+        (labels["completion"], count("completion_tokens")),
+        # The offline backend has no price: no cost rather than a made-up zero.
+        (labels["cost"], f"{cost:.4f} {u.get('currency') or ''}" if isinstance(cost, int | float) else "-"),
         (labels["truncated"], str(u.get("truncated", 0))),
         (labels["splits"], str(u.get("splits", 0))),
         (labels["retries"], str(u.get("retries", 0))),
@@ -307,7 +314,7 @@ def render_report(data: dict[str, Any]) -> str:
     payload = {"labels": labels, "tree": tree}
     blob = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/")
     title = html.escape(str(data.get("title", "")))
-    meta = html.escape(f"{data.get('backend', '')} · {data.get('model', '')} · {data.get('run_id', '')}")
+    meta = html.escape(" · ".join(str(data.get(k) or "") for k in ("backend", "model", "run_id")))
     return f"""<!DOCTYPE html>
 <html lang="{"zh" if zh else "en"}">
 <head>

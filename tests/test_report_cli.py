@@ -73,3 +73,16 @@ def test_cli_writes_the_report_with_the_summary_and_tome_report_rebuilds_it(tmp_
         and refused.stderr.startswith("Error: ")
         and len(refused.stderr.splitlines()) == 1
     )
+
+
+def test_report_without_a_price_or_counts_still_renders() -> None:
+    data = {
+        "title": "t",
+        "language": "en",
+        "backend": "extractive",
+        "model": None,
+        "usage": {"cost": None},
+        "tree": [],
+    }
+    html = render_report(data)
+    assert "<table" in html and "None" not in html
