@@ -38,12 +38,31 @@ RESULTS = REPO / "bench" / "results" / "eval.md"
 # name -> (Chinese length damping, centrality share, repeat threshold), None = as shipped; the first is shipped.
 VARIANTS = {
     "tome extractive (shipped)": None,
-    "TextRank centrality only": (None, 1.0, None),
-    "recurring content only": (None, 0.0, None),
-    "no repeat removal": (None, None, 1.01),
-    "no length damping for Chinese": (0.0, None, None),
+    "no position prior": (None, None, None, 0.0),
+    "TextRank centrality only": (None, 1.0, None, None),
+    "recurring content only": (None, 0.0, None, None),
+    "no repeat removal": (None, None, 1.01, None),
+    "no length damping for Chinese": (0.0, None, None, None),
 }
-KNOBS = ("_LENGTH_DAMPING_CJK", "_CENTRALITY", "_REDUNDANT")
+KNOBS = ("_LENGTH_DAMPING_CJK", "_CENTRALITY", "_REDUNDANT", "_POSITION_WEIGHT")
+
+
+def by_genre(dataset: Path, folder: Path) -> list[Path]:
+    """A dataset whose items name their ``genre`` as one dataset per genre (meetings and reports apart)."""
+    import json
+
+    groups: dict[str, list[str]] = {}
+    for line in dataset.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            groups.setdefault(json.loads(line).get("genre", "all"), []).append(line)
+    if len(groups) < 2:
+        return [dataset]
+    paths = []
+    for genre, lines in sorted(groups.items()):
+        path = folder / f"{dataset.stem}_{genre}.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 def reports_dataset(folder: Path) -> Path | None:
@@ -111,10 +130,16 @@ async def main() -> None:
     parser.add_argument("--models", default="moonshot-v1-8k,moonshot-v1-32k")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--shipped-only", action="store_true", help="only the shipped backend beside the baselines"
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="tome-bench-eval-"))
     reports = reports_dataset(scratch)
     datasets = args.dataset or [p for p in (SQUALITY, reports, SAMPLE, *DEV) if p is not None and p.is_file()]
+    # The dev sets mix meetings and reports: one table each.
+    datasets = [part for d in datasets for part in by_genre(d, scratch)]
+    variants = dict(list(VARIANTS.items())[:1]) if args.shipped_only else VARIANTS
     lines = [
         "# Summary quality (`tome eval`, offline extractive backend)",
         "",
@@ -134,7 +159,7 @@ async def main() -> None:
                 "|---|---:|---:|---:|---:|---:|---:|",
             ]
             baselines = []
-            for i, (name, knobs) in enumerate(VARIANTS.items()):
+            for i, (name, knobs) in enumerate(variants.items()):
                 with tempfile.TemporaryDirectory() as home:
                     os.environ["TOME_HOME"] = home
                     report, seconds = await run_variant(dataset, model, knobs, f"v{i}", args.limit)

@@ -1,0 +1,64 @@
+"""The extractive backend uses structure the document states: findings first in reports, none in transcripts."""
+
+from __future__ import annotations
+
+from pipeline.extractive import _where, extract
+from pipeline.prompts import MergeInput, map_messages, merge_messages
+from pipeline.tokens import TiktokenCounter
+
+COUNTER = TiktokenCounter()
+TOPIC = "The grant program for rural clinics"
+FILLER = [
+    f"{TOPIC} funded {n} new clinics in the northern district, and the clinics hired nurses and staff."
+    for n in range(3, 40)
+]
+
+
+def _word(n: int) -> str:
+    return "".join(chr(97 + (n * 7 + k * 3) % 26) + chr(97 + (n // 26 + k) % 26) for k in range(3))
+
+
+# Unrelated background: every sentence its own made-up words.
+OTHER = [" ".join(_word(n * 5 + k) for k in range(5)).capitalize() + "." for n in range(40)]
+FIRST = "The grant program for rural clinics funded new clinics in the district, and the audit praised it."
+
+
+def _report(first: str) -> str:
+    # The findings come first; the text that repeats their words most comes late.
+    return f"Highlights\n\n{first}\n\nBackground\n\n" + "\n\n".join(OTHER + FILLER) + "\n"
+
+
+def test_a_report_keeps_its_findings_first():
+    first = FIRST
+    text = _report(first)
+    with_prior = extract(text, language="en", max_units=21, max_tokens=200, counter=COUNTER, where=(0.0, 1.0))
+    without = extract(text, language="en", max_units=21, max_tokens=200, counter=COUNTER)
+    assert first in with_prior
+    assert first not in without  # the recurring-content score alone prefers the repeated filler
+
+
+def test_a_late_part_gets_no_boost_and_a_transcript_none_at_all():
+    first = FIRST
+    late = extract(
+        _report(first).replace("Highlights", "Background"),
+        language="en",
+        max_units=21,
+        max_tokens=200,
+        counter=COUNTER,
+        where=(0.9, 0.1),
+    )
+    assert first not in late
+    turns = "\n".join(f"Speaker {'AB'[i % 2]}: {s}" for i, s in enumerate([first, *FILLER]))
+    a = extract(turns, language="en", max_units=21, max_tokens=200, counter=COUNTER, where=(0.0, 1.0))
+    b = extract(turns, language="en", max_units=21, max_tokens=200, counter=COUNTER)
+    assert a == b
+
+
+def test_prompts_say_where_their_material_lies():
+    en = map_messages("x", title="T", part=3, parts=4, section=None, context="", words=50, language="en")
+    zh = map_messages("x", title="T", part=1, parts=2, section=None, context="", words=50, language="zh")
+    assert _where(en[1].content) == (0.5, 0.25) and _where(zh[1].content) == (0.0, 0.5)
+    parts = [MergeInput(1, None, "a"), MergeInput(2, None, "b")]
+    final = merge_messages(parts, title="T", final=True, context="", words=50, language="en")
+    middle = merge_messages(parts, title="T", final=False, context="", words=50, language="en")
+    assert _where(final[1].content) == (0.0, 1.0) and _where(middle[1].content) is None
