@@ -26,6 +26,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check pipeline flows tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # Summary quality on the project's sample set (any dataset: make eval DATASET=path.jsonl).
@@ -35,6 +36,7 @@ eval: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline flows tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache

@@ -49,7 +49,7 @@ TOME_CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
 from pipeline.budget.presets import resolve_limits
-from pipeline.chunking import chunk_budget, chunk_document
+from pipeline.chunking import chunk_room, chunk_document
 from pipeline.documents import load_document
 from pipeline.planning import build_plan
 from pipeline.settings import model_and_limits, resolve_settings
@@ -57,7 +57,7 @@ from pipeline.tokens import counter_for
 t1 = time.perf_counter()
 settings = resolve_settings(model=sys.argv[2])
 spec, _ = model_and_limits(settings)
-budget = chunk_budget(spec, settings)
+budget = chunk_room(spec, settings)
 doc = load_document(sys.argv[1])
 t2 = time.perf_counter()
 chunks = chunk_document(doc, counter_for(spec), budget)

@@ -29,9 +29,10 @@ from typing import Any
 from prefect import Flow, flow, get_client
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import State
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run as current_run
-from prefect.states import Completed, Crashed, Failed, State
+from prefect.states import Completed, Crashed, Failed
 from sqlalchemy import text
 
 from flows.tables import markdown_table
@@ -91,7 +92,7 @@ def _live_claims(engine: Any, keys: list[str]) -> set[str]:
 
 async def _submit(child: Child, deployment: str, parameters: dict[str, Any]) -> None:
     child.attempts += 1
-    run = await run_deployment(
+    run = await run_deployment(  # type: ignore[misc]  # sync_compatible: a coroutine inside a flow
         name=deployment,
         parameters={**parameters, "path": str(child.path)},
         timeout=0,
@@ -218,7 +219,7 @@ async def deploy(pool: str, *, source: Path | None = None) -> list[str]:
         ("flows/summarise.py:summarise_document", DOCUMENT_FLOW, DOCUMENT_DEPLOYMENT),
         ("flows/distributed.py:summarise_distributed", BATCH_FLOW, BATCH_DEPLOYMENT),
     ):
-        remote = await Flow.from_source(source=str(root), entrypoint=entrypoint)
+        remote = await Flow.from_source(source=str(root), entrypoint=entrypoint)  # type: ignore[misc]  # sync_compatible
         await remote.deploy(name=name, work_pool_name=pool, build=False, push=False, print_next_steps=False)
         names.append(f"{flow_name}/{name}")
     return names

@@ -56,7 +56,7 @@ async def evaluate_dataset(
     recorded = {
         **runtime.settings.as_dict(),
         "backend": runtime.backend.name,
-        "backend_version": getattr(runtime.backend, "cache_namespace", runtime.backend.name),
+        "backend_version": runtime.backend.cache_namespace,
         "base_url": options.base_url,
         "length": e.length,
         "limit": e.limit,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from pipeline.db import tome_home
+from pipeline.config import tome_home
 
 # Measured on 2 cores (see the project's Prefect notes): a fresh database needs ~12-16 s of migrations, so the
 # default 20 s ephemeral start-up timeout fails first runs; telemetry and usage pings fail noisily offline;
@@ -52,6 +52,7 @@ def configure_prefect_env(env: MutableMapping[str, str] | None = None) -> bool:
 
 def _subclass_names(cls: type) -> set[str]:
     names = {cls.__name__}
+    sub: type
     for sub in cls.__subclasses__():
         names |= _subclass_names(sub)
     return names

@@ -1,7 +1,7 @@
 """Progress of summarisation runs on stderr: a live rich table on a terminal, plain periodic lines otherwise.
 
 :class:`ProgressBoard` holds the numbers for every document of a run; ``board.sink(name)`` returns the
-``pipeline.progress.ProgressSink`` the engine reports to. Rendering is separate: :class:`LineReporter`
+``pipeline.progress_events.ProgressSink`` the engine reports to. Rendering is separate: :class:`LineReporter`
 prints "alice.txt · level 0: 12/40 calls, 53,210 tokens in, 4,100 out, ¥0.12, ETA 35 s" every few
 seconds or every 10 % of a level; :class:`LiveReporter` redraws a table in place.
 """
@@ -251,7 +251,7 @@ class ProgressBoard:
         self._retry: tuple[float, str] | None = None  # (clock when the wait ends, why)
 
     def attach(self, *, currency: str, wait_estimate: WaitEstimate | None, plan_eta: bool) -> None:
-        """Told by the runtime once it is assembled (pipeline.progress.RunBoard)."""
+        """Told by the runtime once it is assembled (pipeline.progress_events.RunBoard)."""
         self.currency = currency
         self.wait_estimate = wait_estimate
         self.plan_eta = plan_eta

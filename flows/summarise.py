@@ -15,7 +15,6 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
@@ -23,8 +22,8 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.outcomes import outcomes_table
 from flows.progress import make_board
-from pipeline.document_runs import DocumentRun, Outcome, summarise_path, summarise_paths
-from pipeline.engine import RunState
+from pipeline.document_runs import DocumentReport, DocumentRun, Outcome, summarise_path, summarise_paths
+from pipeline.engine import Node, RunState
 from pipeline.inputs import expand_inputs, file_sha256, output_names
 from pipeline.options import SummariseOptions
 from pipeline.output_files import is_current, output_paths
@@ -40,7 +39,7 @@ async def load_and_plan(prepare: Callable[[], RunState]) -> RunState:
 
 
 @task(name="summarise-level", retries=0, cache_policy=NO_CACHE, persist_result=False)
-async def summarise_level(run_level: Callable[[], Awaitable[Any]]) -> Any:
+async def summarise_level(run_level: Callable[[], Awaitable[list[Node]]]) -> list[Node]:
     """One tree level: its calls run concurrently inside this task, under the shared rate budget."""
     return await run_level()
 
@@ -51,7 +50,7 @@ class PrefectSteps:
     async def prepare(self, label: str, fn: Callable[[], RunState]) -> RunState:
         return await load_and_plan.with_options(task_run_name=label)(fn)
 
-    async def level(self, label: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+    async def level(self, label: str, fn: Callable[[], Awaitable[list[Node]]]) -> list[Node]:
         return await summarise_level.with_options(task_run_name=label)(fn)
 
 
@@ -144,12 +143,8 @@ def _folder_run_name() -> str:
     return f"{Path(str(flow_run.parameters.get('input_dir', 'folder'))).name}/{flow_run.parameters.get('pattern', '*')}"
 
 
-def _report(run: DocumentRun, *, with_markdown: bool) -> dict[str, Any]:
-    report: dict[str, Any] = {"outcome": run.outcome.to_dict()}
-    if with_markdown and run.result is not None:
-        report["markdown"] = run.result.to_markdown()
-        report["result"] = run.result.to_json_dict()
-    return report
+def _report(run: DocumentRun, *, with_markdown: bool) -> DocumentReport:
+    return run.outcome.report(run.result if with_markdown else None)
 
 
 @flow(name="summarise-document", flow_run_name=_document_run_name, retries=0, persist_result=False, log_prints=False)
@@ -160,7 +155,7 @@ async def summarise_document(
     progress: bool = True,
     spend_scope: str | None = None,
     claims: bool | None = None,
-) -> dict[str, Any]:
+) -> DocumentReport:
     """Summarise one document; raises its TomeError (the flow run fails) so the CLI can exit with its code.
 
     On a work pool (flows/distributed.py) ``spend_scope`` is the batch's id, so ``--max-cost`` caps the whole
@@ -189,7 +184,7 @@ async def summarise_batch(
     pattern: str = "*",
     progress: bool = True,
     with_markdown: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[DocumentReport]:
     """Summarise files, folders (matched with ``pattern``) or globs concurrently under ONE rate budget.
 
     A document that fails does not stop the others; each report carries its outcome (and, on request,
@@ -214,7 +209,7 @@ async def summarise_folder(
     output_dir: str,
     options: SummariseOptions | None = None,
     pattern: str = "*",
-) -> list[dict[str, Any]]:
+) -> list[DocumentReport]:
     """Summarise the documents in ``input_dir`` that are new or changed since their summary was written.
 
     What is done is tracked by content: ``<name>.summary.json`` records the source's sha256 and the options,
@@ -242,7 +237,7 @@ async def summarise_folder(
             await runtime.aclose()
     print(folder_run_line(input_dir, new=new, changed=len(todo) - new, unchanged=len(skipped), runs=runs),
           file=sys.stderr, flush=True)  # fmt: skip
-    return [_report(r, with_markdown=False) for r in runs] + [{"outcome": o.to_dict()} for o in skipped]
+    return [_report(r, with_markdown=False) for r in runs] + [o.report() for o in skipped]
 
 
 def folder_run_line(input_dir: str, *, new: int, changed: int, unchanged: int, runs: Sequence[DocumentRun]) -> str:

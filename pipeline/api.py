@@ -22,7 +22,7 @@ from pipeline.documents import SUPPORTED_SUFFIXES, document_from_text
 from pipeline.errors import DocumentNotFoundError
 from pipeline.options import SummariseOptions
 from pipeline.outputs import SummaryResult
-from pipeline.progress import RunBoard
+from pipeline.progress_events import RunBoard
 from pipeline.runtime import open_runtime
 
 TEXT_NAME = "text.txt"  # what a summary of a text (not a file) is called

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pipeline.budget.base import RateBudget
 from pipeline.config import Catalog, load_catalog
 from pipeline.errors import ConfigError
 from pipeline.extractive import ExtractiveBackend
 from pipeline.language import resolve_language
+from pipeline.llm.admission import RateBudget
 from pipeline.llm.client import client_for
 from pipeline.llm.types import ChatBackend
 from pipeline.settings import RunSettings

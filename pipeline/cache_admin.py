@@ -8,7 +8,7 @@ calls). Imports never overwrite: a key already present is kept.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +105,7 @@ def export_lines(store: Store, *, model: str | None = None) -> Iterator[str]:
             answers = conn.execute(
                 text(f"SELECT {', '.join(_ANSWER_FIELDS)} FROM cache {where} ORDER BY created_at, key"), params
             ).all()
-            overflows = []
+            overflows: Sequence[Any] = []
             if model not in OFFLINE_PROVIDERS:
                 o_where = "WHERE model = :m" if model else ""
                 overflows = conn.execute(

@@ -1,4 +1,4 @@
-"""Structure-aware chunking: split a Document into contiguous chunks that each fit a token budget.
+"""Structure-aware chunking: split a Document into contiguous chunks that each fit the prompt room.
 
 Guarantees (tested on tiny exact examples and on every corpus book):
 
@@ -79,8 +79,8 @@ PRIOR_HEADROOM = 3.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class TokenBudget:
-    """What one call may put in its prompt, derived from the model's context window.
+class PromptRoom:
+    """Room in one call's prompt (not the rate budget): what it may put there, from the model's context window.
 
     available = context − prompt overhead − max output − safety margin; carried context is
     ``context_share`` of that; the input (the text being summarised) gets the rest. Tokens here are the
@@ -131,7 +131,7 @@ class TokenBudget:
             local -= 1
         return max(local, 0)
 
-    def with_output(self, max_output_tokens: int) -> TokenBudget:
+    def with_output(self, max_output_tokens: int) -> PromptRoom:
         """The same budget for a call that may write ``max_output_tokens``."""
         return replace(self, max_output_tokens=max_output_tokens)
 
@@ -152,14 +152,14 @@ def _calibrate(calibration: float, local_tokens: int) -> int:
     return -(-int(local_tokens * calibration * 1000) // 1000)
 
 
-def chunk_budget(model: ModelSpec, settings: RunSettings) -> TokenBudget:
-    """The level-0 (chunk) budget for a model and run settings.
+def chunk_room(model: ModelSpec, settings: RunSettings) -> PromptRoom:
+    """The level-0 (chunk) prompt room for a model and run settings.
 
     Raises:
         ConfigError: the context window cannot hold the prompt overhead, output and a minimal chunk.
     """
     share = settings.context_share if settings.context_strategy != "none" else 0.0
-    budget = TokenBudget(
+    budget = PromptRoom(
         context_tokens=model.context_tokens,
         prompt_overhead_tokens=settings.prompt_overhead_tokens,
         max_output_tokens=settings.chunk_output_tokens,
@@ -186,14 +186,14 @@ class _Part:
     section_index: int  # -1: outside every section
 
 
-def chunk_document(doc: Document, counter: TokenCounter, max_tokens: int | TokenBudget) -> list[Chunk]:
+def chunk_document(doc: Document, counter: TokenCounter, max_tokens: int | PromptRoom) -> list[Chunk]:
     """Split ``doc.text`` into contiguous, balanced chunks of at most ``max_tokens`` local tokens each.
 
     Args:
         doc: the loaded document.
         counter: the local tokenizer (the model's encoding).
         max_tokens: the budget in LOCAL tokens, i.e. the provider budget divided by the model's calibration
-            (``TokenBudget.max_local_tokens``); a TokenBudget may be passed instead.
+            (``PromptRoom.max_local_tokens``); a PromptRoom may be passed instead.
 
     Returns:
         Chunks in order; see the module docstring for the guarantees.
@@ -202,7 +202,7 @@ def chunk_document(doc: Document, counter: TokenCounter, max_tokens: int | Token
         EmptyDocumentError: the document has no text.
         ChunkingError: ``max_tokens`` is too small to hold any text.
     """
-    limit = max_tokens.max_local_tokens if isinstance(max_tokens, TokenBudget) else int(max_tokens)
+    limit = max_tokens.max_local_tokens if isinstance(max_tokens, PromptRoom) else int(max_tokens)
     if limit < 1:
         raise ChunkingError(f"The chunk budget must be at least 1 token, got {limit}.")
     text = doc.text
@@ -410,7 +410,7 @@ def _verified_spans(
     pending = list(zip(bounds, bounds[1:], strict=False))
     pending.reverse()
     text = units.text
-    additive = bool(getattr(counter, "additive_at_line_breaks", False))
+    additive = counter.additive_at_line_breaks
     while pending:
         lo, hi = pending.pop()
         a, b = units.starts[lo], units.end_of(hi - 1)

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import ConfigError, StoreError
-from pipeline.store import utc_now
+from pipeline.utc import utc_stamp
 
 log = logging.getLogger("tome.claims")
 
@@ -95,7 +95,7 @@ class Claims:
             "INSERT INTO document_claims (key, owner, document, lease_until, claimed_at) "
             "VALUES (:k, :o, :d, :l, :t) ON CONFLICT (key) DO UPDATE SET owner = :o, document = :d, "
             "lease_until = :l, claimed_at = :t WHERE document_claims.lease_until < :now",
-            {"k": key, "d": document, "t": utc_now()},
+            {"k": key, "d": document, "t": utc_stamp()},
         )
 
     # -- calls --------------------------------------------------------------------------------------------

@@ -43,16 +43,6 @@ def context_source(index: int, *, strategy: str, lag: int) -> ContextSource:
     return ContextSource(index, tail_of=index - 1)
 
 
-def dependency(index: int, *, strategy: str, lag: int) -> int | None:
-    """The call at the same level that must finish before call ``index`` can start (None = start at once)."""
-    return context_source(index, strategy=strategy, lag=lag).summary_of
-
-
-def context_budget(input_tokens: int, share: float) -> int:
-    """Largest context (tokens) a call may carry: ``share`` of its input budget."""
-    return max(0, int(input_tokens * share))
-
-
 def tail_sentences(text: str, max_tokens: int, counter: TokenCounter) -> str:
     """The longest run of whole sentences ending ``text`` that fits ``max_tokens`` ("" when none fits).
 
@@ -88,24 +78,6 @@ def _tail_words(sentence: str, max_tokens: int, counter: TokenCounter) -> str:
         if tail and counter.count(tail) <= max_tokens:
             return tail
     return ""
-
-
-def head_sentences(text: str, max_tokens: int, counter: TokenCounter) -> str:
-    """The longest run of whole sentences starting ``text`` that fits ``max_tokens``."""
-    text = text.strip()
-    if max_tokens <= 0 or not text:
-        return ""
-    if counter.count(text) <= max_tokens:
-        return text
-    spans = sentence_spans(text)
-    lo, hi, best = 0, len(spans), 0
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if counter.count(text[: spans[mid - 1][1]]) <= max_tokens:
-            best, lo = mid, mid
-        else:
-            hi = mid - 1
-    return text[: spans[best - 1][1]].strip() if best else ""
 
 
 def bounded_context(

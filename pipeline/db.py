@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
@@ -21,7 +22,7 @@ def default_database_url() -> str:
     return os.environ.get("TOME_DATABASE_URL") or f"sqlite:///{tome_home() / 'tome.db'}"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API connection
+def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:  # DB-API connection: untyped by nature
     cur = dbapi_conn.cursor()
     # WAL lets readers and one writer work at once; busy_timeout makes concurrent writers wait, not fail.
     # busy_timeout first: switching a fresh file to WAL needs a lock another process may hold.

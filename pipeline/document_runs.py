@@ -15,11 +15,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol, TypedDict, cast
 
 from pipeline.document import Document
 from pipeline.documents import document_from_text, load_document
-from pipeline.engine import RunState
+from pipeline.engine import Node, RunState, SummaryEngine
 from pipeline.errors import NoTextLayerError, QuotaExhaustedError, TomeError
 from pipeline.inputs import display_name, file_sha256, output_names
 from pipeline.options import PASSWORD_ENV
@@ -33,6 +33,33 @@ log = logging.getLogger("tome.runs")
 # Documents summarised at once in a batch; their calls share one rate budget either way. More would only
 # hold more documents in memory while they wait for the same budget.
 MAX_DOCUMENTS_AT_ONCE = 4
+
+
+class OutcomeFields(TypedDict):
+    """An Outcome as plain data (what flows return and the CLI reads back)."""
+
+    name: str
+    path: str
+    status: str
+    exit_code: int
+    error: str | None
+    run_id: str | None
+    calls: int
+    cached_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    currency: str
+    seconds: float
+    outputs: list[str]
+
+
+class DocumentReport(TypedDict):
+    """What a flow reports per document: its outcome, and its summary's markdown when asked for."""
+
+    outcome: OutcomeFields
+    markdown: NotRequired[str]
+    result: NotRequired[dict[str, Any]]  # SummaryResult.to_json_dict(): the JSON of the summary
 
 
 @dataclass
@@ -57,8 +84,16 @@ class Outcome:
     started_at: float = 0.0
     finished_at: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> OutcomeFields:
+        return cast(OutcomeFields, asdict(self))
+
+    def report(self, result: SummaryResult | None = None) -> DocumentReport:
+        """This outcome as a report, with the summary's markdown when ``result`` is given."""
+        report = DocumentReport(outcome=self.to_dict())
+        if result is not None:
+            report["markdown"] = result.to_markdown()
+            report["result"] = result.to_json_dict()
+        return report
 
 
 @dataclass
@@ -75,7 +110,7 @@ class Steps(Protocol):
 
     async def prepare(self, label: str, fn: Callable[[], RunState]) -> RunState: ...
 
-    async def level(self, label: str, fn: Callable[[], Awaitable[Any]]) -> Any: ...
+    async def level(self, label: str, fn: Callable[[], Awaitable[list[Node]]]) -> list[Node]: ...
 
 
 class DirectSteps:
@@ -84,7 +119,7 @@ class DirectSteps:
     async def prepare(self, label: str, fn: Callable[[], RunState]) -> RunState:
         return await asyncio.to_thread(fn)  # loading a big PDF takes seconds; other documents keep calling
 
-    async def level(self, label: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+    async def level(self, label: str, fn: Callable[[], Awaitable[list[Node]]]) -> list[Node]:
         return await fn()
 
 
@@ -100,13 +135,12 @@ def load_input(
     except NoTextLayerError:
         if not runtime.options.server_extract:
             raise
-        extract = getattr(runtime.backend, "extract_file", None)
-        if extract is None:
+        if not runtime.backend.extracts_files:
             raise NoTextLayerError(
                 f"{path} has no text layer, and --server-extract needs the Moonshot backend "
                 f"(this run uses {runtime.backend.name}); OCR it first, e.g. `ocrmypdf {path.name} out.pdf`."
             ) from None
-        text = asyncio.run_coroutine_threadsafe(extract(path), loop).result()
+        text = asyncio.run_coroutine_threadsafe(runtime.backend.extract_file(path), loop).result()
         if not text.strip():
             raise NoTextLayerError(f"Moonshot's file-extract service found no text in {path} either.") from None
         return document_from_text(path, text, source_format="pdf")
@@ -167,8 +201,7 @@ async def summarise_path(
             state = await steps.prepare(f"{shown} · load and plan", prepare)
             level = 0
             while not state.done:
-                lv = level
-                await steps.level(level_label(shown, state, level), lambda lv=lv: engine.run_level(state, lv))
+                await steps.level(level_label(shown, state, level), _level_runner(engine, state, level))
                 level += 1
             result = engine.finish(state)
         _outcome_from_result(outcome, result)
@@ -199,6 +232,15 @@ async def summarise_path(
     finally:
         outcome.seconds = round(time.monotonic() - started, 3)
         outcome.finished_at = time.time()
+
+
+def _level_runner(engine: SummaryEngine, state: RunState, level: int) -> Callable[[], Awaitable[list[Node]]]:
+    """A step that runs ``level`` (bound now: the step may run later, as a Prefect task)."""
+
+    async def run() -> list[Node]:
+        return await engine.run_level(state, level)
+
+    return run
 
 
 def document_claim(runtime: Runtime, path: Path, sha256: str) -> contextlib.AbstractAsyncContextManager[None]:

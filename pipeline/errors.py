@@ -36,6 +36,7 @@ TomeError                       exit 1 unless stated
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
 class TomeError(Exception):
@@ -89,7 +90,7 @@ class NoTextLayerError(DocumentError):
 
 
 class ChunkingError(TomeError):
-    """The document could not be split within the token budget."""
+    """The document could not be split to fit the prompt room."""
 
 
 class StoreError(TomeError):
@@ -182,7 +183,7 @@ class ContextLengthError(InvalidRequestError):
         limit: int | None = None,
         requested: int | None = None,
         prompt_tokens: int | None = None,
-        **kw,
+        **kw: Any,
     ) -> None:
         super().__init__(message, **kw)
         self.limit = limit  # the server's window (prompt + completion), when it says
@@ -204,7 +205,7 @@ class RateLimitError(LLMStatusError):
         limit_kind: str | None = None,
         retry_after: float | None = None,
         limit_value: int | None = None,
-        **kw,
+        **kw: Any,
     ) -> None:
         super().__init__(message, **kw)
         self.limit_kind = limit_kind  # "concurrency" | "rpm" | "tpm" | None
@@ -215,7 +216,7 @@ class RateLimitError(LLMStatusError):
 class OverloadedError(LLMStatusError):
     """The provider's engine is overloaded (429); retry later."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 
@@ -226,7 +227,7 @@ class QuotaExhaustedError(LLMStatusError):
     exit_code = 3
 
     def __init__(
-        self, message: str, *, quota: str | None = None, resets_at: datetime | None = None, **kw
+        self, message: str, *, quota: str | None = None, resets_at: datetime | None = None, **kw: Any
     ) -> None:
         kw.setdefault("status", 429)
         super().__init__(message, **kw)
@@ -237,6 +238,6 @@ class QuotaExhaustedError(LLMStatusError):
 class ServerError(LLMStatusError):
     """The server failed (5xx)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after

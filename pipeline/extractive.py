@@ -18,10 +18,13 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 
 from nltk.stem import porter
 
+from pipeline.errors import NoTextLayerError
 from pipeline.language import (
     SPEAKER_LABEL,
     UNDETERMINED,
@@ -127,8 +130,8 @@ def _features(sentence: str, cjk: bool) -> frozenset[str]:
         grams = {a + b for a, b in zip(chars, chars[1:], strict=False) if _content_bigram(a, b)}
         words = {w.lower() for w in _WORD.findall(CJK_LETTER.sub(" ", sentence))}
         return frozenset(grams | (words - _STOPWORDS))
-    words = (w.lower() for w in _WORD.findall(sentence))
-    return frozenset(_stem(w) for w in words if len(w) > 1 and w not in _STOPWORDS)
+    lowered = (w.lower() for w in _WORD.findall(sentence))
+    return frozenset(_stem(w) for w in lowered if len(w) > 1 and w not in _STOPWORDS)
 
 
 def score_sentences(sentences: list[str], *, cjk: bool) -> list[float]:
@@ -311,8 +314,8 @@ def extract(
     sep = "" if cjk else " "
     if not chosen:
         # Every sentence is longer than the budget: keep the head of the best one, cut at a word/char.
-        best = sentences[order[0]]
-        cut = best[:max_units] if cjk else " ".join(best.split()[:max_units])
+        head = sentences[order[0]]
+        cut = head[:max_units] if cjk else " ".join(head.split()[:max_units])
         while cut and counter.count(cut) > max_tokens:
             cut = cut[: int(len(cut) * 0.8)]
         return sep.join([cut, *MARKER.findall(source)]).strip()
@@ -360,6 +363,9 @@ class ExtractiveBackend:
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
+    reads_prompts = False  # it extracts sentences; it cannot follow instructions (nor judge)
+    extracts_files = False
+    on_retry: Callable[[float, str], None] | None = None  # it never retries
 
     def __init__(self, *, counter: TokenCounter | None = None, language: str = "en") -> None:
         self.counter = counter or TiktokenCounter()
@@ -367,6 +373,10 @@ class ExtractiveBackend:
 
     def __repr__(self) -> str:
         return "ExtractiveBackend()"
+
+    async def extract_file(self, path: str | Path) -> str:
+        """It cannot read image-only documents."""
+        raise NoTextLayerError(f"{path} has no text layer, and the extractive backend cannot OCR it.")
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()

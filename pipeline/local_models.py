@@ -81,14 +81,14 @@ def _add_served_model(
     template = catalog.models.get(TEMPLATE_MODEL) or ModelSpec(
         name=model, provider=provider, context_tokens=0
     )
-    served = replace(template, name=model, provider=provider, context_tokens=info.window)
+    spec = replace(template, name=model, provider=provider, context_tokens=info.window)
     log.info(
         "'%s' is not in the configuration: using the server's %d-token context (%s)",
         model,
         info.window,
         info.source,
     )
-    return _with_model(catalog, served, info.source)
+    return _with_model(catalog, spec, info.source)
 
 
 def _with_model(catalog: Catalog, spec: ModelSpec, source: str) -> Catalog:

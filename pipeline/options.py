@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.budget.presets import resolve_limits
 from pipeline.config import Catalog, RateLimits, config_dir, load_catalog, user_config_path
@@ -19,10 +19,14 @@ from pipeline.errors import ConfigError
 from pipeline.local_models import with_server_window
 from pipeline.settings import RunSettings, resolve_settings
 
-BACKENDS = ("auto", "moonshot", "moonshot-ai", "openai", "deepseek", "local", "extractive")
-Backend = Literal["auto", "moonshot", "moonshot-ai", "openai", "deepseek", "local", "extractive"]
+AUTO, EXTRACTIVE = "auto", "extractive"
 # The environment variable holding a PDF password for the process that runs a flow (never a parameter).
 PASSWORD_ENV = "TOME_PDF_PASSWORD"
+
+
+def backend_names(catalog: Catalog | None = None) -> tuple[str, ...]:
+    """Every backend a run may name: auto, each provider of the catalog, and the offline extractive one."""
+    return (AUTO, *(catalog or load_catalog()).providers, EXTRACTIVE)
 
 
 class SummariseOptions(BaseModel):
@@ -30,7 +34,7 @@ class SummariseOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backend: Backend = "auto"
+    backend: str = AUTO  # auto, extractive, or a provider of configs/providers.toml (see backend_names)
     model: str | None = None
     length: str | None = None
     language: str | None = None
@@ -45,6 +49,14 @@ class SummariseOptions(BaseModel):
     focus: str | None = None  # a question every level keeps what answers
     encoding: str | None = None  # .txt/.md files: read with this codec instead of detecting one
     max_cost: float | None = Field(default=None, ge=0)  # spending cap in the model's currency; None = [defaults]
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in backend_names():
+            raise ValueError(f"unknown backend '{value}'; use one of: {', '.join(backend_names())}")
+        return value
 
     def spending_cap(self, catalog: Catalog | None = None) -> float:
         """The cap in force: ``--max-cost``, else ``[defaults] max_cost``; 0 means none."""
@@ -61,8 +73,9 @@ class SummariseOptions(BaseModel):
         backend = values.get("backend")
         if isinstance(backend, str):
             values["backend"] = backend = backend.lower()
-            if backend not in BACKENDS:
-                raise ConfigError(f"Unknown backend '{backend}'; use one of: {', '.join(BACKENDS)}.")
+            names = backend_names()
+            if backend not in names:
+                raise ConfigError(f"Unknown backend '{backend}'; use one of: {', '.join(names)}.")
         if values.get("encoding"):
             values["encoding"] = check_encoding(values["encoding"])
         if values.get("base_url"):
@@ -81,7 +94,7 @@ class SummariseOptions(BaseModel):
 
     def provider(self, catalog: Catalog | None = None) -> str | None:
         """The provider a named backend implies (None for auto/extractive: the defaults decide)."""
-        if self.backend in ("auto", "extractive"):
+        if self.backend in (AUTO, EXTRACTIVE):
             return None
         (catalog or load_catalog()).provider(self.backend)
         return self.backend

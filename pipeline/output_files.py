@@ -63,8 +63,8 @@ def is_current(out_dir: Path, name: str, *, source_sha256: str, options: Summari
         source = json.loads(json_path.read_text(encoding="utf-8")).get("source", {})
     except (OSError, ValueError):
         return False
-    return source.get("sha256") == source_sha256 and source.get("options_fingerprint") == options_fingerprint(
-        options
+    return bool(
+        source.get("sha256") == source_sha256 and source.get("options_fingerprint") == options_fingerprint(options)
     )
 
 

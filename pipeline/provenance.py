@@ -324,10 +324,10 @@ def link_merge(
                     picked.setdefault(best, 0.0)
         supports = []
         sources: list[tuple[int, int]] = []
-        for u in sorted(picked):
-            node, j, link = owner[u]
+        for at in sorted(picked):
+            node, j, link = owner[at]
             supports.append(
-                Support(node=node, sentence=j, span=units[u].span, score=picked[u], cited=u in cited)
+                Support(node=node, sentence=j, span=units[at].span, score=picked[at], cited=at in cited)
             )
             sources.extend((x.start, x.end) for x in link.sources)
         links.append(SentenceLink((a, b), tuple(supports), _merge(sources, doc)))

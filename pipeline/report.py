@@ -207,7 +207,7 @@ def _tree_svg(tree: list[dict[str, Any]], labels: dict[str, str]) -> str:
     height = (top + 1) * row + 20
     pos: dict[tuple[int, int], tuple[float, float]] = {}
     for level, nodes in levels.items():
-        y = 10 + (top - level) * row
+        y: float = 10 + (top - level) * row
         step = (width - pad - 10) / max(1, len(nodes))
         for k, n in enumerate(nodes):
             pos[(level, n["index"])] = (pad + step * (k + 0.5), y)

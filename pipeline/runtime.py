@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.backends import make_backend
-from pipeline.budget.base import RateBudget
 from pipeline.budget.factory import make_budget
 from pipeline.budget.presets import account_id
 from pipeline.claims import Claims, lease_from_env
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.engine import SummaryEngine
+from pipeline.llm.admission import RateBudget
 from pipeline.llm.types import ChatBackend
 from pipeline.options import SummariseOptions
-from pipeline.progress import NullBoard, RunBoard
+from pipeline.progress_events import NullBoard, RunBoard
 from pipeline.settings import RunSettings
 from pipeline.spending import CappedBackend, SpendingCap
 from pipeline.store import Store
@@ -109,7 +109,7 @@ def build_runtime(
         catalog=catalog,
         env=env,
     )
-    billable = bool(getattr(backend, "billable", True))
+    billable = backend.billable
     # Paid calls are claimed in the database: processes sharing it never pay twice for a document or a prompt.
     use_claims = billable if claims is None else claims
     shared_claims = Claims(store.engine, lease_s=lease_from_env(env)) if use_claims else None
@@ -134,8 +134,7 @@ def build_runtime(
     # The offline backend has no price: its runs show no cost and no currency anywhere.
     currency = model.currency if engine.billable else ""
     board.attach(currency=currency, wait_estimate=budget.estimated_wait, plan_eta=engine.billable)
-    if hasattr(backend, "on_retry"):  # the client's retry waits show on the progress line
-        backend.on_retry = board.retrying
+    backend.on_retry = board.retrying  # the client's retry waits show on the progress line
     return Runtime(
         options, settings, model, limits, store, budget, backend, engine, notice, board, spending, shared_claims
     )

@@ -8,7 +8,8 @@ spent + reserved over the cap is never sent: the run stops like on an exhausted 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pipeline.config import ModelSpec
 from pipeline.errors import QuotaExhaustedError, StoreError
 from pipeline.llm.types import ChatBackend, ChatRequest, Completion
-from pipeline.store import utc_now
+from pipeline.utc import utc_stamp
 
 
 class SpendingCapError(QuotaExhaustedError):
@@ -51,7 +52,7 @@ class SpendingCap:
                         "INSERT INTO spending (scope, cap, spent, reserved, currency, updated_at) "
                         "VALUES (:s, :c, 0, 0, :cur, :t) ON CONFLICT (scope) DO UPDATE SET cap = :c"
                     ),
-                    {"s": scope, "c": self.cap, "cur": currency, "t": utc_now()},
+                    {"s": scope, "c": self.cap, "cur": currency, "t": utc_stamp()},
                 )
         except SQLAlchemyError as exc:
             raise StoreError(f"The spending cap could not be recorded: {exc.__class__.__name__}.") from exc
@@ -68,7 +69,7 @@ class SpendingCap:
                         "UPDATE spending SET reserved = reserved + :a, updated_at = :t "
                         "WHERE scope = :s AND spent + reserved + :a <= cap"
                     ),
-                    {"a": amount, "s": self.scope, "t": utc_now()},
+                    {"a": amount, "s": self.scope, "t": utc_stamp()},
                 ).rowcount
                 spent = conn.execute(text("SELECT spent FROM spending WHERE scope = :s"), {"s": self.scope}).scalar_one()
         except SQLAlchemyError as exc:
@@ -102,7 +103,7 @@ class SpendingCap:
                         "UPDATE spending SET reserved = CASE WHEN reserved > :r THEN reserved - :r ELSE 0 END, "
                         "spent = spent + :a, updated_at = :t WHERE scope = :s"
                     ),
-                    {"r": reserved, "a": actual, "s": self.scope, "t": utc_now()},
+                    {"r": reserved, "a": actual, "s": self.scope, "t": utc_stamp()},
                 )
         except SQLAlchemyError as exc:
             raise StoreError(f"The spending cap could not be updated: {exc.__class__.__name__}.") from exc
@@ -122,10 +123,23 @@ class CappedBackend:
         self.cap = cap
         self.model = model
         self.name = inner.name
+        self.cache_namespace = inner.cache_namespace
+        self.billable = inner.billable
+        self.calibration = inner.calibration
+        self.headroom = inner.headroom
+        self.reads_prompts = inner.reads_prompts
+        self.extracts_files = inner.extracts_files
 
-    def __getattr__(self, attr: str) -> Any:
-        # The engine reads optional capabilities (billable, cache_namespace, calibration, extract_file).
-        return getattr(self.inner, attr)
+    @property
+    def on_retry(self) -> Callable[[float, str], None] | None:
+        return self.inner.on_retry
+
+    @on_retry.setter
+    def on_retry(self, hook: Callable[[float, str], None] | None) -> None:
+        self.inner.on_retry = hook
+
+    async def extract_file(self, path: str | Path) -> str:
+        return await self.inner.extract_file(path)
 
     def __repr__(self) -> str:
         return f"CappedBackend({self.inner!r}, {self.cap!r})"

@@ -14,7 +14,6 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -33,6 +32,7 @@ from pipeline.db import (
 )
 from pipeline.errors import DamagedDatabaseError, StoreError
 from pipeline.llm.types import Completion, Message, Usage
+from pipeline.utc import utc_stamp
 
 RUN_STATUSES = ("running", "done", "failed", "quota", "interrupted")
 
@@ -109,11 +109,6 @@ class RunRecord:
 def messages_json(messages: Sequence[Message]) -> str:
     """A prompt as stored beside its answer: ``[{"role": ..., "content": ...}, ...]``."""
     return json.dumps([{"role": m.role, "content": m.content} for m in messages], ensure_ascii=False)
-
-
-def utc_now() -> str:
-    """The time rows are stamped with: ISO 8601 in UTC (sorts as text)."""
-    return datetime.now(UTC).isoformat()
 
 
 def store_failure(url: str, action: str, exc: SQLAlchemyError) -> StoreError:
@@ -201,7 +196,7 @@ class Store:
             "xt": completion.usage.cached_tokens,
             "r": completion.request_id,
             "l": completion.latency_s,
-            "t": utc_now(),
+            "t": utc_stamp(),
             "msg": messages_json(messages) if messages is not None else None,
             "b": len(completion.content.encode("utf-8")),
         }
@@ -244,7 +239,7 @@ class Store:
                         "INSERT INTO cache_overflow (key, model, limit_tokens, requested_tokens, pieces, created_at) "
                         "VALUES (:k, :m, :l, :r, :n, :t) ON CONFLICT (key) DO NOTHING"
                     ),
-                    {"k": key, "m": model, "l": limit, "r": requested, "n": pieces, "t": utc_now()},
+                    {"k": key, "m": model, "l": limit, "r": requested, "n": pieces, "t": utc_stamp()},
                 )
         except SQLAlchemyError as exc:
             raise self._fail("write the cache", exc) from exc
@@ -263,7 +258,7 @@ class Store:
 
     def window_put(self, model: str, base_url: str, context_tokens: int) -> None:
         """Remember the window ``base_url`` runs ``model`` with; a smaller one replaces a larger one."""
-        params = {"m": model, "u": base_url, "c": context_tokens, "t": utc_now()}
+        params = {"m": model, "u": base_url, "c": context_tokens, "t": utc_stamp()}
         try:
             with self.engine.begin() as conn:
                 updated = conn.execute(
@@ -296,7 +291,7 @@ class Store:
                         "FROM cache"
                     )
                 ).one()
-                by_model = dict(conn.execute(text("SELECT model, COUNT(*) FROM cache GROUP BY model")).all())
+                by_model: dict[str, int] = dict(conn.execute(text("SELECT model, COUNT(*) FROM cache GROUP BY model")).all())
         except SQLAlchemyError as exc:
             raise self._fail("read the cache", exc) from exc
         return CacheStats(
@@ -340,7 +335,7 @@ class Store:
                         "d": document,
                         "h": document_hash,
                         "s": json.dumps(settings, sort_keys=True, default=str),
-                        "t": utc_now(),
+                        "t": utc_stamp(),
                     },
                 )
         except SQLAlchemyError as exc:
@@ -385,7 +380,7 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(
                     text("UPDATE runs SET status = :s, error = :e, finished_at = :t WHERE id = :i"),
-                    {"i": run_id, "s": status, "e": error, "t": utc_now()},
+                    {"i": run_id, "s": status, "e": error, "t": utc_stamp()},
                 )
         except SQLAlchemyError as exc:
             raise self._fail("finish the run", exc) from exc

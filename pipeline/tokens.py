@@ -26,6 +26,10 @@ class TokenCounter(Protocol):
 
     def decode(self, tokens: list[int]) -> str: ...
 
+    @property
+    def additive_at_line_breaks(self) -> bool:
+        """Whether counts add up across a cut after a newline before a visible character (chunking reuses them)."""
+
 
 @cache
 def _encoding(name: str) -> tiktoken.Encoding:

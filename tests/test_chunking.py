@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.chunking import Chunk, TokenBudget, chunk_budget, chunk_document
+from pipeline.chunking import Chunk, PromptRoom, chunk_document, chunk_room
 from pipeline.config import ModelSpec, load_catalog
 from pipeline.document import Document, Page, Section
 from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
@@ -20,6 +20,8 @@ from pipeline.tokens import TiktokenCounter, calibrated
 @dataclass(frozen=True)
 class CharCounter:
     """One token per character: makes budgets exact in tiny examples."""
+
+    additive_at_line_breaks = False  # JoinCostCounter below is not additive anywhere
 
     def count(self, text: str) -> int:
         return len(text)
@@ -82,13 +84,13 @@ def sectioned(*bodies: str) -> Document:
 def test_budget_for_moonshot_8k_defaults_is_derived_from_the_model():
     settings = resolve_settings(model="moonshot-v1-8k", context_strategy="lagged")
     model = load_catalog().model("moonshot-v1-8k")
-    budget = chunk_budget(model, settings)
+    budget = chunk_room(model, settings)
     assert budget.available_tokens == 8192 - 220 - 600 - 256 == 7116
     # One carried summary (asked for 600 / PRIOR_HEADROOM = 200 tokens) fits under the 20 % cap (1423).
     assert budget.carried_context_tokens == min(int(0.20 * 7116), 600 // 3) == 200
     assert budget.input_tokens == 7116 - 200 == 6916
     assert budget.max_local_tokens == 6287  # 6916 / 1.10, rounded down
-    small = chunk_budget(load_catalog().model("moonshot-v1-8k"), replace(settings, chunk_output_tokens=3000))
+    small = chunk_room(load_catalog().model("moonshot-v1-8k"), replace(settings, chunk_output_tokens=3000))
     assert small.carried_context_tokens == int(0.20 * small.available_tokens)  # the share caps it
     assert calibrated(model, budget.max_local_tokens) <= budget.input_tokens
     assert calibrated(model, budget.max_local_tokens + 1) > budget.input_tokens
@@ -96,7 +98,7 @@ def test_budget_for_moonshot_8k_defaults_is_derived_from_the_model():
 
 def test_budget_without_context_keeps_no_room_for_it():
     settings = resolve_settings(model="moonshot-v1-32k", context_strategy="none")
-    budget = chunk_budget(load_catalog().model("moonshot-v1-32k"), settings)
+    budget = chunk_room(load_catalog().model("moonshot-v1-32k"), settings)
     assert budget.carried_context_tokens == 0
     assert budget.input_tokens == 32768 - 220 - 600 - 512
 
@@ -105,7 +107,7 @@ def test_budget_without_context_keeps_no_room_for_it():
 def test_local_budget_uses_the_same_rounding_as_calibrated(calibration):
     model = ModelSpec(name="m", provider="p", context_tokens=9000, calibration=calibration)
     settings = resolve_settings()
-    budget = chunk_budget(model, settings)
+    budget = chunk_room(model, settings)
     assert (
         calibrated(model, budget.max_local_tokens)
         <= budget.input_tokens
@@ -114,14 +116,14 @@ def test_local_budget_uses_the_same_rounding_as_calibrated(calibration):
 
 
 def test_budget_with_output_recomputes_the_input():
-    budget = chunk_budget(load_catalog().model("moonshot-v1-8k"), resolve_settings(context_strategy="none"))
+    budget = chunk_room(load_catalog().model("moonshot-v1-8k"), resolve_settings(context_strategy="none"))
     assert budget.with_output(1500).input_tokens == budget.input_tokens - 900
 
 
 def test_a_context_too_small_for_overhead_and_output_is_a_config_error():
     tiny = ModelSpec(name="tiny", provider="local", context_tokens=1024, safety_margin_tokens=256)
     with pytest.raises(ConfigError, match="tiny"):
-        chunk_budget(tiny, resolve_settings())
+        chunk_room(tiny, resolve_settings())
 
 
 # --- tiny exact examples --------------------------------------------------------------------------------
@@ -272,7 +274,7 @@ def test_overflow_resplit_copes_with_a_unit_near_the_budget():
 
 def test_a_token_budget_may_be_passed_instead_of_a_number():
     settings = resolve_settings()
-    budget = chunk_budget(load_catalog().model(settings.model), settings)
+    budget = chunk_room(load_catalog().model(settings.model), settings)
     doc = sectioned("Hello there. " * 50)
     (chunk,) = chunk_document(doc, TiktokenCounter(), budget)
     assert chunk.token_count <= budget.max_local_tokens
@@ -310,7 +312,7 @@ def test_chunk_as_dict_omits_text_unless_asked():
 
 
 def test_token_budget_as_dict_shows_the_derivation():
-    data = TokenBudget(
+    data = PromptRoom(
         context_tokens=1000,
         prompt_overhead_tokens=100,
         max_output_tokens=200,
@@ -343,7 +345,7 @@ def test_corpus_documents_round_trip_within_budget(corpus, name):
     doc = load_document(corpus / name)
     settings = resolve_settings()
     model = load_catalog().model(settings.model)
-    budget = chunk_budget(model, settings)
+    budget = chunk_room(model, settings)
     counter = TiktokenCounter(model.encoding)
     chunks = chunk_document(doc, counter, budget)
     limit = budget.max_local_tokens
@@ -374,7 +376,7 @@ def test_xiyouji_splits_each_chapter_evenly(corpus):
 
     doc = load_document(corpus / "books/zh_xiyouji_pg23962.txt")
     settings = replace(resolve_settings(), context_strategy="none")
-    budget = chunk_budget(load_catalog().model(settings.model), settings)
+    budget = chunk_room(load_catalog().model(settings.model), settings)
     chunks = chunk_document(doc, TiktokenCounter(), budget)
     by_section: dict[int, list[int]] = {}
     for c in chunks:

@@ -18,7 +18,7 @@ from pipeline.extractive import ExtractiveBackend
 from pipeline.llm.client import MoonshotClient
 from pipeline.llm.retry import RetryPolicy
 from pipeline.llm.types import ChatRequest, Completion, Usage
-from pipeline.progress import RecordingProgress
+from pipeline.progress_events import RecordingProgress
 from pipeline.settings import model_and_limits, resolve_settings
 from pipeline.store import Store
 from pipeline.testing import MoonshotTestServer
@@ -131,6 +131,13 @@ class Recorder:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.name = inner.name
+        self.cache_namespace = inner.cache_namespace
+        self.billable = inner.billable
+        self.calibration = inner.calibration
+        self.headroom = inner.headroom
+        self.reads_prompts = inner.reads_prompts
+        self.extracts_files = False
+        self.on_retry = None
         self.requests: list[ChatRequest] = []
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -241,7 +248,7 @@ async def test_context_is_bounded_and_cut_at_sentences(moonshot_server, store):
     await engine.run_level(state, 0)
     await client.aclose()
     assert state.level_calibration == [engine.model.calibration]
-    budget = state.budget.with_output(state.plan.levels[0].output_tokens).carried_context_tokens
+    budget = state.room.with_output(state.plan.levels[0].output_tokens).carried_context_tokens
     sources = [c.text.strip() for c in state.chunks]  # lag 1: call i carries the summary of call i-1
     summaries = [n.text for n in state.levels[0]]
     for i, req in enumerate(client.requests[1:], start=1):
@@ -366,7 +373,10 @@ async def test_cut_off_twice_is_kept_and_flagged(moonshot_server, store, caplog)
 class VerboseBackend:
     """A model that ignores every length instruction: it drops only the last tenth of its input."""
 
-    name = "verbose"
+    name = cache_namespace = "verbose"
+    billable = reads_prompts = True
+    extracts_files = False
+    calibration = headroom = on_retry = None
 
     async def complete(self, request: ChatRequest) -> Completion:
         source = request.source_text or ""
@@ -394,7 +404,10 @@ class RejectsOneTitle:
 
     def __init__(self, inner, title: str) -> None:
         self.inner = inner
-        self.name = inner.name
+        self.name = self.cache_namespace = inner.name
+        self.billable = self.reads_prompts = True
+        self.extracts_files = False
+        self.calibration = self.headroom = self.on_retry = None
         self.title = title
         self.seen = 0
         self.failed = False

@@ -66,3 +66,29 @@ async def test_budget_quota_stops_the_run_before_sending(moonshot_server, tmp_pa
     run = store.list_runs()[0]
     assert run.status == "quota" and "TPD" in (run.error or "")
     assert run.calls == stats.requests
+
+
+async def test_every_backend_has_every_member_the_chat_backend_contract_declares(tmp_path: Path):
+    from pipeline.db import make_engine
+    from pipeline.errors import NoTextLayerError
+    from pipeline.llm.types import ChatBackend
+    from pipeline.spending import CappedBackend, SpendingCap
+
+    members = {n for n in vars(ChatBackend) if not n.startswith("_")} | set(ChatBackend.__annotations__)
+    assert {"name", "cache_namespace", "billable", "calibration", "reads_prompts", "on_retry"} <= members
+    settings = resolve_settings()
+    model, _ = model_and_limits(settings)
+    moonshot = MoonshotClient(api_key="sk-test", base_url="http://127.0.0.1:9/v1")
+    openai = OpenAICompatibleClient("openai", api_key="sk-test", base_url="http://127.0.0.1:9/v1")
+    cap = SpendingCap(make_engine(f"sqlite:///{tmp_path / 'cap.db'}"), scope="t", cap=1.0, currency="CNY")
+    backends = [ExtractiveBackend(), moonshot, openai, CappedBackend(moonshot, cap, model)]
+    for backend in backends:
+        assert sorted(m for m in members if not hasattr(backend, m)) == [], backend
+    assert [b.extracts_files for b in backends] == [False, True, False, True]
+    assert [b.reads_prompts for b in backends] == [False, True, True, True]
+    assert [b.cache_namespace for b in backends] == [ExtractiveBackend.cache_namespace, "moonshot", "openai", "moonshot"]
+    for backend in (backends[0], openai):
+        with pytest.raises(NoTextLayerError):
+            await backend.extract_file(tmp_path / "scan.pdf")
+    await moonshot.aclose()
+    await openai.aclose()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pipeline.context import (
     bounded_context,
-    context_budget,
     context_source,
-    dependency,
     effective_lag,
-    head_sentences,
     tail_sentences,
 )
 from pipeline.sentences import sentence_spans
@@ -23,10 +20,9 @@ def test_lagged_sources():
     assert context_source(2, strategy="lagged", lag=3).tail_of == 1
     src = context_source(3, strategy="lagged", lag=3)
     assert src.summary_of == 0 and src.tail_of is None
-    assert dependency(7, strategy="lagged", lag=3) == 4
-    assert dependency(2, strategy="lagged", lag=3) is None
+    assert context_source(7, strategy="lagged", lag=3).summary_of == 4
+    assert context_source(2, strategy="lagged", lag=3).summary_of is None
     assert all(not context_source(i, strategy="none", lag=3).carries for i in range(10))
-    assert dependency(9, strategy="none", lag=3) is None
 
 
 def test_effective_lag_never_below_concurrency():
@@ -66,12 +62,6 @@ def test_overlong_last_sentence_cut_at_word_boundary():
     assert 0 < COUNTER.count(tail) <= 20 and tail.endswith("end.") and tail.startswith("word")
 
 
-def test_head_sentences():
-    text = " ".join(f"S{i} ends." for i in range(40))
-    head = head_sentences(text, 15, COUNTER)
-    assert head.startswith("S0 ends.") and head.endswith("ends.") and COUNTER.count(head) <= 15
-
-
 def test_bounded_context_picks_summary_or_tail():
     summaries = {0: "Summary zero. Second sentence."}
     inputs = {0: "Raw zero.", 1: "Raw one. Raw one end."}
@@ -83,4 +73,3 @@ def test_bounded_context_picks_summary_or_tail():
     assert bounded_context(early, summaries=summaries, inputs=inputs, max_tokens=100, counter=COUNTER) == (
         "Raw one. Raw one end."
     )
-    assert context_budget(1000, 0.2) == 200

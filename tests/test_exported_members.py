@@ -14,10 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 EXPECTED = [
     "Catalog", "ChatBackend", "ChatRequest", "Chunk", "Completion", "Document", "ExtractiveBackend",
     "InProcessBudget", "Message", "ModelSpec", "MoonshotClient", "NullProgress", "OpenAICompatibleClient",
-    "Plan", "ProgressSink", "RateBudget", "RateLimits", "RunBoard", "RunSettings", "Runtime", "Section",
-    "SqlBudget", "Store", "SummariseOptions", "SummaryEngine", "SummaryResult", "TiktokenCounter",
-    "TokenBudget", "TokenCounter", "TomeError", "Usage", "asummarise", "build_plan", "chunk_budget",
-    "chunk_document", "load_catalog", "load_document", "make_backend", "make_budget", "min_wall_time",
+    "Plan", "ProgressSink", "PromptRoom", "RateBudget", "RateLimits", "RunBoard", "RunSettings", "Runtime",
+    "Section", "SqlBudget", "Store", "SummariseOptions", "SummaryEngine", "SummaryResult",
+    "TiktokenCounter", "TokenCounter", "TomeError", "Usage", "asummarise", "build_plan", "chunk_document",
+    "chunk_room", "load_catalog", "load_document", "make_backend", "make_budget", "min_wall_time",
     "open_runtime", "plan_document", "resolve_limits", "resolve_settings", "summarise",
 ]  # fmt: skip
 

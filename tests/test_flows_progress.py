@@ -17,7 +17,7 @@ from flows.progress import (
     money,
     plan_calls,
 )
-from pipeline.progress import ProgressSink
+from pipeline.progress_events import ProgressSink
 
 
 class FakeClock:

@@ -276,6 +276,39 @@ async def test_read_timeout_maps_and_is_retried(moonshot_server: MoonshotTestSer
         assert (await c.complete(chat(stream=True))).attempts == 2
 
 
+def configured(**defaults: object):
+    """The catalog with these [defaults] (as a user's tome.toml would set them)."""
+    from dataclasses import replace
+
+    from pipeline.config import load_catalog
+
+    catalog = load_catalog()
+    return replace(catalog, defaults=replace(catalog.defaults, **defaults))
+
+
+async def test_configured_max_retries_bound_the_retry_loop(moonshot_server: MoonshotTestServer) -> None:
+    moonshot_server.inject("503", times=2)
+    async with client(moonshot_server, catalog=configured(max_retries=1)) as c:
+        with pytest.raises(E.ServerError):
+            await c.complete(chat())
+    assert moonshot_server.stats().by_status == {503: 2}  # one attempt and one retry, as configured
+    moonshot_server.inject("503", times=2)
+    async with client(moonshot_server, catalog=configured(max_retries=2)) as c:
+        assert (await c.complete(chat())).attempts == 3
+
+
+async def test_configured_timeouts_reach_the_http_client(moonshot_server: MoonshotTestServer) -> None:
+    moonshot_server.inject("stall", seconds=0.6)
+    async with client(moonshot_server, catalog=configured(read_timeout_s=0.2, max_retries=0)) as c:
+        with pytest.raises(E.LLMTimeoutError):
+            await c.complete(chat())
+    async with client(moonshot_server, catalog=configured(connect_timeout_s=3.5)) as c:
+        assert (await c.complete(chat())).content
+    for bad in ({"connect_timeout_s": 0.0}, {"read_timeout_s": 301.0}, {"max_retries": -1}):
+        with pytest.raises(E.ConfigError):
+            client(moonshot_server, catalog=configured(**bad))
+
+
 async def test_connection_refused_is_a_connection_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -296,6 +329,7 @@ class RecordingBudget:
     recorded: list[Usage] = field(default_factory=list)
     limited: list[tuple[str | None, float | None]] = field(default_factory=list)
     stated: list[int | None] = field(default_factory=list)
+    tiers: list[str | None] = field(default_factory=list)
 
     @asynccontextmanager
     async def admit(self, tokens: int) -> AsyncIterator[RecordingBudget]:
@@ -313,6 +347,9 @@ class RecordingBudget:
 
     def estimated_wait(self, tokens: int, calls: int) -> float:
         return 0.0
+
+    def observe_tier(self, gid: str | None) -> None:
+        self.tiers.append(gid)
 
 
 async def test_every_attempt_goes_through_the_budget(moonshot_server: MoonshotTestServer) -> None:

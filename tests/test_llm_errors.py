@@ -1,4 +1,4 @@
-"""Every status, error body and httpx exception maps to a typed tome error (pipeline.llm.errors)."""
+"""Every status, error body and httpx exception maps to a typed tome error (pipeline.llm.error_mapping)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from pipeline import errors as E
-from pipeline.llm.errors import (
+from pipeline.llm.error_mapping import (
     error_from_response,
     error_from_transport,
     next_utc_midnight,
@@ -202,6 +202,6 @@ def test_next_utc_midnight() -> None:
     ],
 )
 def test_rate_limit_messages_state_the_real_limit(message: str, kind: str | None, value: int | None) -> None:
-    from pipeline.llm.errors import stated_limit
+    from pipeline.llm.error_mapping import stated_limit
 
     assert stated_limit(message, kind) == value

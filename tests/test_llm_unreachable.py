@@ -11,7 +11,7 @@ import pytest
 from flows.progress import LineReporter, ProgressBoard
 from pipeline import errors as E
 from pipeline.llm.client import MoonshotClient
-from pipeline.llm.errors import error_from_transport
+from pipeline.llm.error_mapping import error_from_transport
 from pipeline.llm.retry import RetryPolicy, retry_reason, with_retries
 from pipeline.llm.types import ChatRequest, Message
 from pipeline.testing import MoonshotTestServer

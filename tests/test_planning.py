@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.chunking import Chunk, chunk_budget
+from pipeline.chunking import Chunk, chunk_room
 from pipeline.config import ModelSpec, RateLimits, load_catalog
 from pipeline.document import Document
 from pipeline.errors import ChunkingError, DepthLimitError, EmptyDocumentError
@@ -216,7 +216,7 @@ def test_plan_merge_lowers_the_output_when_items_are_too_big_to_pair():
 @pytest.mark.parametrize("context", ["lagged", "none"])
 def test_plan_shrinks_every_level_fits_every_call_and_ends_with_one(n, length, context):
     s = settings(target_tokens=load_catalog().target_tokens(length), context_strategy=context)
-    budget = chunk_budget(MODEL, s)
+    budget = chunk_room(MODEL, s)
     doc, chunks = fake_chunks([budget.max_local_tokens - (i % 5) * 300 for i in range(n)])
     plan = build_plan(doc, chunks, MODEL, s, UNLIMITED)
     assert len(plan.levels[0].calls) == n
@@ -240,7 +240,7 @@ def test_plan_shrinks_every_level_fits_every_call_and_ends_with_one(n, length, c
 def test_level_zero_prompts_add_overhead_and_lagged_context():
     plan = plan_for(6, tokens=4000)
     s = plan.settings
-    carried = chunk_budget(MODEL, s).carried_context_tokens
+    carried = chunk_room(MODEL, s).carried_context_tokens
     chunk = calibrated(MODEL, 4000)
     prompts = [c.est_prompt_tokens for c in plan.levels[0].calls]
     # Every call after the first carries context (the previous chunk's tail, or the summary `lag` back).

@@ -5,35 +5,25 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flows.commands.common import run_cli
 from flows.commands.run_options import (
-    BackendOpt,
-    BaseUrlOpt,
-    ConcurrencyOpt,
-    ContextOpt,
-    EncodingOpt,
-    FocusOpt,
-    LanguageOpt,
-    LengthOpt,
-    MaxCostOpt,
-    ModelOpt,
+    COMMAND_LINE,
     NoPrefectOpt,
-    PasswordOpt,
     ProgressOpt,
-    RpmOpt,
-    ServerExtractOpt,
-    TierOpt,
-    TpdOpt,
-    TpmOpt,
-    build_options,
+    RunOptions,
     check_output_dir,
     set_password,
+    with_run_options,
 )
 from pipeline.errors import DocumentNotFoundError
+
+if TYPE_CHECKING:
+    from pipeline.document_runs import DocumentReport
+    from pipeline.options import SummariseOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +36,7 @@ def default_output(folder: Path) -> Path:
     return folder / "summaries"
 
 
+@with_run_options()
 def batch(
     folder: Annotated[Path, typer.Argument(help="Folder of documents.", show_default=False)],
     glob: Annotated[
@@ -55,22 +46,7 @@ def batch(
         Path | None,
         typer.Option("--output", "-o", help="Output folder.", show_default="DIR/summaries"),
     ] = None,
-    model: ModelOpt = None,
-    length: LengthOpt = None,
-    language: LanguageOpt = None,
-    backend: BackendOpt = "auto",
-    base_url: BaseUrlOpt = None,
-    tier: TierOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    rpm: RpmOpt = None,
-    tpm: TpmOpt = None,
-    tpd: TpdOpt = None,
-    context: ContextOpt = None,
-    focus: FocusOpt = None,
-    password: PasswordOpt = None,
-    server_extract: ServerExtractOpt = False,
-    encoding: EncodingOpt = None,
-    max_cost: MaxCostOpt = None,
+    run: RunOptions = COMMAND_LINE,
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
@@ -81,13 +57,7 @@ def batch(
     """
 
     def body() -> int:
-        options = build_options(
-            backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
-            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
-            encoding=encoding,
-            max_cost=max_cost,
-            focus=focus,
-        )  # fmt: skip
+        options = run.build()
         if not folder.is_dir():
             raise DocumentNotFoundError(f"{folder}: no such folder.")
         from flows.outcomes import expand_inputs
@@ -96,7 +66,7 @@ def batch(
         check_output_dir(out_dir)
         if not expand_inputs([str(folder)], glob, exclude=out_dir):
             raise DocumentNotFoundError(f"No documents in {folder} match '{glob}'.")
-        set_password(password)
+        set_password(run.password)
         reports = asyncio.run(
             _run(folder, glob, out_dir, options, progress=progress, use_prefect=not no_prefect)
         )
@@ -108,8 +78,8 @@ def batch(
 
 
 async def _run(
-    folder: Path, glob: str, out_dir: Path, options: Any, *, progress: bool, use_prefect: bool
-) -> list[dict[str, Any]]:
+    folder: Path, glob: str, out_dir: Path, options: SummariseOptions, *, progress: bool, use_prefect: bool
+) -> list[DocumentReport]:
     if not use_prefect:
         from flows.outcomes import expand_inputs, summarise_direct
         from flows.progress import make_board
@@ -118,7 +88,7 @@ async def _run(
         runs, _ = await summarise_direct(
             options, paths, out_dir=out_dir, board=make_board(sys.stderr, enabled=progress), announce=True
         )
-        return [{"outcome": r.outcome.to_dict()} for r in runs]
+        return [r.outcome.report() for r in runs]
     from flows.prefect_env import check_prefect_api, quiet_reported_errors
 
     check_prefect_api()  # before importing Prefect: a dead API URL fails in milliseconds
@@ -128,7 +98,7 @@ async def _run(
     return await summarise_batch([str(folder)], str(out_dir), options, pattern=glob, progress=progress)
 
 
-def _show(reports: list[dict[str, Any]]) -> int:
+def _show(reports: list[DocumentReport]) -> int:
     from flows.outcomes import Outcome, exit_code_for, outcomes_text
 
     outcomes = [Outcome(**r["outcome"]) for r in reports]

@@ -9,28 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flows.commands.common import run_cli
 from flows.commands.run_options import (
-    BackendOpt,
-    BaseUrlOpt,
-    ConcurrencyOpt,
-    ContextOpt,
-    FocusOpt,
-    LanguageOpt,
-    ModelOpt,
+    COMMAND_LINE,
     NoPrefectOpt,
-    RpmOpt,
-    TierOpt,
-    TpdOpt,
-    TpmOpt,
-    build_options,
+    RunOptions,
+    with_run_options,
 )
 from pipeline.errors import ConfigError, DocumentNotFoundError
+
+if TYPE_CHECKING:
+    from flows.evaluation import EvalOptions
+    from pipeline.evaluation.records import EvalRecords
+    from pipeline.evaluation.results import EvalReport
+    from pipeline.options import SummariseOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +36,8 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(evaluate)
 
 
+# --length is its own here ("reference" by default); the rest of a run's options are the shared ones.
+@with_run_options(omit=("length", "password", "server_extract", "encoding", "max_cost"))
 def evaluate(
     dataset: Annotated[
         Path | None,
@@ -88,17 +88,7 @@ def evaluate(
     list_runs: Annotated[bool, typer.Option("--list", help="List recorded evaluations, newest first.")] = False,
     show_items: Annotated[bool, typer.Option("--items", help="Also print a row per item.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    model: ModelOpt = None,
-    language: LanguageOpt = None,
-    backend: BackendOpt = "auto",
-    base_url: BaseUrlOpt = None,
-    tier: TierOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    rpm: RpmOpt = None,
-    tpm: TpmOpt = None,
-    tpd: TpdOpt = None,
-    context: ContextOpt = None,
-    focus: FocusOpt = None,
+    run: RunOptions = COMMAND_LINE,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
     """Score summaries against human references (ROUGE-1/2/L F1), beside the lead and TextRank baselines.
@@ -127,11 +117,7 @@ def evaluate(
         if dataset is None:
             raise ConfigError("Name a dataset (tome eval DATASET.jsonl), or use --compare A B or --list.")
         is_reference = length.strip().lower() == "reference"
-        options = build_options(
-            backend=backend, model=model, length=None if is_reference else length, language=language, tier=tier,
-            base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context,
-            focus=focus,
-        )  # fmt: skip
+        options = replace(run, length=None if is_reference else length).build()
         eval_options = EvalOptions(
             preset=preset, document_field=document_field, references_field=references_field, id_field=id_field,
             limit=limit, length="reference" if is_reference else length, judge=judge,
@@ -149,7 +135,9 @@ def evaluate(
         raise typer.Exit(code)
 
 
-async def _evaluate(dataset: Path, options: Any, eval_options: Any, *, use_prefect: bool) -> Any:
+async def _evaluate(
+    dataset: Path, options: SummariseOptions, eval_options: EvalOptions, *, use_prefect: bool
+) -> EvalReport:
     if not use_prefect:
         from flows.evaluation import evaluate_dataset
 
@@ -163,7 +151,7 @@ async def _evaluate(dataset: Path, options: Any, eval_options: Any, *, use_prefe
     return await evaluate_dataset_flow(str(dataset), options, eval_options)
 
 
-def _print_report(report: Any, *, as_json: bool, show_items: bool) -> None:
+def _print_report(report: EvalReport, *, as_json: bool, show_items: bool) -> None:
     from flows.evaluation import SYSTEM_HEAD, currency_of, percent, system_rows
     from flows.tables import text_table
 
@@ -197,7 +185,7 @@ def _print_report(report: Any, *, as_json: bool, show_items: bool) -> None:
         sys.stdout.write("\n" + text_table(head, rows, right={2, 3, 4, 5, 6, 7}))
 
 
-def _print_list(records: Any, *, as_json: bool) -> None:
+def _print_list(records: EvalRecords, *, as_json: bool) -> None:
     from flows.tables import text_table
 
     runs = records.list()
@@ -217,7 +205,7 @@ def _print_list(records: Any, *, as_json: bool) -> None:
     sys.stdout.write(text_table(head, rows, right={3}))
 
 
-def _print_comparison(records: Any, ref_a: str, ref_b: str, *, as_json: bool) -> None:
+def _print_comparison(records: EvalRecords, ref_a: str, ref_b: str, *, as_json: bool) -> None:
     from flows.evaluation import percent
     from flows.tables import text_table
     from pipeline.evaluation.results import compare as compare_runs

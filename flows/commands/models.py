@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 import typer
 
@@ -18,7 +18,22 @@ def register(app: typer.Typer) -> None:
     app.command("models")(models)
 
 
-def model_rows(env: Mapping[str, str] = os.environ) -> list[dict[str, Any]]:
+class ModelRow(TypedDict):
+    """One line of `tome models` (and one object of its --json)."""
+
+    name: str
+    provider: str
+    context_tokens: int | None
+    price_input: float | None
+    price_output: float | None
+    currency: str | None
+    key_env: str | None
+    key_required: bool
+    key_set: bool
+    default: bool
+
+
+def model_rows(env: Mapping[str, str] = os.environ) -> list[ModelRow]:
     """One dict per model (configs/models.toml and the user's tome.toml), then the offline extractive backend.
 
     ``key_set`` says whether the key variable holds a value; the value itself is never read into the output.
@@ -26,7 +41,7 @@ def model_rows(env: Mapping[str, str] = os.environ) -> list[dict[str, Any]]:
     from pipeline.config import load_catalog
 
     catalog = load_catalog()
-    rows: list[dict[str, Any]] = []
+    rows: list[ModelRow] = []
     for name, spec in sorted(catalog.models.items(), key=lambda kv: (kv[1].provider, kv[0])):
         provider = catalog.providers.get(spec.provider)
         key_env = provider.api_key_env if provider else None
@@ -61,7 +76,7 @@ def model_rows(env: Mapping[str, str] = os.environ) -> list[dict[str, Any]]:
     return rows
 
 
-def _key_cell(row: dict[str, Any]) -> str:
+def _key_cell(row: ModelRow) -> str:
     if row["key_env"] is None:
         return "-"
     if row["key_set"]:
@@ -69,12 +84,13 @@ def _key_cell(row: dict[str, Any]) -> str:
     return f"{row['key_env']} ({'not set' if row['key_required'] else 'optional'})"
 
 
-def _price_cell(row: dict[str, Any]) -> str:
-    if row["price_input"] is None:
+def _price_cell(row: ModelRow) -> str:
+    price_in, price_out, currency = row["price_input"], row["price_output"], row["currency"]
+    if price_in is None or price_out is None or currency is None:
         return "free (offline)"
     from flows.progress import money
 
-    return f"{money(row['price_input'], row['currency'])} / {money(row['price_output'], row['currency'])}"
+    return f"{money(price_in, currency)} / {money(price_out, currency)}"
 
 
 def models(

@@ -31,7 +31,7 @@ from flows.commands.run_options import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from flows.options import SummariseOptions
+    from pipeline.options import SummariseOptions
     from pipeline.planning import Plan
 
 
@@ -82,7 +82,7 @@ def make_plan(
     file: Path, options: SummariseOptions, *, password: str | None = None, encoding: str | None = None
 ) -> Plan:
     """Resolve settings (before reading the file, so config mistakes show first), load, chunk and plan."""
-    from pipeline.chunking import chunk_budget
+    from pipeline.chunking import chunk_room
     from pipeline.documents import load_document
     from pipeline.documents.text import check_encoding
     from pipeline.planning import plan_document
@@ -93,7 +93,7 @@ def make_plan(
     settings = options.settings(catalog)
     spec = catalog.model(settings.model)
     limits = options.limits(settings, catalog)
-    chunk_budget(spec, settings)  # a model too small for any chunk is a config error, before reading the file
+    chunk_room(spec, settings)  # a model too small for any chunk is a config error, before reading the file
     doc = load_document(file, password=password, encoding=encoding)
     return plan_document(doc, spec, settings, limits)
 

@@ -1,14 +1,22 @@
-"""The options `summarise`, `batch` and `serve` share, as typer parameter types, and their validation."""
+"""The options `summarise`, `batch`, `serve` and `eval` share: declared once here, added to each command by
+:func:`with_run_options`, and validated once (``RunOptions.build`` -> ``SummariseOptions.build``)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeline.errors import ConfigError, DocumentNotFoundError
+
+if TYPE_CHECKING:
+    from pipeline.options import SummariseOptions
 
 
 def _configured(name: str) -> str:
@@ -23,6 +31,16 @@ def _configured(name: str) -> str:
     if name == "length" and value in defaults.lengths:
         return f"{value} ({defaults.lengths[value]} tokens)"
     return str(value)
+
+
+def _backend_metavar() -> str:
+    """auto|<each provider of configs/providers.toml>|extractive, for --help; never fails --help."""
+    from pipeline.options import backend_names
+
+    try:
+        return "|".join(backend_names())
+    except ConfigError:
+        return "auto|PROVIDER|extractive"
 
 
 ModelOpt = Annotated[
@@ -46,7 +64,7 @@ LanguageOpt = Annotated[
 BackendOpt = Annotated[
     str,
     typer.Option(
-        metavar="auto|moonshot|moonshot-ai|openai|deepseek|local|extractive",
+        metavar=_backend_metavar(),
         help="Who writes the summaries. auto: Moonshot when MOONSHOT_API_KEY is set, else the offline "
         "extractive backend.",
     ),
@@ -156,7 +174,7 @@ def build_options(
     max_cost: float | None = None,
     focus: str | None = None,
     require_key: bool = True,
-):  # -> SummariseOptions (imported lazily: pipeline.options pulls in the config and budget modules)
+) -> SummariseOptions:  # imported lazily: pipeline.options pulls in the config and budget modules
     """Validated options; raises ConfigError (exit 2) at once, before Prefect starts.
 
     ``require_key``: a named provider's API key must be set (not for commands that make no calls, like plan).
@@ -224,3 +242,75 @@ def existing_files(files: list[Path]) -> list[Path]:
         if f.is_dir():
             raise DocumentNotFoundError(f"{f} is a folder; use `tome batch {f}` to summarise a folder.")
     return files
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """The shared options as given on the command line, before validation (``build`` validates them)."""
+
+    model: str | None = None
+    length: str | None = None
+    language: str | None = None
+    backend: str = "auto"
+    base_url: str | None = None
+    tier: str | None = None
+    concurrency: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    tpd: int | None = None
+    context: str | None = None
+    focus: str | None = None
+    password: str | None = None  # not an option of the run: handed to the flow through the environment
+    server_extract: bool = False
+    encoding: str | None = None
+    max_cost: float | None = None
+
+    def build(self) -> SummariseOptions:
+        """Validated options; raises ConfigError (exit 2) at once, before Prefect starts."""
+        return build_options(
+            backend=self.backend, model=self.model, length=self.length, language=self.language, tier=self.tier,
+            base_url=self.base_url, concurrency=self.concurrency, rpm=self.rpm, tpm=self.tpm, tpd=self.tpd,
+            context=self.context, server_extract=self.server_extract, encoding=self.encoding,
+            max_cost=self.max_cost, focus=self.focus,
+        )  # fmt: skip
+
+
+COMMAND_LINE = RunOptions()  # the placeholder default of a command's ``run`` parameter
+_OPTION_TYPES: dict[str, object] = {
+    "model": ModelOpt, "length": LengthOpt, "language": LanguageOpt, "backend": BackendOpt, "base_url": BaseUrlOpt,
+    "tier": TierOpt, "concurrency": ConcurrencyOpt, "rpm": RpmOpt, "tpm": TpmOpt, "tpd": TpdOpt,
+    "context": ContextOpt, "focus": FocusOpt, "password": PasswordOpt, "server_extract": ServerExtractOpt, "encoding": EncodingOpt,
+    "max_cost": MaxCostOpt,
+}  # fmt: skip
+
+
+def with_run_options(*, omit: Collection[str] = ()) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared options in place of its ``run: RunOptions = COMMAND_LINE`` parameter.
+
+    typer reads a command's signature, so the options are spliced into it; the command receives them as one
+    :class:`RunOptions`. ``omit`` leaves out options the command does not take (or declares its own way).
+    """
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        params = list(signature.parameters.values())
+        at = [p.name for p in params].index("run")
+        shared = [
+            inspect.Parameter(
+                f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=_OPTION_TYPES[f.name]
+            )
+            for f in fields(RunOptions)
+            if f.name not in omit
+        ]
+        spliced = [*params[:at], *shared, *params[at + 1 :]]
+
+        @functools.wraps(command)
+        def with_options(*args: object, **kwargs: object) -> None:
+            given = {p.name: kwargs.pop(p.name) for p in shared if p.name in kwargs}
+            command(*args, run=RunOptions(**given), **kwargs)  # type: ignore[arg-type]  # typer typed each value
+
+        setattr(with_options, "__signature__", signature.replace(parameters=spliced))  # noqa: B010
+        with_options.__annotations__ = {p.name: p.annotation for p in spliced} | {"return": None}
+        return with_options
+
+    return decorate

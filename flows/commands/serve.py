@@ -11,24 +11,10 @@ import typer
 
 from flows.commands.common import run_cli
 from flows.commands.run_options import (
-    BackendOpt,
-    BaseUrlOpt,
-    ConcurrencyOpt,
-    ContextOpt,
-    EncodingOpt,
-    FocusOpt,
-    LanguageOpt,
-    LengthOpt,
-    MaxCostOpt,
-    ModelOpt,
-    PasswordOpt,
-    RpmOpt,
-    ServerExtractOpt,
-    TierOpt,
-    TpdOpt,
-    TpmOpt,
-    build_options,
+    COMMAND_LINE,
+    RunOptions,
     set_password,
+    with_run_options,
 )
 from pipeline.errors import ConfigError, DocumentNotFoundError
 
@@ -40,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
+@with_run_options()
 def serve(
     input_dir: Annotated[Path, typer.Option("--input", "-i", help="Folder to watch.", show_default=False)],
     output_dir: Annotated[
@@ -49,22 +36,7 @@ def serve(
     interval: Annotated[float | None, typer.Option(help="Run every N seconds.", min=1, show_default="none: only when triggered")] = None,
     name: Annotated[str, typer.Option(help="Deployment name: summarise-folder/<name>.")] = "tome",
     glob: Annotated[str, typer.Option("--glob", "-g", help="Which files of the folder.")] = "*",
-    model: ModelOpt = None,
-    length: LengthOpt = None,
-    language: LanguageOpt = None,
-    backend: BackendOpt = "auto",
-    base_url: BaseUrlOpt = None,
-    tier: TierOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    rpm: RpmOpt = None,
-    tpm: TpmOpt = None,
-    tpd: TpdOpt = None,
-    context: ContextOpt = None,
-    focus: FocusOpt = None,
-    password: PasswordOpt = None,
-    server_extract: ServerExtractOpt = False,
-    encoding: EncodingOpt = None,
-    max_cost: MaxCostOpt = None,
+    run: RunOptions = COMMAND_LINE,
 ) -> None:
     """Summarise new or changed documents of a folder as a Prefect deployment: on a schedule, or triggered.
 
@@ -77,24 +49,18 @@ def serve(
     def body() -> None:
         if cron and interval:
             raise ConfigError("Pass --cron or --interval, not both.")
-        options = build_options(
-            backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
-            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
-            encoding=encoding,
-            max_cost=max_cost,
-            focus=focus,
-        )  # fmt: skip
+        options = run.build()
         if not input_dir.is_dir():
             raise DocumentNotFoundError(f"{input_dir}: no such folder.")
         output_dir.mkdir(parents=True, exist_ok=True)
-        set_password(password)
+        set_password(run.password)
         if not os.environ.get("PREFECT_API_URL"):
             typer.echo(
                 "Note: PREFECT_API_URL is not set, so this runs its own temporary Prefect server; other processes "
                 "cannot trigger it. Start `prefect server start` and set PREFECT_API_URL for that.",
                 err=True,
             )
-        from prefect.deployments.runner import EntrypointType
+        from prefect.types.entrypoint import EntrypointType
 
         from flows.prefect_env import check_prefect_api, quiet_reported_errors
         from flows.summarise import summarise_folder

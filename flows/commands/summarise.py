@@ -7,37 +7,27 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any  # Any: the JSON object of a summary
 
 import typer
 
 from flows.commands.common import run_cli
 from flows.commands.run_options import (
-    BackendOpt,
-    BaseUrlOpt,
-    ConcurrencyOpt,
-    ContextOpt,
-    EncodingOpt,
-    FocusOpt,
-    LanguageOpt,
-    LengthOpt,
-    MaxCostOpt,
-    ModelOpt,
+    COMMAND_LINE,
     NoPrefectOpt,
-    PasswordOpt,
     ProgressOpt,
-    RpmOpt,
-    ServerExtractOpt,
-    TierOpt,
-    TpdOpt,
-    TpmOpt,
-    build_options,
+    RunOptions,
     check_output_dir,
     existing_files,
     set_password,
+    with_run_options,
 )
 from flows.commands.stdin_input import STDIN, stdin_document
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.document_runs import DocumentReport
+    from pipeline.options import SummariseOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +38,7 @@ def register(app: typer.Typer) -> None:
 FILE_SUFFIXES = (".md", ".json", ".txt")  # -o PATH with one of these is a file; anything else is a folder
 
 
+@with_run_options()
 def summarise(
     files: Annotated[
         list[Path],
@@ -81,22 +72,7 @@ def summarise(
             show_default="sniffed from its first bytes",
         ),
     ] = None,
-    model: ModelOpt = None,
-    length: LengthOpt = None,
-    language: LanguageOpt = None,
-    backend: BackendOpt = "auto",
-    base_url: BaseUrlOpt = None,
-    tier: TierOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    rpm: RpmOpt = None,
-    tpm: TpmOpt = None,
-    tpd: TpdOpt = None,
-    context: ContextOpt = None,
-    focus: FocusOpt = None,
-    password: PasswordOpt = None,
-    server_extract: ServerExtractOpt = False,
-    encoding: EncodingOpt = None,
-    max_cost: MaxCostOpt = None,
+    run: RunOptions = COMMAND_LINE,
     progress: ProgressOpt = True,
     no_prefect: NoPrefectOpt = False,
 ) -> None:
@@ -109,13 +85,7 @@ def summarise(
     """
 
     def body() -> int:
-        options = build_options(
-            backend=backend, model=model, length=length, language=language, tier=tier, base_url=base_url,
-            concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd, context=context, server_extract=server_extract,
-            encoding=encoding,
-            max_cost=max_cost,
-            focus=focus,
-        )  # fmt: skip
+        options = run.build()
         out_file = output if output is not None and output.suffix.lower() in FILE_SUFFIXES else None
         out_dir = output if out_file is None else None
         if files.count(Path(STDIN)) > 1:
@@ -131,7 +101,7 @@ def summarise(
         existing_files([f for f in files if f != Path(STDIN)])
         # -o must be writable: found now, not after the whole run was paid for.
         check_output_dir(out_dir if out_file is None else out_file.parent)
-        set_password(password)
+        set_password(run.password)
         with ExitStack() as stack:
             paths = [
                 stack.enter_context(stdin_document(sys.stdin.buffer, name=name, fmt=fmt)) if f == Path(STDIN) else f
@@ -153,8 +123,8 @@ def summarise(
 
 
 async def _run(
-    paths: list[Path], options: Any, *, output: Path | None, progress: bool, use_prefect: bool
-) -> list:
+    paths: list[Path], options: SummariseOptions, *, output: Path | None, progress: bool, use_prefect: bool
+) -> list[DocumentReport]:
     """Outcome reports (dicts with "outcome", "markdown" and "result"); a single document's error is raised."""
     out_dir = str(output) if output else None
     if not use_prefect:
@@ -166,13 +136,7 @@ async def _run(
         )
         if len(runs) == 1 and runs[0].error is not None:
             raise runs[0].error
-        return [
-            {
-                "outcome": r.outcome.to_dict(),
-                **({"markdown": r.result.to_markdown(), "result": r.result.to_json_dict()} if r.result else {}),
-            }
-            for r in runs
-        ]
+        return [r.outcome.report(r.result) for r in runs]
     from flows.prefect_env import check_prefect_api, quiet_reported_errors
 
     check_prefect_api()  # before importing Prefect: a dead API URL fails in milliseconds
@@ -186,9 +150,9 @@ async def _run(
     )
 
 
-def json_document(reports: list[dict[str, Any]]) -> Any:
+def json_document(reports: list[DocumentReport]) -> dict[str, Any] | list[dict[str, Any]]:
     """What --json prints: one document's result (with its outcome), or a list of them for several."""
-    docs = [{**r.get("result", {}), "outcome": r["outcome"]} for r in reports]
+    docs: list[dict[str, Any]] = [{**r.get("result", {}), "outcome": r["outcome"]} for r in reports]
     return docs[0] if len(docs) == 1 else docs
 
 
@@ -208,7 +172,7 @@ def _write_file(path: Path, text: str) -> None:
 
 
 def _show(
-    reports: list[dict[str, Any]], *, output: Path | None, out_file: Path | None = None, as_json: bool = False
+    reports: list[DocumentReport], *, output: Path | None, out_file: Path | None = None, as_json: bool = False
 ) -> int:
     """Print summaries (stdout) or where they were written (stderr); the exit code for several documents."""
     from flows.outcomes import Outcome, exit_code_for, outcomes_text

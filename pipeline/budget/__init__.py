@@ -1,10 +1,9 @@
 """Client-side rate budget: concurrency, RPM, TPM (sliding 60 s) and TPD, learning from 429s."""
 
-from pipeline.budget.base import Admission, RateBudget
 from pipeline.budget.clock import VirtualClock
 from pipeline.budget.factory import make_budget
 from pipeline.budget.inprocess import InProcessBudget, check_admissible
-from pipeline.budget.ledger import LedgerDay, TokenLedger, next_utc_midnight
+from pipeline.budget.ledger import LedgerDay, TokenLedger
 from pipeline.budget.presets import (
     account_id,
     max_call_tokens,
@@ -14,6 +13,8 @@ from pipeline.budget.presets import (
 )
 from pipeline.budget.sql import SqlBudget
 from pipeline.budget.stats import BudgetSlot, BudgetStats
+from pipeline.llm.admission import Admission, RateBudget
+from pipeline.utc import next_utc_midnight
 
 __all__ = [
     "Admission",

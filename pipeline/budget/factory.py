@@ -8,10 +8,11 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from pipeline.budget.inprocess import InProcessBudget
-from pipeline.budget.ledger import TokenLedger, utc_now
+from pipeline.budget.ledger import TokenLedger
 from pipeline.budget.sql import SqlBudget
 from pipeline.config import RateLimits
 from pipeline.errors import ConfigError
+from pipeline.utc import utc_now
 
 # Our admission precedes the gateway's by the request's travel time, which varies from call to call (a fresh
 # connection is slower than a reused one); one extra second in the window keeps that jitter from causing 429s.

@@ -11,17 +11,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from pipeline.budget import aimd
-from pipeline.budget.ledger import TokenLedger, quota_error, utc_day, utc_now
-from pipeline.budget.presets import tier_warning
-from pipeline.budget.stats import Admit, BudgetCounters, BudgetSlot, BudgetStats
-from pipeline.budget.window import WINDOW_S, SlidingWindow
+from pipeline.budget.day_quota import DayQuota
+from pipeline.budget.ledger import TokenLedger
+from pipeline.budget.stats import BudgetCounters, BudgetSlot, BudgetStats
+from pipeline.budget.window import WINDOW_S, SlidingWindow, estimate_admission_time
 from pipeline.config import Catalog, RateLimits
-from pipeline.errors import ConfigError, QuotaExhaustedError, StoreError
+from pipeline.errors import ConfigError, QuotaExhaustedError
+from pipeline.utc import utc_now
 
 log = logging.getLogger("tome.budget")
 
 DEFAULT_PAUSE_S = 5.0  # pause after a 429 that carries no "try again after N seconds" hint
-_ESTIMATE_EXACT_CALLS = 2000  # estimated_wait simulates this many calls exactly, then extrapolates
 
 
 def check_admissible(limits: RateLimits, tokens: int) -> None:
@@ -34,16 +34,6 @@ def check_admissible(limits: RateLimits, tokens: int) -> None:
                 f"lower the output length, or raise the limit (--tier, --{name} / TOME_{name.upper()}) if your "
                 f"account allows it."
             )
-
-
-def server_quota_error(account: str, now: datetime) -> QuotaExhaustedError:
-    """The error once the server itself said the day's token quota is reached."""
-    err = quota_error(account, admitted=0, tpd=0, tokens=0, now=now)
-    message = (
-        f"The server reports the daily token quota (TPD) of account {account} is reached. It resets at "
-        f"{err.resets_at:%Y-%m-%d %H:%M} UTC. Progress is saved: re-run the same command after the reset to resume."
-    )
-    return QuotaExhaustedError(message, quota="tpd", resets_at=err.resets_at)
 
 
 class _Waiter:
@@ -96,8 +86,7 @@ class InProcessBudget(BudgetCounters):
         self._queue: deque[_Waiter] = deque()
         self._paused_until = -math.inf
         self._decrease_guard = dict.fromkeys(aimd.AXES, -math.inf)
-        self._memory_tpd: dict[str, int] = {}  # day -> admitted tokens, when there is no ledger
-        self._server_tpd_day: str | None = None  # the server said TPD is reached on this UTC day
+        self._day = DayQuota(limits, account=account, ledger=ledger, utcnow=self._utcnow)
         self._seen_gids: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._init_counters()
@@ -107,15 +96,6 @@ class InProcessBudget(BudgetCounters):
 
     # -- public -------------------------------------------------------------------------------------------
 
-    def admit(self, tokens: int) -> Admit:
-        """Wait (FIFO) until a call costing ``tokens`` at admission fits every limit, then hold a slot.
-
-        Raises (on entry):
-            ConfigError: ``tokens`` exceeds TPM or TPD, so the call could never be admitted.
-            QuotaExhaustedError: today's TPD cannot fit the call (resets at the next UTC midnight).
-        """
-        return Admit(self, max(0, int(tokens)))
-
     def on_rate_limited(
         self, *, limit_kind: str | None = None, retry_after: float | None = None, limit_value: int | None = None
     ) -> None:
@@ -123,12 +103,7 @@ class InProcessBudget(BudgetCounters):
         now = self._clock()
         self._rate_limited += 1
         if (limit_kind or "").strip().lower() == "tpd":
-            self._server_tpd_day = utc_day(self._utcnow())
-            if self.ledger is not None and self.limits.tpd:
-                try:
-                    self.ledger.mark_exhausted(self.account, tpd=self.limits.tpd)
-                except StoreError as exc:
-                    log.warning("Could not mark the TPD quota as reached in the ledger: %s", exc)
+            self._day.server_exhausted()
             return
         pause = retry_after if retry_after is not None and retry_after >= 0 else self.default_pause_s
         self._paused_until = max(self._paused_until, now + pause)
@@ -165,26 +140,20 @@ class InProcessBudget(BudgetCounters):
         limits = self.limits
         if (limits.tpm and tokens > limits.tpm) or (limits.tpd and tokens > limits.tpd):
             return math.inf
-        if limits.tpd and self.ledger is None:
-            left = limits.tpd - self._memory_tpd.get(utc_day(self._utcnow()), 0)
-            if tokens * calls > left:
-                return math.inf
+        left = self._day.left_in_memory()
+        if left is not None and tokens * calls > left:
+            return math.inf
         now = self._clock()
         eff = self._eff
-        sim = self._window.copy()
-        at = max(now, self._paused_until)
-        pending = [w.tokens for w in self._queue]
-        exact = min(calls, _ESTIMATE_EXACT_CALLS)
-        for cost in [*pending, *([tokens] * exact)]:
-            at = sim.fit_time(at, cost, rpm=eff.rpm, tpm=self._tpm_for(cost))
-            sim.add(at, cost)
-        rest = calls - exact
-        if rest > 0:
-            per_s = [eff.rpm / sim.window_s] if eff.rpm else []
-            if eff.tpm and tokens:
-                per_s.append(eff.tpm / tokens / sim.window_s)
-            if per_s:
-                at += rest / min(per_s)
+        at = estimate_admission_time(
+            self._window.copy(),
+            max(now, self._paused_until),
+            pending=[w.tokens for w in self._queue],
+            tokens=tokens,
+            calls=calls,
+            rpm=eff.rpm,
+            tpm=eff.tpm,
+        )
         return at - now
 
     @property
@@ -195,15 +164,6 @@ class InProcessBudget(BudgetCounters):
     def stats(self) -> BudgetStats:
         """A snapshot of the counters."""
         return self._snapshot(self.limits, self._eff, queued=len(self._queue))
-
-    def observe_tier(self, gid: str | None) -> None:
-        """Warn once (logger ``tome.budget``) when the configured limits exceed the tier in ``Msh-Gid``."""
-        if not gid or gid in self._seen_gids:
-            return
-        self._seen_gids.add(gid)
-        warning = tier_warning(self.limits, gid, catalog=self._catalog)
-        if warning:
-            log.warning("%s", warning)
 
     # -- admission ----------------------------------------------------------------------------------------
 
@@ -221,35 +181,15 @@ class InProcessBudget(BudgetCounters):
         return not cap or self._in_flight < cap
 
     def _check_day(self, tokens: int) -> None:
-        now = self._utcnow()
-        day = utc_day(now)
-        if self._server_tpd_day == day:
+        try:
+            self._day.check(tokens)
+        except QuotaExhaustedError:
             self._quota += 1
-            raise server_quota_error(self.account, now)
-        if self.ledger is None and self.limits.tpd:
-            admitted = self._memory_tpd.get(day, 0)
-            if admitted + tokens > self.limits.tpd:
-                self._quota += 1
-                raise quota_error(
-                    self.account, admitted=admitted, tpd=self.limits.tpd, tokens=tokens, now=now
-                )
-
-    def _book_locally(self, tokens: int) -> str | None:
-        """The day a call is booked on when no database reservation is needed (memory TPD, or none)."""
-        if self.ledger is not None:
-            return utc_day(self._utcnow())  # booked (admitted + used) in one write when the call ends
-        if not self.limits.tpd:
-            return None
-        day = utc_day(self._utcnow())
-        self._memory_tpd[day] = self._memory_tpd.get(day, 0) + tokens
-        return day
+            raise
 
     async def _book_day(self, tokens: int) -> str | None:
-        """Book the call on today's TPD (ledger or memory); the day it was booked on."""
-        if self.ledger is None or not self.limits.tpd:
-            return self._book_locally(tokens)
         try:
-            return await asyncio.to_thread(self.ledger.reserve, self.account, tokens, tpd=self.limits.tpd)
+            return await self._day.book(tokens)
         except QuotaExhaustedError:
             self._quota += 1
             raise
@@ -279,11 +219,11 @@ class InProcessBudget(BudgetCounters):
         # Fast path: nobody queued, no TPD to reserve in the database, and the call fits now.
         if (
             not self._queue
-            and not (self.ledger is not None and self.limits.tpd)
+            and not self._day.reserves_in_database
             and self._has_capacity()
             and self._ready_at(tokens, started) <= started
         ):
-            return self._grant(tokens, started, started, self._book_locally(tokens))
+            return self._grant(tokens, started, started, self._day.book_locally(tokens))
         waiter = _Waiter(tokens)
         self._queue.append(waiter)
         booked = False
@@ -356,14 +296,5 @@ class InProcessBudget(BudgetCounters):
         self._wake_head()
         used = slot.usage.total_tokens if slot.usage is not None else 0
         self._used_tokens += used
-        if self.ledger is None or slot.day is None:
-            return
         # With a TPD limit the admission was reserved up front; without one it is booked now, in the same write.
-        admitted = 0 if self.limits.tpd else slot.tokens
-        if not (admitted or used):
-            return
-        try:
-            await asyncio.to_thread(self.ledger.add, self.account, slot.day, admitted=admitted, used=used)
-        except StoreError as exc:
-            # Losing the count must not fail a call that already ran.
-            log.warning("Could not record tokens in the ledger: %s", exc)
+        await self._day.record(slot.day, tokens=slot.tokens, used=used)

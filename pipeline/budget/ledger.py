@@ -7,28 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import QuotaExhaustedError, StoreError
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def utc_day(now: datetime) -> str:
-    """The UTC calendar day of ``now`` as YYYY-MM-DD (the ledger's key)."""
-    return now.astimezone(UTC).date().isoformat()
-
-
-def next_utc_midnight(now: datetime) -> datetime:
-    """When the TPD quota of ``now``'s UTC day resets."""
-    day = now.astimezone(UTC).date() + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+from pipeline.utc import next_utc_midnight, utc_day, utc_now
 
 
 @dataclass(frozen=True, slots=True)

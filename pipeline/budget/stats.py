@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
-from pipeline.config import RateLimits
+from pipeline.budget.presets import tier_warning
+from pipeline.config import Catalog, RateLimits
 from pipeline.llm.types import Usage
+
+log = logging.getLogger("tome.budget")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +34,39 @@ class BudgetStats:
 
 
 class BudgetCounters:
-    """The counters every budget keeps for ``stats()``: one place that counts admissions and snapshots them."""
+    """What every budget shares: ``admit``, the tier check, and the counters ``stats()`` snapshots.
+
+    Subclasses set ``limits``, ``_catalog`` and ``_seen_gids`` and implement ``_acquire``/``_release``.
+    """
+
+    limits: RateLimits
+    _catalog: Catalog | None
+    _seen_gids: set[str]
+
+    def admit(self, tokens: int) -> Admit:
+        """Wait until a call costing ``tokens`` at admission fits every limit, then hold a slot.
+
+        Raises (on entry):
+            ConfigError: ``tokens`` exceeds TPM or TPD, so the call could never be admitted.
+            QuotaExhaustedError: today's TPD cannot fit the call (resets at the next UTC midnight).
+            StoreError: a shared budget's database failed.
+        """
+        return Admit(self, max(0, int(tokens)))
+
+    async def _acquire(self, tokens: int) -> BudgetSlot:
+        raise NotImplementedError  # each budget waits its own way (memory, or the shared database)
+
+    async def _release(self, slot: BudgetSlot, *, ok: bool) -> None:
+        raise NotImplementedError
+
+    def observe_tier(self, gid: str | None) -> None:
+        """Warn once (logger ``tome.budget``) when the configured limits exceed the tier in ``Msh-Gid``."""
+        if not gid or gid in self._seen_gids:
+            return
+        self._seen_gids.add(gid)
+        warning = tier_warning(self.limits, gid, catalog=self._catalog)
+        if warning:
+            log.warning("%s", warning)
 
     def _init_counters(self) -> None:
         self._in_flight = 0

@@ -77,3 +77,28 @@ class SlidingWindow:
                     at = max(at, when + self.window_s)
                     break
         return at
+
+
+ESTIMATE_EXACT_CALLS = 2000  # a wait estimate simulates this many calls exactly, then extrapolates
+
+
+def estimate_admission_time(
+    window: SlidingWindow, start: float, *, pending: Iterable[int], tokens: int, calls: int, rpm: int, tpm: int
+) -> float:
+    """When ``calls`` more admissions of ``tokens`` each, after the ``pending`` queued ones, would all fit.
+
+    Mutates ``window`` (pass a copy). The first ESTIMATE_EXACT_CALLS calls are simulated exactly; the rest
+    are extrapolated at the limits' rate. A call above the (lowered) TPM is admitted alone, as the budgets do.
+    """
+    at = start
+    exact = min(calls, ESTIMATE_EXACT_CALLS)
+    for cost in [*pending, *([tokens] * exact)]:
+        at = window.fit_time(at, cost, rpm=rpm, tpm=max(tpm, cost) if tpm else 0)
+        window.add(at, cost)
+    rest = calls - exact
+    rates = [rpm / window.window_s] if rpm else []
+    if tpm and tokens:
+        rates.append(tpm / tokens / window.window_s)
+    if rest > 0 and rates:
+        at += rest / min(rates)
+    return at

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ebooklib
-from bs4 import BeautifulSoup, NavigableString, XMLParsedAsHTMLWarning
+from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
+from bs4.element import NavigableString
 from ebooklib import epub
 
 from pipeline.errors import CorruptDocumentError, TomeError
@@ -56,7 +57,8 @@ class _LenientReader(epub.EpubReader):
 
     def read_file(self, name: str) -> bytes:
         try:
-            return super().read_file(name)
+            data: bytes = super().read_file(name)
+            return data
         except KeyError:
             if name == "META-INF/container.xml" or name == getattr(self, "opf_file", None):
                 raise

@@ -210,7 +210,7 @@ class CallResolver:
             return Overflow(n)
         request = ChatRequest(
             model=self.model.name,
-            messages=messages,
+            messages=tuple(messages),
             max_tokens=max_tokens,
             temperature=self.settings.temperature,
             # Per-prompt ratios scatter a few % around the largest seen so far; the budget must not under-count
@@ -310,10 +310,10 @@ class CallResolver:
             completion=completion,
             messages=request.messages,
         )
-        u = state.usage
-        u.calls += 1
-        u.prompt_tokens += completion.usage.prompt_tokens
-        u.completion_tokens += completion.usage.completion_tokens
+        totals = state.usage
+        totals.calls += 1
+        totals.prompt_tokens += completion.usage.prompt_tokens
+        totals.completion_tokens += completion.usage.completion_tokens
         calibration.learn(state, completion.usage.prompt_tokens, local, billable=self.billable)
         return completion
 

@@ -18,8 +18,8 @@ from pipeline.engine.run_record import record_usage
 from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState, Stopped, WindowCapped
 from pipeline.errors import ChunkingError, DepthLimitError, QuotaExhaustedError
+from pipeline.merge_plan import plan_merge
 from pipeline.outputs import Node
-from pipeline.planning import plan_merge
 from pipeline.prompts import MergeInput, merged_source, summary_block
 from pipeline.settings import RunSettings
 from pipeline.store import Store

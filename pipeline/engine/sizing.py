@@ -85,7 +85,7 @@ class PromptSizer:
         of ``window`` (default: the window the run was planned for, so prompts never depend on timing)."""
         if self.settings.context_strategy == "none":
             return 0
-        planned = state.budget.with_output(call.max_tokens).carried_context_tokens
+        planned = state.room.with_output(call.max_tokens).carried_context_tokens
         bare = self.local_prompt(self.messages(state, replace(call, context=""), strict=True))
         left = (
             (window or state.model.context_tokens)

@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.chunking import Chunk, TokenBudget
+from pipeline.chunking import Chunk, PromptRoom
 from pipeline.config import ModelSpec
 from pipeline.document import Document
 from pipeline.language import LengthUnit
 from pipeline.outputs import Node, UsageTotals
 from pipeline.planning import Plan
-from pipeline.progress import NullProgress, ProgressSink
+from pipeline.progress_events import NullProgress, ProgressSink
 from pipeline.prompts import MergeInput
 from pipeline.run_calls import CallRecord
 from pipeline.settings import RunSettings
@@ -141,7 +141,7 @@ class RunState:
     # fixed within a level: the model's configured value for level 0, then the largest ratio the server
     # reported so far (lower than configured for Chinese, where the provider counts fewer tokens than cl100k).
     calibration: float
-    budget: TokenBudget  # level-0 budget for this document's language
+    room: PromptRoom  # level-0 prompt room for this document's language
     input_budget: Callable[[int], int]  # merge input budget by output size
     # The model's real window: the planned one (state.model.context_tokens), capped by refusals and silent cuts.
     window: Window

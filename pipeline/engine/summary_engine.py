@@ -11,7 +11,7 @@ import logging
 import math
 from dataclasses import replace
 
-from pipeline.chunking import PRIOR_HEADROOM, Chunk, chunk_budget, chunk_document
+from pipeline.chunking import PRIOR_HEADROOM, Chunk, chunk_document, chunk_room
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
@@ -26,9 +26,10 @@ from pipeline.errors import DepthLimitError, QuotaExhaustedError
 from pipeline.language import length_unit, resolve_language, sample_text
 from pipeline.lengths import UNIT_TOLERANCE, measure
 from pipeline.llm.types import ChatBackend
+from pipeline.merge_plan import merge_input_budget
 from pipeline.outputs import Node, SummaryResult, section_summaries
-from pipeline.planning import merge_input_budget, plan_document
-from pipeline.progress import NullProgress, ProgressSink
+from pipeline.planning import plan_document
+from pipeline.progress_events import NullProgress, ProgressSink
 from pipeline.provenance import link_tree
 from pipeline.settings import RunSettings, model_and_limits
 from pipeline.store import Store, document_hash
@@ -80,14 +81,14 @@ class SummaryEngine:
         self.max_in_flight = max_in_flight
         self.limits = limits or model_and_limits(settings)[1]
         self.lag_override = lag
-        self.provider = getattr(backend, "name", "backend")
+        self.provider = backend.name
         # A local backend's answers change with its code, not with a model name: it names its own version.
-        self.cache_namespace = getattr(backend, "cache_namespace", self.provider)
-        self.billable = bool(getattr(backend, "billable", True))
+        self.cache_namespace = backend.cache_namespace
+        self.billable = backend.billable
         self.window_confirmed = window_confirmed
         # Windows learned from this server's refusals in earlier runs (None: not an HTTP backend).
         self.base_url: str | None = getattr(backend, "base_url", None)
-        chunk_budget(model, settings)  # fail at construction when the model cannot hold a chunk at all
+        chunk_room(model, settings)  # fail at construction when the model cannot hold a chunk at all
         self.sizer = PromptSizer(settings=settings, model=model, counter=self.counter)
         self.resolver = CallResolver(
             backend=backend,
@@ -119,7 +120,7 @@ class SummaryEngine:
 
     def chunk(self, document: Document) -> list[Chunk]:
         """The chunks level 0 will summarise (no calls, no run record)."""
-        budget = chunk_budget(self.model.for_language(document.language), self.settings)
+        budget = chunk_room(self.model.for_language(document.language), self.settings)
         return chunk_document(document, self.counter, budget)
 
     def prepare(self, document: Document, *, progress: ProgressSink | None = None) -> RunState:
@@ -156,13 +157,13 @@ class SummaryEngine:
             unit=unit,
             lag=lag,
             # A backend that counts tokens itself (the extractive one: locally) states its own ratio.
-            calibration=getattr(self.backend, "calibration", None) or model.calibration,
-            budget=chunk_budget(model, self.settings),
+            calibration=self.backend.calibration or model.calibration,
+            room=chunk_room(model, self.settings),
             input_budget=merge_input_budget(model, self.settings),
             window=self._window(),
             progress=progress or self.progress,
             # A backend that writes exactly what it is asked for (the extractive one) needs no headroom.
-            headroom=getattr(self.backend, "headroom", None) or PRIOR_HEADROOM,
+            headroom=self.backend.headroom or PRIOR_HEADROOM,
         )
         state.usage.currency = self.model.currency if self.billable else ""  # offline: no price, no currency
         log.info(
@@ -198,7 +199,7 @@ class SummaryEngine:
             state.progress.plan_ready(plan)
         else:
             state.model = replace(state.model, context_tokens=state.window.tokens)
-        state.budget = chunk_budget(state.model, self.settings)
+        state.room = chunk_room(state.model, self.settings)
         state.input_budget = merge_input_budget(state.model, self.settings)
         log.info(
             "level %d planned again for a %d-token window (%d chunks)", level, state.window.tokens, len(state.chunks)

@@ -23,7 +23,7 @@ from pipeline.store import Store, cache_key
 from pipeline.tokens import TiktokenCounter
 
 JUDGE_PROMPT_VERSION = "judge-v1"
-# Opens both system prompts; the test server (pipeline.testing.judge) recognises judge requests by it.
+# Opens both system prompts; the test server (pipeline.testing.judge_answers) recognises judge requests by it.
 JUDGE_MARKER = "[tome coherence judge]"
 BATCH_SENTENCES = 40  # sentences asked about per call; every call still shows the whole summary
 ERROR_TYPES = (
@@ -340,7 +340,7 @@ async def _judge_batch(
 
 def require_judge_backend(backend: ChatBackend) -> None:
     """Raise ConfigError (exit 2) for a backend that cannot judge: the offline extractive one."""
-    if getattr(backend, "name", "") == "extractive":
+    if not backend.reads_prompts:
         raise ConfigError(
             "--judge needs an LLM backend; the offline extractive backend cannot judge coherence. "
             "Set MOONSHOT_API_KEY (or pass --backend with another provider), or drop --judge."

@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.evaluation.results import EvalReport, ItemResult
-from pipeline.store import store_failure, utc_now
+from pipeline.store import store_failure
+from pipeline.utc import utc_stamp
 
 _COLUMNS = (
     "item_id, system, rouge1, rouge2, rouge_l, length, reference_length, calls, cached_calls, prompt_tokens, "
@@ -48,7 +49,7 @@ class EvalRecords:
         self, *, dataset: str, dataset_sha256: str, fields: dict[str, Any], settings: dict[str, Any], items: int
     ) -> tuple[str, str]:
         """Record a new evaluation (status "running"); returns its id and start time."""
-        run_id, started = uuid.uuid4().hex, utc_now()
+        run_id, started = uuid.uuid4().hex, utc_stamp()
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -113,7 +114,7 @@ class EvalRecords:
             with self.engine.begin() as conn:
                 conn.execute(
                     text("UPDATE eval_runs SET status = :s, finished_at = :t WHERE id = :i"),
-                    {"s": status, "t": utc_now(), "i": run_id},
+                    {"s": status, "t": utc_stamp(), "i": run_id},
                 )
         except SQLAlchemyError as exc:
             raise self._fail("finish the evaluation record", exc) from exc
@@ -157,7 +158,7 @@ class EvalRecords:
             raise ConfigError(f"No evaluation run '{ref}'. `tome eval --list` shows the recorded ones.")
         if len(ids) > 1:
             raise ConfigError(f"'{ref}' names more than one evaluation run; give more of its id.")
-        return ids[0]
+        return str(ids[0])
 
     def get(self, ref: str) -> EvalReport:
         """The run ``ref`` names (see resolve) with all its results."""

@@ -195,7 +195,7 @@ async def _summarise_item(
     if item.focus:  # a query-focused item: summarised for its own question (cached apart from the plain one)
         settings = replace(settings, focus=item.focus)
     if ev.length == REFERENCE_LENGTH:
-        calibration = getattr(ev.backend, "calibration", None)
+        calibration = ev.backend.calibration
         tokens = target_tokens(item, document.text, ev.model, counter, calibration=calibration)
         settings = replace(settings, target_tokens=tokens)
     try:

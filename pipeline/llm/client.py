@@ -18,31 +18,30 @@ from typing import Any
 
 import httpx
 
-from pipeline.budget.base import RateBudget
-from pipeline.budget.unlimited import UnlimitedBudget
 from pipeline.config import Catalog, ProviderSpec, load_catalog
 from pipeline.errors import (
     ConfigError,
     DocumentNotFoundError,
     LLMError,
     LLMStatusError,
+    NoTextLayerError,
     OverloadedError,
     RateLimitError,
     ServerError,
     TomeError,
 )
-from pipeline.llm.errors import error_from_response, error_from_transport
+from pipeline.llm.admission import RateBudget
+from pipeline.llm.error_mapping import error_from_response, error_from_transport
 from pipeline.llm.providers import DEFAULT_PROVIDER, api_key_for, chat_body, resolve_provider
 from pipeline.llm.responses import parse_chat_json
 from pipeline.llm.retry import RetryHook, RetryPolicy, with_retries
 from pipeline.llm.sse import read_chat_stream
 from pipeline.llm.types import ChatRequest, Completion, Message, ModelInfo, Usage
+from pipeline.llm.unlimited import UnlimitedBudget
 
 log = logging.getLogger("tome.llm")
 
-CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 300.0  # Moonshot's gateway gives up after 5 minutes; waiting longer is pointless
-MAX_READ_TIMEOUT_S = 300.0
+MAX_READ_TIMEOUT_S = 300.0  # Moonshot's gateway gives up after 5 minutes; waiting longer is pointless
 REFUSED_STATUSES = (400, 429)  # answered before the gateway admits a call: no tokens counted
 
 
@@ -59,6 +58,12 @@ class OpenAICompatibleClient:
     by ``budget``; 429s are reported to it before the retry.
     """
 
+    billable = True
+    calibration: float | None = None  # usage comes from the provider: the engine learns the ratio
+    headroom: float | None = None  # a model may overshoot the length it is asked for: the engine learns by how much
+    reads_prompts = True
+    extracts_files = False
+
     def __init__(
         self,
         provider: ProviderSpec | str = DEFAULT_PROVIDER,
@@ -67,8 +72,8 @@ class OpenAICompatibleClient:
         base_url: str | None = None,
         model: str | None = None,
         concurrency: int = 8,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S,
-        read_timeout_s: float = READ_TIMEOUT_S,
+        connect_timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
         retry: RetryPolicy | None = None,
         budget: RateBudget | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -85,7 +90,8 @@ class OpenAICompatibleClient:
         base_url: overrides the provider's (e.g. a local test server), ending in ``/v1``.
         model: the model for calls that need one but get none (estimate_tokens).
         concurrency: keep-alive connection pool size; match the rate tier's concurrency.
-        read_timeout_s: per-read timeout, at most 300 s.
+        connect_timeout_s / read_timeout_s: default configs/defaults.toml's (read: at most 300 s).
+        retry: the retry policy; default: ``RetryPolicy(max_retries=defaults.max_retries)``.
         http_client / transport: injected I/O (the client does not close an injected http_client).
         sleep / rand: injected into the retry loop so tests never really wait.
         on_retry: told (seconds, reason) before each wait for a retry; progress displays set it later too.
@@ -94,9 +100,19 @@ class OpenAICompatibleClient:
         self._key = api_key_for(self._spec, api_key, env)
         self.name = self._spec.name
         self.base_url = (base_url or self._spec.base_url).rstrip("/")
-        self.model = model or (catalog or load_catalog()).defaults.model
+        defaults = (catalog or load_catalog()).defaults
+        self.model = model or defaults.model
+        # Unless given, timeouts and retries come from configs/defaults.toml (and the user's tome.toml).
+        connect_timeout_s = defaults.connect_timeout_s if connect_timeout_s is None else connect_timeout_s
+        read_timeout_s = defaults.read_timeout_s if read_timeout_s is None else read_timeout_s
+        if not 0 < connect_timeout_s <= MAX_READ_TIMEOUT_S:
+            raise ConfigError(
+                f"connect_timeout_s must be in (0, {MAX_READ_TIMEOUT_S:.0f}] seconds, got {connect_timeout_s}."
+            )
         if not 0 < read_timeout_s <= MAX_READ_TIMEOUT_S:
             raise ConfigError(f"read timeout must be in (0, {MAX_READ_TIMEOUT_S:.0f}] seconds, got {read_timeout_s}.")
+        if retry is None and defaults.max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, got {defaults.max_retries}.")
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}.")
         # pool=None: waiting for a free connection is governed by the budget, not a timeout.
@@ -108,7 +124,7 @@ class OpenAICompatibleClient:
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(max_retries=defaults.max_retries)
         self._budget: RateBudget = budget if budget is not None else UnlimitedBudget()
         self._sleep = sleep
         self._rand = rand
@@ -116,6 +132,15 @@ class OpenAICompatibleClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.name!r}, base_url={self.base_url!r}, api_key='***')"
+
+    @property
+    def cache_namespace(self) -> str:
+        """Answers are cached per provider (and model, in the key)."""
+        return self.name
+
+    async def extract_file(self, path: str | Path) -> str:
+        """Only Moonshot's client reads image-only documents (see ``extracts_files``)."""
+        raise NoTextLayerError(f"{path} has no text layer, and {self.name} has no file-extract service.")
 
     async def __aenter__(self) -> OpenAICompatibleClient:
         return self
@@ -229,9 +254,8 @@ class OpenAICompatibleClient:
     def _observe_tier(self, resp: httpx.Response) -> None:
         # Moonshot names the account's tier in Msh-Gid; the budget warns once if it was configured higher.
         gid = resp.headers.get("msh-gid")
-        observe = getattr(self._budget, "observe_tier", None)
-        if gid and observe is not None:
-            observe(gid)
+        if gid:
+            self._budget.observe_tier(gid)
 
     # --- other endpoints -------------------------------------------------------------------------------------
 
@@ -302,6 +326,8 @@ class OpenAICompatibleClient:
 
 class MoonshotClient(OpenAICompatibleClient):
     """The Moonshot (Kimi) client: chat plus the token-estimate and file-extract endpoints."""
+
+    extracts_files = True
 
     def __init__(self, provider: ProviderSpec | str = DEFAULT_PROVIDER, **kw: Any) -> None:
         super().__init__(provider, **kw)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pipeline.errors import StreamInterruptedError
-from pipeline.llm.errors import error_from_stream_payload
+from pipeline.llm.error_mapping import error_from_stream_payload
 from pipeline.llm.responses import usage_from_json
 from pipeline.llm.types import Usage
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
@@ -77,10 +79,45 @@ class ModelInfo:
 
 
 class ChatBackend(Protocol):
-    """Anything that answers chat requests: the HTTP client, or the offline extractive backend."""
+    """Anything that answers chat requests: the HTTP client, or the offline extractive backend.
 
-    name: str  # provider/backend name, part of the cache key
+    Everything the engine, the runtime and the judge read from a backend is declared here.
+    """
+
+    on_retry: Callable[[float, str], None] | None  # told (seconds, reason) before each retry wait
+
+    @property
+    def name(self) -> str:
+        """Provider/backend name, recorded with each run."""
+
+    @property
+    def cache_namespace(self) -> str:
+        """Part of the cache key: the provider, or a local backend's own code version."""
+
+    @property
+    def billable(self) -> bool:
+        """Its calls cost money, and its usage reports the provider's real token counts."""
+
+    @property
+    def calibration(self) -> float | None:
+        """Provider tokens per local token when it counts tokens itself, else None (learned from usage)."""
+
+    @property
+    def headroom(self) -> float | None:
+        """How much larger max_tokens is than the length asked for, when the backend knows (else learned)."""
+
+    @property
+    def reads_prompts(self) -> bool:
+        """It follows instructions (an LLM); False for the extractive backend, which cannot judge."""
+
+    @property
+    def extracts_files(self) -> bool:
+        """``extract_file`` can read an image-only PDF (the provider's file-extract service)."""
 
     async def complete(self, request: ChatRequest) -> Completion: ...
+
+    async def extract_file(self, path: str | Path) -> str:
+        """The text of an image-only document, read by the provider (only when ``extracts_files``)."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
-import io
 import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import PurePath
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,7 +20,7 @@ from starlette.routing import Route
 from pipeline.scripts import CJK_PUNCTUATION, HAN, KANA
 from pipeline.testing import moonshot_errors as E
 from pipeline.testing.gateway import ERROR_FAULTS, Fault, Gateway, RequestRecord, messages_hash
-from pipeline.testing.judge import is_judge_request, judge
+from pipeline.testing.judge_answers import is_judge_request, judge
 from pipeline.testing.local_servers import model_entry, ollama_show, overflow, props
 from pipeline.testing.summariser import summarise
 
@@ -171,13 +167,12 @@ def _fault_answer(gw: Gateway, fault: Fault, key: str, context: int) -> tuple[st
     if fault.kind == "sse":
         return None, Response(p["transcript"], status_code=200, media_type="text/event-stream")
     # "response": a canned answer, e.g. a recorded error body replayed from a fixture file
-    body = p.get("body", b"")
-    if isinstance(body, dict | list):
-        body = json.dumps(body, ensure_ascii=False)
+    raw = p.get("body", b"")
+    content = json.dumps(raw, ensure_ascii=False) if isinstance(raw, dict | list) else raw
     status = int(p.get("status", 200))
     kind = p.get("limit_kind")
     return kind, Response(
-        body, status_code=status, media_type=p.get("content_type", "application/json"), headers=p.get("headers")
+        content, status_code=status, media_type=p.get("content_type", "application/json"), headers=p.get("headers")
     )
 
 
@@ -300,7 +295,7 @@ async def chat_completions(request: Request) -> Response:
         kind, response = _fault_answer(gw, fault, key, context)
         response.headers.update(_headers(gw, started))
         try:
-            err_body = json.loads(response.body)
+            err_body = json.loads(bytes(response.body))
         except ValueError:
             err_body = None
         _record(gw, "chat", t, response.status_code, err_body, limit_kind=kind, fault=fault.kind, **record)
@@ -324,7 +319,7 @@ async def chat_completions(request: Request) -> Response:
     handed_off = False  # once a stream is returned, it frees the slot when it ends
     try:
         if fault_kind == "stall":
-            await asyncio.sleep(float(fault.params.get("seconds", 5.0)))
+            await asyncio.sleep(float(fault.params.get("seconds", 5.0)) if fault else 5.0)
         if is_judge_request(messages):
             summary = judge(messages, max_tokens=room, tokenizer=gw.tokenizer)
         else:
@@ -434,114 +429,11 @@ async def estimate_tokens(request: Request) -> Response:
     if answer is not None:
         _record(gw, "estimate", t, answer[0], answer[1])
         return _error(gw, started, answer)
+    assert isinstance(body, dict)  # an invalid body was answered above
     total = gw.tokenizer.count_messages([m for m in body["messages"] if isinstance(m, dict)])
     _record(gw, "estimate", t, 200, prompt_tokens=total)
     envelope = {"code": 0, "data": {"total_tokens": total}, "scode": "0x0", "status": True}
     return JSONResponse(envelope, headers=_headers(gw, started))
-
-
-def _parse_multipart(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """{field: (filename, bytes)} of a multipart/form-data body (stdlib parser; no extra dependency)."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
-    fields: dict[str, tuple[str | None, bytes]] = {}
-    if not msg.is_multipart():
-        return fields
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str):
-            payload = part.get_payload(decode=True)
-            fields[name] = (part.get_filename(), payload if isinstance(payload, bytes) else b"")
-    return fields
-
-
-def _extract_text(filename: str, data: bytes, ocr_text: str | None = None) -> str:
-    """Text of an uploaded file (PDF via pypdf, text files decoded); ValueError when impossible.
-
-    A PDF without a text layer yields ``ocr_text``, standing in for the service's OCR.
-    """
-    suffix = PurePath(filename).suffix.lower()
-    if suffix == ".pdf":
-        from pypdf import PdfReader
-        from pypdf.errors import PyPdfError
-
-        try:
-            reader = PdfReader(io.BytesIO(data))
-            if reader.is_encrypted:
-                reader.decrypt("")
-            text = "\n".join(page.extract_text() or "" for page in reader.pages)
-            return text if text.strip() or ocr_text is None else ocr_text
-        except (PyPdfError, ValueError, KeyError, OSError) as exc:
-            raise ValueError(f"cannot read PDF: {type(exc).__name__}") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"unsupported file type {suffix or '(none)'}") from exc
-
-
-async def upload_file(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    started, t = time.monotonic(), gw.now()
-    _key, answer = _auth(gw, request)
-    fields: dict[str, tuple[str | None, bytes]] = {}
-    if answer is None:
-        fields = _parse_multipart(request.headers.get("content-type", ""), await request.body())
-        if "file" not in fields or fields.get("purpose", (None, b""))[1] != b"file-extract":
-            answer = E.invalid_request("a file and purpose=file-extract are required")
-    if answer is None:
-        filename = fields["file"][0] or "upload"
-        try:
-            text = _extract_text(filename, fields["file"][1], gw.ocr_text)
-        except ValueError as exc:
-            answer = E.extract_failed(str(exc))
-    if answer is not None:
-        _record(gw, "files", t, answer[0], answer[1])
-        return _error(gw, started, answer)
-    file_id = "cn" + uuid.uuid4().hex[:18]
-    gw.files[file_id] = (filename, text.encode())
-    _record(gw, "files", t, 200)
-    obj = {
-        "id": file_id,
-        "object": "file",
-        "bytes": len(fields["file"][1]),
-        "created_at": int(gw.now()),
-        "filename": filename,
-        "purpose": "file-extract",
-        "status": "ok",
-        "status_details": "",
-    }
-    return JSONResponse(obj, headers=_headers(gw, started))
-
-
-async def file_content(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    started, t = time.monotonic(), gw.now()
-    _key, answer = _auth(gw, request)
-    file_id = request.path_params["file_id"]
-    if answer is None and file_id not in gw.files:
-        answer = E.file_not_found(file_id)
-    if answer is not None:
-        _record(gw, "file_content", t, answer[0], answer[1])
-        return _error(gw, started, answer)
-    filename, text = gw.files[file_id]
-    kind = "application/pdf" if filename.lower().endswith(".pdf") else "text/plain"
-    _record(gw, "file_content", t, 200)
-    body = {"content": text.decode(), "file_type": kind, "filename": filename, "title": "", "type": "file"}
-    return JSONResponse(body, headers=_headers(gw, started))
-
-
-async def delete_file(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    started, t = time.monotonic(), gw.now()
-    _key, answer = _auth(gw, request)
-    file_id = request.path_params["file_id"]
-    if answer is None and gw.files.pop(file_id, None) is None:
-        answer = E.file_not_found(file_id)
-    if answer is not None:
-        _record(gw, "files_delete", t, answer[0], answer[1])
-        return _error(gw, started, answer)
-    _record(gw, "files_delete", t, 200)
-    return JSONResponse({"id": file_id, "object": "file", "deleted": True}, headers=_headers(gw, started))
 
 
 async def stats(request: Request) -> Response:
@@ -551,6 +443,8 @@ async def stats(request: Request) -> Response:
 
 def build_app(gateway: Gateway) -> Starlette:
     """The ASGI app serving ``gateway``'s account under /v1 (plus GET /_stats)."""
+    from pipeline.testing.files_api import delete_file, file_content, upload_file  # it builds on this module
+
     install_log_filter()
     app = Starlette(
         routes=[

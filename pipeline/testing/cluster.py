@@ -39,7 +39,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(proc: subprocess.Popen) -> None:
+def kill_tree(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     """SIGKILL ``proc`` and everything it started (a machine lost, as far as the others can tell)."""
     for pid in [proc.pid, *descendants(proc.pid)]:
         with contextlib.suppress(ProcessLookupError):
@@ -47,7 +47,7 @@ def kill_tree(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def start_prefect_server(database_url: str, home: Path, *, timeout_s: float = 180.0) -> tuple[subprocess.Popen, str]:
+def start_prefect_server(database_url: str, home: Path, *, timeout_s: float = 180.0) -> tuple[subprocess.Popen[str], str]:
     """`prefect server start` with its database at ``database_url`` (postgresql+asyncpg://…); (process, API URL)."""
     port = free_port()
     env = {
@@ -75,7 +75,7 @@ def start_prefect_server(database_url: str, home: Path, *, timeout_s: float = 18
     raise RuntimeError("prefect server did not become healthy")
 
 
-def start_worker(pool: str, name: str, env: Mapping[str, str], *, limit: int, cwd: Path) -> subprocess.Popen:
+def start_worker(pool: str, name: str, env: Mapping[str, str], *, limit: int, cwd: Path) -> subprocess.Popen[bytes]:
     """`prefect worker start --pool POOL` in its own session (so it can be killed as one machine)."""
     return subprocess.Popen(
         [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--limit", str(limit), "--name", name],

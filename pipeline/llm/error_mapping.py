@@ -7,7 +7,7 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from pipeline.errors import (
     StreamInterruptedError,
     TomeError,
 )
+from pipeline.utc import next_utc_midnight
 
 _TRY_AGAIN = re.compile(r"try again after\s+(\d+(?:\.\d+)?)\s*(?:seconds?|s)\b", re.IGNORECASE)
 _TOKEN_LIMIT = re.compile(r"exceeded model token limit:\s*(\d+)(?:\s*\(requested:\s*(\d+)\))?", re.IGNORECASE)
@@ -117,12 +118,6 @@ def retry_after_from_headers(headers: Mapping[str, str], now: datetime | None = 
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
-
-
-def next_utc_midnight(now: datetime) -> datetime:
-    """When a per-UTC-day quota resets."""
-    day = now.astimezone(UTC).date() + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _describe_text(text: str) -> str:

@@ -41,3 +41,6 @@ class UnlimitedBudget:
 
     def estimated_wait(self, tokens: int, calls: int) -> float:
         return 0.0
+
+    def observe_tier(self, gid: str | None) -> None:
+        return None

@@ -1,4 +1,7 @@
-"""The small interface every rate budget implements (in-process, or shared through SQL)."""
+"""What the client admits its calls through: the rate budget's interface, declared on the client's side.
+
+Budgets (pipeline/budget/: in-process, or shared through SQL) implement it; the client depends only on this.
+"""
 
 from __future__ import annotations
 
@@ -28,3 +31,6 @@ class RateBudget(Protocol):
     ) -> None: ...
 
     def estimated_wait(self, tokens: int, calls: int) -> float: ...
+
+    def observe_tier(self, gid: str | None) -> None:
+        """The server named the account's tier (Moonshot's Msh-Gid); a budget may warn when it was set higher."""
