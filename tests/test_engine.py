@@ -136,6 +136,7 @@ class Recorder:
         self.calibration = inner.calibration
         self.headroom = inner.headroom
         self.reads_prompts = inner.reads_prompts
+        self.base_url = inner.base_url
         self.extracts_files = False
         self.on_retry = None
         self.requests: list[ChatRequest] = []
@@ -376,7 +377,7 @@ class VerboseBackend:
     name = cache_namespace = "verbose"
     billable = reads_prompts = True
     extracts_files = False
-    calibration = headroom = on_retry = None
+    calibration = headroom = on_retry = base_url = None
 
     async def complete(self, request: ChatRequest) -> Completion:
         source = request.source_text or ""
@@ -407,7 +408,7 @@ class RejectsOneTitle:
         self.name = self.cache_namespace = inner.name
         self.billable = self.reads_prompts = True
         self.extracts_files = False
-        self.calibration = self.headroom = self.on_retry = None
+        self.calibration = self.headroom = self.on_retry = self.base_url = None
         self.title = title
         self.seen = 0
         self.failed = False

@@ -86,6 +86,7 @@ async def test_every_backend_has_every_member_the_chat_backend_contract_declares
         assert sorted(m for m in members if not hasattr(backend, m)) == [], backend
     assert [b.extracts_files for b in backends] == [False, True, False, True]
     assert [b.reads_prompts for b in backends] == [False, True, True, True]
+    assert [b.base_url for b in backends] == [None, "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"]
     assert [b.cache_namespace for b in backends] == [ExtractiveBackend.cache_namespace, "moonshot", "openai", "moonshot"]
     for backend in (backends[0], openai):
         with pytest.raises(NoTextLayerError):

@@ -55,7 +55,7 @@ class CallResolver:
     ) -> None:
         self.backend = backend
         # Where learned windows are kept: one server's window says nothing about another's.
-        self.base_url: str | None = getattr(backend, "base_url", None)
+        self.base_url: str | None = backend.base_url
         self.store = store
         self.settings = settings
         self.model = model

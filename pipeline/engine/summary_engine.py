@@ -87,7 +87,7 @@ class SummaryEngine:
         self.billable = backend.billable
         self.window_confirmed = window_confirmed
         # Windows learned from this server's refusals in earlier runs (None: not an HTTP backend).
-        self.base_url: str | None = getattr(backend, "base_url", None)
+        self.base_url: str | None = backend.base_url
         chunk_room(model, settings)  # fail at construction when the model cannot hold a chunk at all
         self.sizer = PromptSizer(settings=settings, model=model, counter=self.counter)
         self.resolver = CallResolver(
@@ -127,7 +127,7 @@ class SummaryEngine:
         """Chunk, plan and record the run (no calls); ``progress`` receives this run's events."""
         language = resolve_language(self.settings.language, document.language)
         # The extractive backend counts tokens itself and states its own ratio (1.0).
-        start_calibration = getattr(self.backend, "calibration", None) or self.model.for_language(
+        start_calibration = self.backend.calibration or self.model.for_language(
             document.language
         ).calibration
         settings = sized_settings(self.settings, document, language, self.counter, start_calibration)

@@ -107,6 +107,10 @@ class ChatBackend(Protocol):
         """How much larger max_tokens is than the length asked for, when the backend knows (else learned)."""
 
     @property
+    def base_url(self) -> str | None:
+        """The server it talks to (a learned context window is kept per model and server); None offline."""
+
+    @property
     def reads_prompts(self) -> bool:
         """It follows instructions (an LLM); False for the extractive backend, which cannot judge."""
 
