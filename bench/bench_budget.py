@@ -770,7 +770,7 @@ def findings(results: dict[str, Any]) -> list[str]:
             "off 2, 4, 8, 16, 32, 60 s and gave up after 7 attempts: throughput tracked the real TPM (the server "
             "enforced it), but a document needing more than ~2 minutes of TPM-bound queueing failed with "
             "RateLimitError (exit 1; a re-run resumes from the cache). 86eb89b parses the stated limit "
-            "(`stated_limit` in pipeline/llm/error_mapping.py) and clamps that axis to it, never recovering above it."
+            "(`stated_limit` in pipeline/llm/error_bodies.py) and clamps that axis to it, never recovering above it."
         )
     r = results.get("tpd")
     if r and "skipped" not in r:

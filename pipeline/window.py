@@ -1,7 +1,7 @@
 """The model's real window during a run: capped at the first refusal, recognised in a silent cut, split for.
 
 A server that runs a model with a smaller window than configured either refuses a request (its refusal names
-the window: pipeline.llm.error_mapping.context_numbers) or, like llama.cpp's servers, accepts a prompt that fits and
+the window: pipeline.llm.error_bodies.context_numbers) or, like llama.cpp's servers, accepts a prompt that fits and
 stops generating when the window is full ("length" with prompt + completion = the window). Either way the
 window is capped for the rest of the run and the call is split into as many pieces as it needs at once.
 """

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import errors as E
-from pipeline.llm.error_mapping import context_numbers, error_from_response
+from pipeline.llm.error_bodies import context_numbers
+from pipeline.llm.error_mapping import error_from_response
 
 FIXTURES = Path(__file__).parent / "fixtures" / "servers" / "context"
 MOONSHOT = Path(__file__).parent / "fixtures" / "moonshot" / "errors"

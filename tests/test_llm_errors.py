@@ -1,4 +1,4 @@
-"""Every status, error body and httpx exception maps to a typed tome error (pipeline.llm.error_mapping)."""
+"""Every status, error body and httpx exception maps to a typed tome error (pipeline.llm: error_mapping, transport_errors)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ import httpx
 import pytest
 
 from pipeline import errors as E
-from pipeline.llm.error_mapping import (
-    error_from_response,
-    error_from_transport,
-    next_utc_midnight,
-    retry_after_from_headers,
-    retry_after_from_message,
-)
+from pipeline.llm.error_bodies import retry_after_from_headers, retry_after_from_message
+from pipeline.llm.error_mapping import error_from_response
+from pipeline.llm.transport_errors import error_from_transport
+from pipeline.utc import next_utc_midnight
 
 FIXTURES = Path(__file__).parent / "fixtures" / "moonshot" / "errors"
 NOW = datetime(2026, 3, 5, 17, 30, tzinfo=UTC)
@@ -202,6 +199,6 @@ def test_next_utc_midnight() -> None:
     ],
 )
 def test_rate_limit_messages_state_the_real_limit(message: str, kind: str | None, value: int | None) -> None:
-    from pipeline.llm.error_mapping import stated_limit
+    from pipeline.llm.error_bodies import stated_limit
 
     assert stated_limit(message, kind) == value

@@ -11,8 +11,8 @@ import pytest
 from flows.progress import LineReporter, ProgressBoard
 from pipeline import errors as E
 from pipeline.llm.client import MoonshotClient
-from pipeline.llm.error_mapping import error_from_transport
 from pipeline.llm.retry import RetryPolicy, retry_reason, with_retries
+from pipeline.llm.transport_errors import error_from_transport
 from pipeline.llm.types import ChatRequest, Message
 from pipeline.testing import MoonshotTestServer
 from tests.conftest import record_sleep

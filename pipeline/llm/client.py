@@ -31,11 +31,12 @@ from pipeline.errors import (
     TomeError,
 )
 from pipeline.llm.admission import RateBudget
-from pipeline.llm.error_mapping import error_from_response, error_from_transport
+from pipeline.llm.error_mapping import error_from_response
 from pipeline.llm.providers import DEFAULT_PROVIDER, api_key_for, chat_body, resolve_provider
 from pipeline.llm.responses import parse_chat_json
 from pipeline.llm.retry import RetryHook, RetryPolicy, with_retries
 from pipeline.llm.sse import read_chat_stream
+from pipeline.llm.transport_errors import error_from_transport
 from pipeline.llm.types import ChatRequest, Completion, Message, ModelInfo, Usage
 from pipeline.llm.unlimited import UnlimitedBudget
 
