@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pipeline.testing import moonshot_errors as E
-from pipeline.testing.app import _auth, _error, _headers, _record
+from pipeline.testing.endpoints import authenticate, error_response, record_request, response_headers
 from pipeline.testing.gateway import Gateway
 
 
@@ -62,7 +62,7 @@ def _extract_text(filename: str, data: bytes, ocr_text: str | None = None) -> st
 async def upload_file(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     started, t = time.monotonic(), gw.now()
-    _key, answer = _auth(gw, request)
+    _key, answer = authenticate(gw, request)
     fields: dict[str, tuple[str | None, bytes]] = {}
     if answer is None:
         fields = _parse_multipart(request.headers.get("content-type", ""), await request.body())
@@ -75,11 +75,11 @@ async def upload_file(request: Request) -> Response:
         except ValueError as exc:
             answer = E.extract_failed(str(exc))
     if answer is not None:
-        _record(gw, "files", t, answer[0], answer[1])
-        return _error(gw, started, answer)
+        record_request(gw, "files", t, answer[0], answer[1])
+        return error_response(gw, started, answer)
     file_id = "cn" + uuid.uuid4().hex[:18]
     gw.files[file_id] = (filename, text.encode())
-    _record(gw, "files", t, 200)
+    record_request(gw, "files", t, 200)
     obj = {
         "id": file_id,
         "object": "file",
@@ -90,35 +90,35 @@ async def upload_file(request: Request) -> Response:
         "status": "ok",
         "status_details": "",
     }
-    return JSONResponse(obj, headers=_headers(gw, started))
+    return JSONResponse(obj, headers=response_headers(gw, started))
 
 
 async def file_content(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     started, t = time.monotonic(), gw.now()
-    _key, answer = _auth(gw, request)
+    _key, answer = authenticate(gw, request)
     file_id = request.path_params["file_id"]
     if answer is None and file_id not in gw.files:
         answer = E.file_not_found(file_id)
     if answer is not None:
-        _record(gw, "file_content", t, answer[0], answer[1])
-        return _error(gw, started, answer)
+        record_request(gw, "file_content", t, answer[0], answer[1])
+        return error_response(gw, started, answer)
     filename, text = gw.files[file_id]
     kind = "application/pdf" if filename.lower().endswith(".pdf") else "text/plain"
-    _record(gw, "file_content", t, 200)
+    record_request(gw, "file_content", t, 200)
     body = {"content": text.decode(), "file_type": kind, "filename": filename, "title": "", "type": "file"}
-    return JSONResponse(body, headers=_headers(gw, started))
+    return JSONResponse(body, headers=response_headers(gw, started))
 
 
 async def delete_file(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     started, t = time.monotonic(), gw.now()
-    _key, answer = _auth(gw, request)
+    _key, answer = authenticate(gw, request)
     file_id = request.path_params["file_id"]
     if answer is None and gw.files.pop(file_id, None) is None:
         answer = E.file_not_found(file_id)
     if answer is not None:
-        _record(gw, "files_delete", t, answer[0], answer[1])
-        return _error(gw, started, answer)
-    _record(gw, "files_delete", t, 200)
-    return JSONResponse({"id": file_id, "object": "file", "deleted": True}, headers=_headers(gw, started))
+        record_request(gw, "files_delete", t, answer[0], answer[1])
+        return error_response(gw, started, answer)
+    record_request(gw, "files_delete", t, 200)
+    return JSONResponse({"id": file_id, "object": "file", "deleted": True}, headers=response_headers(gw, started))

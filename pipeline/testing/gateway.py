@@ -7,22 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import threading
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.config import RateLimits
-from pipeline.testing import moonshot_errors as E
 from pipeline.testing.local_servers import check_flavour
 from pipeline.testing.summariser import OBEDIENT, Obedience
 from pipeline.testing.tokenizer import MESSAGE_OVERHEAD, ServerTokenizer
+from pipeline.testing.windows import RateWindows, Rejection
 
-WINDOW_S = 60.0  # RPM and TPM are counted in a sliding minute
 DEFAULT_MAX_TOKENS = 1024  # what the gateway assumes when a request omits max_tokens
 TEST_API_KEY = "sk-tome-test-0000000000000000000000000000"
 PREFIX_CACHE_ENTRIES = 4096  # message prefixes the simulated provider cache remembers (least recent dropped)
@@ -129,21 +127,8 @@ class ServerStats:
         return data
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """A 429 the limits produced."""
-
-    kind: str
-    status: int
-    body: dict[str, Any]
-
-
 def messages_hash(messages: Any) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-def utc_day(t: float) -> date:
-    return datetime.fromtimestamp(t, UTC).date()
 
 
 class Gateway:
@@ -190,12 +175,7 @@ class Gateway:
         self._wall = wall
         self._offset = 0.0
         self._faults: deque[Fault] = deque()
-        self._calls: deque[float] = deque()
-        self._tokens: deque[tuple[float, int]] = deque()
-        self._tpm_used = 0
-        self._tpd_day = utc_day(self.now())
-        self._tpd_used = 0
-        self._in_flight = 0
+        self._windows = RateWindows(self.now())
         self._stats = ServerStats()
         self.files: dict[str, tuple[str, bytes]] = {}
         # What the service's OCR "reads" on PDF pages without a text layer (the real one runs OCR); None: nothing.
@@ -237,10 +217,7 @@ class Gateway:
             self.generation += 1
             self._offset = 0.0
             self._faults.clear()
-            self._calls.clear()
-            self._tokens.clear()
-            self._tpm_used = self._tpd_used = 0
-            self._tpd_day = utc_day(self.now())
+            self._windows.clear(self.now())
             self._stats = ServerStats()
             self.files.clear()
             self._prefixes.clear()
@@ -265,12 +242,11 @@ class Gateway:
     def reset_day(self) -> None:
         """Forget today's TPD usage, as at UTC midnight."""
         with self._lock:
-            self._tpd_used = 0
-            self._tpd_day = utc_day(self.now())
+            self._windows.reset_day(self.now())
 
     def seconds_to_midnight(self) -> float:
         t = self.now()
-        day = utc_day(t) + timedelta(days=1)
+        day = datetime.fromtimestamp(t, UTC).date() + timedelta(days=1)
         return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() - t
 
     def ak(self, key: str) -> str:
@@ -320,53 +296,24 @@ class Gateway:
 
     # --- limits ----------------------------------------------------------------------------------------------
 
-    def _roll(self, now: float) -> None:
-        while self._calls and self._calls[0] <= now - WINDOW_S:
-            self._calls.popleft()
-        while self._tokens and self._tokens[0][0] <= now - WINDOW_S:
-            self._tpm_used -= self._tokens.popleft()[1]
-        if utc_day(now) != self._tpd_day:
-            self._tpd_day, self._tpd_used = utc_day(now), 0
-
     def admit(self, cost: int, key: str) -> Rejection | None:
         """Admit a call costing ``cost`` tokens (prompt + max_tokens), or say which limit refused it."""
         with self._lock:
-            now = self.now()
-            self._roll(now)
-            lim, uid, ak = self.limits, self.account_id, self.ak(key)
-            if lim.concurrency and self._in_flight >= lim.concurrency:
-                return Rejection("concurrency", *E.max_concurrency(uid, ak, lim.concurrency, 1))
-            if lim.rpm and len(self._calls) >= lim.rpm:
-                wait = max(1, math.ceil(self._calls[0] + WINDOW_S - now))
-                return Rejection("rpm", *E.max_rpm(uid, ak, lim.rpm, wait))
-            if lim.tpm and self._tpm_used + cost > lim.tpm:
-                return Rejection("tpm", *E.tpm_limit(uid, ak, self._tpm_used + cost, lim.tpm))
-            if lim.tpd and self._tpd_used + cost > lim.tpd:
-                return Rejection("tpd", *E.tpd_limit(uid, ak, self._tpd_used + cost, lim.tpd))
-            self._calls.append(now)
-            self._tokens.append((now, cost))
-            self._tpm_used += cost
-            self._tpd_used += cost
-            self._in_flight += 1
-            self._stats.tokens_admitted += cost
-            self._stats.max_concurrency = max(self._stats.max_concurrency, self._in_flight)
-            return None
+            rejection = self._windows.admit(cost, self.now(), self.limits, self.account_id, self.ak(key))
+            if rejection is None:
+                self._stats.tokens_admitted += cost
+                self._stats.max_concurrency = max(self._stats.max_concurrency, self._windows.in_flight)
+            return rejection
 
     def release(self) -> None:
         """An admitted call finished (its concurrency slot frees)."""
         with self._lock:
-            self._in_flight -= 1
+            self._windows.in_flight -= 1
 
     def usage_now(self) -> dict[str, int]:
         """Current window usage: in-flight calls, calls and tokens in the last minute, tokens today."""
         with self._lock:
-            self._roll(self.now())
-            return {
-                "in_flight": self._in_flight,
-                "rpm": len(self._calls),
-                "tpm": self._tpm_used,
-                "tpd": self._tpd_used,
-            }
+            return self._windows.usage(self.now())
 
     # --- counters --------------------------------------------------------------------------------------------
 
@@ -400,11 +347,11 @@ class Gateway:
                 completion_tokens=s.completion_tokens,
                 cached_tokens=s.cached_tokens,
                 max_concurrency=s.max_concurrency,
-                in_flight=self._in_flight,
+                in_flight=self._windows.in_flight,
                 log=list(s.log),
             )
 
     def reset_stats(self) -> None:
         """Zero the counters and the request log (limit windows and faults stay)."""
         with self._lock:
-            self._stats = ServerStats(max_concurrency=self._in_flight)
+            self._stats = ServerStats(max_concurrency=self._windows.in_flight)
