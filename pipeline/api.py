@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.document import Document
 from pipeline.document_runs import summarise_path
 from pipeline.documents import SUPPORTED_SUFFIXES, document_from_text
+from pipeline.documents.model import Document
 from pipeline.errors import DocumentNotFoundError
 from pipeline.options import SummariseOptions
 from pipeline.outputs import SummaryResult

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pipeline.config import ModelSpec
-from pipeline.document import Document
+from pipeline.documents.model import Document
 from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
 from pipeline.packing import pack_groups
 from pipeline.sentences import sentence_ends

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired, Protocol, TypedDict, cast
 
-from pipeline.document import Document
 from pipeline.documents import document_from_text, load_document
+from pipeline.documents.model import Document
 from pipeline.engine import Node, RunState, SummaryEngine
 from pipeline.errors import NoTextLayerError, QuotaExhaustedError, TomeError
 from pipeline.inputs import display_name, file_sha256, output_names

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.chunking import Chunk, PromptRoom, chunk_document, chunk_room
 from pipeline.config import ModelSpec, RateLimits
-from pipeline.document import Document
+from pipeline.documents.model import Document
 from pipeline.errors import DepthLimitError, EmptyDocumentError
 from pipeline.merge_plan import (
     MIN_CALL_OUTPUT_TOKENS,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.chunking import Chunk
-from pipeline.document import Document
+from pipeline.documents.model import Document
 from pipeline.extractive import MARKER, _content_bigram, _stem
 from pipeline.language import SPEAKER_LABEL
 from pipeline.outputs import Node

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.chunking import Chunk, PromptRoom, chunk_document, chunk_room
 from pipeline.config import ModelSpec, load_catalog
-from pipeline.document import Document, Page, Section
+from pipeline.documents.model import Document, Page, Section
 from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
 from pipeline.settings import resolve_settings
 from pipeline.tokens import TiktokenCounter, calibrated

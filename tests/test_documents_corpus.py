@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.document import Document
 from pipeline.documents import load_document, looks_like_chapter
+from pipeline.documents.model import Document
 from pipeline.errors import CorruptDocumentError, NoTextLayerError, PasswordRequiredError
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.document import Document
 from pipeline.documents import SUPPORTED_SUFFIXES, detect_language, load_document, looks_like_chapter
 from pipeline.documents.gutenberg import drop_illustrations, strip_boilerplate
 from pipeline.documents.headings import build_sections, find_headings
+from pipeline.documents.model import Document
 from pipeline.documents.normalise import normalise_text, strip_page_furniture
 from pipeline.errors import (
     DocumentEncodingError,

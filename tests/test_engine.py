@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import RateLimits
-from pipeline.document import Document, Section
+from pipeline.documents.model import Document, Section
 from pipeline.engine import SummaryEngine
 from pipeline.errors import ContentFilterError, DepthLimitError, QuotaExhaustedError
 from pipeline.extractive import ExtractiveBackend

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.chunking import Chunk, chunk_room
 from pipeline.config import ModelSpec, RateLimits, load_catalog
-from pipeline.document import Document
+from pipeline.documents.model import Document
 from pipeline.errors import ChunkingError, DepthLimitError, EmptyDocumentError
 from pipeline.planning import (
     Plan,

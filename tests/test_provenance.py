@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.document import Document, Page
 from pipeline.documents import load_document
+from pipeline.documents.model import Document, Page
 from pipeline.extractive import ExtractiveBackend
 from pipeline.provenance import features, link_merge, node_sentences
 from pipeline.store import Store

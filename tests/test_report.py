@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.document import Document
+from pipeline.documents.model import Document
 from pipeline.extractive import ExtractiveBackend
 from pipeline.report import render_report
 from pipeline.store import Store

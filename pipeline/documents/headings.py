@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.document import Section
+from pipeline.documents.model import Section
 from pipeline.scripts import has_cjk
 
 # A heading whose body (up to the next heading) has fewer non-space characters than this is a contents

@@ -7,10 +7,10 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.document import Document, Page, Section
 from pipeline.documents.epub import read_epub
 from pipeline.documents.gutenberg import drop_illustrations, strip_boilerplate
 from pipeline.documents.headings import Heading, build_sections, find_headings
+from pipeline.documents.model import Document, Page, Section
 from pipeline.documents.normalise import normalise_blocks, normalise_text, strip_page_furniture
 from pipeline.documents.pdf import OutlineEntry, read_pdf
 from pipeline.documents.text import decode_text

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from pipeline.config import ModelSpec
-from pipeline.document import Document
+from pipeline.documents.model import Document
 from pipeline.engine import length
 from pipeline.engine.state import CallSpec, RunState
 from pipeline.language import is_cjk, resolve_language, sample_text

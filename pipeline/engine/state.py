@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.chunking import Chunk, PromptRoom
 from pipeline.config import ModelSpec
-from pipeline.document import Document
+from pipeline.documents.model import Document
 from pipeline.language import LengthUnit
 from pipeline.outputs import Node, UsageTotals
 from pipeline.planning import Plan

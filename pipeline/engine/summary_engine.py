@@ -15,7 +15,7 @@ from pipeline.chunking import PRIOR_HEADROOM, Chunk, chunk_document, chunk_room
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
-from pipeline.document import Document
+from pipeline.documents.model import Document
 from pipeline.engine import calibration, length
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage

@@ -11,8 +11,8 @@ from statistics import fmean
 from typing import Any, Protocol
 
 from pipeline.config import ModelSpec, RateLimits
-from pipeline.document import Document
 from pipeline.documents.loader import document_from_text
+from pipeline.documents.model import Document
 from pipeline.engine import LENGTH_HEADROOM, SummaryEngine
 from pipeline.errors import QuotaExhaustedError, TomeError
 from pipeline.evaluation.baselines import lead, textrank

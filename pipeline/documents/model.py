@@ -1,4 +1,4 @@
-"""The loaded document: normalised text plus its sections and page spans."""
+"""The loaded document (what every loader returns): normalised text plus its sections and page spans."""
 
 from __future__ import annotations
 
