@@ -1,9 +1,10 @@
 """Prompt templates for map (chunk) and reduce (merge) calls: Chinese ones, and English ones for any language.
 
-Follows Moonshot's prompt guide: a system role, the material inside delimiters (<text>, <summary n= section=>),
-carried context inside <context> with a note that it is background only, numbered steps and an explicit length
-("at most N words" / "at most N characters" / "不超过N字"). The templates are versioned by configs/prompts.toml ("map-v3", "reduce-v3");
-change a template -> bump its version, which is part of every cache key.
+Follows Moonshot's prompt guide: a system role holding the fixed rules (short: every call pays for them), the
+material inside delimiters (<text>, <summary n= section=>), carried context inside <context> (background only,
+as the system message says) and an explicit length ("at most N words" / "at most N characters" / "不超过N字").
+The templates are versioned by configs/prompts.toml ("map-v4", "reduce-v4"); change a template -> bump its
+version, which is part of every cache key.
 """
 
 from __future__ import annotations
@@ -72,66 +73,30 @@ def strict_words(words: int) -> int:
     return max(10, int(words * STRICT_FACTOR))
 
 
-# The fixed instructions of each kind of call live in the system message, identical in every call of that kind:
-# providers' automatic prefix caching (Kimi's bills cached input at a quarter) then serves them from cache. The
-# user message keeps what differs per call: where the text is from, the context, the text, the length.
-_MAP_STEPS = {
-    False: (
-        "\n\nWhen asked to summarise a text:\n"
-        "1. Read the text and find its main events, people, arguments and facts.\n"
-        "2. Keep the names, places, numbers and chapter or section titles that appear in it.\n"
-        "3. Write one coherent summary in the text's order, of the length asked for.\n"
-        "4. Output only the summary: no heading, preamble or comments."
-    ),
-    True: (
-        "\n\n为文本写摘要时：\n"
-        "1. 通读 text 标签中的文本，找出主要事件、人物、论点和事实。\n"
-        "2. 保留文中出现的人名、地名、数字和章节标题。\n"
-        "3. 按原文顺序写一段连贯的摘要，长度按要求。\n"
-        "4. 只输出摘要本身，不要加标题、前言或说明。"
-    ),
-}
-_MERGE_STEPS = {
-    False: (
-        "\n\nWhen asked to merge summaries:\n"
-        "1. Read the summaries in order; they follow the document's order.\n"
-        "2. Keep the main events, people, arguments and facts; drop repetition.\n"
-        '3. Mention chapter or section titles (given as section="...") where they help the reader.\n'
-        "4. Write one coherent summary of the length asked for.\n"
-        "5. Output only the summary: no heading, preamble or comments."
-    ),
-    True: (
-        "\n\n合并摘要时：\n"
-        "1. 按顺序阅读各篇摘要，它们与原文顺序一致。\n"
-        "2. 保留主要事件、人物、论点和事实，删去重复内容。\n"
-        "3. 在有帮助时提及章节标题（见 section 属性）。\n"
-        "4. 写一篇连贯的摘要，长度按要求。\n"
-        "5. 只输出摘要本身，不要加标题、前言或说明。"
-    ),
-}
-
-
+# The fixed instructions live in the system message, one per language and identical for map and merge calls:
+# providers' automatic prefix caching (Kimi's bills cached input at a quarter) then serves it from cache in
+# every call. They are kept short because every call pays for them again (raw, before any cache discount):
+# bench/results/billing.md measures where prompt tokens go. The user message keeps what differs per call.
 def _system(language: str) -> str:
     if _chinese(language):
-        return "你是一名严谨的长文档摘要助手。你只根据给定的材料写忠实、简洁、连贯的中文摘要，从不编造内容。"
+        return (
+            "只依据给定材料写忠实、简洁的中文摘要，不编造。按原文顺序保留主要事件、人物、论点、事实、人名、数字和"
+            "章节标题，删去重复。context 标签中是前文背景，只用于理解指代，不要为它写摘要。只输出摘要。"
+        )
     name = language_name(language)
     return (
-        "You are a careful assistant who summarises long documents. You write faithful, concise, coherent "
-        f"summaries in {name}, using only the material you are given, and you never invent facts."
+        f"Write faithful, concise summaries in {name} from the given material only; never invent facts. Keep "
+        "the main events, people, arguments, facts, names, numbers and section titles, in order; drop repetition. "
+        "Context tags hold earlier background, for names and references only: never summarise it. Output only "
+        "the summary."
     )
 
 
 def _context_block(context: str, language: str) -> str:
+    """Carried context; what it is for is said once, in the system message (cached), not in every call."""
     if not context:
         return ""
-    if _chinese(language):
-        note = "上面 context 标签中是前文的背景，只用于理解人物和指代；不要为它写摘要，也不要复述它。"
-    else:
-        note = (
-            "The context above is background from earlier in the document. Use it only to understand names "
-            "and references; do not summarise it or repeat it."
-        )
-    return f"<context>\n{_escape(context)}\n</context>\n{note}\n\n"
+    return f"<context>\n{_escape(context)}\n</context>\n\n"
 
 
 def _focus_block(focus: str, language: str, *, final: bool) -> str:
@@ -190,13 +155,13 @@ def map_messages(
             f"，所在章节：{section}" if section else ""
         )
         head = f"请为下面 text 标签中的文本写摘要。{where}。\n\n"
-        steps = f"按原文顺序用中文写一段连贯的摘要，{length}。\n"
+        steps = f"摘要{length}。\n"
     else:
         where = f'It is part {part} of {parts} of "{title}"' + (
             f', in the section "{section}"' if section else ""
         )
-        head = f"Summarise the text between the text tags below. {where}.\n\n"
-        steps = f"Write one coherent summary in {language_name(language)}, in the text's order, {length}.\n"
+        head = f"Summarise the text in the text tags. {where}.\n\n"
+        steps = f"Write it in {language_name(language)}, {length}.\n"
     user = (
         head
         + _focus_block(focus, language, final=parts == 1)
@@ -205,7 +170,7 @@ def map_messages(
         + steps
         + (_strict_note(language) if strict else "")
     )
-    return (Message("system", _system(language) + _MAP_STEPS[cjk]), Message("user", user))
+    return (Message("system", _system(language)), Message("user", user))
 
 
 def merge_messages(
@@ -227,18 +192,15 @@ def merge_messages(
     if cjk:
         goal = f"写出《{title}》全书的最终摘要" if final else "把它们合并成这一部分的一篇摘要"
         head = f"下面 summary 标签中是《{title}》中连续各部分的摘要，按原文顺序排列。请{goal}。\n\n"
-        steps = f"用中文写一篇连贯的摘要，{length}。\n"
+        steps = f"摘要{length}。\n"
     else:
         goal = (
             f'write the final summary of the whole of "{title}"'
             if final
             else "merge them into one summary of this part"
         )
-        head = (
-            f'Below, between summary tags, are summaries of consecutive parts of "{title}", in the document\'s '
-            f"order. Please {goal}.\n\n"
-        )
-        steps = f"Write one coherent summary in {language_name(language)}, {length}.\n"
+        head = f'The summary tags hold summaries of consecutive parts of "{title}", in order: {goal}.\n\n'
+        steps = f"Write it in {language_name(language)}, {length}.\n"
     user = (
         head
         + _focus_block(focus, language, final=final)
@@ -248,7 +210,7 @@ def merge_messages(
         + steps
         + (_strict_note(language) if strict else "")
     )
-    return (Message("system", _system(language) + _MERGE_STEPS[cjk]), Message("user", user))
+    return (Message("system", _system(language)), Message("user", user))
 
 
 def summary_block(summary: MergeInput) -> str:

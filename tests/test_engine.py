@@ -221,7 +221,7 @@ async def test_carry_forward_in_prompts_and_byte_identical_reruns(moonshot_serve
             user = by_index[i]
             ctx = re.search(r"<context>\n(.*?)\n</context>", user, re.S).group(1)
             assert user.index("</context>") < user.index("<text>\n")
-            assert "background" in user
+            assert "background" in req.messages[0].content  # said once, in the shared system message
             if i >= 3:
                 assert nodes[i].context == f"summary:{i - 3}"
                 assert nodes[i - 3].text.endswith(ctx)  # the tail of call i-3's summary

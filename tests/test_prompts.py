@@ -19,16 +19,19 @@ def test_map_prompt_has_system_role_text_delimiters_and_length():
     assert "<text>\nAlice was beginning to get very tired.\n</text>" in user.content
     assert "at most 300 words" in user.content
     assert 'part 2 of 5 of "Alice"' in user.content and '"CHAPTER I"' in user.content
-    assert "\n1. " in system.content and "\n3. " in system.content  # fixed steps: cacheable system prefix
+    # The fixed rules live in one system message shared by every call of the run: a cacheable prefix.
+    merge_system, _ = merge_messages([MergeInput(1, None, "x")], title="Bob", final=True, context="", words=9,
+                                     language="en")
+    assert system == merge_system and "never invent facts" in system.content
     assert "<context>" not in user.content
     assert parse_length(user.content) == (300, "words")
 
 
 def test_context_is_delimited_and_marked_as_background_before_the_text():
-    _, user = _map(context="The White Rabbit ran by.")
+    system, user = _map(context="The White Rabbit ran by.")
     content = user.content
     assert "<context>\nThe White Rabbit ran by.\n</context>" in content
-    assert "background" in content and "do not summarise it" in content
+    assert "background" in system.content and "never summarise it" in system.content
     assert content.index("</context>") < content.index("<text>\n")
 
 
