@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from flows.commands import batch, cache, deploy, eval, models, plan, report, runs, serve, summarise
+from flows.commands import batch, cache, deploy, eval, models, plan, report, runs, serve, server, summarise
 
 app = typer.Typer(
     name="tome",
@@ -39,3 +39,4 @@ eval.register(app)
 models.register(app)
 deploy.register(app)
 report.register(app)
+server.register(app)

@@ -137,3 +137,22 @@ def check_prefect_api(env: MutableMapping[str, str] | None = None, *, timeout_s:
             f"The Prefect API at {url} does not answer ({type(exc).__name__}). Start it (`prefect server start`), "
             "unset PREFECT_API_URL to use a temporary server, or pass --no-prefect."
         ) from exc
+
+
+def connect_prefect(env: MutableMapping[str, str] | None = None) -> None:
+    """Before Prefect is imported: check the user's PREFECT_API_URL, or start (once) and reuse tome's local
+    Prefect server in the background (flows/background_server.py) instead of a temporary one per process."""
+    env = os.environ if env is None else env
+    check_prefect_api(env)
+    if "prefect" in sys.modules:
+        return  # Prefect has read its settings already: an API URL set now would not be used
+
+    from flows.background_server import ServerStartError, connect
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        connect(env, say=say)
+    except ServerStartError as exc:
+        say(f"Warning: {exc}. This run uses a temporary Prefect server instead.")

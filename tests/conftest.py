@@ -18,6 +18,9 @@ CORPUS = REPO.parent / "shared" / "corpus"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_HOME", str(REPO / ".prefect"))
+# Nor start tome's background Prefect server (it would outlive the test): tests that run flows set
+# PREFECT_API_URL to a server they start and stop; tests/integration/test_background_server.py tests it.
+os.environ.setdefault("TOME_PREFECT_SERVER", "ephemeral")
 
 
 @pytest.fixture(autouse=True)

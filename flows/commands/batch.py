@@ -89,9 +89,10 @@ async def _run(
             options, paths, out_dir=out_dir, board=make_board(sys.stderr, enabled=progress), announce=True
         )
         return [r.outcome.report() for r in runs]
-    from flows.prefect_env import check_prefect_api, quiet_reported_errors
+    from flows.prefect_env import connect_prefect, quiet_reported_errors
 
-    check_prefect_api()  # before importing Prefect: a dead API URL fails in milliseconds
+    # Before importing Prefect: a dead API URL fails in milliseconds; with none, tome's background server.
+    connect_prefect()
     from flows.summarise import summarise_batch
 
     quiet_reported_errors()

@@ -142,9 +142,10 @@ async def _evaluate(
         from flows.evaluation import evaluate_dataset
 
         return await evaluate_dataset(dataset, options, eval_options)
-    from flows.prefect_env import check_prefect_api, quiet_reported_errors
+    from flows.prefect_env import connect_prefect, quiet_reported_errors
 
-    check_prefect_api()  # before importing Prefect: a dead API URL fails in milliseconds
+    # Before importing Prefect: a dead API URL fails in milliseconds; with none, tome's background server.
+    connect_prefect()
     from flows.eval_flow import evaluate_dataset_flow
 
     quiet_reported_errors()

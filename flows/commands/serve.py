@@ -43,7 +43,8 @@ def serve(
     Runs until interrupted (Ctrl+C or SIGTERM). Without --cron/--interval it runs only when triggered. Each run
     logs one line: "inbox: 3 new, 1 changed, 12 unchanged".
 
-    Set PREFECT_API_URL to a running `prefect server start` so that schedules, triggers and the UI share it.
+    Uses PREFECT_API_URL when set, else tome's background Prefect server (`tome server status`), so that
+    schedules, triggers (`prefect deployment run` with that PREFECT_API_URL) and the UI share it.
     """
 
     def body() -> None:
@@ -54,23 +55,26 @@ def serve(
             raise DocumentNotFoundError(f"{input_dir}: no such folder.")
         output_dir.mkdir(parents=True, exist_ok=True)
         set_password(run.password)
+        from flows.prefect_env import connect_prefect, quiet_reported_errors
+
+        configured = bool(os.environ.get("PREFECT_API_URL", "").strip())
+        connect_prefect()  # the user's PREFECT_API_URL, else tome's background server (unless opted out)
         if not os.environ.get("PREFECT_API_URL"):
             typer.echo(
-                "Note: PREFECT_API_URL is not set, so this runs its own temporary Prefect server; other processes "
-                "cannot trigger it. Start `prefect server start` and set PREFECT_API_URL for that.",
+                "Note: with TOME_PREFECT_SERVER=ephemeral this runs its own temporary Prefect server; other "
+                "processes cannot trigger it. Unset it (tome's background server) or set PREFECT_API_URL for that.",
                 err=True,
             )
         from prefect.types.entrypoint import EntrypointType
 
-        from flows.prefect_env import check_prefect_api, quiet_reported_errors
         from flows.summarise import summarise_folder
 
-        check_prefect_api()
         quiet_reported_errors()
         when = f"every {interval:g} s" if interval else f"on cron '{cron}'" if cron else "when triggered"
         typer.echo(
             f"Serving {FLOW_NAME}/{name}: {input_dir} -> {output_dir}, {when}. "
-            f"Trigger: prefect deployment run '{FLOW_NAME}/{name}'. Stop with Ctrl+C.",
+            f"Trigger: {'' if configured else _api_prefix()}prefect deployment run '{FLOW_NAME}/{name}'. "
+            "Stop with Ctrl+C.",
             err=True,
         )
         summarise_folder.serve(
@@ -93,3 +97,9 @@ def serve(
         typer.echo(f"Stopped serving {FLOW_NAME}/{name}.", err=True)
 
     run_cli(body)
+
+
+def _api_prefix() -> str:
+    """``PREFECT_API_URL=... `` for a trigger command when tome chose the server (its background one)."""
+    url = os.environ.get("PREFECT_API_URL", "")
+    return f"PREFECT_API_URL={url} " if url else ""

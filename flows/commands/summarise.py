@@ -137,9 +137,10 @@ async def _run(
         if len(runs) == 1 and runs[0].error is not None:
             raise runs[0].error
         return [r.outcome.report(r.result) for r in runs]
-    from flows.prefect_env import check_prefect_api, quiet_reported_errors
+    from flows.prefect_env import connect_prefect, quiet_reported_errors
 
-    check_prefect_api()  # before importing Prefect: a dead API URL fails in milliseconds
+    # Before importing Prefect: a dead API URL fails in milliseconds; with none, tome's background server.
+    connect_prefect()
     from flows.summarise import summarise_batch, summarise_document
 
     quiet_reported_errors()

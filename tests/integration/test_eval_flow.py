@@ -18,7 +18,7 @@ SAMPLE = REPO / "data" / "eval_sample.jsonl"
 
 def _tome_eval(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path / "user"),
-           "TOME_HOME": str(tmp_path / "tome-home")}  # fmt: skip
+           "TOME_HOME": str(tmp_path / "tome-home"), "TOME_PREFECT_SERVER": "ephemeral"}  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "flows", "eval", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,

@@ -1,0 +1,124 @@
+"""With nothing configured, `tome summarise` starts a local Prefect server in the background once, reuses it,
+prints the flow run's UI address, restarts it for another Prefect version, and `tome server stop` stops it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.background_server import ServerFiles, process_alive, read_state
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ENGLISH = REPO / "data" / "the_lighthouse_keeper.md"
+RUN_URL = re.compile(r"^Prefect flow run 'the_lighthouse_keeper\.md' \(([0-9a-f-]{36})\): (http://127\.0\.0\.1:(\d+)/\S+)$", re.M)
+
+
+def _tome(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flows", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=400
+    )
+
+
+def _server_processes(home: Path) -> list[int]:
+    """PIDs of `prefect server start` processes whose PREFECT_HOME is ``home`` (this test's only)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or not process_alive(int(proc.name)):
+            continue
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            if b"server" in argv and b"start" in argv and f"PREFECT_HOME={home}".encode() in environ:
+                found.append(int(proc.name))
+    return found
+
+
+def _port_closed(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def nothing_configured(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An environment with no PREFECT_* or TOME_* setting but TOME_HOME; every server it started is stopped."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path / "user"),
+           "TOME_HOME": str(tmp_path / "tome-home")}  # fmt: skip
+    home = tmp_path / "tome-home" / "prefect"
+    try:
+        yield env
+    finally:
+        _tome(env, "server", "stop")
+        for pid in _server_processes(home):  # only ever this test's own server (matched by its PREFECT_HOME)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_the_background_server_is_started_once_reused_and_stopped(nothing_configured: dict[str, str]) -> None:
+    if not ENGLISH.is_file():
+        pytest.skip("data/the_lighthouse_keeper.md is missing")
+    env = nothing_configured
+    files = ServerFiles(Path(env["TOME_HOME"]) / "prefect")
+
+    first = _tome(env, "summarise", str(ENGLISH), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("# Summary: The Lighthouse Keeper")
+    assert "Starting a local Prefect server in the background" in first.stderr
+    started = read_state(files)
+    assert started is not None and process_alive(started.pid)
+    assert RUN_URL.search(first.stderr), first.stderr
+
+    second = _tome(env, "summarise", str(ENGLISH), "--no-progress", "--json")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["final"]
+    assert "Starting a local Prefect server" not in second.stderr  # reused, not started again
+    assert [line for line in second.stderr.splitlines() if "| WARNING |" in line or "| ERROR |" in line] == []
+    match = RUN_URL.search(second.stderr)
+    assert match, second.stderr
+    run_id, url, port = match.group(1), match.group(2), int(match.group(3))
+    assert read_state(files) == started and port == started.port
+    assert _server_processes(files.home) == [started.pid]  # one server (its uvicorn runs in-process)
+    # The printed address opens the run in the UI (a browser asks for HTML), and the API has the run.
+    assert httpx.get(url, headers={"Accept": "text/html"}, timeout=30).status_code == 200
+    run = httpx.get(f"{started.api_url}/flow_runs/{run_id}", timeout=30).json()
+    assert run["name"] == "the_lighthouse_keeper.md" and run["state_type"] == "COMPLETED"
+
+    status = _tome(env, "server", "status")
+    assert status.returncode == 0 and f"running at {started.ui_url} (pid {started.pid}" in status.stdout
+
+    stopped = _tome(env, "server", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == f"Stopped the Prefect server at {started.ui_url} (pid {started.pid}).\n"
+    assert not process_alive(started.pid) and _server_processes(files.home) == []
+    assert _port_closed(started.port)
+    assert read_state(files) is None
+    assert _tome(env, "server", "status").returncode == 1
+
+
+def test_a_server_of_another_prefect_version_is_replaced(nothing_configured: dict[str, str]) -> None:
+    env = nothing_configured
+    files = ServerFiles(Path(env["TOME_HOME"]) / "prefect")
+    assert _tome(env, "server", "start").returncode == 0
+    old = read_state(files)
+    assert old is not None
+    # As if tome had been upgraded since it started this server: the recorded version no longer matches.
+    state = json.loads(files.state.read_text())
+    files.state.write_text(json.dumps({**state, "prefect_version": "3.0.0"}))
+    restarted = _tome(env, "server", "start")
+    assert restarted.returncode == 0, restarted.stderr
+    new = read_state(files)
+    assert new is not None and new.pid != old.pid and not process_alive(old.pid)
+    assert new.port == old.port  # the port it had is kept, so bookmarked run addresses keep working
+    assert _server_processes(files.home) == [new.pid]
