@@ -19,6 +19,7 @@ CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
 CJK_SYMBOLS = "\u2e80-\u2fff\u3000-\u303f\u3100-\u312f\u3190-\u33ff\u4dc0-\u4dff\uff00-\uffef"
 CJK_LETTERS = HAN + KANA + HANGUL
 _NO_SPACE = re.compile(f"[{CJK_LETTERS}{CJK_SYMBOLS}]")
+_FIRST_NO_SPACE = "\u1100"  # the lowest code point _NO_SPACE matches (Hangul Jamo)
 
 CJK_LETTER = re.compile(f"[{CJK_LETTERS}]")
 HAN_CHAR = re.compile(f"[{HAN}]")
@@ -41,6 +42,8 @@ SCRIPT_CHARS: dict[str, re.Pattern[str]] = {
 
 def is_cjk_char(ch: str) -> bool:
     """Han, kana, Hangul or CJK/full-width punctuation: no space is needed around it."""
+    if ch < _FIRST_NO_SPACE:  # most text (Latin and the like) stops here, without a regex call
+        return False
     return _NO_SPACE.match(ch) is not None
 
 

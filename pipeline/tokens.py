@@ -53,11 +53,13 @@ class TiktokenCounter:
         """Counts add up across a cut after a newline before a visible character (see chunking)."""
         return self.encoding_name in _ADDITIVE_AT_LINE_BREAKS
 
+    # Special-token markers ("<|endoftext|>") in a document are ordinary text: encode_ordinary is tiktoken's
+    # encode(text, disallowed_special=()) without the search for them.
     def count(self, text: str) -> int:
-        return len(_encoding(self.encoding_name).encode(text, disallowed_special=()))
+        return len(_encoding(self.encoding_name).encode_ordinary(text))
 
     def encode(self, text: str) -> list[int]:
-        return _encoding(self.encoding_name).encode(text, disallowed_special=())
+        return _encoding(self.encoding_name).encode_ordinary(text)
 
     def decode(self, tokens: list[int]) -> str:
         return _encoding(self.encoding_name).decode(tokens)

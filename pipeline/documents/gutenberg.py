@@ -6,8 +6,9 @@ import re
 
 from pipeline.documents.headings import is_heading_line
 
+# A "*" at a line's start (the lookbehind after it): opening with a literal lets re skip ahead to each "*".
 _START = re.compile(
-    r"^(?:\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?(?:BOOK|TEXT)|\*END\*THE SMALL PRINT!)[^\n]*$",
+    r"\*(?<![^\n]\*)(?:\*{2}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?(?:BOOK|TEXT)|END\*THE SMALL PRINT!)[^\n]*$",
     re.IGNORECASE | re.MULTILINE,
 )
 _END = re.compile(

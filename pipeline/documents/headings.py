@@ -38,6 +38,8 @@ _ZH_HEADING = re.compile(
     rf"第(?P<num>[{_ZH_NUM}]{{1,8}})(?P<label>[回章卷节節篇部集幕])(?:[\s:：.、]*(?P<title>.*))?"
 )
 _ZH_STANDALONE = re.compile(r"(?P<label>楔子|序言|序章|前言|引子|尾声|尾聲|后记|後記)")
+_STANDALONE_FIRST = frozenset("PEIA楔序前引尾后後")  # first letters of _EN_STANDALONE's and _ZH_STANDALONE's labels
+_HEADING_FIRST = frozenset("#第CBPVS") | _STANDALONE_FIRST  # every heading opens with one of these
 _MD_HEADING = re.compile(r"(?P<hashes>#{1,6})\s+(?P<title>.+?)\s*#*")
 
 _NUMBER_WORDS = {
@@ -136,6 +138,8 @@ def _classify(line: str, *, markdown: bool) -> tuple[str, int, tuple[str, int | 
     if not line:
         return None
     first = line[0]
+    if first not in _HEADING_FIRST:  # most lines are prose: one set lookup
+        return None
     if first == "#":
         if not markdown:
             return None
@@ -159,11 +163,14 @@ def _classify(line: str, *, markdown: bool) -> tuple[str, int, tuple[str, int | 
         return (f"{head} {title}" if title else head), 1, key, not title
     if len(line) > _MAX_EN_HEADING_CHARS:
         return None
-    if first in "CBPVScbpvs":
+    if first in "CBPVS":
         match = _EN_HEADING.fullmatch(line)
         if match is not None:
             return _classify_english(match)
-    match = _EN_STANDALONE.fullmatch(line) or _ZH_STANDALONE.fullmatch(line)
+    # Standalone headings open with one of these letters (checked first: most lines are prose).
+    match = None
+    if first in _STANDALONE_FIRST:
+        match = _EN_STANDALONE.fullmatch(line) or _ZH_STANDALONE.fullmatch(line)
     if match is not None:
         # Keyed by name, so a contents list's last entry ("Epilogue") is known when the real one comes later.
         return line.rstrip("."), 1, ("standalone", line.rstrip(".").lower()), False

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import itertools
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 
@@ -41,20 +44,52 @@ class Document:
 
     def pages_for(self, start: int, end: int) -> tuple[int, int] | None:
         """First and last page number touched by the span [start, end), or None without pages."""
-        touched = [p.number for p in self.pages if p.start < max(end, start + 1) and p.end > start]
-        return (touched[0], touched[-1]) if touched else None
+        first, stop = _touched(self._page_index, self.pages, start, end)
+        return (self.pages[first].number, self.pages[stop - 1].number) if stop > first else None
 
     def section_title(self, start: int, end: int) -> str:
         """The title of the section(s) the span [start, end) touches: "A" or "A … B" ("" outside every section).
 
         The one place section titles are built: chunks, prompts and summary nodes all use it.
         """
-        sections = self.sections
-        if not sections:
+        first, stop = _touched(self._section_index, self.sections, start, end)
+        if stop <= first:
             return ""
-        i = bisect_right([s.end for s in sections], start)
-        touched = [s for s in sections[i:] if s.start < max(end, start + 1)]
-        if not touched:
-            return ""
-        first, last = touched[0].title, touched[-1].title
-        return first if first == last else f"{first} … {last}"
+        head, last = self.sections[first].title, self.sections[stop - 1].title
+        return head if head == last else f"{head} … {last}"
+
+    # Span lookups are binary searches (a 50 MB text has thousands of sections and chunks); the sorted
+    # starts and ends are built once per document.
+    @cached_property
+    def _section_index(self) -> _SpanIndex | None:
+        return _SpanIndex.of(self.sections)
+
+    @cached_property
+    def _page_index(self) -> _SpanIndex | None:
+        return _SpanIndex.of(self.pages)
+
+
+@dataclass(frozen=True, slots=True)
+class _SpanIndex:
+    """Starts and ends of spans sorted by both (None from ``of`` when they are not: then spans are scanned)."""
+
+    starts: list[int]
+    ends: list[int]
+
+    @staticmethod
+    def of(spans: Sequence[Section | Page]) -> _SpanIndex | None:
+        starts, ends = [s.start for s in spans], [s.end for s in spans]
+        ordered = all(a <= b for a, b in itertools.pairwise(starts)) and all(a <= b for a, b in itertools.pairwise(ends))
+        return _SpanIndex(starts, ends) if ordered else None
+
+
+def _touched(
+    index: _SpanIndex | None, spans: Sequence[Section | Page], start: int, end: int
+) -> tuple[int, int]:
+    """The index range [first, stop) of the spans the span [start, end) touches (an empty one touches its start)."""
+    bound = max(end, start + 1)
+    if index is not None:
+        first = bisect_right(index.ends, start)
+        return first, max(first, bisect_left(index.starts, bound, first))
+    touched = [i for i, s in enumerate(spans) if s.start < bound and s.end > start]
+    return (touched[0], touched[-1] + 1) if touched else (0, 0)

@@ -21,9 +21,13 @@ _NEEDS_FIXES = re.compile("[" + "".join(chr(c) for c in _CHARACTER_FIXES) + "]")
 _INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufeff\u200b\u200c\u200d\u2060\u00ad]")
 # Runs of horizontal space after a visible character; leading indentation is kept for paragraph detection.
 # (A single plain space, by far the most common run, is left alone: matching it only to write it back is slow.)
+_SPACE_CHARS = " \t\u00a0\u2000-\u200a\u202f\u205f"
+_OTHER_SPACE = re.compile("[" + _SPACE_CHARS[1:] + "]")  # horizontal space other than a plain space
+# A space character after a visible one: a plain space needs more space after it, any other space does not.
 _INNER_SPACE = re.compile(
-    r"(?<=\S)(?: [ \t\u00a0\u2000-\u200a\u202f\u205f]+|[\t\u00a0\u2000-\u200a\u202f\u205f][ \t\u00a0\u2000-\u200a\u202f\u205f]*)"
+    f"[{_SPACE_CHARS}](?<=\\S[{_SPACE_CHARS}])(?:(?<=\\S )[{_SPACE_CHARS}]+|(?<! )[{_SPACE_CHARS}]*)"
 )
+_SPACE_RUN = re.compile("  +")
 # Stripped from each line's end (str.rstrip per line is several times faster than a multi-line regex).
 _TRAILING_CHARS = " \t\u00a0\u3000\u202f\u205f" + "".join(chr(c) for c in range(0x2000, 0x200B))
 _LEADING_SPACE = " \t\u00a0\u3000"
@@ -92,7 +96,7 @@ def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
     text = text.replace("\u00ad\n", "-\n")  # a soft hyphen at a line end is a hyphenation point
     if _INVISIBLE.search(text):
         text = _INVISIBLE.sub("", text)
-    text = _INNER_SPACE.sub(" ", text)
+    text = _collapse_inner_space(text)
     lines = [line.rstrip(_TRAILING_CHARS) for line in text.split("\n")]
     short_line = _short_line_threshold(lines) if pdf_lines else 0
     paragraphs: list[str] = []
@@ -162,6 +166,22 @@ def strip_page_furniture(pages: list[str]) -> list[str]:
         drop |= {i for i in bottom if _is_furniture(lines[i], bottom_counts, threshold)}
         cleaned.append("\n".join(line for i, line in enumerate(lines) if i not in drop))
     return cleaned
+
+
+def _collapse_inner_space(text: str) -> str:
+    """Each run of horizontal space after a visible character becomes one space (``_INNER_SPACE``).
+
+    Text with plain spaces only (most) takes a literal search for two spaces, several times faster than
+    trying the pattern at every space.
+    """
+    if _OTHER_SPACE.search(text):
+        return _INNER_SPACE.sub(" ", text)
+
+    def one_space(match: re.Match[str]) -> str:
+        start = match.start()
+        return " " if start > 0 and not text[start - 1].isspace() else match.group(0)
+
+    return _SPACE_RUN.sub(one_space, text)
 
 
 def _join(current: list[str], content: str) -> None:
