@@ -16,8 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.config import Catalog
+from pipeline.db import store_failure
 from pipeline.errors import DocumentError
-from pipeline.store import Store, store_failure
+from pipeline.store import Store
 
 OFFLINE_PROVIDERS = frozenset({"extractive"})  # answers that cost nothing, whatever model name they carry
 

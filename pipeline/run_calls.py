@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.db import store_failure
 from pipeline.errors import ConfigError
-from pipeline.store import RunRecord, Store, store_failure
+from pipeline.run_records import RunRecord
+from pipeline.store import Store
 
 # What became of a request: answered by the backend, read from the cache, rejected as over the context by the
 # server, or not sent because a rejection was recorded earlier or predicted (the input was split instead).

@@ -1,4 +1,4 @@
-"""The call cache and run records, in SQL (SQLite in WAL mode by default) through SQLAlchemy.
+"""The call cache, in SQL (SQLite in WAL mode by default) through SQLAlchemy; run records: pipeline.run_records.
 
 Every model call is stored under :func:`cache_key` the moment it returns, so a rerun of a finished document
 makes no calls and a killed run resumes without repeating any completed call. Two processes may write the
@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,22 +16,10 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.db import (
-    damaged_message,
-    database_kind,
-    default_database_url,
-    engine_url_for_humans,
-    failure_hint,
-    is_damage,
-    make_engine,
-    normalise_url,
-    sqlite_path,
-)
-from pipeline.errors import DamagedDatabaseError, StoreError
+from pipeline.db import default_database_url, engine_url_for_humans, make_engine, normalise_url
 from pipeline.llm.types import Completion, Message, Usage
+from pipeline.run_records import RunRecords
 from pipeline.utc import utc_stamp
-
-RUN_STATUSES = ("running", "done", "failed", "quota", "interrupted")
 
 
 def cache_key(
@@ -87,46 +72,16 @@ class CacheStats:
     hits: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One summarisation run as recorded."""
-
-    id: str
-    document: str
-    document_hash: str
-    settings: dict[str, Any]
-    status: str
-    started_at: str
-    finished_at: str | None
-    calls: int
-    cached_calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float
-    error: str | None
-
-
 def messages_json(messages: Sequence[Message]) -> str:
     """A prompt as stored beside its answer: ``[{"role": ..., "content": ...}, ...]``."""
     return json.dumps([{"role": m.role, "content": m.content} for m in messages], ensure_ascii=False)
 
 
-def store_failure(url: str, action: str, exc: SQLAlchemyError) -> StoreError:
-    """The one-line StoreError for a failed database ``action`` (no SQL, no password), naming the database
-    in use and what to check for it."""
-    path = sqlite_path(url)
-    if path is not None and is_damage(exc):
-        return DamagedDatabaseError(damaged_message(path, exc))
-    kind = database_kind(url)
-    hint = failure_hint("sqlite" if kind == "SQLite" else "postgresql" if kind == "PostgreSQL" else kind, exc)
-    return StoreError(
-        f"Could not {action} in the {kind} database at {engine_url_for_humans(url)} "
-        f"({exc.__class__.__name__}){hint}"
-    )
+class Store(RunRecords):
+    """Owns the SQLAlchemy engine; every method is one short transaction.
 
-
-class Store:
-    """Owns the SQLAlchemy engine; every method is one short transaction."""
+    Here: the call cache (answers, context refusals, learned windows); the run records come from RunRecords.
+    """
 
     def __init__(self, url: str | None = None) -> None:
         self.url = normalise_url(url or default_database_url())
@@ -138,9 +93,6 @@ class Store:
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
-
-    def _fail(self, action: str, exc: SQLAlchemyError) -> StoreError:
-        return store_failure(self.url, action, exc)
 
     # -- cache -------------------------------------------------------------------------------------------------
 
@@ -316,133 +268,6 @@ class Store:
             raise self._fail("clear the cache", exc) from exc
         return int(deleted or 0)
 
-    # -- runs --------------------------------------------------------------------------------------------------
-
-    def start_run(self, *, document: str, document_hash: str, settings: dict[str, Any]) -> str:
-        """Record a new run (status "running"); returns its id."""
-        run_id = uuid.uuid4().hex
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    text(
-                        "INSERT INTO runs (id, document, document_hash, settings, status, started_at, "
-                        "owner_pid, owner_host) VALUES (:i, :d, :h, :s, 'running', :t, :pid, :host)"
-                    ),
-                    {
-                        "pid": os.getpid(),
-                        "host": socket.gethostname(),
-                        "i": run_id,
-                        "d": document,
-                        "h": document_hash,
-                        "s": json.dumps(settings, sort_keys=True, default=str),
-                        "t": utc_stamp(),
-                    },
-                )
-        except SQLAlchemyError as exc:
-            raise self._fail("record the run", exc) from exc
-        return run_id
-
-    def update_run(
-        self,
-        run_id: str,
-        *,
-        calls: int,
-        cached_calls: int,
-        prompt_tokens: int,
-        completion_tokens: int,
-        cost: float,
-    ) -> None:
-        """Store a run's running totals."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    text(
-                        "UPDATE runs SET calls = :c, cached_calls = :cc, prompt_tokens = :pt, "
-                        "completion_tokens = :ct, cost = :cost WHERE id = :i"
-                    ),
-                    {
-                        "i": run_id,
-                        "c": calls,
-                        "cc": cached_calls,
-                        "pt": prompt_tokens,
-                        "ct": completion_tokens,
-                        "cost": cost,
-                    },
-                )
-        except SQLAlchemyError as exc:
-            raise self._fail("update the run", exc) from exc
-
-    def finish_run(self, run_id: str, *, status: str, error: str | None = None) -> None:
-        """Close a run: done | failed | quota | interrupted."""
-        if status not in RUN_STATUSES:
-            raise ValueError(f"unknown run status {status!r}")
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    text("UPDATE runs SET status = :s, error = :e, finished_at = :t WHERE id = :i"),
-                    {"i": run_id, "s": status, "e": error, "t": utc_stamp()},
-                )
-        except SQLAlchemyError as exc:
-            raise self._fail("finish the run", exc) from exc
-
-    def get_run(self, run_id: str) -> RunRecord | None:
-        """One run by id."""
-        rows = self._runs("WHERE id = :i", {"i": run_id}, 1)
-        return rows[0] if rows else None
-
-    def list_runs(self, limit: int = 50) -> list[RunRecord]:
-        """The most recent runs, newest first."""
-        return self._runs("", {}, limit)
-
-    def _runs(self, where: str, params: dict[str, Any], limit: int) -> list[RunRecord]:
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    text(
-                        "SELECT id, document, document_hash, settings, status, started_at, finished_at, calls, "
-                        "cached_calls, prompt_tokens, completion_tokens, cost, error, owner_pid, owner_host FROM runs "
-                        f"{where} ORDER BY started_at DESC, id DESC LIMIT :lim"
-                    ),
-                    {**params, "lim": limit},
-                ).all()
-        except SQLAlchemyError as exc:
-            raise self._fail("read the runs", exc) from exc
-        return [
-            RunRecord(
-                id=r.id,
-                document=r.document,
-                document_hash=r.document_hash,
-                settings=json.loads(r.settings),
-                status=_live_status(r.status, r.owner_pid, r.owner_host),
-                started_at=r.started_at,
-                finished_at=r.finished_at,
-                calls=r.calls,
-                cached_calls=r.cached_calls,
-                prompt_tokens=r.prompt_tokens,
-                completion_tokens=r.completion_tokens,
-                cost=r.cost,
-                error=r.error,
-            )
-            for r in rows
-        ]
-
-
-def _live_status(status: str, pid: int | None, host: str | None) -> str:
-    """"interrupted" for a run still marked running whose process on this host is gone (killed, crashed)."""
-    if status != "running" or pid is None or host != socket.gethostname():
-        return status  # another machine's process cannot be checked from here
-    return status if process_alive(pid) else "interrupted"
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def document_hash(text_: str) -> str:

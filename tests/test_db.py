@@ -14,11 +14,12 @@ from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from flows.cli import app
-from pipeline.db import MIGRATIONS, make_engine, normalise_url
+from pipeline.db import make_engine, normalise_url
 from pipeline.errors import ConfigError, StoreError
 from pipeline.evaluation.records import EvalRecords
 from pipeline.evaluation.results import ItemResult
 from pipeline.llm.types import Completion, Usage
+from pipeline.migrations import MIGRATIONS
 from pipeline.store import Store
 from pipeline.testing.postgres import free_port
 

@@ -10,7 +10,8 @@ from flows.progress import money
 from flows.tables import text_table
 from pipeline.errors import ConfigError
 from pipeline.run_calls import CallRecord, stored_exchange
-from pipeline.store import RunRecord, Store
+from pipeline.run_records import RunRecord
+from pipeline.store import Store
 
 _SETTINGS_SHOWN = ("backend", "model", "provider", "tier", "target_tokens", "language", "language_resolved",
                    "context_strategy", "effective_lag", "temperature", "max_in_flight", "focus")  # fmt: skip

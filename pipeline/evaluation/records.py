@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.db import store_failure
 from pipeline.errors import ConfigError, StoreError
 from pipeline.evaluation.results import EvalReport, ItemResult
-from pipeline.store import store_failure
 from pipeline.utc import utc_stamp
 
 _COLUMNS = (
