@@ -49,7 +49,8 @@ TOME_CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
 from pipeline.budget.presets import resolve_limits
-from pipeline.chunking import chunk_room, chunk_document
+from pipeline.chunking import chunk_document
+from pipeline.prompt_room import chunk_room
 from pipeline.documents import load_document
 from pipeline.planning import build_plan
 from pipeline.settings import model_and_limits, resolve_settings

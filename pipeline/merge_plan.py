@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from pipeline.chunking import chunk_room
 from pipeline.config import ModelSpec
 from pipeline.errors import ChunkingError, DepthLimitError
 from pipeline.packing import pack_groups
+from pipeline.prompt_room import chunk_room
 from pipeline.settings import RunSettings
 
 # Below this, a non-final summary says too little to be worth a call: add a level instead.

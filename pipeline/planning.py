@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.chunking import Chunk, PromptRoom, chunk_document, chunk_room
+from pipeline.chunking import Chunk, chunk_document
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.documents.model import Document
 from pipeline.errors import DepthLimitError, EmptyDocumentError
@@ -28,6 +28,7 @@ from pipeline.merge_plan import (
     shrunk_output,
 )
 from pipeline.packing import pack_groups
+from pipeline.prompt_room import PromptRoom, chunk_room
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter, calibrated, counter_for
 

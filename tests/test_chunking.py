@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.chunking import Chunk, PromptRoom, chunk_document, chunk_room
+from pipeline.chunking import Chunk, chunk_document
 from pipeline.config import ModelSpec, load_catalog
 from pipeline.documents.model import Document, Page, Section
 from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
+from pipeline.prompt_room import PromptRoom, chunk_room
 from pipeline.settings import resolve_settings
 from pipeline.tokens import TiktokenCounter, calibrated
 

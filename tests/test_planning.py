@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.chunking import Chunk, chunk_room
+from pipeline.chunking import Chunk
 from pipeline.config import ModelSpec, RateLimits, load_catalog
 from pipeline.documents.model import Document
 from pipeline.errors import ChunkingError, DepthLimitError, EmptyDocumentError
@@ -22,6 +22,7 @@ from pipeline.planning import (
     pack_groups,
     plan_merge,
 )
+from pipeline.prompt_room import chunk_room
 from pipeline.settings import RunSettings, resolve_settings
 from pipeline.tokens import calibrated
 

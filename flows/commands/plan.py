@@ -82,10 +82,10 @@ def make_plan(
     file: Path, options: SummariseOptions, *, password: str | None = None, encoding: str | None = None
 ) -> Plan:
     """Resolve settings (before reading the file, so config mistakes show first), load, chunk and plan."""
-    from pipeline.chunking import chunk_room
     from pipeline.documents import load_document
     from pipeline.documents.text import check_encoding
     from pipeline.planning import plan_document
+    from pipeline.prompt_room import chunk_room
 
     if encoding:
         check_encoding(encoding)  # an unknown codec is a usage error, before reading anything

@@ -4,7 +4,7 @@ A call's planned output (``CallSpec.max_tokens``) is the room its answer gets. C
 exactly that as ``max_tokens`` (what admission counts and the chunk budget reserved) and ask for
 ``max_tokens / headroom``. The final call asks for its whole planned length divided by the overshoot seen so
 far (1 before any answer), and gets ``headroom`` times that as ``max_tokens`` where the context allows. Level 0
-starts from a prior headroom (``chunking.PRIOR_HEADROOM``: models behind some gateways write up to twice what
+starts from a prior headroom (``prompt_room.PRIOR_HEADROOM``: models behind some gateways write up to twice what
 they are asked for); every
 answer reports how much it wrote for what it was asked, and the next level's headroom is the largest of those
 ratios plus a margin. Like the calibration, both are fixed within a level (they shape prompts and cache keys),

@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.chunking import Chunk, PromptRoom
+from pipeline.chunking import Chunk
 from pipeline.config import ModelSpec
 from pipeline.documents.model import Document
 from pipeline.language import LengthUnit
 from pipeline.outputs import Node, UsageTotals
 from pipeline.planning import Plan
 from pipeline.progress_events import NullProgress, ProgressSink
+from pipeline.prompt_room import PromptRoom
 from pipeline.prompts import MergeInput
 from pipeline.run_calls import CallRecord
 from pipeline.settings import RunSettings

@@ -11,7 +11,7 @@ import logging
 import math
 from dataclasses import replace
 
-from pipeline.chunking import PRIOR_HEADROOM, Chunk, chunk_document, chunk_room
+from pipeline.chunking import Chunk, chunk_document
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
@@ -30,6 +30,7 @@ from pipeline.merge_plan import merge_input_budget
 from pipeline.outputs import Node, SummaryResult, section_summaries
 from pipeline.planning import plan_document
 from pipeline.progress_events import NullProgress, ProgressSink
+from pipeline.prompt_room import PRIOR_HEADROOM, chunk_room
 from pipeline.provenance import link_tree
 from pipeline.settings import RunSettings, model_and_limits
 from pipeline.store import Store, document_hash
