@@ -25,6 +25,7 @@ from pathlib import Path
 from nltk.stem import porter
 
 from pipeline.errors import NoTextLayerError
+from pipeline.extractive_clean import clean_turn, is_boilerplate
 from pipeline.language import (
     SPEAKER_LABEL,
     UNDETERMINED,
@@ -32,6 +33,7 @@ from pipeline.language import (
     counts_characters,
     detect_language,
     paragraph_turns,
+    transcript_lines,
 )
 from pipeline.lengths import measure
 from pipeline.llm.types import ChatRequest, Completion, Usage
@@ -52,6 +54,10 @@ _PARAGRAPHS = re.compile(r"\n\s*\n")
 _HEADING = re.compile(r"^(?:#{1,6}\s.*|[^.!?。！？；…\"”」』]{1,60})$")
 _MIN_CJK_CHARS = 8
 _MIN_WORDS = 5
+# A transcript turn shorter than this (words, or CJK characters x 2) after cleaning is a backchannel.
+_MIN_TURN = 6
+_TURN_SHARE = 0.5
+_KEEP_LABELS = False  # a summary sentence reads as prose; the label costs words the reference never spends
 _ITERATIONS = 20
 # Above this many sentences the O(n^2) graph gets slow; longer inputs are ranked in windows of this size.
 _MAX_GRAPH = 400
@@ -81,6 +87,7 @@ _CENTRALITY = 0.2
 # document it decays over. Chosen on the project's dev reports (bench/data, English and Chinese), not on any test set.
 _POSITION_WEIGHT = 0.3
 _POSITION_SCALE = 0.15
+_POSITION_WEIGHT_SPOKEN = 0.0
 _QUOTE = re.compile(r"[\"“”「」『』]")
 _NARRATIVE_SHARE = 0.15
 _FINDINGS = re.compile(
@@ -216,7 +223,11 @@ def extract(
     headings = [p for p in paragraphs if _HEADING.match(p.strip())]
     # Each sentence with its place in the source (0..1) and whether it sits under a findings heading.
     placed: list[tuple[str, float, bool]] = []
-    transcript = False
+    # A transcript whose turns are paragraphs of their own (as the loader keeps them) or lines of one.
+    body = [p.strip() for p in paragraphs if p.strip() and not _HEADING.match(p.strip())]
+    turn_paragraphs = transcript_lines(body, share=_TURN_SHARE)
+    min_turn = _MIN_TURN * 2 if cjk else _MIN_TURN
+    transcript = turn_paragraphs
     under_findings = False
     total = max(1, len(source))
     at = 0
@@ -230,10 +241,20 @@ def extract(
         first_line = stripped.split("\n", 1)[0].strip()
         findings = under_findings or bool(_HEADING.match(first_line) and _FINDINGS.match(first_line))
         turns = paragraph_turns(p)
-        transcript = transcript or len(turns) > 1
+        spoken = turn_paragraphs or len(turns) > 1
+        transcript = transcript or spoken
         for turn in turns:
+            if spoken:
+                turn = clean_turn(_flat(turn, cjk), cjk=cjk)
+                if count_units(SPEAKER_LABEL.sub("", turn, count=1), language) < min_turn:
+                    continue  # "Okay.", "Mm-hmm, yeah.": backchannels, not content
             for s in split_sentences(turn):
-                placed.append((_flat(s, cjk), at / total, findings))
+                s = clean_turn(_flat(s, cjk), cjk=cjk) if spoken else _flat(s, cjk)
+                if spoken and not _KEEP_LABELS:
+                    s = SPEAKER_LABEL.sub("", s, count=1)
+                if not spoken and is_boilerplate(s):
+                    continue
+                placed.append((s, at / total, findings))
     placed = [x for x in placed if _HAS_WORD.search(x[0])]
     # Fragments left by dialogue ("外公说。", '"Yes," he said.') read badly on their own: rank full sentences.
     full = [x for x in placed if count_units(x[0], language) >= (_MIN_CJK_CHARS if cjk else _MIN_WORDS)]
@@ -250,17 +271,17 @@ def extract(
     transcript = transcript or sum(bool(SPEAKER_LABEL.match(x)) for x in sentences) >= 0.5 * len(sentences)
     # Stories are not written findings first either: dialogue marks them.
     narrative = sum(bool(_QUOTE.search(x)) for x in sentences) >= _NARRATIVE_SHARE * len(sentences)
-    if where is not None and not transcript and not narrative and _POSITION_WEIGHT > 0:
+    weight = _POSITION_WEIGHT_SPOKEN if transcript else 0.0 if narrative else _POSITION_WEIGHT
+    if where is not None and weight > 0:
         # Reports, papers and news put their findings first (and under "Highlights", "Summary", "摘要"...):
-        # a prior on the sentence's place in the whole document. Transcripts have no such order.
+        # a prior on the sentence's place in the whole document. Stories have no such order; meetings a
+        # weak one (the chair states the agenda first).
         begin, span = where
         prior = [
             1.0 if findings else math.exp(-(begin + span * pos) / _POSITION_SCALE)
             for _, pos, findings in placed
         ]
-        scores = [
-            (1 - _POSITION_WEIGHT) * s + _POSITION_WEIGHT * q for s, q in zip(scores, prior, strict=True)
-        ]
+        scores = [(1 - weight) * s + weight * q for s, q in zip(scores, prior, strict=True)]
     wanted = _query_features(query, cjk) if query else frozenset()
     if wanted:
         relevance = focus_scores(feats, wanted)
@@ -359,7 +380,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-7"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-8"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

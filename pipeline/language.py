@@ -232,6 +232,13 @@ SPEAKER_LABEL = re.compile(rf"^\s*(?:[A-Z][\w.'-]*(?: [A-Z\d][\w.'-]*){{0,3}}|[{
 _TRANSCRIPT_SHARE = 0.6
 
 
+def transcript_lines(lines: list[str], *, share: float = _TRANSCRIPT_SHARE) -> bool:
+    """Lines of a transcript: most open with a speaker label, and the speakers come back (a form's fields,
+    "AGENCY:", "ACTION:", "DATES:", each appear once)."""
+    labels = [m.group(0).strip() for m in (SPEAKER_LABEL.match(line) for line in lines) if m is not None]
+    return len(labels) >= 3 and len(labels) >= share * len(lines) and len(set(labels)) <= 0.75 * len(labels)
+
+
 def paragraph_turns(paragraph: str) -> list[str]:
     """A transcript's paragraph as its turns (one per line), so no sentence runs across two speakers; any other
     paragraph (hard-wrapped prose included) as itself."""

@@ -172,6 +172,17 @@ def test_hard_wrapped_lines_are_joined() -> None:
     )
 
 
+def test_transcript_turns_are_not_rejoined_but_a_form_of_fields_is() -> None:
+    # One line per speaker turn (a meeting written out): each turn stays a paragraph of its own.
+    meeting = "Project Manager: So we start .\nMarketing: Okay .\nProject Manager: The budget is tight .\nMarketing: Right ."
+    assert normalise_text(meeting).split("\n\n") == meeting.split("\n")
+    zh = "王经理：好，我们开始吧。\n小李：他说在路上。\n王经理：行，那我们先开。\n小李：好的。"
+    assert normalise_text(zh).split("\n\n") == zh.split("\n")
+    # Labels that never come back are a form's fields wrapped like prose, not speakers.
+    form = "AGENCY: Federal Aviation\nAdministration.\nACTION: Final rule.\nDATES: Effective today.\nSUMMARY: The rule"
+    assert "Federal Aviation Administration." in normalise_text(form)
+
+
 def test_hyphenation_across_lines_is_rejoined_but_real_hyphens_stay() -> None:
     raw = "This is an exam-\nple of a well-known rule for self-\nEvident and Lucene-\nBM25 cases."
     assert normalise_text(raw) == (

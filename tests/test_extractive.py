@@ -130,5 +130,37 @@ def test_transcript_turns_are_sentences_and_speaker_labels_are_not_content():
         ]
     )
     out = extract(transcript, language="en", max_units=30, max_tokens=200, counter=COUNTER)
-    assert out.startswith("Marketing: the budget") and "Industrial Designer: the rubber case" in out
-    assert "lunch" not in out and "let's start" not in out
+    # Output reads as prose: the labels cost words a summary never spends on them.
+    assert out.startswith("The budget is twelve euros") and "The rubber case would cost more" in out
+    assert "lunch" not in out and "let's start" not in out and "Marketing:" not in out
+
+
+def test_transcript_noise_is_cleaned_and_backchannels_dropped():
+    # QMSum-style turns (one paragraph each, as the loader keeps them): annotations, fillers, stutters and
+    # spelled acronyms never reach the summary; "Mm-hmm ." and "Okay . Yeah ." are not content.
+    turns = [
+        "Project Manager: Um so {vocalsound} we we need a a remote for the T_V_ only , you know , and uh cheap .",
+        "Marketing: Mm-hmm .",
+        "Industrial Designer: Okay . Yeah .",
+        "User Interface: The L_C_D_ display would um {disfmarker} would double the price of the the battery .",
+        "Marketing: {vocalsound}",
+        "Project Manager: Marketing wants a younger audience who zap between channels all evening .",
+        "Industrial Designer: Right .",
+    ]
+    out = extract("\n\n".join(turns), language="en", max_units=200, max_tokens=400, counter=COUNTER)
+    assert "So we need a remote for the TV only, and cheap." in out
+    assert "The LCD display would double the price of the battery." in out
+    for noise in ("{", "Um", " um ", " uh ", "you know", "the the", "Mm-hmm", "Okay", "Right", "T_V_", ":"):
+        assert noise not in out, noise
+
+
+def test_report_boilerplate_is_not_summary_material():
+    report = (
+        "The agency paid 2.1 billion dollars in improper payments in 2018, most of them to ineligible vendors. "
+        "We conducted this performance audit from May 2018 to March 2019 in accordance with generally accepted "
+        "government auditing standards. Ineligible vendors received payments because the agency never checked "
+        "vendor eligibility against the exclusion list before paying. Background ........................ 4"
+    )
+    out = extract(report, language="en", max_units=200, max_tokens=400, counter=COUNTER)
+    assert "improper payments" in out and "exclusion list" in out
+    assert "performance audit" not in out and "Background" not in out

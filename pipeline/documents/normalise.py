@@ -11,6 +11,7 @@ import re
 from collections import Counter
 
 from pipeline.documents.headings import is_heading_line
+from pipeline.language import SPEAKER_LABEL, transcript_lines
 from pipeline.scripts import is_cjk_char
 
 _CHARACTER_FIXES = str.maketrans(
@@ -49,6 +50,9 @@ _MIN_PAGES_FOR_RUNNING = 3
 # e.g. a printer's slug that ends differently on pages with figures.
 _RUNNING_PREFIX_CHARS = 24
 _BLOCK_CHARS = 1 << 20  # long texts are normalised in blocks of about this many characters
+# A block whose lines mostly open with a speaker label ("Project Manager: ", "说话人1：") is a transcript:
+# each turn stays a paragraph of its own instead of being rejoined as a hard-wrapped line.
+_TRANSCRIPT_SHARE = 0.6
 
 
 def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False) -> str:
@@ -89,6 +93,11 @@ def normalise_blocks(text: str, *, markdown: bool = False, pdf_lines: bool = Fal
     return pieces
 
 
+def _is_transcript(lines: list[str]) -> bool:
+    """Most non-empty lines open with a speaker label (checked on the first lines: books are long)."""
+    return transcript_lines([line for line in lines[:2000] if line.strip()], share=_TRANSCRIPT_SHARE)
+
+
 def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
     """``normalise_text`` of text whose newlines are already "\\n"."""
     if _NEEDS_FIXES.search(text):  # rare; translate() walks every character even when nothing changes
@@ -99,6 +108,7 @@ def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
     text = _collapse_inner_space(text)
     lines = [line.rstrip(_TRAILING_CHARS) for line in text.split("\n")]
     short_line = _short_line_threshold(lines) if pdf_lines else 0
+    turns = _is_transcript(lines)
     paragraphs: list[str] = []
     current: list[str] = []
     previous_indent = 0
@@ -123,6 +133,7 @@ def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
             or raw[0] == "\u3000"  # CJK paragraphs open with an ideographic-space indent
             or indent > previous_indent
             or _LIST_ITEM.match(content) is not None
+            or (turns and SPEAKER_LABEL.match(content) is not None)
             or (
                 short_line > 0
                 and len(previous_line) < short_line

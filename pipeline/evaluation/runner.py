@@ -20,7 +20,8 @@ from pipeline.evaluation.dataset import EvalItem
 from pipeline.evaluation.records import EvalRecords
 from pipeline.evaluation.results import LEAD, TEXTRANK, EvalReport, ItemResult, JudgeUsage
 from pipeline.evaluation.rouge import Rouge
-from pipeline.language import count_units, length_unit, sample_text
+from pipeline.language import count_units, counts_characters, length_unit, sample_text
+from pipeline.lengths import measure
 from pipeline.llm.types import ChatBackend
 from pipeline.settings import RunSettings
 from pipeline.store import Store
@@ -77,7 +78,12 @@ def target_tokens(
     measures). ``calibration``: provider tokens per local token when the backend states it (the extractive
     backend counts locally: 1.0); else the model's configured ratio, which the engine also starts from.
     """
-    units = fmean(count_units(r, item.language) for r in item.references)
+    # Languages written in characters are asked for characters as `--length 500字` counts them (a Latin word's
+    # letters each count), so a reference mixing in "defi" or "TV" is not matched by a shorter summary.
+    if counts_characters(item.language):
+        units = fmean(measure(r, "chars") for r in item.references)
+    else:
+        units = fmean(count_units(r, item.language) for r in item.references)
     # The engine asks for unit.units(tokens * LENGTH_HEADROOM / calibration) words; invert that.
     unit = length_unit(item.language, sample_text(text), counter)
     calibration = calibration or model.for_language(item.language).calibration
