@@ -4,8 +4,9 @@ Run from the repo root:  .venv/bin/python bench/bench_eval.py [--dataset FILE] [
 
 Datasets: SQuALITY dev (plot question; ../shared/corpus, skipped when absent), two report-like PDFs of the
 corpus with their own abstract / SUMMARY paragraph as the reference (built on the fly, never copied), the
-project's sample stories (data/eval_sample.jsonl) and its development sets of meetings and reports in English
-and Chinese (bench/data/eval_dev_*.jsonl, written for the project). Every variant runs in one process against
+project's sample stories (data/eval_sample.jsonl), its development sets of meetings and reports in English
+and Chinese (bench/data/eval_dev_*.jsonl, written for the project) and public dev items kept outside the repo
+(../shared/devdata/*.jsonl: QMSum validation meetings, a VCSum sample; skipped when absent). Every variant runs in one process against
 the same items, side by side: the shipped extractive backend and ablations of it, each through the whole
 engine (chunk, map, reduce) at the reference length, beside the lead and TextRank baselines. A fresh TOME_HOME
 per run, so nothing comes from an earlier cache. Results go to bench/results/eval.md.
@@ -27,6 +28,9 @@ sys.path.insert(0, str(REPO))
 SQUALITY = REPO.parent / "shared" / "corpus" / "eval" / "squality_v1-3_txt_dev.jsonl"
 SAMPLE = REPO / "data" / "eval_sample.jsonl"
 DEV = [REPO / "bench" / "data" / "eval_dev_en.jsonl", REPO / "bench" / "data" / "eval_dev_zh.jsonl"]
+# Public dev items (QMSum val meetings, a VCSum sample) converted to JSONL outside the repo, never shipped:
+# used when present (README, "Summary quality", says which items and from where).
+PUBLIC_DEV = sorted((REPO.parent / "shared" / "devdata").glob("*.jsonl"))
 PDFS = REPO.parent / "shared" / "corpus" / "pdfs"
 # (file, where the reference starts, where it ends): the paper's abstract, the rule's SUMMARY paragraph.
 REPORTS = [
@@ -136,7 +140,8 @@ async def main() -> None:
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="tome-bench-eval-"))
     reports = reports_dataset(scratch)
-    datasets = args.dataset or [p for p in (SQUALITY, reports, SAMPLE, *DEV) if p is not None and p.is_file()]
+    found = (SQUALITY, reports, SAMPLE, *DEV, *PUBLIC_DEV)
+    datasets = args.dataset or [p for p in found if p is not None and p.is_file()]
     # The dev sets mix meetings and reports: one table each.
     datasets = [part for d in datasets for part in by_genre(d, scratch)]
     variants = dict(list(VARIANTS.items())[:1]) if args.shipped_only else VARIANTS
