@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NotRequired, Protocol, TypedDict, cast
+from typing import NotRequired, Protocol, TypedDict, cast
 
 from pipeline.documents import document_from_text, load_document
 from pipeline.documents.model import Document
@@ -24,7 +24,7 @@ from pipeline.errors import NoTextLayerError, QuotaExhaustedError, TomeError
 from pipeline.inputs import display_name, file_sha256, output_names
 from pipeline.options import PASSWORD_ENV
 from pipeline.output_files import options_fingerprint, write_outputs
-from pipeline.outputs import SummaryResult
+from pipeline.outputs import SummaryJson, SummaryResult
 from pipeline.runtime import Runtime
 from pipeline.spending import SpendingCapError
 
@@ -59,7 +59,22 @@ class DocumentReport(TypedDict):
 
     outcome: OutcomeFields
     markdown: NotRequired[str]
-    result: NotRequired[dict[str, Any]]  # SummaryResult.to_json_dict(): the JSON of the summary
+    result: NotRequired[SummaryJson]  # SummaryResult.to_json_dict()
+
+
+class SummaryWithOutcome(SummaryJson):
+    """A summarised document as `tome summarise --json` prints it: its summary's JSON and how the run went."""
+
+    outcome: OutcomeFields
+
+
+class OutcomeOnly(TypedDict):
+    """A document that was not summarised (failed, quota, skipped) as --json prints it: how the run went."""
+
+    outcome: OutcomeFields
+
+
+DocumentJson = SummaryWithOutcome | OutcomeOnly
 
 
 @dataclass

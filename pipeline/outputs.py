@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from pipeline.provenance import SentenceLink
@@ -92,6 +92,30 @@ class UsageTotals:
         }
 
 
+class SectionJson(TypedDict):
+    """One section summary in the JSON output."""
+
+    title: str
+    text: str
+
+
+class SummaryJson(TypedDict):
+    """The JSON of a summary (``SummaryResult.to_json_dict``, ``tome summarise --json``, summary.json)."""
+
+    title: str
+    document: str
+    language: str
+    run_id: str
+    backend: str
+    model: str
+    settings: dict[str, object]
+    final: str
+    sections: list[SectionJson]
+    usage: dict[str, object]  # UsageTotals.as_dict()
+    levels: int
+    tree: list[dict[str, object]]  # Node.as_dict() per node, level by level
+
+
 @dataclass(frozen=True, kw_only=True)
 class SummaryResult:
     """A finished run: the final summary, per-section summaries, the whole tree and what it cost."""
@@ -143,7 +167,7 @@ class SummaryResult:
         ]
         return "\n".join(lines)
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> SummaryJson:
         """Everything, JSON-ready: document, final, sections, usage and the tree."""
         return {
             "title": self.title,

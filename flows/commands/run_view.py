@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
 
 from flows.progress import money
 from flows.tables import text_table
@@ -89,7 +88,7 @@ def render_run(record: RunRecord, calls: list[CallRecord]) -> str:
     return out
 
 
-def run_json(record: RunRecord, calls: list[CallRecord]) -> dict[str, Any]:
+def run_json(record: RunRecord, calls: list[CallRecord]) -> dict[str, object]:
     """The run record and its calls, JSON-ready."""
     from dataclasses import asdict
 

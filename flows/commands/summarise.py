@@ -7,7 +7,7 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any  # Any: the JSON object of a summary
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,8 +26,9 @@ from flows.commands.stdin_input import STDIN, stdin_document
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pipeline.document_runs import DocumentReport
+    from pipeline.document_runs import DocumentJson, DocumentReport, OutcomeOnly, SummaryWithOutcome
     from pipeline.options import SummariseOptions
+    from pipeline.outputs import SummaryJson
 
 
 def register(app: typer.Typer) -> None:
@@ -151,16 +152,25 @@ async def _run(
     )
 
 
-def json_document(reports: list[DocumentReport]) -> dict[str, Any] | list[dict[str, Any]]:
+def json_document(reports: list[DocumentReport]) -> DocumentJson | list[DocumentJson]:
     """What --json prints: one document's result (with its outcome), or a list of them for several."""
-    docs: list[dict[str, Any]] = [{**r.get("result", {}), "outcome": r["outcome"]} for r in reports]
+    docs = [_document_json(r) for r in reports]
     return docs[0] if len(docs) == 1 else docs
 
 
-def plain_text(result: dict[str, Any]) -> str:
+def _document_json(report: DocumentReport) -> DocumentJson:
+    result = report.get("result")
+    if not result:
+        outcome_only: OutcomeOnly = {"outcome": report["outcome"]}
+        return outcome_only
+    with_outcome: SummaryWithOutcome = {**result, "outcome": report["outcome"]}
+    return with_outcome
+
+
+def plain_text(result: SummaryJson) -> str:
     """A result as plain text (-o summary.txt): the title, the final summary, each section's title and summary."""
-    lines = [result.get("title", ""), "", result.get("final", "").strip(), ""]
-    for section in result.get("sections") or []:
+    lines = [result["title"], "", result["final"].strip(), ""]
+    for section in result["sections"]:
         lines += [section["title"], "", section["text"].strip(), ""]
     return "\n".join(lines).strip() + "\n"
 
