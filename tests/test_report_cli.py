@@ -86,3 +86,34 @@ def test_report_without_a_price_or_counts_still_renders() -> None:
     }
     html = render_report(data)
     assert "<table" in html and "None" not in html
+
+
+def test_report_of_a_run_id_is_rebuilt_from_the_cache_without_a_call(tmp_path: Path, moonshot_server, monkeypatch) -> None:
+    import json
+
+    monkeypatch.setenv("MOONSHOT_API_KEY", moonshot_server.api_key)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    doc = REPO / "data" / "the_lighthouse_keeper.md"
+    args = ["--base-url", moonshot_server.base_url, "--no-prefect", "--no-progress"]
+    ran = runner.invoke(app, ["summarise", str(doc), *args, "--json"])
+    assert ran.exit_code == 0, ran.stderr
+    final = json.loads(ran.stdout)["final"]
+    sent = len(moonshot_server.chat_log())
+    run_id = json.loads(runner.invoke(app, ["runs", "--json", "-n", "1"]).stdout)["id"]
+    made = runner.invoke(app, ["report", run_id[:8]])
+    assert made.exit_code == 0, made.stderr
+    page = tmp_path / "the_lighthouse_keeper.summary.html"
+    assert Path(made.stdout.strip()).resolve() == page
+    html = page.read_text(encoding="utf-8")
+    first_words = " ".join(final.split()[:6])
+    assert run_id in html and first_words in html and "Usage and cost" in html
+    assert len(moonshot_server.chat_log()) == sent  # rebuilt from the cache: nothing sent
+    # Without the cached answers nothing is sent either: one line, exit 2.
+    assert runner.invoke(app, ["cache", "clear", "--yes"]).exit_code == 0
+    refused = runner.invoke(app, ["report", run_id, "-o", str(tmp_path / "again.html")])
+    assert refused.exit_code == 2 and len(refused.stderr.splitlines()) == 1
+    assert "no longer all in the cache" in refused.stderr and not (tmp_path / "again.html").exists()
+    assert len(moonshot_server.chat_log()) == sent
+    unknown = runner.invoke(app, ["report", "0000dead"])
+    assert unknown.exit_code == 2 and unknown.stderr.startswith("Error: No run '0000dead'")

@@ -1,4 +1,8 @@
-"""`tome report RUN.summary.json`: write the HTML report of a finished run (self-contained, no network)."""
+"""`tome report RUN`: write the HTML report of a finished run (self-contained, no network).
+
+RUN is a run's ``<name>.summary.json`` (written by `-o DIR`) or a run id as `tome runs` lists it (a unique
+prefix, or ``latest``): then the tree is rebuilt from the cache, sending no call.
+"""
 
 from __future__ import annotations
 
@@ -19,19 +23,35 @@ def register(app: typer.Typer) -> None:
 
 def report(
     run: Annotated[
-        Path,
+        str,
         typer.Argument(
-            help="A run's <name>.summary.json (written by `tome summarise -o DIR`).", show_default=False
+            help="A run id as `tome runs` lists it (a unique prefix, or 'latest'), or a run's <name>.summary.json "
+            "(written by `tome summarise -o DIR`).",
+            show_default=False,
         ),
     ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Where to write the HTML.", show_default="beside RUN"),
+        typer.Option(
+            "--output", "-o", help="Where to write the HTML.",
+            show_default="beside the JSON; for a run id, <document>.summary.html here",
+        ),
     ] = None,
 ) -> None:
     """Write RUN's HTML report: the summary, each sentence traced to its pages, the tree, usage and cost."""
-    path = run_cli(lambda: write_report(run, output))
+    path = run_cli(lambda: _report(run, output))
     typer.echo(str(path))
+
+
+def _report(run: str, output: Path | None) -> Path:
+    """A JSON file (an existing path, or one named *.json) is rendered as it is; anything else is a run id."""
+    if Path(run).is_file() or run.endswith(".json"):
+        return write_report(Path(run), output)
+    import asyncio
+
+    from pipeline.report_runs import run_report
+
+    return asyncio.run(run_report(run, output))
 
 
 def write_report(run: Path, output: Path | None = None) -> Path:
