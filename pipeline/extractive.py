@@ -93,7 +93,8 @@ _NARRATIVE_SHARE = 0.15
 _FINDINGS = re.compile(
     r"^(?:#{1,6}\s*)?(?:\d+[.)]?\s*)?(?:highlights?|what (?:gao|we|the \w+) found|key (?:findings|points|messages|"
     r"takeaways|judgments)|(?:executive |plain language )?summary|abstract|overview|findings|main findings|"
-    r"conclusions?|in brief|at a glance|bottom line|synopsis|tl;?dr|摘要|内容摘要|内容提要|提要|概要|要点|"
+    r"conclusions?|in brief|results in brief|summary of (?:findings|results)|(?:principal|major) findings|"
+    r"at a glance|bottom line|synopsis|tl;?dr|摘要|内容摘要|内容提要|提要|概要|要点|"
     r"主要发现|核心观点|总体情况|总体来看|总体评价|结论|主要结论|前言|概述|综述)\b",
     re.IGNORECASE,
 )
@@ -380,7 +381,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-8"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-9"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

@@ -228,14 +228,21 @@ def _sample(text: str) -> str:
 
 # A transcript turn's label: "Project Manager: ", "PhD A: ", "说话人1：", "王经理：" (at most four capitalised words
 # or eight CJK/word characters before the colon).
-SPEAKER_LABEL = re.compile(rf"^\s*(?:[A-Z][\w.'-]*(?: [A-Z\d][\w.'-]*){{0,3}}|[{HAN}\w]{{1,8}})\s*(?:[:：]\s|：)")
+# Parliamentary records add who the speaker is: "Right Hon. Justin Trudeau (Prime Minister): ", "The Chair (Hon.
+# Anthony Rota (Nipissing, Lib.)): " (one nested parenthesis, at most 100 characters).
+_ROLE = r"(?: \((?:[^()\n]|\([^()\n]*\)){1,100}\))?"
+SPEAKER_LABEL = re.compile(
+    rf"^\s*(?:[A-Z][\w.'-]*(?: [A-Z\d][\w.'-]*){{0,3}}{_ROLE}|[{HAN}\w]{{1,8}})\s*(?:[:：]\s|：)"
+)
 _TRANSCRIPT_SHARE = 0.6
 
 
 def transcript_lines(lines: list[str], *, share: float = _TRANSCRIPT_SHARE) -> bool:
     """Lines of a transcript: most open with a speaker label, and the speakers come back (a form's fields,
     "AGENCY:", "ACTION:", "DATES:", each appear once)."""
-    labels = [m.group(0).strip() for m in (SPEAKER_LABEL.match(line) for line in lines) if m is not None]
+    # "Right Hon. Justin Trudeau (Prime Minister)" and "Right Hon. Justin Trudeau" are one speaker.
+    found = (SPEAKER_LABEL.match(line) for line in lines)
+    labels = [m.group(0).split(" (", 1)[0].strip(" :：") for m in found if m is not None]
     return len(labels) >= 3 and len(labels) >= share * len(lines) and len(set(labels)) <= 0.75 * len(labels)
 
 

@@ -176,6 +176,13 @@ def test_transcript_turns_are_not_rejoined_but_a_form_of_fields_is() -> None:
     # One line per speaker turn (a meeting written out): each turn stays a paragraph of its own.
     meeting = "Project Manager: So we start .\nMarketing: Okay .\nProject Manager: The budget is tight .\nMarketing: Right ."
     assert normalise_text(meeting).split("\n\n") == meeting.split("\n")
+    # A parliamentary record names the speaker's role in parentheses.
+    house = (
+        "The Chair (Hon. Anthony Rota (Nipissing, Lib.)): I call the meeting to order.\n"
+        "Right Hon. Justin Trudeau (Prime Minister): Fraud is unacceptable.\n"
+        "The Chair: Mr. Scheer, go ahead.\nRight Hon. Justin Trudeau: We have measures in place."
+    )
+    assert normalise_text(house).split("\n\n") == house.split("\n")
     zh = "王经理：好，我们开始吧。\n小李：他说在路上。\n王经理：行，那我们先开。\n小李：好的。"
     assert normalise_text(zh).split("\n\n") == zh.split("\n")
     # Labels that never come back are a form's fields wrapped like prose, not speakers.
