@@ -1,5 +1,5 @@
 """`python -m flows` runs the `tome` command line (the same as the installed `tome` script)."""
 
-from flows.cli import app
+from flows.cli import main
 
-app(prog_name="tome")
+main()
