@@ -10,7 +10,6 @@ Prefect's temporary server; a PREFECT_API_URL the user set is always used as it 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -89,8 +88,9 @@ def installed_prefect() -> str:
 
 
 def wants_background(env: Mapping[str, str]) -> bool:
-    """True unless PREFECT_API_URL is set (the user's server) or ``TOME_PREFECT_SERVER=ephemeral``."""
-    if env.get("PREFECT_API_URL", "").strip():
+    """True unless PREFECT_API_URL is set (the user's server) or ``TOME_PREFECT_SERVER=ephemeral`` (or the
+    system has no POSIX sessions and process groups to detach and stop a server with)."""
+    if env.get("PREFECT_API_URL", "").strip() or os.name != "posix":
         return False
     mode = env.get(MODE_ENV, BACKGROUND).strip().lower() or BACKGROUND
     if mode not in (BACKGROUND, EPHEMERAL):
@@ -126,6 +126,8 @@ def forget_state(files: ServerFiles) -> None:
 @contextlib.contextmanager
 def start_lock(files: ServerFiles) -> Iterator[None]:
     """One tome process at a time checks and starts the server (two first runs must not start two)."""
+    import fcntl  # POSIX only, like the background server itself (wants_background)
+
     files.home.mkdir(parents=True, exist_ok=True)
     with files.lock.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -39,6 +39,9 @@ async def evaluate_dataset_flow(
     dataset: str, options: SummariseOptions | None = None, eval_options: EvalOptions | None = None
 ) -> EvalReport:
     """Evaluate a dataset against its references; a TomeError fails the flow run so the CLI exits with its code."""
+    from flows.summarise import announce_flow_run
+
+    announce_flow_run()
     report = await evaluate_dataset(
         Path(dataset), options or SummariseOptions(), eval_options or EvalOptions(), step=_as_task
     )

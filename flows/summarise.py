@@ -67,7 +67,7 @@ def _runtime(
     )
     if announce:
         print(runtime.notice, file=sys.stderr, flush=True)
-        _announce_flow_run()
+        announce_flow_run()
     log.info("%s", runtime.notice)
     return runtime
 
@@ -76,11 +76,11 @@ def flow_run_line(run_id: str | None, name: str | None, ui_url: str | None) -> s
     """ "Prefect flow run 'alice.txt' (id): URL" — the run to open in the UI (None outside a flow run)."""
     if not run_id:
         return None
-    where = f": {ui_url}" if ui_url else " (a temporary server: set PREFECT_API_URL to keep runs and see them in the UI)"
+    where = f": {ui_url}" if ui_url else " (a temporary server: set PREFECT_API_URL, or drop TOME_PREFECT_SERVER=ephemeral, to keep runs and see them in the UI)"
     return f"Prefect flow run '{name}' ({run_id}){where}"
 
 
-def _announce_flow_run() -> None:
+def announce_flow_run() -> None:
     """Print the flow run's id and UI address on stderr, so a user can open it (or find it with `prefect`)."""
     import os
 

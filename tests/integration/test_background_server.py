@@ -110,9 +110,16 @@ def test_the_background_server_is_started_once_reused_and_stopped(nothing_config
 def test_a_server_of_another_prefect_version_is_replaced(nothing_configured: dict[str, str]) -> None:
     env = nothing_configured
     files = ServerFiles(Path(env["TOME_HOME"]) / "prefect")
-    assert _tome(env, "server", "start").returncode == 0
+    # Two commands at once on a machine with no server yet (two shells, a script): one server, both use it.
+    both = [subprocess.Popen([sys.executable, "-m", "flows", "server", "start"], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=400) for p in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
     old = read_state(files)
     assert old is not None
+    assert [out for out, _ in outputs] == [f"Prefect server running at {old.ui_url} (API {old.api_url}, pid {old.pid}).\n"] * 2
+    assert sum("Starting a local Prefect server" in err for _, err in outputs) == 1
+    assert _server_processes(files.home) == [old.pid]
     # As if tome had been upgraded since it started this server: the recorded version no longer matches.
     state = json.loads(files.state.read_text())
     files.state.write_text(json.dumps({**state, "prefect_version": "3.0.0"}))
