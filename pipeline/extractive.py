@@ -8,7 +8,8 @@ sentences, in their original order, fill the length the prompt asks for ("at mos
 
 Structure the document states: in reports, papers and news (not transcripts, not stories full of dialogue) a
 position prior favours what comes first in the whole document and what sits under a findings heading
-("Highlights", "What GAO found", "Summary", "摘要"...); where a call's material lies comes from its prompt
+("Highlights", "What GAO found", "Summary", "摘要"...) or opens a section (its first sentence states the
+section's finding); where a call's material lies comes from its prompt
 ("part 3 of 10"; a final merge covers the whole). Transcripts keep speaker turns as sentences.
 """
 
@@ -88,6 +89,9 @@ _CENTRALITY = 0.2
 _POSITION_WEIGHT = 0.3
 _POSITION_SCALE = 0.15
 _POSITION_WEIGHT_SPOKEN = 0.0
+# The first sentence under a heading gets at least this prior (a findings heading's sentences get 1): CRS report
+# R48910 (public dev, README) 59.6 / 19.9 / 21.3 -> 61.4 / 22.8 / 22.2, the project dev reports within noise.
+_SECTION_LEAD = 0.5
 _QUOTE = re.compile(r"[\"“”「」『』]")
 _NARRATIVE_SHARE = 0.15
 _FINDINGS = re.compile(
@@ -223,13 +227,14 @@ def extract(
     paragraphs = _PARAGRAPHS.split(source)
     headings = [p for p in paragraphs if _HEADING.match(p.strip())]
     # Each sentence with its place in the source (0..1) and whether it sits under a findings heading.
-    placed: list[tuple[str, float, bool]] = []
+    placed: list[tuple[str, float, float]] = []
     # A transcript whose turns are paragraphs of their own (as the loader keeps them) or lines of one.
     body = [p.strip() for p in paragraphs if p.strip() and not _HEADING.match(p.strip())]
     turn_paragraphs = transcript_lines(body, share=_TURN_SHARE)
     min_turn = _MIN_TURN * 2 if cjk else _MIN_TURN
     transcript = turn_paragraphs
     under_findings = False
+    section_start = False
     total = max(1, len(source))
     at = 0
     for p in paragraphs:
@@ -238,6 +243,7 @@ def extract(
         stripped = p.strip()
         if _HEADING.match(stripped):
             under_findings = bool(_FINDINGS.match(stripped))
+            section_start = True
             continue
         first_line = stripped.split("\n", 1)[0].strip()
         findings = under_findings or bool(_HEADING.match(first_line) and _FINDINGS.match(first_line))
@@ -255,7 +261,10 @@ def extract(
                     s = SPEAKER_LABEL.sub("", s, count=1)
                 if not spoken and is_boilerplate(s):
                     continue
-                placed.append((s, at / total, findings))
+                # A report's sections open with what they found: the first sentence under a heading.
+                lead = 1.0 if findings else _SECTION_LEAD if section_start and not spoken else 0.0
+                section_start = False
+                placed.append((s, at / total, lead))
     placed = [x for x in placed if _HAS_WORD.search(x[0])]
     # Fragments left by dialogue ("外公说。", '"Yes," he said.') read badly on their own: rank full sentences.
     full = [x for x in placed if count_units(x[0], language) >= (_MIN_CJK_CHARS if cjk else _MIN_WORDS)]
@@ -263,7 +272,7 @@ def extract(
     sentences = [x[0] for x in placed]
     if not sentences:  # a text of headings only (a table of contents): rank the headings themselves
         sentences = [_flat(h, cjk) for h in headings if _HAS_WORD.search(h)]
-        placed = [(s, 0.0, False) for s in sentences]
+        placed = [(s, 0.0, 0.0) for s in sentences]
     if not sentences:
         return ""
     feats = [_features(s, cjk) for s in sentences]
@@ -278,10 +287,7 @@ def extract(
         # a prior on the sentence's place in the whole document. Stories have no such order; meetings a
         # weak one (the chair states the agenda first).
         begin, span = where
-        prior = [
-            1.0 if findings else math.exp(-(begin + span * pos) / _POSITION_SCALE)
-            for _, pos, findings in placed
-        ]
+        prior = [max(lead, math.exp(-(begin + span * pos) / _POSITION_SCALE)) for _, pos, lead in placed]
         scores = [(1 - weight) * s + weight * q for s, q in zip(scores, prior, strict=True)]
     wanted = _query_features(query, cjk) if query else frozenset()
     if wanted:
@@ -381,7 +387,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-9"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-10"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

@@ -164,3 +164,28 @@ def test_report_boilerplate_is_not_summary_material():
     out = extract(report, language="en", max_units=200, max_tokens=400, counter=COUNTER)
     assert "improper payments" in out and "exclusion list" in out
     assert "performance audit" not in out and "Background" not in out
+
+
+def test_report_sections_open_with_what_they_found():
+    # With the document's position known (a final call), the first sentence under each heading outranks a
+    # later one of its section that says as much: a report's sections state their finding first.
+    report = "\n\n".join(
+        [
+            "Payment Integrity",
+            "Background",
+            "Payment errors at the agency reached two billion dollars in fiscal year 2019, most of them to "
+            "ineligible vendors.",
+            "Payment errors at the agency were also reviewed by outside auditors in fiscal year 2019 and in "
+            "earlier years.",
+            "Oversight",
+            "Auditors found that the agency never checked vendor eligibility against the exclusion list before "
+            "paying vendors.",
+            "Auditors found that vendor eligibility checks against the exclusion list were also missing at two "
+            "other agencies.",
+        ]
+    )
+    out = extract(
+        report, language="en", max_units=36, max_tokens=400, counter=COUNTER, unit="words", where=(0.0, 1.0)
+    )
+    assert "two billion dollars" in out and "never checked vendor eligibility" in out
+    assert "two other agencies" not in out and "outside auditors" not in out
