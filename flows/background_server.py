@@ -58,6 +58,13 @@ class ServerState:
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def age_s(self) -> float:
+        """Seconds since it was started (a damaged timestamp counts as long ago)."""
+        try:
+            return (datetime.now(UTC) - datetime.fromisoformat(self.started_at)).total_seconds()
+        except (ValueError, TypeError):
+            return float("inf")
+
 
 @dataclass(frozen=True)
 class ServerFiles:
@@ -307,9 +314,12 @@ def ensure_server(
             return status.state
         previous = status.state
         if previous is not None and status.alive and status.version is None:
-            # A Prefect server that does not answer yet: one whose starter died mid-start may still be migrating.
+            # A Prefect server that does not answer yet: one whose starter died mid-start may still be migrating
+            # (wait out the rest of its start-up time); one that stopped answering later is restarted at once.
+            left = timeout_s - previous.age_s()
             with contextlib.suppress(ServerStartError):
-                wait_ready(previous, timeout_s=timeout_s)
+                if left > 0:
+                    wait_ready(previous, timeout_s=left)
             if server_status(files).usable:
                 return previous
         if previous is not None:

@@ -218,3 +218,33 @@ def test_server_commands_with_no_server(tmp_path: Path) -> None:
         "its own. Unset it to use tome's own server.\n"
     )
     assert "server" in runner.invoke(app, ["--help"]).stdout
+
+
+def test_a_servers_age_comes_from_its_start_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    ten_minutes_ago = (datetime.now(UTC) - timedelta(minutes=10)).isoformat(timespec="seconds")
+    state = ServerState(pid=1, port=1, prefect_version="3.9.1", started_at=ten_minutes_ago)
+    assert 599 <= state.age_s() <= 660
+    assert ServerState(pid=1, port=1, prefect_version="3.9.1", started_at="yesterday").age_s() == float("inf")
+
+
+def test_stop_ends_a_hung_server_and_its_process_group(files: ServerFiles) -> None:
+    # A process whose command line reads like `prefect server start` and that answers nothing (hung), with a
+    # child in its group, as uvicorn would be; started in its own session, as tome starts the server.
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    hung = subprocess.Popen([sys.executable, "-c", code, "prefect", "server", "start"], start_new_session=True)
+    try:
+        files.home.mkdir(parents=True)
+        write_state(files, _state(hung.pid, free_port()))
+        status = server_status(files)
+        assert status.alive and status.version is None and not status.usable
+        assert status.describe().startswith(f"not answering (pid {hung.pid}")
+        assert stop(files, grace_s=10) is not None
+        assert hung.wait(timeout=10) is not None and read_state(files) is None
+        group = subprocess.run(["pgrep", "-g", str(hung.pid)], capture_output=True, text=True).stdout.split()
+        assert [pid for pid in group if process_alive(int(pid))] == []  # its child too (gone, or a zombie)
+    finally:
+        if hung.poll() is None:
+            hung.kill()
+            hung.wait()
