@@ -119,7 +119,7 @@ def measure(doc: str) -> dict[str, Any]:
         "calls": len(chat), "refused": sum(r.status == 400 for r in chat),
         "admitted": stats.tokens_admitted, "server_prompt": stats.prompt_tokens,
         "server_cached": stats.cached_tokens, "cut": sum(r.finish_reason == "length" for r in chat),
-        "usage": {k: getattr(usage, k, None) for k in ("trimmed", "truncated", "retries", "splits", "continued")},
+        "usage": {k: getattr(usage, k, None) for k in ("trimmed", "truncated", "retries", "splits", "continued", "refitted")},
         "final_tokens": tok.count(summary.final),
     }
 

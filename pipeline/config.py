@@ -116,6 +116,9 @@ class ProviderSpec:
     usage_in_choice: bool = False
     temperature_max: float = 2.0
     api_key_required: bool = True  # local servers (vLLM, Ollama, llama.cpp) usually take no key
+    # An answer cut off at max_tokens: "continue" it in partial mode (a prefilled assistant message; Moonshot)
+    # or "trim" it to its last complete sentence. Chosen by bench/bench_cutoff.py; see pipeline/engine/cutoff.py.
+    cutoff_recovery: str = "trim"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,6 +39,7 @@ class ProviderSchema(BaseModel):
     usage_in_choice: bool = False
     temperature_max: float = Field(default=2.0, ge=0)
     api_key_required: bool = True
+    cutoff_recovery: Literal["trim", "continue"] = "trim"
 
     @field_validator("base_url")
     @classmethod

@@ -14,6 +14,9 @@ from pipeline.sentences import sentence_spans
 from pipeline.tokens import TokenCounter
 
 STRATEGIES = ("none", "lagged")
+# At most this many local tokens are carried, whatever room the prompt leaves: a few sentences resolve the names
+# and references at a chunk's start, and every carried token is billed again (bench/results/billing.md).
+MAX_CARRIED_TOKENS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,9 @@ def bounded_context(
     max_tokens: int,
     counter: TokenCounter,
 ) -> str:
-    """The context text for one call, at most ``max_tokens``, cut at a sentence boundary ("" for none)."""
+    """The context text for one call, at most ``max_tokens`` (and MAX_CARRIED_TOKENS), cut at a sentence boundary
+    ("" for none)."""
+    max_tokens = min(max_tokens, MAX_CARRIED_TOKENS)
     if source.summary_of is not None:
         return tail_sentences(summaries[source.summary_of], max_tokens, counter)
     if source.tail_of is not None:

@@ -392,6 +392,7 @@ class ExtractiveBackend:
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
     base_url: str | None = None  # no server
+    cutoff_recovery = "trim"  # it never writes past max_tokens mid-sentence
     reads_prompts = False  # it extracts sentences; it cannot follow instructions (nor judge)
     extracts_files = False
     on_retry: Callable[[float, str], None] | None = None  # it never retries

@@ -76,6 +76,8 @@ class UsageTotals:
     splits: int = 0  # inputs split after a context-length error (or its prediction)
     retries: int = 0  # stricter retries after a cut-off answer without a complete sentence
     trimmed: int = 0  # cut-off answers kept up to their last complete sentence
+    continued: int = 0  # cut-off answers continued in partial mode (the provider's cut-off recovery)
+    refitted: int = 0  # prompts sent again with less output room after a context-length refusal (not split)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,8 @@ class UsageTotals:
             "splits": self.splits,
             "retries": self.retries,
             "trimmed": self.trimmed,
+            "continued": self.continued,
+            "refitted": self.refitted,
         }
 
 

@@ -128,6 +128,7 @@ class CappedBackend:
         self.calibration = inner.calibration
         self.headroom = inner.headroom
         self.reads_prompts = inner.reads_prompts
+        self.cutoff_recovery = inner.cutoff_recovery
         self.base_url = inner.base_url
         self.extracts_files = inner.extracts_files
 

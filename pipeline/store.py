@@ -30,7 +30,8 @@ def cache_key(
         "provider": provider,
         "model": model,
         "prompt_version": prompt_version,
-        "messages": [[m.role, m.content] for m in messages],
+        # A partial (prefilled) message is marked; other keys are as before partial mode existed.
+        "messages": [[m.role, m.content, *(["partial"] if m.partial else [])] for m in messages],
         "params": params,
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -74,7 +75,7 @@ class CacheStats:
 
 def messages_json(messages: Sequence[Message]) -> str:
     """A prompt as stored beside its answer: ``[{"role": ..., "content": ...}, ...]``."""
-    return json.dumps([{"role": m.role, "content": m.content} for m in messages], ensure_ascii=False)
+    return json.dumps([m.as_dict() for m in messages], ensure_ascii=False)
 
 
 class Store(RunRecords):

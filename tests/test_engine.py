@@ -136,6 +136,7 @@ class Recorder:
         self.calibration = inner.calibration
         self.headroom = inner.headroom
         self.reads_prompts = inner.reads_prompts
+        self.cutoff_recovery = inner.cutoff_recovery
         self.base_url = inner.base_url
         self.extracts_files = False
         self.on_retry = None
@@ -304,7 +305,8 @@ async def test_context_length_error_splits_the_chunk_and_raises_calibration(moon
     client = _client(moonshot_server)
     engine = _engine(client, store)
     marked, markers = with_markers(doc, engine)
-    moonshot_server.gateway.inject("context_length")  # "exceeded model token limit: 8192 (requested: 8292)"
+    # "exceeded model token limit: 8192 (requested: 9000)": the prompt alone (9000 - max_tokens) is over the window
+    moonshot_server.gateway.inject("context_length", requested=9000)
     state = engine.prepare(marked)
     assert len(state.chunks) == 1 and state.chunks[0].token_count > 4000
     while not state.done:
@@ -320,6 +322,36 @@ async def test_context_length_error_splits_the_chunk_and_raises_calibration(moon
     await client.aclose()
     assert moonshot_server.gateway.stats().requests == 3  # the rejection is cached: no call repeats
     assert rerun.final == result.final
+
+
+async def test_refusal_whose_prompt_fits_is_sent_again_with_less_room_not_split(moonshot_server, store):
+    doc = generated_document(chapters=2, paragraphs=28)
+    client = Recorder(_client(moonshot_server))
+    engine = _engine(client, store)
+    state = engine.prepare(doc)
+    assert len(state.chunks) == 2
+    # The server counts the first prompt as 7,700 tokens: 8192 - 7700 - 1 = 491 tokens of room, more than a
+    # level-0 call asks for, so the same prompt goes again with max_tokens 491: no split, nothing paid twice.
+    moonshot_server.gateway.inject("context_length", requested=7700 + settings_max(engine))
+    while not state.done:
+        await engine.run_level(state, state.next_level)
+    result = engine.finish(state)
+    log = moonshot_server.gateway.stats().log
+    assert [r.status for r in log].count(400) == 1 and len(log) == 4  # two chunks (one refitted), the merge
+    refused = next(r for r in client.requests if r.max_tokens == settings_max(engine))
+    again = next(r for r in client.requests if r.max_tokens == 8192 - 7700 - 1)
+    assert again.messages == refused.messages
+    assert result.usage.splits == 0 and result.usage.refitted == 1 and result.usage.calls == 4
+    assert state.observed_calibration > engine.model.calibration  # learned from the refusal's count
+    rerun = await _engine(client, store).summarise(doc)
+    assert moonshot_server.gateway.stats().requests == 4  # the refusal and the decision are recorded: no call repeats
+    assert rerun.final == result.final
+    await client.aclose()
+
+
+def settings_max(engine: SummaryEngine) -> int:
+    """max_tokens of a level-0 call below the final one: the planned chunk output."""
+    return engine.settings.chunk_output_tokens
 
 
 async def test_cut_off_answer_is_retried_stricter(moonshot_server, store):
@@ -377,6 +409,7 @@ class VerboseBackend:
     name = cache_namespace = "verbose"
     billable = reads_prompts = True
     extracts_files = False
+    cutoff_recovery = "trim"
     calibration = headroom = on_retry = base_url = None
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -408,6 +441,7 @@ class RejectsOneTitle:
         self.name = self.cache_namespace = inner.name
         self.billable = self.reads_prompts = True
         self.extracts_files = False
+        self.cutoff_recovery = "trim"
         self.calibration = self.headroom = self.on_retry = self.base_url = None
         self.title = title
         self.seen = 0

@@ -1,15 +1,16 @@
-"""The call resolver: one logical call's text from the cache or the backend, split on overflow, retried on cut-off.
+"""The call resolver: one logical call's text from the cache or the backend, refitted or split on overflow.
 
 - The cache is asked first (before the budget); an answer is stored the moment it returns, so reruns make no
   calls and a killed run repeats no completed call.
-- A context-length rejection (received, cached, or predicted from the live calibration) splits the input into
-  as many pieces as the window needs; predictions are recorded, so reruns split the same way without asking.
+- A context-length rejection (received, cached, or predicted from the live calibration) sends the same prompt
+  again with less output room when the server's count leaves room for the length asked, else splits the input
+  into as many pieces as the window needs (pipeline.engine.overflow); decisions are recorded, so reruns go the
+  same way without asking.
 - A refusal that names a smaller window than the run's caps it for the rest of the run and for later runs
   against the same server (warned once). So does a silent cut: a "length" finish far below max_tokens, or at
-  prompt + completion = the window, is an overflow to split, never an answer to retry with more room.
-- A cut-off answer (finish_reason "length") is kept up to its last complete sentence and flagged trimmed; only
-  an answer without one is retried with a stricter length (its room sized by the live calibration, so the
-  retry is never refused), and a second cut is kept and flagged truncated.
+  prompt + completion = the window, is an overflow, never an answer to retry with more room.
+- A cut-off answer (finish_reason "length") is recovered per provider (pipeline.engine.cutoff): continued in
+  partial mode or trimmed to its last complete sentence; a second full-prompt call is the last resort.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from collections.abc import Sequence
 
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec
-from pipeline.engine import calibration, length
-from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
+from pipeline.engine import calibration, cutoff, length
+from pipeline.engine.overflow import Overflows
+from pipeline.engine.sizing import PromptSizer
 from pipeline.engine.splitting import pieces, splittable
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, Overflow, RunState, WindowCapped
 from pipeline.errors import ContextLengthError
@@ -30,11 +32,33 @@ from pipeline.llm.types import ChatBackend, ChatRequest, Completion, Message
 from pipeline.run_calls import inputs_label
 from pipeline.settings import RunSettings
 from pipeline.store import Store, cache_key
-from pipeline.window import pieces_needed, silent_cut
+from pipeline.window import silent_cut
 
 log = logging.getLogger("tome.engine")
 
 ADMISSION_MARGIN = 1.03  # on the admission estimate only; prompts and cache keys do not depend on it
+
+Answer = tuple[CallOutcome, Completion] | Overflow
+
+
+def note(
+    state: RunState,
+    call: CallSpec,
+    key: str,
+    version: str,
+    outcome: str,
+    completion: Completion | None = None,
+    cost: float = 0.0,
+) -> None:
+    """Record one request of ``call``'s node for `tome runs show` (pipeline.run_calls)."""
+    usage = completion.usage if completion is not None else None
+    state.log_call(
+        level=call.level, node=call.index, key=key, kind=call.kind, prompt_version=version, outcome=outcome,
+        cached=outcome == "cached", inputs=inputs_label(call.inputs),
+        finish_reason=completion.finish_reason if completion is not None else None,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0, cost=cost,
+    )  # fmt: skip
 
 
 class CallResolver:
@@ -54,8 +78,6 @@ class CallResolver:
         claims: Claims | None = None,
     ) -> None:
         self.backend = backend
-        # Where learned windows are kept: one server's window says nothing about another's.
-        self.base_url: str | None = backend.base_url
         self.store = store
         self.settings = settings
         self.model = model
@@ -64,81 +86,59 @@ class CallResolver:
         self.cache_namespace = cache_namespace
         self.billable = billable
         self.claims = claims  # in-flight call claims shared with other processes
+        self.overflows = Overflows(store=store, model=model, sizer=sizer, base_url=backend.base_url)
 
     async def resolve(
         self, state: RunState, run: LevelRun, call: CallSpec, depth: int = 0, *, probe: bool = False
     ) -> CallOutcome:
-        """The text for ``call``: from the cache or the backend, split on overflow; a cut-off answer is kept to
-        its last complete sentence (flagged ``trimmed``), and only without one retried with a stricter length.
+        """The text for ``call``: from the cache or the backend, refitted or split on overflow; a cut-off answer
+        is recovered per provider (pipeline.engine.cutoff).
 
         ``probe``: the level's first call, sent alone while the window is unconfirmed; when it shows the window
         is smaller than the one the level was planned for, :class:`WindowCapped` is raised instead of splitting,
         so the level is planned again for the real window.
         """
-        answer = await self._ask(state, run, call, strict=False, depth=depth)
+        messages = self.sizer.messages(state, call, strict=False)
+        answer = await self.ask(state, run, call, messages, self.sizer.send_max_tokens(state, call, messages),
+                                depth=depth)  # fmt: skip
+        sent = 0
+        if isinstance(answer, Overflow) and answer.max_tokens is not None:
+            if probe and state.window.tokens < state.model.context_tokens:
+                raise WindowCapped()
+            # The same prompt with less output room: the server's count showed it fits (never split for that).
+            sent = int(answer.sent)
+            state.usage.refitted += 1
+            answer = await self.ask(state, run, call, messages, answer.max_tokens, depth=depth, fits=True)
         if isinstance(answer, Overflow):
             if probe and state.window.tokens < state.model.context_tokens:
                 raise WindowCapped()
             split = await self._split(state, run, call, depth, answer.pieces)
-            split.calls += int(answer.sent)  # the refused (or cut) request was a call too
+            split.calls += sent + int(answer.sent)  # the refused (or cut) requests were calls too
             return split
         outcome, completion = answer
+        outcome.calls += sent
         if completion.finish_reason != "length":
             return outcome
-        kept = length.trim_to_sentence(completion.content)
-        if kept is not None:
-            # Paying the whole prompt again for the last sentence or two is the worst deal on offer.
-            state.usage.trimmed += 1
-            log.info(
-                "level %d call %d: cut off at max_tokens %d; kept up to its last complete sentence",
-                call.level,
-                call.index,
-                completion.usage.completion_tokens,
-            )
-            outcome.text, outcome.trimmed = kept, True
-            return outcome
-        state.usage.retries += 1
-        retry = await self._ask(state, run, call, strict=True, depth=depth)
-        if isinstance(retry, Overflow):
-            outcome.truncated = True
-            outcome.calls += int(retry.sent)
-        else:
-            again, completion2 = retry
-            outcome = CallOutcome(
-                text=again.text,
-                calls=outcome.calls + again.calls,
-                cached_calls=outcome.cached_calls + again.cached_calls,
-                splits=outcome.splits + again.splits,
-                cached=outcome.cached and again.cached,
-                truncated=completion2.finish_reason == "length",
-                prompt_tokens=outcome.prompt_tokens + again.prompt_tokens,
-                completion_tokens=outcome.completion_tokens + again.completion_tokens,
-                cost=outcome.cost + again.cost,
-                latency_s=outcome.latency_s + again.latency_s,
-            )
-        if outcome.truncated:
-            log.warning(
-                "%s: level %d call %d: the summary was cut off at max_tokens without a complete sentence, even "
-                "after a stricter retry; kept and flagged truncated",
-                state.document.path.name,  # in a batch, every warning names its document
-                call.level,
-                call.index,
-            )
-        return outcome
+        return await cutoff.recover(self, state, run, call, messages, outcome, completion, depth=depth)
 
-    async def _ask(
-        self, state: RunState, run: LevelRun, call: CallSpec, *, strict: bool, depth: int
-    ) -> tuple[CallOutcome, Completion] | Overflow:
-        """One request: the cache first, then (unless an overflow is recorded or predicted) the backend."""
-        messages = self.sizer.messages(state, call, strict=strict)
-        live = calibration.live_calibration(state)
-        if strict:
-            first = self.sizer.send_max_tokens(state, call, self.sizer.messages(state, call, strict=False))
-            max_tokens = self.sizer.retry_max_tokens(state, call, first, calibration=live)
-            if max_tokens <= first:
-                return Overflow()  # the context leaves a retry no more room than the cut answer had
-        else:
-            max_tokens = self.sizer.send_max_tokens(state, call, messages)
+    async def ask(
+        self,
+        state: RunState,
+        run: LevelRun,
+        call: CallSpec,
+        messages: Sequence[Message],
+        max_tokens: int,
+        *,
+        depth: int,
+        first: bool = True,
+        fits: bool = False,
+    ) -> Answer:
+        """One request: the cache first, then (unless an overflow is recorded or predicted) the backend.
+
+        ``first``: the call's own prompt (its length is learned from; an overflow refits or splits it). A
+        follow-up (a continuation, a stricter retry) is overflow-checked the same way but never split.
+        ``fits``: the server's own count of this prompt showed it fits (no prediction from the calibration).
+        """
         version = self.settings.prompt_version(call.kind)
         params = {"max_tokens": max_tokens, "temperature": self.settings.temperature}
         key = cache_key(
@@ -155,20 +155,21 @@ class CallResolver:
             hit = await self.claims.call(key, lambda: self.store.cache_get(key))
             if hit is None:
                 try:
-                    return await self._ask_uncached(
-                        state, run, call, key, messages, local, max_tokens, version, strict, depth
-                    )
+                    return await self._ask_uncached(state, run, call, key, messages, local, max_tokens, version,
+                                                    first, depth, fits)  # fmt: skip
                 finally:
                     await asyncio.shield(asyncio.to_thread(self.claims.release_call, key))
         if hit is not None:
             state.usage.cached_calls += 1
             calibration.learn(state, hit.completion.usage.prompt_tokens, local, billable=self.billable)
-            if not strict and self.billable:
+            if first and self.billable:
                 length.learn(state, call, hit.completion.usage.completion_tokens, hit.completion.finish_reason)
-            self._note(state, call, key, version, "cached", hit.completion)
+            note(state, call, key, version, "cached", hit.completion)
             outcome = CallOutcome(text=hit.completion.content, calls=0, cached_calls=1, cached=True)
             return outcome, hit.completion
-        return await self._ask_uncached(state, run, call, key, messages, local, max_tokens, version, strict, depth)
+        return await self._ask_uncached(
+            state, run, call, key, messages, local, max_tokens, version, first, depth, fits
+        )
 
     async def _ask_uncached(
         self,
@@ -180,34 +181,22 @@ class CallResolver:
         local: int,
         max_tokens: int,
         version: str,
-        strict: bool,
+        first: bool,
         depth: int,
-    ) -> tuple[CallOutcome, Completion] | Overflow:
+        fits: bool = False,
+    ) -> Answer:
         """A cache miss: a recorded or predicted overflow, else the backend."""
-        overflow = self.store.overflow_get(key)
-        if overflow is not None:
-            # Learn from it exactly as when it happened, so later levels are shaped the same on a rerun.
-            calibration.learn_overflow(
-                state,
-                limit=overflow.limit,
-                requested=overflow.requested,
-                local_prompt=local,
-                max_tokens=max_tokens,
-            )
-            if overflow.limit:
-                self._cap(state, overflow.limit)
-            self._note(state, call, key, version, "split-recorded")
-            return Overflow(overflow.pieces)
+        recorded = self.store.overflow_get(key)
+        if recorded is not None:
+            note(state, call, key, version, "split-recorded")
+            return self.overflows.replay(state, call, key, recorded, local, max_tokens)
         live = calibration.live_calibration(state)
-        predicted = math.ceil(local * live) + max_tokens > state.window.tokens
-        if predicted and not strict and splittable(call, depth, self.sizer.counter):
-            # The decision used the live calibration (timing-dependent), so it is recorded: reruns split this
-            # call the same way without asking.
-            n = self._pieces(state, call, local, max_tokens)
-            log.debug("level %d call %d: predicted over the context; %d pieces", call.level, call.index, n)
-            self.store.overflow_put(key, model=self.model.name, limit=None, requested=None, pieces=n)
-            self._note(state, call, key, version, "split-predicted")
-            return Overflow(n)
+        if not fits and math.ceil(local * live) + max_tokens > state.window.tokens:
+            if not first:
+                return Overflow()  # a follow-up that would be refused is not sent
+            if splittable(call, depth, self.sizer.counter):
+                note(state, call, key, version, "split-predicted")
+                return self.overflows.predicted(state, call, key, local, max_tokens)
         request = ChatRequest(
             model=self.model.name,
             messages=tuple(messages),
@@ -220,14 +209,14 @@ class CallResolver:
         )
         completion = await self._send(state, run, call, request, key, local, version)
         if isinstance(completion, Overflow):
-            self._note(state, call, key, version, "rejected")
+            note(state, call, key, version, "rejected")
             return completion
         usage = completion.usage
-        if not strict and self.billable:
+        if first and self.billable:
             length.learn(state, call, usage.completion_tokens, completion.finish_reason)
         cost = self.model.cost(usage.prompt_tokens, usage.completion_tokens) if self.billable else 0.0
         state.usage.cost += cost
-        self._note(state, call, key, version, "answer", completion, cost)
+        note(state, call, key, version, "answer", completion, cost)
         outcome = CallOutcome(
             text=completion.content,
             calls=1,
@@ -238,26 +227,6 @@ class CallResolver:
             latency_s=completion.latency_s,
         )
         return outcome, completion
-
-    @staticmethod
-    def _note(
-        state: RunState,
-        call: CallSpec,
-        key: str,
-        version: str,
-        outcome: str,
-        completion: Completion | None = None,
-        cost: float = 0.0,
-    ) -> None:
-        """Record one request of ``call``'s node for `tome runs show` (pipeline.run_calls)."""
-        usage = completion.usage if completion is not None else None
-        state.log_call(
-            level=call.level, node=call.index, key=key, kind=call.kind, prompt_version=version, outcome=outcome,
-            cached=outcome == "cached", inputs=inputs_label(call.inputs),
-            finish_reason=completion.finish_reason if completion is not None else None,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0, cost=cost,
-        )  # fmt: skip
 
     async def _send(
         self,
@@ -281,12 +250,18 @@ class CallResolver:
                 requested = exc.requested
                 if requested is None and exc.prompt_tokens:
                     requested = exc.prompt_tokens + request.max_tokens  # llama-server names the prompt alone
-                return self._overflowed(state, call, key, local, request.max_tokens, exc.limit, requested, "refused")
+                return self.overflows.received(
+                    state, call, key, local, request.max_tokens, exc.limit, requested, "refused"
+                )
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
                     run.fail(exc)
                 raise
         u = completion.usage
+        totals = state.usage
+        totals.calls += 1
+        totals.prompt_tokens += u.prompt_tokens
+        totals.completion_tokens += u.completion_tokens
         revealed = silent_cut(
             finish_reason=completion.finish_reason,
             prompt_tokens=u.prompt_tokens,
@@ -297,11 +272,10 @@ class CallResolver:
         )
         if revealed is not None:
             # The server stopped at its window, not at max_tokens: the answer is a fragment. Counted, not kept.
-            state.usage.calls += 1
-            state.usage.prompt_tokens += u.prompt_tokens
-            state.usage.completion_tokens += u.completion_tokens
             requested = u.prompt_tokens + request.max_tokens
-            return self._overflowed(state, call, key, local, request.max_tokens, revealed, requested, "cut off")
+            return self.overflows.received(
+                state, call, key, local, request.max_tokens, revealed, requested, "cut off"
+            )
         self.store.cache_put(
             key,
             provider=self.provider,
@@ -310,71 +284,8 @@ class CallResolver:
             completion=completion,
             messages=request.messages,
         )
-        totals = state.usage
-        totals.calls += 1
-        totals.prompt_tokens += completion.usage.prompt_tokens
-        totals.completion_tokens += completion.usage.completion_tokens
-        calibration.learn(state, completion.usage.prompt_tokens, local, billable=self.billable)
+        calibration.learn(state, u.prompt_tokens, local, billable=self.billable)
         return completion
-
-    def _overflowed(
-        self,
-        state: RunState,
-        call: CallSpec,
-        key: str,
-        local: int,
-        max_tokens: int,
-        limit: int | None,
-        requested: int | None,
-        how: str,
-    ) -> Overflow:
-        """Learn from a refusal or a silent cut, cap the window, record how the call is split."""
-        calibration.learn_overflow(state, limit=limit, requested=requested, local_prompt=local, max_tokens=max_tokens)
-        if limit:
-            self._cap(state, limit)
-        n = self._pieces(state, call, local, max_tokens)
-        self.store.overflow_put(key, model=self.model.name, limit=limit, requested=requested, pieces=n)
-        log.info(
-            "level %d call %d: %s over the context (window %s, requested %s); %d pieces",
-            call.level,
-            call.index,
-            how,
-            limit,
-            requested,
-            n,
-        )
-        return Overflow(n, sent=True)
-
-    def _cap(self, state: RunState, limit: int) -> None:
-        """Cap the run's window at ``limit``; the first time it falls below the configured one, say so once."""
-        if state.window.cap(limit) and self.base_url:
-            self.store.window_put(self.model.name, self.base_url, state.window.tokens)
-        if state.window.tokens < state.window.configured and not state.window.warned:
-            state.window.warned = True
-            log.warning(
-                "The server runs %s with a %d-token window, not the %d configured; using %d for this run%s. "
-                "Set context_tokens = %d for it in tome.toml.",
-                self.model.name,
-                state.window.tokens,
-                state.window.configured,
-                state.window.tokens,
-                f" and later runs against {self.base_url}" if self.base_url else "",
-                state.window.tokens,
-            )
-
-    def _pieces(self, state: RunState, call: CallSpec, local: int, max_tokens: int) -> int:
-        """Into how many pieces ``call`` must be split to fit the run's window (at least two)."""
-        live = calibration.live_calibration(state)
-        text = self.sizer.counter.count(call.text)
-        n = pieces_needed(
-            input_tokens=math.ceil(text * live),
-            fixed_tokens=math.ceil(max(0, local - text) * live),
-            max_tokens=max_tokens,
-            window=state.window.tokens,
-            margin=self.model.safety_margin_tokens,
-            min_output=MIN_OUTPUT_TOKENS,
-        )
-        return max(2, n or 2)
 
     async def _split(self, state: RunState, run: LevelRun, call: CallSpec, depth: int, n: int = 2) -> CallOutcome:
         """Summarise ``call``'s input as ``n`` pieces (concurrently) and join their summaries."""

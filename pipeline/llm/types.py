@@ -16,8 +16,12 @@ class Message:
 
     role: Role
     content: str
+    # Moonshot's partial mode: a last assistant message the answer continues (the prefix is not repeated).
+    partial: bool = False
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | bool]:
+        if self.partial:
+            return {"role": self.role, "content": self.content, "partial": True}
         return {"role": self.role, "content": self.content}
 
 
@@ -113,6 +117,10 @@ class ChatBackend(Protocol):
     @property
     def reads_prompts(self) -> bool:
         """It follows instructions (an LLM); False for the extractive backend, which cannot judge."""
+
+    @property
+    def cutoff_recovery(self) -> str:
+        """How an answer cut off at max_tokens is recovered: "continue" (partial mode) or "trim"."""
 
     @property
     def extracts_files(self) -> bool:
