@@ -153,7 +153,8 @@ def test_counts_agree_on_the_chinese_sample(lighthouse: Path, rerun: bool) -> No
 def test_counts_agree_when_the_server_rejects_a_call_as_too_long(
     lighthouse: Path, moonshot_server, monkeypatch
 ) -> None:
-    moonshot_server.gateway.inject("context_length")
+    # The prompt alone (20,000 - max_tokens) is over the window: the call is split (not sent again with less room).
+    moonshot_server.gateway.inject("context_length", requested=20000)
     monkeypatch.setenv("MOONSHOT_API_KEY", moonshot_server.api_key)
     result = tome("summarise", str(lighthouse), "--base-url", moonshot_server.base_url, "--no-prefect", "--json")
     assert result.exit_code == 0, result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import mimetypes
 import random
@@ -28,15 +27,11 @@ from pipeline.errors import (
     OverloadedError,
     RateLimitError,
     ServerError,
-    TomeError,
 )
 from pipeline.llm.admission import RateBudget
-from pipeline.llm.error_mapping import error_from_response
+from pipeline.llm.exchange import Exchange
 from pipeline.llm.providers import DEFAULT_PROVIDER, api_key_for, chat_body, resolve_provider
-from pipeline.llm.responses import parse_chat_json
 from pipeline.llm.retry import RetryHook, RetryPolicy, with_retries
-from pipeline.llm.sse import read_chat_stream
-from pipeline.llm.transport_errors import error_from_transport
 from pipeline.llm.types import ChatRequest, Completion, Message, ModelInfo, Usage
 from pipeline.llm.unlimited import UnlimitedBudget
 
@@ -131,6 +126,10 @@ class OpenAICompatibleClient:
         self._sleep = sleep
         self._rand = rand
         self.on_retry = on_retry
+        self._io = Exchange(
+            http=self._http, timeout=self._timeout, key=self._key, key_env=self._spec.api_key_env,
+            on_response=self._observe_tier,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.name!r}, base_url={self.base_url!r}, api_key='***')"
@@ -215,43 +214,8 @@ class OpenAICompatibleClient:
             self._budget.on_rate_limited(limit_kind="overloaded", retry_after=exc.retry_after)
 
     async def _send_chat(self, request: ChatRequest) -> Completion:
-        url = f"{self.base_url}/chat/completions"
         body = chat_body(self._spec, request)
-        started = time.monotonic()
-        try:
-            if request.stream:
-                async with self._http.stream(
-                    "POST", url, json=body, headers=self._headers(), timeout=self._timeout
-                ) as resp:
-                    if resp.status_code >= 400:
-                        await resp.aread()
-                        raise self._status_error(resp)
-                    try:
-                        acc = await read_chat_stream(resp.aiter_lines(), error_kw=self._error_kw())
-                    except (httpx.HTTPError, httpx.StreamError) as exc:
-                        raise error_from_transport(exc, url=url, in_stream=True, redact=self._key.redact) from exc
-                    request_id = resp.headers.get("msh-request-id") or acc.id
-                    self._observe_tier(resp)
-                content, finish, usage, model = acc.content, acc.finish_reason, acc.usage, acc.model
-                if usage is None:
-                    log.debug("stream from %s carried no usage; counting zero tokens", self.name)
-            else:
-                resp = await self._http.post(url, json=body, headers=self._headers(), timeout=self._timeout)
-                if resp.status_code >= 400:
-                    raise self._status_error(resp)
-                content, finish, usage, body_id, model = parse_chat_json(self._json(resp), status=resp.status_code)
-                request_id = resp.headers.get("msh-request-id") or body_id
-                self._observe_tier(resp)
-        except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL) as exc:
-            raise error_from_transport(exc, url=url, redact=self._key.redact) from exc
-        return Completion(
-            content=content,
-            finish_reason=finish,
-            usage=usage or Usage(),
-            model=model or request.model,
-            request_id=request_id,
-            latency_s=time.monotonic() - started,
-        )
+        return await self._io.chat(f"{self.base_url}/chat/completions", body, stream=request.stream, model=request.model)
 
     def _observe_tier(self, resp: httpx.Response) -> None:
         # Moonshot names the account's tier in Msh-Gid; the budget warns once if it was configured higher.
@@ -282,16 +246,7 @@ class OpenAICompatibleClient:
         url = f"{self.base_url}{path}"
 
         async def attempt(_retries_taken: int) -> dict[str, Any]:
-            try:
-                resp = await self._http.request(method, url, headers=self._headers(), timeout=self._timeout, **kw)
-            except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL) as exc:
-                raise error_from_transport(exc, url=url, redact=self._key.redact) from exc
-            if resp.status_code >= 400:
-                raise self._status_error(resp)
-            data = self._json(resp)
-            if not isinstance(data, dict):
-                raise ServerError(f"{method} {path} answered with unexpected JSON.", status=resp.status_code)
-            return data
+            return await self._io.request_json(method, url, f"{method} {path}", **kw)
 
         data, _ = await with_retries(
             attempt,
@@ -306,24 +261,7 @@ class OpenAICompatibleClient:
     # --- helpers ---------------------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
-        key = self._key.reveal()
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def _error_kw(self) -> dict[str, Any]:
-        return {"key_env": self._spec.api_key_env, "redact": self._key.redact}
-
-    def _status_error(self, resp: httpx.Response) -> TomeError:
-        return error_from_response(resp.status_code, resp.content, resp.headers, **self._error_kw())
-
-    def _json(self, resp: httpx.Response) -> Any:
-        try:
-            return json.loads(resp.content)
-        except ValueError as exc:
-            raise ServerError(
-                f"The server answered {resp.status_code} with a body that is not JSON; the call is retried.",
-                status=resp.status_code,
-                request_id=resp.headers.get("msh-request-id"),
-            ) from exc
+        return self._io.headers()
 
 
 class MoonshotClient(OpenAICompatibleClient):
