@@ -20,8 +20,9 @@ from pipeline.run_records import RunRecord
 from pipeline.store import Store
 
 # What became of a request: answered by the backend, read from the cache, rejected as over the context by the
-# server, or not sent because a rejection was recorded earlier or predicted (the input was split instead).
-OUTCOMES = ("answer", "cached", "rejected", "split-recorded", "split-predicted")
+# server, or not sent because a rejection was recorded earlier or predicted (the input was split instead, or the
+# same prompt sent with less output room: "refit").
+OUTCOMES = ("answer", "cached", "rejected", "split-recorded", "split-predicted", "refit-recorded", "refit-predicted")
 _FIELDS = (
     "level", "node", "seq", "key", "kind", "prompt_version", "outcome", "cached", "finish_reason",
     "prompt_tokens", "completion_tokens", "cost", "inputs",

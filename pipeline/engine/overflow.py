@@ -47,16 +47,19 @@ class Overflows:
             )
             self.cap(state, recorded.limit)
         if recorded.pieces == 1 and recorded.requested:
-            window = recorded.limit or state.window.tokens - self.model.safety_margin_tokens
+            window = recorded.limit or state.window.tokens
             refit = self.refit(state, call, recorded.requested - max_tokens, window, max_tokens)
             if refit is not None:
                 return Overflow(1, max_tokens=refit)
         return Overflow(max(2, recorded.pieces))
 
-    def predicted(self, state: RunState, call: CallSpec, key: str, local: int, max_tokens: int) -> Overflow:
-        """An overflow foreseen by the live calibration (timing-dependent, so recorded: reruns do the same)."""
-        estimate = math.ceil(local * calibration.live_calibration(state))
-        refit = self.refit(state, call, estimate, state.window.tokens - self.model.safety_margin_tokens, max_tokens)
+    def predicted(
+        self, state: RunState, call: CallSpec, key: str, estimate: int, local: int, max_tokens: int
+    ) -> Overflow:
+        """An overflow foreseen by the live calibration (``estimate``: the server's likely count of the prompt);
+        timing-dependent, so recorded: reruns do the same."""
+        # ``estimate`` already allows for the scatter of per-prompt ratios: no further safety margin.
+        refit = self.refit(state, call, estimate, state.window.tokens, max_tokens)
         n = 1 if refit is not None else self.pieces(state, call, local, max_tokens)
         requested = estimate + max_tokens if refit is not None else None
         self.store.overflow_put(key, model=self.model.name, limit=None, requested=requested, pieces=n)

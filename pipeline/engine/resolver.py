@@ -36,7 +36,9 @@ from pipeline.window import silent_cut
 
 log = logging.getLogger("tome.engine")
 
-ADMISSION_MARGIN = 1.03  # on the admission estimate only; prompts and cache keys do not depend on it
+# A server's count of one prompt runs up to a few % above the largest ratio seen so far (per-prompt ratios
+# scatter): admission and the overflow prediction both allow for it. Prompts and cache keys do not depend on it.
+ADMISSION_MARGIN = 1.03
 
 Answer = tuple[CallOutcome, Completion] | Overflow
 
@@ -188,26 +190,32 @@ class CallResolver:
         """A cache miss: a recorded or predicted overflow, else the backend."""
         recorded = self.store.overflow_get(key)
         if recorded is not None:
-            note(state, call, key, version, "split-recorded")
-            return self.overflows.replay(state, call, key, recorded, local, max_tokens)
-        live = calibration.live_calibration(state)
-        if not fits and math.ceil(local * live) + max_tokens > state.window.tokens:
-            if not first:
-                return Overflow()  # a follow-up that would be refused is not sent
-            if splittable(call, depth, self.sizer.counter):
-                note(state, call, key, version, "split-predicted")
-                return self.overflows.predicted(state, call, key, local, max_tokens)
-        request = ChatRequest(
-            model=self.model.name,
-            messages=tuple(messages),
-            max_tokens=max_tokens,
-            temperature=self.settings.temperature,
-            # Per-prompt ratios scatter a few % around the largest seen so far; the budget must not under-count
-            # (the gateway refuses a call that overfills the TPM window by a single token).
-            estimated_prompt_tokens=math.ceil(local * live * ADMISSION_MARGIN),
-            source_text=call.text,
-        )
-        completion = await self._send(state, run, call, request, key, local, version)
+            replayed = self.overflows.replay(state, call, key, recorded, local, max_tokens)
+            note(state, call, key, version, "refit-recorded" if replayed.max_tokens else "split-recorded")
+            return replayed
+        run.check()
+        async with run.slots:  # the level's in-flight cap
+            run.check()
+            # Checked once a slot is free: answers that came back while this call waited taught the calibration.
+            estimate = math.ceil(local * calibration.live_calibration(state) * ADMISSION_MARGIN)
+            if not fits and estimate + max_tokens > state.window.tokens:
+                if not first:
+                    return Overflow()  # a follow-up that would be refused is not sent
+                if splittable(call, depth, self.sizer.counter):
+                    predicted = self.overflows.predicted(state, call, key, estimate, local, max_tokens)
+                    note(state, call, key, version, "refit-predicted" if predicted.max_tokens else "split-predicted")
+                    return predicted
+            request = ChatRequest(
+                model=self.model.name,
+                messages=tuple(messages),
+                max_tokens=max_tokens,
+                temperature=self.settings.temperature,
+                # The budget must not under-count (the gateway refuses a call that overfills the TPM window by a
+                # single token).
+                estimated_prompt_tokens=estimate,
+                source_text=call.text,
+            )
+            completion = await self._send(state, run, call, request, key, local, version)
         if isinstance(completion, Overflow):
             note(state, call, key, version, "rejected")
             return completion
@@ -238,25 +246,20 @@ class CallResolver:
         local: int,
         version: str,
     ) -> Completion | Overflow:
-        """Send through the backend (under the level's in-flight cap); cache at once. Overflow: a context-length
-        rejection or a silent cut at the window (recorded, not cached as an answer)."""
-        run.check()
-        async with run.slots:
-            run.check()
-            try:
-                completion = await self.backend.complete(request)
-            except ContextLengthError as exc:
-                state.usage.calls += 1
-                requested = exc.requested
-                if requested is None and exc.prompt_tokens:
-                    requested = exc.prompt_tokens + request.max_tokens  # llama-server names the prompt alone
-                return self.overflows.received(
-                    state, call, key, local, request.max_tokens, exc.limit, requested, "refused"
-                )
-            except BaseException as exc:
-                if not isinstance(exc, asyncio.CancelledError):
-                    run.fail(exc)
-                raise
+        """Send through the backend (the caller holds a slot of the level's in-flight cap); cache at once.
+        Overflow: a context-length rejection or a silent cut at the window (recorded, not cached as an answer)."""
+        try:
+            completion = await self.backend.complete(request)
+        except ContextLengthError as exc:
+            state.usage.calls += 1
+            requested = exc.requested
+            if requested is None and exc.prompt_tokens:
+                requested = exc.prompt_tokens + request.max_tokens  # llama-server names the prompt alone
+            return self.overflows.received(state, call, key, local, request.max_tokens, exc.limit, requested, "refused")
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                run.fail(exc)
+            raise
         u = completion.usage
         totals = state.usage
         totals.calls += 1
