@@ -70,6 +70,7 @@ class UsageTotals:
     cached_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, those the provider reported as prefix-cache hits (billed lower)
     cost: float = 0.0
     currency: str = "USD"
     truncated: int = 0  # nodes flagged truncated
@@ -85,6 +86,7 @@ class UsageTotals:
             "cached_calls": self.cached_calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
             "cost": round(self.cost, 6) if self.currency else None,
             "currency": self.currency or None,
             "truncated": self.truncated,

@@ -265,6 +265,7 @@ class CallResolver:
         totals.calls += 1
         totals.prompt_tokens += u.prompt_tokens
         totals.completion_tokens += u.completion_tokens
+        totals.cached_tokens += u.cached_tokens
         revealed = silent_cut(
             finish_reason=completion.finish_reason,
             prompt_tokens=u.prompt_tokens,
