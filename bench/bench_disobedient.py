@@ -114,6 +114,12 @@ def run(system: str, doc: str, mode: str, limits: dict[str, int], log: Any, *, f
         ]
         sched = minimum_schedule(calls, RateLimits(**limits))
         record["token_bound_s"] = round(token_bound, 1)
+        # Every chat request as the server saw it, from the first answered one: where the window room went.
+        record["timeline"] = [
+            [round(r.t - t0, 2), r.status, r.admission_tokens, r.prompt_tokens, r.max_tokens, r.completion_tokens,
+             r.finish_reason]
+            for r in sorted(chat, key=lambda r: r.t)
+        ]
         record["schedule_bound_s"] = round(max(f for _, f in sched), 1)
     log(f"{system} {doc} {mode} {'TPM20k' if limits is TIGHT else 'generous'}: "
         f"{'ok' if record['finished'] else 'FAILED ' + str(record['error'])[:120]} {record['wall_s']} s, "

@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline.chunking import Chunk, chunk_document
 from pipeline.config import ModelSpec, RateLimits
+from pipeline.context import effective_lag
 from pipeline.documents.model import Document
 from pipeline.errors import DepthLimitError, EmptyDocumentError
 from pipeline.merge_plan import (
@@ -31,6 +32,7 @@ from pipeline.packing import pack_groups
 from pipeline.prompt_room import PromptRoom, chunk_room
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter, calibrated, counter_for
+from pipeline.tpm_packing import packed_plan
 
 # Assumed call latency when none is given: a fixed start-up cost plus generation speed. Rough figures for
 # moonshot-v1; pass ``latency_s_per_call`` to min_wall_time for measured ones.
@@ -435,5 +437,12 @@ def plan_document(
 ) -> Plan:
     """Chunk ``doc`` for ``model`` (calibrated for the document's language) and plan the whole tree."""
     model = model.for_language(doc.language)
-    chunks = chunk_document(doc, counter or counter_for(model), chunk_room(model, settings))
-    return build_plan(doc, chunks, model, settings, limits, latency_s_per_call=latency_s_per_call)
+    count = counter or counter_for(model)
+
+    def plan_for(limit: int | PromptRoom) -> Plan:
+        chunks = chunk_document(doc, count, limit)
+        return build_plan(doc, chunks, model, settings, limits, latency_s_per_call=latency_s_per_call)
+
+    # Under a binding TPM limit, the chunk size that packs the 60-s windows best (pipeline.tpm_packing).
+    lag = effective_lag(settings.context_lag, limits.concurrency) if settings.context_strategy != "none" else 0
+    return packed_plan(plan_for(chunk_room(model, settings)), plan_for, tpm=limits.tpm, lag=lag)

@@ -103,3 +103,9 @@ def effective(scales: Scales, limits: RateLimits) -> RateLimits:
         tpm=apply(limits.tpm, scales.tpm),
         tpd=limits.tpd,
     )
+
+
+def change(before: RateLimits, after: RateLimits) -> str:
+    """E.g. "concurrency 8->5, rpm 120->84, tpm 20000->14000" (for the log)."""
+    b, a = before, after
+    return f"concurrency {b.concurrency}->{a.concurrency}, rpm {b.rpm}->{a.rpm}, tpm {b.tpm}->{a.tpm}"

@@ -6,15 +6,15 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from pipeline.budget import aimd
 from pipeline.budget.day_quota import DayQuota
 from pipeline.budget.ledger import TokenLedger
+from pipeline.budget.queue import Waiter, WaitLine
 from pipeline.budget.stats import BudgetCounters, BudgetSlot, BudgetStats
-from pipeline.budget.window import WINDOW_S, SlidingWindow, estimate_admission_time
+from pipeline.budget.window import WINDOW_S, SlidingWindow, wait_estimate
 from pipeline.config import Catalog, RateLimits
 from pipeline.errors import ConfigError, QuotaExhaustedError
 from pipeline.utc import utc_now
@@ -34,14 +34,6 @@ def check_admissible(limits: RateLimits, tokens: int) -> None:
                 f"lower the output length, or raise the limit (--tier, --{name} / TOME_{name.upper()}) if your "
                 f"account allows it."
             )
-
-
-class _Waiter:
-    __slots__ = ("tokens", "event")
-
-    def __init__(self, tokens: int) -> None:
-        self.tokens = tokens
-        self.event = asyncio.Event()
 
 
 class InProcessBudget(BudgetCounters):
@@ -83,7 +75,7 @@ class InProcessBudget(BudgetCounters):
         self._window = SlidingWindow(window_s + margin_s)
         self._scales = aimd.Scales()
         self._eff = aimd.effective(self._scales, limits)
-        self._queue: deque[_Waiter] = deque()
+        self._line = WaitLine()
         self._paused_until = -math.inf
         self._decrease_guard = dict.fromkeys(aimd.AXES, -math.inf)
         self._day = DayQuota(limits, account=account, ledger=ledger, utcnow=self._utcnow)
@@ -97,7 +89,11 @@ class InProcessBudget(BudgetCounters):
     # -- public -------------------------------------------------------------------------------------------
 
     def on_rate_limited(
-        self, *, limit_kind: str | None = None, retry_after: float | None = None, limit_value: int | None = None
+        self,
+        *,
+        limit_kind: str | None = None,
+        retry_after: float | None = None,
+        limit_value: int | None = None,
     ) -> None:
         """The server answered 429: pause every sender, and lower the limit of the axis that was hit."""
         now = self._clock()
@@ -116,17 +112,8 @@ class InProcessBudget(BudgetCounters):
             self._decreases += 1
             for axis in axes:
                 self._decrease_guard[axis] = self._paused_until
-        log.info(
-            "429 (%s): pausing all calls for %.1f s; effective limits concurrency %d->%d, rpm %d->%d, tpm %d->%d",
-            limit_kind or "unknown limit",
-            pause,
-            before.concurrency,
-            self._eff.concurrency,
-            before.rpm,
-            self._eff.rpm,
-            before.tpm,
-            self._eff.tpm,
-        )
+        kind = limit_kind or "unknown limit"
+        log.info("429 (%s): pausing all calls for %.1f s; effective limits %s", kind, pause, aimd.change(before, self._eff))
 
     def estimated_wait(self, tokens: int, calls: int) -> float:
         """Seconds until ``calls`` more calls of ``tokens`` each would all be admitted (after those queued).
@@ -134,26 +121,13 @@ class InProcessBudget(BudgetCounters):
         Counts the window, the pause and TPD; ignores concurrency (call durations are unknown). ``inf`` when
         they can never all be admitted today.
         """
-        tokens = max(0, int(tokens))
         if calls <= 0:
             return 0.0
-        limits = self.limits
-        if (limits.tpm and tokens > limits.tpm) or (limits.tpd and tokens > limits.tpd):
-            return math.inf
         left = self._day.left_in_memory()
-        if left is not None and tokens * calls > left:
-            return math.inf
         now = self._clock()
-        eff = self._eff
-        at = estimate_admission_time(
-            self._window.copy(),
-            max(now, self._paused_until),
-            pending=[w.tokens for w in self._queue],
-            tokens=tokens,
-            calls=calls,
-            rpm=eff.rpm,
-            tpm=eff.tpm,
-        )
+        start = max(now, self._paused_until)
+        pending = self._line.tokens()
+        at = wait_estimate(self._window, start, pending, tokens, calls, self.limits, self._eff, left)
         return at - now
 
     @property
@@ -163,7 +137,7 @@ class InProcessBudget(BudgetCounters):
 
     def stats(self) -> BudgetStats:
         """A snapshot of the counters."""
-        return self._snapshot(self.limits, self._eff, queued=len(self._queue))
+        return self._snapshot(self.limits, self._eff, queued=len(self._line))
 
     # -- admission ----------------------------------------------------------------------------------------
 
@@ -204,7 +178,7 @@ class InProcessBudget(BudgetCounters):
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
-        if self._loop is not None and not self._loop.is_closed() and (self._queue or self._in_flight):
+        if self._loop is not None and not self._loop.is_closed() and (self._line or self._in_flight):
             raise RuntimeError(
                 "An InProcessBudget was used from two event loops at once; it serves one loop. Share one "
                 "loop, or use SqlBudget to share limits across threads and processes."
@@ -218,27 +192,39 @@ class InProcessBudget(BudgetCounters):
         started = self._clock()
         # Fast path: nobody queued, no TPD to reserve in the database, and the call fits now.
         if (
-            not self._queue
+            not self._line
             and not self._day.reserves_in_database
             and self._has_capacity()
             and self._ready_at(tokens, started) <= started
         ):
             return self._grant(tokens, started, started, self._day.book_locally(tokens))
-        waiter = _Waiter(tokens)
-        self._queue.append(waiter)
+        waiter = Waiter(tokens, started)
+        self._line.join(waiter)
+        if not self._line.is_head(waiter):
+            self._backfill(self._line.head, started)  # it may fit now without delaying the waiting head
         booked = False
         day: str | None = None
         try:
             while True:
                 waiter.event.clear()
-                if self._queue[0] is not waiter:
+                if waiter.slot is not None:
+                    return waiter.slot  # admitted behind the head (backfilled)
+                if not self._line.is_head(waiter):
                     await waiter.event.wait()
                     continue
                 now = self._clock()
                 ready = self._ready_at(tokens, now)
                 if ready > now:
-                    self._log_wait(tokens, now, ready)
-                    await self._wait_head(waiter, ready - now)
+                    waiter.deadline = min(waiter.deadline, ready)
+                    self._backfill(waiter, now)
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "Waiting %.2f s to admit a %d-token call (%s)",
+                            ready - now,
+                            tokens,
+                            self._reason(tokens, now, ready),
+                        )
+                    await self._line.wait_head(waiter, ready - now, self._sleep)
                     continue
                 if not self._has_capacity():
                     await waiter.event.wait()
@@ -249,41 +235,45 @@ class InProcessBudget(BudgetCounters):
                     day = await self._book_day(tokens)
                     booked = True
                     continue
-                self._queue.popleft()
-                self._wake_head()
+                self._line.pop_head()
                 return self._grant(tokens, now, started, day)
         except BaseException:
-            if waiter in self._queue:
-                was_head = self._queue[0] is waiter
-                self._queue.remove(waiter)
-                if was_head:
-                    self._wake_head()
+            self._line.leave(waiter)
+            if waiter.slot is not None:  # granted, then cancelled before it was used: give it back
+                self._window.correct(waiter.slot.admitted_at, waiter.slot.tokens, 0)
+                self._in_flight -= 1
             raise
 
-    async def _wait_head(self, waiter: _Waiter, delay: float) -> None:
-        """Sleep ``delay`` seconds, or less if a release or a limit increase wakes the head."""
-        sleeper = asyncio.ensure_future(self._sleep(delay))
-        waker = asyncio.ensure_future(waiter.event.wait())
-        try:
-            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waker.cancel()
-
-    def _wake_head(self) -> None:
-        if self._queue:
-            self._queue[0].event.set()
-
-    def _log_wait(self, tokens: int, now: float, ready: float) -> None:
-        if not log.isEnabledFor(logging.DEBUG):
-            return
+    def _reason(self, tokens: int, now: float, ready: float) -> str:
         if self._paused_until >= ready:
-            reason = "pause after a 429"
-        elif self._window.fit_time(now, tokens, rpm=self._eff.rpm, tpm=0) >= ready:
-            reason = f"RPM {self._eff.rpm}"
-        else:
-            reason = f"TPM {self._eff.tpm}"
-        log.debug("Waiting %.2f s to admit a %d-token call (%s)", ready - now, tokens, reason)
+            return "pause after a 429"
+        if self._window.fit_time(now, tokens, rpm=self._eff.rpm, tpm=0) >= ready:
+            return f"RPM {self._eff.rpm}"
+        return f"TPM {self._eff.tpm}"
+
+    def _backfill(self, head: Waiter, now: float) -> None:
+        """Admit calls behind the waiting head that fit now without delaying it (pipeline.budget.queue)."""
+        if self._day.reserves_in_database:
+            return  # a backfilled call would first have to reserve TPD in the database: plain FIFO then
+
+        def fits_now(tokens: int) -> bool:
+            if not self._has_capacity() or self._ready_at(tokens, now) > now:
+                return False
+            try:
+                self._day.check(tokens)
+            except QuotaExhaustedError:
+                return False
+            return True
+
+        def head_ready(extra: int) -> float:
+            window = self._window.copy()
+            window.add(now, extra)
+            return window.fit_time(now, head.tokens, rpm=self._eff.rpm, tpm=self._tpm_for(head.tokens))
+
+        def grant(waiter: Waiter) -> BudgetSlot:
+            return self._grant(waiter.tokens, now, waiter.started, self._day.book_locally(waiter.tokens))
+
+        self._line.backfill(head, fits_now, head_ready, grant)
 
     async def _release(self, slot: BudgetSlot, *, ok: bool) -> None:
         self._in_flight -= 1
@@ -293,7 +283,7 @@ class InProcessBudget(BudgetCounters):
         if ok:
             aimd.increase(self._scales, self.limits)
             self._eff = aimd.effective(self._scales, self.limits)
-        self._wake_head()
+        self._line.wake_head()
         used = slot.usage.total_tokens if slot.usage is not None else 0
         self._used_tokens += used
         # With a TPD limit the admission was reserved up front; without one it is booked now, in the same write.

@@ -6,6 +6,8 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
+from pipeline.config import RateLimits
+
 WINDOW_S = 60.0
 # Float slack so that "expires at t + 60" holds when a clock lands a hair before t + 60 after a computed sleep.
 _EPS = 1e-6
@@ -83,7 +85,14 @@ ESTIMATE_EXACT_CALLS = 2000  # a wait estimate simulates this many calls exactly
 
 
 def estimate_admission_time(
-    window: SlidingWindow, start: float, *, pending: Iterable[int], tokens: int, calls: int, rpm: int, tpm: int
+    window: SlidingWindow,
+    start: float,
+    *,
+    pending: Iterable[int],
+    tokens: int,
+    calls: int,
+    rpm: int,
+    tpm: int,
 ) -> float:
     """When ``calls`` more admissions of ``tokens`` each, after the ``pending`` queued ones, would all fit.
 
@@ -102,3 +111,35 @@ def estimate_admission_time(
     if rest > 0 and rates:
         at += rest / min(rates)
     return at
+
+
+def wait_estimate(
+    window: SlidingWindow,
+    start: float,
+    pending: list[int],
+    tokens: int,
+    calls: int,
+    limits: RateLimits,
+    effective: RateLimits,
+    day_left: int | None,
+) -> float:
+    """When ``calls`` more calls of ``tokens`` each (after ``pending``) would all be admitted, from ``start``.
+
+    ``inf`` when they never can today (over TPM/TPD, or over what is ``day_left``); ``start`` for no calls.
+    """
+    tokens = max(0, int(tokens))
+    if calls <= 0:
+        return start
+    if (limits.tpm and tokens > limits.tpm) or (limits.tpd and tokens > limits.tpd):
+        return math.inf
+    if day_left is not None and tokens * calls > day_left:
+        return math.inf
+    return estimate_admission_time(
+        window.copy(),
+        start,
+        pending=pending,
+        tokens=tokens,
+        calls=calls,
+        rpm=effective.rpm,
+        tpm=effective.tpm,
+    )

@@ -9,6 +9,7 @@ is bounded by ``context.bounded_context``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 
 from pipeline.context import bounded_context, context_source
@@ -112,18 +113,28 @@ class LevelScheduler:
             )
         return calls
 
-    async def run(self, state: RunState, level: int, calls: list[CallSpec]) -> list[Node]:
+    async def run(
+        self,
+        state: RunState,
+        level: int,
+        calls: list[CallSpec],
+        *,
+        replan: Callable[[RunState], list[CallSpec]] | None = None,
+    ) -> list[Node]:
         """All calls of a level at once; call i waits only for the call its context comes from.
 
+        ``replan``: the level's first call goes alone, then the level's calls are the ones ``replan`` returns
+        (the first one's answer reported the server's token count; call 0 is kept, already answered).
         Raises the first failure of this level (a quota error before any other) once every started call
         has finished; calls not yet started are not sent.
         """
         run = LevelRun.open(self.max_in_flight)
-        state.progress.level_started(level, len(calls))
-        finished = [asyncio.Event() for _ in calls]
+        finished = {c.index: asyncio.Event() for c in calls}
         summaries: dict[int, str] = {}
         inputs = {c.index: c.text for c in calls}
         strategy = self.settings.context_strategy
+        reports: list[tuple[Node, CallOutcome]] = []
+        started = False
 
         async def one(call: CallSpec, probe: bool = False) -> Node:
             try:
@@ -148,6 +159,10 @@ class LevelScheduler:
                     )
                 outcome = await self.resolver.resolve(state, run, replace(call, context=context), probe=probe)
                 node = self._node(state, level, call, outcome, label)
+                if started:
+                    self._report(state, level, node, outcome)
+                else:
+                    reports.append((node, outcome))  # reported once the level's calls are known
                 summaries[call.index] = node.text
                 return node
             finally:
@@ -156,15 +171,31 @@ class LevelScheduler:
         first: Node | BaseException | None = None
         probe = self._probe(state, calls)
         if probe is not None:
+            replan = None  # the window comes first; a smaller one re-plans the whole level (WindowCapped)
+        elif replan is not None:
+            probe = calls[0]
+        if probe is not None:
             # The window is not known for sure: the largest call that carries no context (so its prompt does not
             # depend on the window) goes alone, so an over-declared window costs one refusal, not one per call.
+            # Or (``replan``) the first call goes alone and its answer's token count sizes the rest.
             try:
-                first = await one(probe, probe=True)
+                first = await one(probe, probe=replan is None)  # a window probe
             except WindowCapped:
                 raise
             except Exception as exc:  # reported with the level's other failures below
                 first = exc
-        rest = await asyncio.gather(*(one(c) for c in calls if c is not probe), return_exceptions=True)
+            if replan is not None and isinstance(first, Node):
+                calls = replan(state)
+                finished.update({c.index: asyncio.Event() for c in calls if c.index != probe.index})
+                inputs.clear()
+                inputs.update({c.index: c.text for c in calls})
+        state.progress.level_started(level, len(calls))
+        started = True
+        for node, outcome in reports:
+            self._report(state, level, node, outcome)
+        rest = await asyncio.gather(
+            *(one(c) for c in calls if probe is None or c.index != probe.index), return_exceptions=True
+        )
         results = list(rest) if first is None else [first, *rest]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
@@ -182,7 +213,7 @@ class LevelScheduler:
         return max(free, key=lambda c: len(c.text), default=None)
 
     def _node(self, state: RunState, level: int, call: CallSpec, outcome: CallOutcome, label: str) -> Node:
-        """The tree node of a resolved call; reported to the run's progress and record."""
+        """The tree node of a resolved call."""
         if outcome.truncated:
             state.usage.truncated += 1
         if call.kind == "map":
@@ -212,6 +243,10 @@ class LevelScheduler:
             cost=outcome.cost,
             latency_s=outcome.latency_s,
         )
+        return node
+
+    def _report(self, state: RunState, level: int, node: Node, outcome: CallOutcome) -> None:
+        """Tell the run's progress and record about a finished call."""
         state.progress.call_finished(
             level,
             cached=node.cached,
@@ -223,5 +258,3 @@ class LevelScheduler:
             cost=node.cost,
         )
         record_usage(self.store, state)
-        return node
-

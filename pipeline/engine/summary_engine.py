@@ -16,12 +16,12 @@ from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
 from pipeline.documents.model import Document
-from pipeline.engine import calibration, length
+from pipeline.engine import calibration, first_answer, length
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage
 from pipeline.engine.scheduler import LevelScheduler
 from pipeline.engine.sizing import PromptSizer, sized_settings
-from pipeline.engine.state import RunState, WindowCapped
+from pipeline.engine.state import CallSpec, RunState, WindowCapped
 from pipeline.errors import DepthLimitError, QuotaExhaustedError
 from pipeline.language import length_unit, resolve_language, sample_text
 from pipeline.lengths import UNIT_TOLERANCE, measure
@@ -128,9 +128,7 @@ class SummaryEngine:
         """Chunk, plan and record the run (no calls); ``progress`` receives this run's events."""
         language = resolve_language(self.settings.language, document.language)
         # The extractive backend counts tokens itself and states its own ratio (1.0).
-        start_calibration = self.backend.calibration or self.model.for_language(
-            document.language
-        ).calibration
+        start_calibration = self.backend.calibration or self.model.for_language(document.language).calibration
         settings = sized_settings(self.settings, document, language, self.counter, start_calibration)
         plan = plan_document(document, self.model, settings, self.limits, counter=self.counter)
         model, chunks = plan.model, plan.chunks
@@ -203,8 +201,22 @@ class SummaryEngine:
         state.room = chunk_room(state.model, self.settings)
         state.input_budget = merge_input_budget(state.model, self.settings)
         log.info(
-            "level %d planned again for a %d-token window (%d chunks)", level, state.window.tokens, len(state.chunks)
+            "level %d planned again for a %d-token window (%d chunks)",
+            level,
+            state.window.tokens,
+            len(state.chunks),
         )
+
+    def _replan_rest(self, state: RunState) -> list[CallSpec]:
+        """Level 0's calls after its first answer: the rest chunked by the server's count (first_answer)."""
+        plan = first_answer.replan_rest(
+            state, settings=self.settings, limits=self.limits, counter=self.counter
+        )
+        if plan is not state.plan:
+            state.plan, state.chunks = plan, list(plan.chunks)
+            state.progress.plan_ready(plan)
+            log.info("level 0 planned again by the server's token count: %d chunks", len(plan.chunks))
+        return self.scheduler.calls(state, 0)
 
     async def run_level(self, state: RunState, level: int) -> list[Node]:
         """Run one level of the tree (all its calls, concurrently) and record it in ``state``.
@@ -228,9 +240,17 @@ class SummaryEngine:
                     f"The summary tree did not converge within max_depth={self.settings.max_depth} levels "
                     "(the model's summaries are not getting shorter). Use a shorter --length or a larger model."
                 )
+            if level == 0:  # a re-run level 0 learns everything again (from the cache)
+                state.observed_calibration = state.observed_overshoot = None
+            replan = (
+                self._replan_rest
+                if level == 0 and first_answer.wanted(state, self.limits, billable=self.billable)
+                else None
+            )
             while True:  # each pass plans for a strictly smaller window, so this ends
                 try:
-                    nodes = await self.scheduler.run(state, level, self.scheduler.calls(state, level))
+                    calls = self.scheduler.calls(state, level)
+                    nodes = await self.scheduler.run(state, level, calls, replan=replan)
                     break
                 except WindowCapped:
                     self._replan(state, level)

@@ -1,0 +1,139 @@
+"""Sizing level-0 calls so that they pack the tokens-per-minute window.
+
+Under a TPM limit the gateway admits at most ``tpm`` tokens (prompt + max_tokens) in any 60 s, so a run takes
+about one minute per window it fills; a 20,000-TPM window holds three 6,000-token calls but only two
+7,500-token ones. When TPM binds, the chunk budget is chosen among a few sizes (the largest the context allows,
+and sizes that put k calls in a window) by simulating the windows each plan needs, level by level, the way the
+rate budget admits calls (a call goes into the first window with room: a smaller call is admitted while a
+larger one waits, when it does not delay it). The plan needing the fewest windows wins; among those, the one
+admitting the fewest tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pipeline.chunking import Chunk, chunk_document
+from pipeline.documents.model import Document, Page, Section
+from pipeline.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from pipeline.planning import Plan
+
+# The budget admits a prompt at its calibrated estimate times this until the server has counted it
+# (pipeline.engine.resolver.ADMISSION_MARGIN): windows are simulated with the same count.
+ESTIMATE_MARGIN = 1.03
+WINDOW_FILL = 0.99  # a k-calls-per-window chunk size aims this far into the window (chunks vary in size)
+EXTRA_SIZES = 3  # sizes tried beyond the largest: k, k+1, k+2 calls per window
+
+
+def admissions(plan: Plan, *, margin: float = ESTIMATE_MARGIN) -> list[list[int]]:
+    """Admission tokens of every planned call, level by level, as the budget counts them before any answer."""
+    return [
+        [math.ceil(c.est_prompt_tokens * margin) + c.max_tokens for c in level.calls] for level in plan.levels
+    ]
+
+
+def windows_needed(levels: Sequence[Sequence[int]], tpm: int, *, lag: int = 0, used: int = 0) -> int:
+    """60-s windows needed to admit ``levels`` (admission tokens, in order) at ``tpm``, level after level.
+
+    Each call goes into the first window with room, no earlier than the window the level below ended in, and
+    (``lag``) no earlier than the call whose summary it carries. ``used``: tokens already in the first window.
+    """
+    room = [tpm - used]
+    start = 0
+    for calls in levels:
+        placed: list[int] = []
+        end = start
+        for i, cost in enumerate(calls):
+            w = max(start, placed[i - lag]) if lag and i >= lag else start
+            while True:
+                if w == len(room):
+                    room.append(tpm)
+                if cost <= room[w] or room[w] == tpm:  # an empty window takes any call the budget admits
+                    break
+                w += 1
+            room[w] -= cost
+            placed.append(w)
+            end = max(end, w)
+        start = end
+    return start + 1
+
+
+def chunk_limits(
+    largest: int, *, tpm: int, fixed: int, calibration: float, margin: float = ESTIMATE_MARGIN
+) -> list[int]:
+    """Chunk budgets (local tokens) worth trying: ``largest``, and those putting k, k+1, ... calls in a window.
+
+    ``fixed``: a call's admission tokens besides its chunk (prompt overhead, carried context, max_tokens).
+    """
+    limits = [largest]
+    per_call = math.ceil(largest * calibration * margin) + fixed
+    k = max(1, math.ceil(tpm / per_call))
+    for calls in range(k, k + EXTRA_SIZES):
+        local = int((tpm * WINDOW_FILL / calls - fixed) / (calibration * margin))
+        if 0 < local < largest and local not in limits:
+            limits.append(local)
+    return limits
+
+
+def best_plan(candidates: Sequence[Callable[[], Plan]], *, tpm: int, lag: int, used: int = 0) -> Plan:
+    """The candidate plan needing the fewest TPM windows, then admitting the fewest tokens (the first on a tie)."""
+    best: tuple[int, int] | None = None
+    chosen: Plan | None = None
+    for make in candidates:
+        plan = make()
+        levels = admissions(plan)
+        score = (windows_needed(levels, tpm, lag=lag, used=used), sum(map(sum, levels)))
+        if best is None or score < best:
+            best, chosen = score, plan
+    if chosen is None:
+        raise ValueError("best_plan needs at least one candidate")
+    return chosen
+
+
+def chunk_tail(doc: Document, counter: TokenCounter, limit: int, start: int, first_index: int) -> list[Chunk]:
+    """Chunks of ``doc.text[start:]`` (offsets, sections and pages of ``doc``), numbered from ``first_index``."""
+    kept = [i for i, s in enumerate(doc.sections) if s.end > start]
+    tail = replace(
+        doc,
+        text=doc.text[start:],
+        sections=tuple(
+            Section(s.title, max(0, s.start - start), s.end - start, s.level)
+            for s in (doc.sections[i] for i in kept)
+        ),
+        pages=tuple(
+            Page(p.number, max(0, p.start - start), p.end - start) for p in doc.pages if p.end > start
+        ),
+    )
+    chunks = []
+    for c in chunk_document(tail, counter, limit):
+        a, b = c.start + start, c.end + start
+        chunks.append(
+            Chunk(
+                index=first_index + c.index,
+                text=c.text,
+                start=a,
+                end=b,
+                token_count=c.token_count,
+                section_title=doc.section_title(a, b) if c.section_index >= 0 else "",
+                section_index=kept[c.section_index] if c.section_index >= 0 else -1,
+                pages=doc.pages_for(a, b),
+            )
+        )
+    return chunks
+
+
+def packed_plan(plan: Plan, plan_for: Callable[[int], Plan], *, tpm: int, lag: int) -> Plan:
+    """``plan``, or the plan of another chunk budget needing fewer TPM windows (``plan_for(local_limit)``)."""
+    if not tpm or plan.admission_tokens <= tpm or len(plan.levels[0].calls) < 2:
+        return plan
+    first = plan.levels[0]
+    fixed = plan.settings.prompt_overhead_tokens + plan.budget.carried_context_tokens + first.output_tokens
+    sizes = chunk_limits(
+        plan.budget.max_local_tokens, tpm=tpm, fixed=fixed, calibration=plan.model.calibration
+    )
+    return best_plan([lambda: plan, *(lambda s=s: plan_for(s) for s in sizes[1:])], tpm=tpm, lag=lag)

@@ -1,0 +1,112 @@
+"""Packing the tokens-per-minute window: window counts, the chunk size chosen when TPM binds, level 0 sized by
+its first answer (no 400 from a server that counts more than tome's calibration), same tree on a rerun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.budget import InProcessBudget, VirtualClock
+from pipeline.chunking import chunk_document
+from pipeline.config import RateLimits
+from pipeline.engine import SummaryEngine
+from pipeline.planning import build_plan, plan_document
+from pipeline.prompt_room import chunk_room
+from pipeline.settings import model_and_limits, resolve_settings
+from pipeline.store import Store
+from pipeline.testing import MoonshotTestServer, Obedience
+from pipeline.tokens import counter_for
+from pipeline.tpm_packing import admissions, windows_needed
+from tests.test_budget import run_calls
+from tests.test_engine import Recorder, _client, generated_document
+
+TPM = 20_000
+BINDING = RateLimits(concurrency=8, rpm=0, tpm=TPM)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'tome.db'}")
+
+
+def test_windows_needed_counts_what_a_window_holds() -> None:
+    assert windows_needed([[6_000] * 3], TPM) == 1  # three 6,000-token calls fill one 20,000 window
+    assert windows_needed([[7_500] * 3], TPM) == 2  # only two 7,500-token ones do
+    assert windows_needed([[7_500, 7_500, 7_500, 4_000]], TPM) == 2  # the small one fills the first window
+    # The merge goes after the level it merges: in the room the last window of level 0 leaves, else later.
+    assert windows_needed([[7_000, 7_000, 7_000], [5_000]], TPM) == 2
+    assert windows_needed([[7_000, 7_000, 7_000], [14_000]], TPM) == 3
+    # Call 2 carries call 0's summary (lag 2): never before it, even where room is left.
+    assert windows_needed([[15_000, 15_000, 1_000]], TPM, lag=2) == 2
+    assert windows_needed([[15_000, 15_000, 1_000]], TPM) == 2
+    assert windows_needed([[6_000]], TPM, used=15_000) == 2
+
+
+def test_a_binding_tpm_limit_picks_the_chunk_size_that_packs_best() -> None:
+    settings = resolve_settings(model="moonshot-v1-8k")
+    model, _ = model_and_limits(settings)
+    doc = generated_document(chapters=40, paragraphs=9)
+    counter = counter_for(model)
+    largest = build_plan(doc, chunk_document(doc, counter, chunk_room(model, settings)), model, settings, BINDING)
+    packed = plan_document(doc, model, settings, BINDING, counter=counter)
+    unbound = plan_document(doc, model, settings, RateLimits(concurrency=8, tpm=10_000_000), counter=counter)
+    assert [c.text for c in unbound.chunks] == [c.text for c in largest.chunks]  # TPM not binding: unchanged
+    lag = 8
+
+    def windows(plan) -> int:
+        return windows_needed(admissions(plan), TPM, lag=lag)
+
+    assert windows(packed) <= windows(largest)
+    if windows(packed) == windows(largest):
+        assert packed.admission_tokens <= largest.admission_tokens
+    assert "".join(c.text for c in packed.chunks) == doc.text
+
+
+async def test_backfill_admits_a_small_call_while_a_big_one_waits_without_delaying_it() -> None:
+    clock = VirtualClock()
+    budget = InProcessBudget(RateLimits(concurrency=10, tpm=10_000), clock=clock, sleep=clock.sleep)
+    # 7,000 in the window; the 5,000 head waits for the next window; the 3,000 behind it fits now.
+    admitted = dict(await run_calls(budget, clock, [7_000, 5_000, 3_000], stagger_s=0.001))
+    assert admitted[2] == pytest.approx(0.002)
+    assert admitted[1] == pytest.approx(60.0, abs=0.01)
+    # Here the small call would delay the head (it would still be in the window when the head's room opens,
+    # at 62 s): it waits its turn.
+    clock2 = VirtualClock()
+    budget2 = InProcessBudget(RateLimits(concurrency=10, tpm=10_000), clock=clock2, sleep=clock2.sleep)
+    at = dict(await run_calls(budget2, clock2, [4_000, 3_000, 8_000, 2_500], stagger_s=2.0))
+    assert at[2] == pytest.approx(62.0) and at[3] > at[2]
+
+
+def _engine(backend, store: Store, limits: RateLimits) -> SummaryEngine:
+    settings = resolve_settings(model="moonshot-v1-8k")
+    model, _ = model_and_limits(settings)
+    return SummaryEngine(backend=backend, store=store, settings=settings, model=model, limits=limits)
+
+
+@pytest.mark.parametrize("scale", [1.15, 1.3])
+async def test_level0_sized_by_its_first_answer_no_400_and_the_same_tree_on_a_rerun(
+    moonshot_server_factory, store: Store, scale: float
+) -> None:
+    # The engine plans for TPM 20,000; the server counts more than tome's calibration expects (and the client
+    # has no budget, so nothing waits for a window here: the bench measures time).
+    srv: MoonshotTestServer = moonshot_server_factory(token_scale=scale, obedience=Obedience.disobedient())
+    doc = generated_document(chapters=40, paragraphs=9)
+    client = Recorder(_client(srv))
+    engine = _engine(client, store, BINDING)
+    planned = engine.prepare(doc).plan
+    result = await engine.summarise(doc)
+    await client.aclose()
+    log = srv.chat_log()
+    assert all(r.status == 200 for r in log), [r.status for r in log]  # not even the first wave is refused
+    assert result.usage.splits == 0
+    # Level 0's first request went alone; the rest were chunked by the count its answer reported.
+    first = client.requests[0]
+    assert "part 1 of" in first.messages[-1].content
+    assert [n.span for n in result.levels[0]] != [(c.start, c.end) for c in planned.chunks]  # chunked again
+    assert result.levels[0][0].span[1] == planned.chunks[0].end  # chunk 0 kept as planned (its answer counts)
+    covered = [n.span for n in result.levels[0]]
+    assert covered[0][0] == 0 and covered[-1][1] == len(doc.text)
+    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False))
+    rerun = await _engine(_client(srv), store, BINDING).summarise(doc)
+    assert rerun.final == result.final and rerun.usage.calls == 0  # same chunks, same prompts: all cached
