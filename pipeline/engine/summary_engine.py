@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-from dataclasses import replace
 
 from pipeline.chunking import Chunk, chunk_document
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
 from pipeline.documents.model import Document
-from pipeline.engine import calibration, first_answer, length
+from pipeline.engine import calibration, length, replan
+from pipeline.engine.convergence import check_done
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage
 from pipeline.engine.scheduler import LevelScheduler
@@ -24,7 +23,6 @@ from pipeline.engine.sizing import PromptSizer, sized_settings
 from pipeline.engine.state import CallSpec, RunState, WindowCapped
 from pipeline.errors import DepthLimitError, QuotaExhaustedError
 from pipeline.language import length_unit, resolve_language, sample_text
-from pipeline.lengths import UNIT_TOLERANCE, measure
 from pipeline.llm.types import ChatBackend
 from pipeline.merge_plan import merge_input_budget
 from pipeline.outputs import Node, SummaryResult, section_summaries
@@ -38,9 +36,6 @@ from pipeline.tokens import TokenCounter, counter_for
 from pipeline.window import Window
 
 log = logging.getLogger("tome.engine")
-
-DONE_TOLERANCE = 1.25  # one summary at most this times the target ends the run
-
 
 class SummaryEngine:
     """Runs the summary tree for documents through a backend, a cache/run store and a progress sink."""
@@ -189,33 +184,9 @@ class SummaryEngine:
         tokens = min(configured, learned) if learned else configured
         return Window(configured=configured, tokens=tokens, confirmed=self.window_confirmed)
 
-    def _replan(self, state: RunState, level: int) -> None:
-        """Plan the run again for the window its first call found: level 0's chunks, or later levels' packing."""
-        if level == 0:
-            capped = replace(self.model, context_tokens=state.window.tokens)
-            plan = plan_document(state.document, capped, self.settings, self.limits, counter=self.counter)
-            state.plan, state.chunks, state.model = plan, list(plan.chunks), plan.model
-            state.progress.plan_ready(plan)
-        else:
-            state.model = replace(state.model, context_tokens=state.window.tokens)
-        state.room = chunk_room(state.model, self.settings)
-        state.input_budget = merge_input_budget(state.model, self.settings)
-        log.info(
-            "level %d planned again for a %d-token window (%d chunks)",
-            level,
-            state.window.tokens,
-            len(state.chunks),
-        )
-
     def _replan_rest(self, state: RunState) -> list[CallSpec]:
-        """Level 0's calls after its first answer: the rest chunked by the server's count (first_answer)."""
-        plan = first_answer.replan_rest(
-            state, settings=self.settings, limits=self.limits, counter=self.counter
-        )
-        if plan is not state.plan:
-            state.plan, state.chunks = plan, list(plan.chunks)
-            state.progress.plan_ready(plan)
-            log.info("level 0 planned again by the server's token count: %d chunks", len(plan.chunks))
+        """Level 0's calls after its first answer: the rest chunked by the server's count (engine.replan)."""
+        replan.after_first_answer(state, settings=self.settings, limits=self.limits, counter=self.counter)
         return self.scheduler.calls(state, 0)
 
     async def run_level(self, state: RunState, level: int) -> list[Node]:
@@ -242,18 +213,14 @@ class SummaryEngine:
                 )
             if level == 0:  # a re-run level 0 learns everything again (from the cache)
                 state.observed_calibration = state.observed_overshoot = None
-            replan = (
-                self._replan_rest
-                if level == 0 and first_answer.wanted(state, self.limits, billable=self.billable)
-                else None
-            )
+            first = level == 0 and replan.wanted(state, self.limits, billable=self.billable)
             while True:  # each pass plans for a strictly smaller window, so this ends
                 try:
                     calls = self.scheduler.calls(state, level)
-                    nodes = await self.scheduler.run(state, level, calls, replan=replan)
+                    nodes = await self.scheduler.run(state, level, calls, replan=self._replan_rest if first else None)
                     break
                 except WindowCapped:
-                    self._replan(state, level)
+                    replan.for_window(state, level, self.model, self.settings, self.limits, counter=self.counter)
         except QuotaExhaustedError as exc:
             close_run(self.store, state, "quota", str(exc))
             raise
@@ -266,46 +233,11 @@ class SummaryEngine:
         state.levels.append(nodes)
         calibration.advance_level(state, level)
         length.advance_level(state, level)
-        self._check_done(state, level, nodes)
+        check_done(state, level, nodes)
         record_usage(self.store, state, force=True)
         state.progress.level_finished(level)
         log.info("level %d: %d summaries, %d tokens", level, len(nodes), sum(n.tokens for n in nodes))
         return nodes
-
-    def _check_done(self, state: RunState, level: int, nodes: list[Node]) -> None:
-        """Set ``state.done`` when one summary near the target remains (or condensing stopped shortening it)."""
-        total_before = sum(n.tokens for n in state.levels[-2]) if level > 0 else None
-        total_after = sum(n.tokens for n in nodes)
-        shrank = total_before is None or total_after < total_before
-        if not shrank:
-            log.warning(
-                "%s: level %d did not shrink the text (%d -> %d tokens)",
-                state.document.path.name,
-                level,
-                total_before,
-                total_after,
-            )
-        if len(nodes) != 1 or (level == 0 and len(state.chunks) != 1):
-            return
-        # In the units its length was asked in (the calibration this level ran with).
-        asked = math.ceil(nodes[0].tokens * state.level_calibration[level])
-        state.done = asked <= state.settings.target_tokens * DONE_TOLERANCE
-        if state.settings.target_unit != "tokens":
-            # Asked in words or characters: measured in them (its token count says little about its words).
-            # Over by more than UNIT_TOLERANCE: condense it once more, asking for the length exactly.
-            size = measure(nodes[0].text, state.settings.target_unit)
-            state.done = size <= state.settings.target_units * UNIT_TOLERANCE
-        if not state.done and not shrank:
-            # Condensing one summary did not shorten it (the model cannot go shorter, e.g. it keeps every
-            # marker or title): asking again would repeat the same call, so stop here.
-            log.warning(
-                "%s: the final summary has %d tokens, over the %d-token target; condensing it again did not "
-                "shorten it, so it is kept",
-                state.document.path.name,
-                nodes[0].tokens,
-                state.settings.target_tokens,
-            )
-            state.done = True
 
     def finish(self, state: RunState) -> SummaryResult:
         """Mark the run done and build its outputs."""

@@ -1,4 +1,6 @@
-"""Level 0 under a binding TPM limit: its first call goes alone, and its answer sizes the rest.
+"""Planning level 0 again: for the window its first call found, or by the token count its first answer reported.
+
+Under a binding TPM limit level 0's first call goes alone, and its answer sizes the rest.
 
 Before any answer, tome's token counts are calibrated estimates; a gateway whose tokenizer counts more refuses
 calls planned near the context (400) and fits fewer of them in a TPM window than planned. When the level needs
@@ -9,15 +11,19 @@ The first call's answer is cached, so a rerun learns the same count and builds t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
-from pipeline.config import RateLimits
+from pipeline.config import ModelSpec, RateLimits
 from pipeline.engine.state import RunState
-from pipeline.planning import Plan, build_plan
+from pipeline.merge_plan import merge_input_budget
+from pipeline.planning import Plan, build_plan, plan_document
 from pipeline.prompt_room import chunk_room
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter
 from pipeline.tpm_packing import admissions, chunk_limits, chunk_tail, windows_needed
+
+log = logging.getLogger("tome.engine")
 
 
 def wanted(state: RunState, limits: RateLimits, *, billable: bool) -> bool:
@@ -32,7 +38,32 @@ def wanted(state: RunState, limits: RateLimits, *, billable: bool) -> bool:
     )
 
 
-def replan_rest(state: RunState, *, settings: RunSettings, limits: RateLimits, counter: TokenCounter) -> Plan:
+def for_window(
+    state: RunState, level: int, model: ModelSpec, settings: RunSettings, limits: RateLimits, *, counter: TokenCounter
+) -> None:
+    """Plan the run again for the window its first call found: level 0's chunks, or later levels' packing."""
+    if level == 0:
+        capped = replace(model, context_tokens=state.window.tokens)
+        plan = plan_document(state.document, capped, settings, limits, counter=counter)
+        state.plan, state.chunks, state.model = plan, list(plan.chunks), plan.model
+        state.progress.plan_ready(plan)
+    else:
+        state.model = replace(state.model, context_tokens=state.window.tokens)
+    state.room = chunk_room(state.model, settings)
+    state.input_budget = merge_input_budget(state.model, settings)
+    log.info("level %d planned again for a %d-token window (%d chunks)", level, state.window.tokens, len(state.chunks))
+
+
+def after_first_answer(state: RunState, *, settings: RunSettings, limits: RateLimits, counter: TokenCounter) -> None:
+    """Level 0 with chunk 0 kept and the rest chunked by the server's count its answer reported."""
+    plan = _rest_plan(state, settings=settings, limits=limits, counter=counter)
+    if plan is not state.plan:
+        state.plan, state.chunks = plan, list(plan.chunks)
+        state.progress.plan_ready(plan)
+        log.info("level 0 planned again by the server's token count: %d chunks", len(plan.chunks))
+
+
+def _rest_plan(state: RunState, *, settings: RunSettings, limits: RateLimits, counter: TokenCounter) -> Plan:
     """The plan with chunk 0 kept and the rest chunked by the server's reported count (packing the windows)."""
     ratio = state.observed_calibration
     plan = state.plan
