@@ -17,8 +17,12 @@ sys.path.insert(0, str(REPO))
 
 
 def body(args: PeerArgs, result: PeerResult) -> str:
+    import time
+
     import pipeline
     from pipeline.config import load_catalog
+
+    result.extra["started_wall"] = time.time()  # the test server's clock: wall time (the bench's start column)
 
     options = pipeline.SummariseOptions.build(
         backend="moonshot", model=args.model, context=args.context_strategy, base_url=args.base_url,
