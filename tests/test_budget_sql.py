@@ -258,3 +258,12 @@ async def test_a_stated_limit_caps_recovery_for_every_process(url: str, account:
             slot.record(Usage(prompt_tokens=5, completion_tokens=1))
     assert b.effective_limits.concurrency == 4
     assert a.effective_limits.concurrency == 4
+
+
+async def test_shared_window_gives_a_refused_calls_admission_back(url: str, account: str, clock: VirtualClock) -> None:
+    a, b = (sql_budget(url, account, clock, RateLimits(concurrency=8, tpm=10_000)) for _ in range(2))
+    start = clock.now
+    async with a.admit(9_000) as slot:  # the gateway refused it (400) before admitting it: it counted nothing
+        slot.record(Usage(), charged_tokens=0)
+    async with b.admit(9_000):  # so the next one fits at once, not a minute later
+        assert clock.now - start <= 2 * MAX_POLL_S
