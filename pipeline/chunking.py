@@ -77,12 +77,41 @@ class _Part:
     section_index: int  # -1: outside every section
 
 
-def chunk_document(doc: Document, counter: TokenCounter, max_tokens: int | PromptRoom) -> list[Chunk]:
+class SpanCounts:
+    """Token counts of spans of one text, each span counted once: planning tries several chunk budgets on one
+    document, and every budget cuts it into the same paragraphs and sentences."""
+
+    def __init__(self, text: str, counter: TokenCounter) -> None:
+        self.text = text
+        self.counter = counter
+        self._stride = len(text) + 1
+        self._counts: dict[int, int] = {}  # start * stride + end -> tokens (an int key: half a tuple's memory)
+
+    def count(self, start: int, end: int) -> int:
+        """Tokens of ``text[start:end]``."""
+        key = start * self._stride + end
+        tokens = self._counts.get(key)
+        if tokens is None:
+            tokens = self._counts[key] = self.counter.count(self.text[start:end])
+        return tokens
+
+
+def chunk_document(
+    doc: Document,
+    counter: TokenCounter,
+    max_tokens: int | PromptRoom,
+    *,
+    counts: SpanCounts | None = None,
+    with_text: bool = True,
+) -> list[Chunk]:
     """Split ``doc.text`` into contiguous, balanced chunks of at most ``max_tokens`` local tokens each.
 
     Args:
         doc: the loaded document.
         counter: the local tokenizer (the model's encoding).
+        counts: counts already made of ``doc.text`` with ``counter`` (when several budgets are tried).
+        with_text: False leaves each chunk's ``text`` empty (spans and counts only: comparing budgets on a
+            large document without a copy of its text per budget).
         max_tokens: the budget in LOCAL tokens, i.e. the provider budget divided by the model's calibration
             (``PromptRoom.max_local_tokens``); a PromptRoom may be passed instead.
 
@@ -100,14 +129,18 @@ def chunk_document(doc: Document, counter: TokenCounter, max_tokens: int | Promp
     if not text.strip():
         raise EmptyDocumentError(f"{doc.path} contains no text to summarise.")
     parts = _parts(doc)
-    units = _Units(text, counter, limit)
+    if counts is None:
+        counts = SpanCounts(text, counter)
+    elif counts.text is not text or counts.counter != counter:
+        raise ValueError("chunk_document: counts were made of another text or with another counter")
+    units = _Units(counts, limit)
     for part in parts:
         units.add_part(part.start, part.end)
     cuts = _choose_cuts(units, limit)
-    spans = _verified_spans(units, cuts, counter, limit)
+    spans = _verified_spans(units, cuts, limit)
     titled = [p for p in parts if p.section_index >= 0]
     titled_ends = [p.end for p in titled]
-    return [_make_chunk(doc, titled, titled_ends, i, a, b, n) for i, (a, b, n) in enumerate(spans)]
+    return [_make_chunk(doc, titled, titled_ends, i, a, b, n, with_text) for i, (a, b, n) in enumerate(spans)]
 
 
 def _parts(doc: Document) -> list[_Part]:
@@ -131,9 +164,9 @@ def _parts(doc: Document) -> list[_Part]:
 class _Units:
     """The text cut into counted units; ``cum[i]`` is the token count before unit ``i`` (prefix sums)."""
 
-    def __init__(self, text: str, counter: TokenCounter, limit: int) -> None:
-        self.text = text
-        self.counter = counter
+    def __init__(self, counts: SpanCounts, limit: int) -> None:
+        self.text = counts.text
+        self.counts = counts
         self.limit = limit
         # Paragraphs up to this size stay whole; bigger ones are cut into sentences so cuts can land near
         # the ideal position.
@@ -164,7 +197,7 @@ class _Units:
         self.cum.append(self.cum[-1] + tokens)
 
     def _add_paragraph(self, start: int, end: int, level: int) -> None:
-        tokens = self.counter.count(self.text[start:end])
+        tokens = self.counts.count(start, end)
         if tokens <= self.fine:
             self._add(start, tokens, level)
             return
@@ -180,7 +213,7 @@ class _Units:
         self._add_sentence(pos, end, level)
 
     def _add_sentence(self, start: int, end: int, level: int) -> None:
-        tokens = self.counter.count(self.text[start:end])
+        tokens = self.counts.count(start, end)
         if tokens <= self.limit:
             self._add(start, tokens, level)
             return
@@ -194,11 +227,11 @@ class _Units:
         self._add_line(pos, end, level)
 
     def _add_line(self, start: int, end: int, level: int) -> None:
-        tokens = self.counter.count(self.text[start:end])
+        tokens = self.counts.count(start, end)
         if tokens <= self.limit:
             self._add(start, tokens, level)
             return
-        for a, _end, n in _hard_cut(self.text, start, end, tokens, self.fine, self.limit, self.counter):
+        for a, _end, n in _hard_cut(self.counts, start, end, tokens, self.fine, self.limit):
             self._add(a, n, level if a == start else _HARD)
 
     def end_of(self, i: int) -> int:
@@ -206,9 +239,10 @@ class _Units:
 
 
 def _hard_cut(
-    text: str, start: int, end: int, tokens: int, fine: int, limit: int, counter: TokenCounter
+    counts: SpanCounts, start: int, end: int, tokens: int, fine: int, limit: int
 ) -> list[tuple[int, int, int]]:
     """Cut one over-long sentence into fragments of about ``fine`` tokens, each within ``limit``."""
+    text = counts.text
     pieces = max(2, math.ceil(tokens / fine))
     step = (end - start) / pieces
     cuts = [start]
@@ -222,9 +256,9 @@ def _hard_cut(
     cuts.append(end)
     out: list[tuple[int, int, int]] = []
     for a, b in zip(cuts, cuts[1:], strict=False):
-        n = counter.count(text[a:b])
+        n = counts.count(a, b)
         if n > limit and b - a > 1:
-            out.extend(_hard_cut(text, a, b, n, fine, limit, counter))
+            out.extend(_hard_cut(counts, a, b, n, fine, limit))
         else:
             out.append((a, b, n))
     return out
@@ -292,7 +326,7 @@ def _split_evenly(cum: list[int], levels: list[int], lo: int, hi: int, limit: in
 
 
 def _verified_spans(
-    units: _Units, starts: list[int], counter: TokenCounter, limit: int
+    units: _Units, starts: list[int], limit: int
 ) -> list[tuple[int, int, int]]:
     """(start, end, real tokens) per chunk; a chunk whose real count overflows is split again."""
     cum = units.cum
@@ -301,14 +335,14 @@ def _verified_spans(
     pending = list(zip(bounds, bounds[1:], strict=False))
     pending.reverse()
     text = units.text
-    additive = counter.additive_at_line_breaks
+    additive = units.counts.counter.additive_at_line_breaks
     while pending:
         lo, hi = pending.pop()
         a, b = units.starts[lo], units.end_of(hi - 1)
         if additive and all(_additive_at(text, units.starts[j]) for j in range(lo + 1, hi)):
             real = cum[hi] - cum[lo]  # the units' own counts add up exactly: no second pass over the text
         else:
-            real = counter.count(text[a:b])
+            real = units.counts.count(a, b)
         if real <= limit:
             out.append((a, b, real))
             continue
@@ -341,7 +375,14 @@ def _additive_at(text: str, pos: int) -> bool:
 
 
 def _make_chunk(
-    doc: Document, titled: list[_Part], titled_ends: list[int], index: int, start: int, end: int, tokens: int
+    doc: Document,
+    titled: list[_Part],
+    titled_ends: list[int],
+    index: int,
+    start: int,
+    end: int,
+    tokens: int,
+    with_text: bool,
 ) -> Chunk:
     touched = []
     for p in titled[bisect_right(titled_ends, start) :]:
@@ -352,7 +393,7 @@ def _make_chunk(
     title = doc.section_title(start, end) if touched else ""
     return Chunk(
         index=index,
-        text=doc.text[start:end],
+        text=doc.text[start:end] if with_text else "",
         start=start,
         end=end,
         token_count=tokens,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.chunking import Chunk, chunk_document
+from pipeline.chunking import Chunk, SpanCounts, chunk_document
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
 from pipeline.documents.model import Document
@@ -438,11 +438,15 @@ def plan_document(
     """Chunk ``doc`` for ``model`` (calibrated for the document's language) and plan the whole tree."""
     model = model.for_language(doc.language)
     count = counter or counter_for(model)
+    counts = SpanCounts(doc.text, count)  # each paragraph is counted once, however many budgets are tried
 
     def plan_for(limit: int | PromptRoom) -> Plan:
-        chunks = chunk_document(doc, count, limit)
+        chunks = chunk_document(doc, count, limit, counts=counts, with_text=False)
         return build_plan(doc, chunks, model, settings, limits, latency_s_per_call=latency_s_per_call)
 
-    # Under a binding TPM limit, the chunk size that packs the 60-s windows best (pipeline.tpm_packing).
+    # Under a binding TPM limit, the chunk size that packs the 60-s windows best (pipeline.tpm_packing). Budgets
+    # are compared on chunks without text (a 50 MB text would be copied once per budget); the chosen plan's
+    # chunks then get theirs.
     lag = effective_lag(settings.context_lag, limits.concurrency) if settings.context_strategy != "none" else 0
-    return packed_plan(plan_for(chunk_room(model, settings)), plan_for, tpm=limits.tpm, lag=lag)
+    chosen = packed_plan(plan_for(chunk_room(model, settings)), plan_for, tpm=limits.tpm, lag=lag)
+    return replace(chosen, chunks=tuple(replace(c, text=doc.text[c.start : c.end]) for c in chosen.chunks))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
-from pipeline.chunking import Chunk, chunk_document
+from pipeline.chunking import Chunk, SpanCounts, chunk_document
 from pipeline.config import ModelSpec, load_catalog
 from pipeline.documents.model import Document, Page, Section
 from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
@@ -385,3 +385,31 @@ def test_xiyouji_splits_each_chapter_evenly(corpus):
     for sizes in by_section.values():
         if len(sizes) > 1:
             assert max(sizes) - min(sizes) <= 0.35 * budget.max_local_tokens, sizes
+
+
+@dataclass(frozen=True)
+class TallyCounter(CharCounter):
+    """Characters, remembering every text it was asked to count."""
+
+    asked: list[str] = field(default_factory=list)
+
+    def count(self, text: str) -> int:
+        self.asked.append(text)
+        return len(text)
+
+
+def test_budgets_tried_on_one_document_share_its_counts_and_may_leave_out_the_text() -> None:
+    text = "".join(f"Sentence {i} is here. And one more. Then a third one.\n\n" for i in range(40))
+    doc = make_doc(text, sections=[("A", 0, len(text) // 2), ("B", len(text) // 2, len(text))])
+    counter = TallyCounter()
+    counts = SpanCounts(doc.text, counter)
+    full = chunk_document(doc, counter, 200, counts=counts)
+    asked = len(counter.asked)
+    bare = chunk_document(doc, counter, 200, counts=counts, with_text=False)
+    assert len(counter.asked) == asked  # the same budget again counts nothing new
+    assert bare == [replace(c, text="") for c in full]
+    check_guarantees(doc, full, counter, 200)
+    smaller = chunk_document(doc, counter, 120, counts=counts, with_text=False)
+    assert [c.token_count for c in smaller] == [c.end - c.start for c in smaller]
+    with pytest.raises(ValueError, match="another text"):
+        chunk_document(make_doc("Other text."), counter, 200, counts=counts)

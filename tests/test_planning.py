@@ -20,11 +20,12 @@ from pipeline.planning import (
     merge_input_budget,
     min_wall_time,
     pack_groups,
+    plan_document,
     plan_merge,
 )
 from pipeline.prompt_room import chunk_room
 from pipeline.settings import RunSettings, resolve_settings
-from pipeline.tokens import calibrated
+from pipeline.tokens import calibrated, counter_for
 
 MODEL = load_catalog().model("moonshot-v1-8k")
 UNLIMITED = RateLimits(concurrency=1000)
@@ -355,3 +356,16 @@ def test_default_latency_is_estimated_from_the_output_budget():
     wall = plan.wall_time
     assert wall.latency_s_per_call is None
     assert wall.seconds > 0 and wall.binding == "latency"
+
+
+def test_the_plan_chosen_under_a_binding_tpm_limit_carries_its_chunks_text() -> None:
+    from tests.test_engine import generated_document
+
+    settings = resolve_settings(model="moonshot-v1-8k")
+    model = load_catalog().model(settings.model)
+    doc = generated_document(chapters=40, paragraphs=9)
+    limits = RateLimits(concurrency=8, rpm=0, tpm=20_000)  # binds: chunk budgets are compared without text
+    plan = plan_document(doc, model, settings, limits, counter=counter_for(model))
+    assert len(plan.chunks) > 1
+    assert "".join(c.text for c in plan.chunks) == doc.text
+    assert all(c.text == doc.text[c.start : c.end] for c in plan.chunks)
