@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "load_document": "pipeline.documents",
     "make_backend": "pipeline.backends",
     "make_budget": "pipeline.budget",
-    "min_wall_time": "pipeline.planning",
+    "min_wall_time": "pipeline.wall_time",
     "open_runtime": "pipeline.runtime",
     "plan_document": "pipeline.planning",
     "resolve_limits": "pipeline.budget",

@@ -18,7 +18,6 @@ from pipeline.planning import (
     build_plan,
     level_output_tokens,
     merge_input_budget,
-    min_wall_time,
     pack_groups,
     plan_document,
     plan_merge,
@@ -26,6 +25,7 @@ from pipeline.planning import (
 from pipeline.prompt_room import chunk_room
 from pipeline.settings import RunSettings, resolve_settings
 from pipeline.tokens import calibrated, counter_for
+from pipeline.wall_time import min_wall_time
 
 MODEL = load_catalog().model("moonshot-v1-8k")
 UNLIMITED = RateLimits(concurrency=1000)
