@@ -1,7 +1,8 @@
 """The local Prefect server tome starts in the background on first use and reuses (`tome server ...`).
 
 With no PREFECT_API_URL, Prefect would start (and stop) a temporary server in every tome process: ~7-11 s per
-command on 2 cores. Instead tome starts ``prefect server start`` once, detached, on a free loopback port, with
+command on 2 cores. Instead tome starts a Prefect server (flows/background_app.py: what ``prefect server start``
+runs) once, detached, on a free loopback port, with
 the same PREFECT_HOME (so the run history is the one ephemeral runs wrote), records it in
 ``$PREFECT_HOME/tome-server.json`` and points later commands at it. ``TOME_PREFECT_SERVER=ephemeral`` keeps
 Prefect's temporary server; a PREFECT_API_URL the user set is always used as it is.
@@ -15,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
@@ -23,10 +25,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 from flows.prefect_env import PREFECT_DEFAULTS, prefect_home
-from flows.prefect_server import free_port, prefect_executable
+from flows.prefect_server import free_port
 from pipeline.errors import ConfigError, TomeError
 
 MODE_ENV = "TOME_PREFECT_SERVER"
+SERVER_MODULE = "flows.background_app"  # the server's process: Prefect's app, as `prefect server start` runs it
 BACKGROUND, EPHEMERAL = "background", "ephemeral"
 STATE_FILE, LOG_FILE, LOCK_FILE = "tome-server.json", "tome-server.log", "tome-server.lock"
 START_TIMEOUT_S = 180.0  # migrations of a fresh database take ~12-16 s on 2 cores; a loaded machine, much more
@@ -163,13 +166,16 @@ def process_alive(pid: int) -> bool:
 
 
 def is_prefect_server(pid: int) -> bool:
-    """The process runs ``prefect server start`` (not an unrelated process that got a recorded PID again)."""
+    """The process runs tome's server app, or ``prefect server start`` (as earlier versions of tome did), not
+    an unrelated process that got a recorded PID again."""
     if not process_alive(pid):
         return False
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the state file
+    if SERVER_MODULE.encode() in argv:
+        return True
     return any(a.endswith(b"prefect") for a in argv) and b"server" in argv and b"start" in argv
 
 
@@ -250,11 +256,11 @@ def server_env(files: ServerFiles, base: Mapping[str, str]) -> dict[str, str]:
 
 
 def launch(files: ServerFiles, port: int, base_env: Mapping[str, str]) -> ServerState:
-    """Start ``prefect server start`` detached (its own session: it outlives tome and Ctrl+C) and record it."""
+    """Start the server detached (its own session: it outlives tome and Ctrl+C) and record it."""
     files.home.mkdir(parents=True, exist_ok=True)
     with files.log.open("wb") as out:
         process = subprocess.Popen(
-            [prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", SERVER_MODULE, "--port", str(port)],
             env=server_env(files, base_env),
             cwd=files.home,  # not the user's folder: a prefect.toml there must not change a shared server
             stdin=subprocess.DEVNULL,

@@ -229,11 +229,12 @@ def test_a_servers_age_comes_from_its_start_time() -> None:
     assert ServerState(pid=1, port=1, prefect_version="3.9.1", started_at="yesterday").age_s() == float("inf")
 
 
-def test_stop_ends_a_hung_server_and_its_process_group(files: ServerFiles) -> None:
-    # A process whose command line reads like `prefect server start` and that answers nothing (hung), with a
-    # child in its group, as uvicorn would be; started in its own session, as tome starts the server.
+@pytest.mark.parametrize("reads_like", [["flows.background_app", "--port", "1"], ["prefect", "server", "start"]])
+def test_stop_ends_a_hung_server_and_its_process_group(files: ServerFiles, reads_like: list[str]) -> None:
+    # A process whose command line reads like tome's server (or `prefect server start`, as earlier versions
+    # started) and that answers nothing (hung), with a child in its group; in its own session, as tome starts it.
     code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
-    hung = subprocess.Popen([sys.executable, "-c", code, "prefect", "server", "start"], start_new_session=True)
+    hung = subprocess.Popen([sys.executable, "-c", code, *reads_like], start_new_session=True)
     try:
         files.home.mkdir(parents=True)
         write_state(files, _state(hung.pid, free_port()))
@@ -248,3 +249,30 @@ def test_stop_ends_a_hung_server_and_its_process_group(files: ServerFiles) -> No
         if hung.poll() is None:
             hung.kill()
             hung.wait()
+
+
+async def test_a_plain_get_of_a_ui_page_is_answered_like_a_browsers() -> None:
+    """Prefect's UI answers its pages only to requests accepting HTML; tome's server app makes curl's GET one."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from flows.background_app import PagesForPlainGets, is_ui_page
+
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.headers.get("accept", ""))
+
+    app = PagesForPlainGets(Starlette(routes=[Route("/{path:path}", echo, methods=["GET", "POST"])]))
+
+    async def accept(path: str, method: str = "GET", **headers: str) -> str:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as client:
+            return (await client.request(method, path, headers=headers)).text
+
+    assert await accept("/runs/flow-run/1234", Accept="*/*") == "text/html, */*"
+    assert await accept("/runs/flow-run/1234", Accept="text/html,application/xhtml+xml") == "text/html,application/xhtml+xml"
+    assert await accept("/api/flow_runs/1234", Accept="*/*") == "*/*"  # the API: unchanged
+    assert await accept("/assets/index.js", Accept="*/*") == "*/*"  # a static file: unchanged
+    assert await accept("/runs/flow-run/1234", "POST", Accept="*/*") == "*/*"
+    assert is_ui_page("/") and is_ui_page("/flow-runs/flow-run/1234") and not is_ui_page("/api")

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.background_server import ServerFiles, process_alive, read_state
+from flows.background_server import ServerFiles, is_prefect_server, process_alive, read_state
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +33,13 @@ def _tome(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _server_processes(home: Path) -> list[int]:
-    """PIDs of `prefect server start` processes whose PREFECT_HOME is ``home`` (this test's only)."""
+    """PIDs of Prefect server processes whose PREFECT_HOME is ``home`` (this test's only)."""
     found = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or not process_alive(int(proc.name)):
+        if not proc.name.isdigit() or not is_prefect_server(int(proc.name)):
             continue
         with contextlib.suppress(OSError):
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            if b"server" in argv and b"start" in argv and f"PREFECT_HOME={home}".encode() in environ:
+            if f"PREFECT_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
                 found.append(int(proc.name))
     return found
 
@@ -90,7 +88,9 @@ def test_the_background_server_is_started_once_reused_and_stopped(nothing_config
     run_id, url, port = match.group(1), match.group(2), int(match.group(3))
     assert read_state(files) == started and port == started.port
     assert _server_processes(files.home) == [started.pid]  # one server (its uvicorn runs in-process)
-    # The printed address opens the run in the UI (a browser asks for HTML), and the API has the run.
+    # The printed address opens the run in the UI (for a browser, and for a plain GET), and the API has the run.
+    page = httpx.get(url, timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert httpx.get(url, headers={"Accept": "text/html"}, timeout=30).status_code == 200
     run = httpx.get(f"{started.api_url}/flow_runs/{run_id}", timeout=30).json()
     assert run["name"] == "the_lighthouse_keeper.md" and run["state_type"] == "COMPLETED"
