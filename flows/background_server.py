@@ -34,6 +34,9 @@ BACKGROUND, EPHEMERAL = "background", "ephemeral"
 STATE_FILE, LOG_FILE, LOCK_FILE = "tome-server.json", "tome-server.log", "tome-server.lock"
 START_TIMEOUT_S = 180.0  # migrations of a fresh database take ~12-16 s on 2 cores; a loaded machine, much more
 STOP_GRACE_S = 15.0
+# A server nobody asked for must not grow forever: flow runs that ended 90 days ago (Prefect's retention
+# period) are deleted, as are old events (Prefect's default). The user's own setting wins.
+SERVER_DEFAULTS = {"PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs"}
 # Secrets a long-lived server process has no use for: never handed to it.
 _SECRET_SUFFIXES = ("_API_KEY", "_PASSWORD", "_TOKEN", "_SECRET")
 
@@ -247,9 +250,13 @@ def server_status(files: ServerFiles) -> ServerStatus:
 
 
 def server_env(files: ServerFiles, base: Mapping[str, str]) -> dict[str, str]:
-    """The server's environment: tome's Prefect defaults, its PREFECT_HOME, no API URL and no secrets."""
-    env = {k: v for k, v in base.items() if not k.endswith(_SECRET_SUFFIXES) and k != "PREFECT_API_URL"}
-    for name, value in PREFECT_DEFAULTS.items():
+    """The server's environment: tome's Prefect defaults, its PREFECT_HOME, no API URL and no secrets (none of
+    tome's own settings either: TOME_DATABASE_URL may carry a password, and the server reads none of them)."""
+    env = {
+        k: v for k, v in base.items()
+        if not k.endswith(_SECRET_SUFFIXES) and not k.startswith("TOME_") and k != "PREFECT_API_URL"
+    }  # fmt: skip
+    for name, value in {**PREFECT_DEFAULTS, **SERVER_DEFAULTS}.items():
         env.setdefault(name, value)
     env["PREFECT_HOME"] = str(files.home)
     return env

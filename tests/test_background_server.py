@@ -197,11 +197,12 @@ def test_waiting_for_a_server_that_exited_fails_at_once() -> None:
 
 def test_the_server_gets_no_secrets_and_no_api_url(files: ServerFiles) -> None:
     env = server_env(files, {"MOONSHOT_API_KEY": "sk-secret", "TOME_PDF_PASSWORD": "pw", "PREFECT_API_URL": "x",
+                             "TOME_DATABASE_URL": "postgresql://tome:hunter2@db/tome", "GITHUB_TOKEN": "t",
                              "PATH": "/usr/bin", "PREFECT_SERVER_ANALYTICS_ENABLED": "true"})  # fmt: skip
-    assert "MOONSHOT_API_KEY" not in env and "TOME_PDF_PASSWORD" not in env and "PREFECT_API_URL" not in env
+    assert not {"MOONSHOT_API_KEY", "TOME_PDF_PASSWORD", "PREFECT_API_URL", "TOME_DATABASE_URL", "GITHUB_TOKEN"} & set(env)
     assert env["PREFECT_HOME"] == str(files.home) and env["PATH"] == "/usr/bin"
     assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"  # the user's own Prefect settings still win
-    assert env["DO_NOT_TRACK"] == "1"
+    assert env["DO_NOT_TRACK"] == "1" and env["PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED"] == "events,flow_runs"
 
 
 def test_server_commands_with_no_server(tmp_path: Path) -> None:
