@@ -6,7 +6,7 @@ about one minute per window it fills; a 20,000-TPM window holds three 6,000-toke
 and sizes that put k calls in a window) by simulating the windows each plan needs, level by level, the way the
 rate budget admits calls (a call goes into the first window with room: a smaller call is admitted while a
 larger one waits, when it does not delay it). The plan needing the fewest windows wins; among those, the one
-admitting the fewest tokens.
+leaving its last window the lightest, then the one admitting the fewest tokens.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ def windows_needed(levels: Sequence[Sequence[int]], tpm: int, *, lag: int = 0, u
     Each call goes into the first window with room, no earlier than the window the level below ended in, and
     (``lag``) no earlier than the call whose summary it carries. ``used``: tokens already in the first window.
     """
+    return _windows(levels, tpm, lag=lag, used=used)[0]
+
+
+def _windows(levels: Sequence[Sequence[int]], tpm: int, *, lag: int, used: int = 0) -> tuple[int, int]:
+    """(windows needed, tokens in the last one)."""
     room = [tpm - used]
     start = 0
     for calls in levels:
@@ -60,7 +65,18 @@ def windows_needed(levels: Sequence[Sequence[int]], tpm: int, *, lag: int = 0, u
             placed.append(w)
             end = max(end, w)
         start = end
-    return start + 1
+    return start + 1, tpm - room[start]
+
+
+def score(plan: Plan, tpm: int, *, lag: int) -> tuple[int, int, int]:
+    """How well ``plan`` packs TPM windows, lower is better: (windows, tokens in the last window, all tokens).
+
+    A lighter last window leaves the calls that wait for everything else (the last merges) the most room: the
+    least risk of spilling into one window more when calls come back later than simulated.
+    """
+    levels = admissions(plan)
+    windows, last = _windows(levels, tpm, lag=lag)
+    return windows, last, sum(map(sum, levels))
 
 
 def chunk_limits(
@@ -80,16 +96,15 @@ def chunk_limits(
     return limits
 
 
-def best_plan(candidates: Sequence[Callable[[], Plan]], *, tpm: int, lag: int, used: int = 0) -> Plan:
-    """The candidate plan needing the fewest TPM windows, then admitting the fewest tokens (the first on a tie)."""
-    best: tuple[int, int] | None = None
+def best_plan(candidates: Sequence[Callable[[], Plan]], *, tpm: int, lag: int) -> Plan:
+    """The candidate plan that packs the windows best (:func:`score`; the first on a tie)."""
+    best: tuple[int, int, int] | None = None
     chosen: Plan | None = None
     for make in candidates:
         plan = make()
-        levels = admissions(plan)
-        score = (windows_needed(levels, tpm, lag=lag, used=used), sum(map(sum, levels)))
-        if best is None or score < best:
-            best, chosen = score, plan
+        scored = score(plan, tpm, lag=lag)
+        if best is None or scored < best:
+            best, chosen = scored, plan
     if chosen is None:
         raise ValueError("best_plan needs at least one candidate")
     return chosen

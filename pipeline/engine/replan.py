@@ -12,7 +12,9 @@ The first call's answer is cached, so a rerun learns the same count and builds t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.engine.state import RunState
@@ -21,7 +23,7 @@ from pipeline.planning import Plan, build_plan, plan_document
 from pipeline.prompt_room import chunk_room
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter
-from pipeline.tpm_packing import admissions, chunk_limits, chunk_tail, windows_needed
+from pipeline.tpm_packing import best_plan, chunk_limits, chunk_tail
 
 log = logging.getLogger("tome.engine")
 
@@ -81,16 +83,12 @@ def _rest_plan(state: RunState, *, settings: RunSettings, limits: RateLimits, co
             rest = [replace(c, section_title=doc.section_title(c.start, c.end)) for c in rest]
         return build_plan(doc, [first, *rest], model, settings, limits)
 
-    candidates = []
+    candidates: list[Callable[[], Plan]] = []
     if all(c.token_count <= room.max_local_tokens for c in plan.chunks[1:]):
-        candidates.append(build_plan(doc, plan.chunks, model, settings, limits))  # still fit: kept if as good
+        candidates.append(lambda: build_plan(doc, plan.chunks, model, settings, limits))  # still fit
     fixed = settings.prompt_overhead_tokens + room.carried_context_tokens + plan.levels[0].output_tokens
-    for limit in chunk_limits(room.max_local_tokens, tpm=limits.tpm, fixed=fixed, calibration=ratio):
-        candidates += [plan_for(limit, True), plan_for(limit, False)]
-    best, chosen = None, plan
-    for candidate in candidates:
-        levels = admissions(candidate)
-        score = (windows_needed(levels, limits.tpm, lag=lag), sum(map(sum, levels)))
-        if best is None or score < best:
-            best, chosen = score, candidate
-    return chosen
+    largest, *smaller = chunk_limits(room.max_local_tokens, tpm=limits.tpm, fixed=fixed, calibration=ratio)
+    # Sections kept at the largest size; sizes that put k calls in a window pack only when cut evenly.
+    candidates += [partial(plan_for, largest, True), partial(plan_for, largest, False)]
+    candidates += [partial(plan_for, size, False) for size in smaller]
+    return best_plan(candidates, tpm=limits.tpm, lag=lag)
