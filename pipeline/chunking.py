@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -77,15 +78,18 @@ class _Part:
     section_index: int  # -1: outside every section
 
 
-class SpanCounts:
-    """Token counts of spans of one text, each span counted once: planning tries several chunk budgets on one
-    document, and every budget cuts it into the same paragraphs and sentences."""
+class SpanMemo:
+    """What chunking learns about spans of one text (token counts, paragraph and sentence cuts), each found once:
+    planning tries several chunk budgets on one document, and every budget cuts it into the same paragraphs and
+    sentences."""
 
     def __init__(self, text: str, counter: TokenCounter) -> None:
         self.text = text
         self.counter = counter
         self._stride = len(text) + 1
         self._counts: dict[int, int] = {}  # start * stride + end -> tokens (an int key: half a tuple's memory)
+        self._paragraphs: dict[int, array[int]] = {}  # arrays: 8 bytes an offset, not a Python int each
+        self._sentences: dict[int, array[int]] = {}
 
     def count(self, start: int, end: int) -> int:
         """Tokens of ``text[start:end]``."""
@@ -95,13 +99,41 @@ class SpanCounts:
             tokens = self._counts[key] = self.counter.count(self.text[start:end])
         return tokens
 
+    def paragraph_cuts(self, start: int, end: int) -> array[int]:
+        """Where paragraphs after the first begin inside ``text[start:end]``."""
+        key = start * self._stride + end
+        cuts = self._paragraphs.get(key)
+        if cuts is None:
+            cuts = self._paragraphs[key] = array("q")
+            for m in _PARAGRAPH_BREAK.finditer(self.text, start, end):
+                if m.end() >= end:
+                    break
+                cuts.append(m.end())
+        return cuts
+
+    def sentence_cuts(self, start: int, end: int) -> array[int]:
+        """Where sentences after the first begin inside ``text[start:end]`` (the space after one stays with it)."""
+        key = start * self._stride + end
+        cuts = self._sentences.get(key)
+        if cuts is None:
+            cuts = self._sentences[key] = array("q")
+            pos, text = start, self.text
+            for cut in sentence_ends(text, start, end):
+                while cut < end and text[cut].isspace():
+                    cut += 1
+                if cut >= end or cut <= pos:
+                    continue
+                cuts.append(cut)
+                pos = cut
+        return cuts
+
 
 def chunk_document(
     doc: Document,
     counter: TokenCounter,
     max_tokens: int | PromptRoom,
     *,
-    counts: SpanCounts | None = None,
+    counts: SpanMemo | None = None,
     with_text: bool = True,
 ) -> list[Chunk]:
     """Split ``doc.text`` into contiguous, balanced chunks of at most ``max_tokens`` local tokens each.
@@ -130,7 +162,7 @@ def chunk_document(
         raise EmptyDocumentError(f"{doc.path} contains no text to summarise.")
     parts = _parts(doc)
     if counts is None:
-        counts = SpanCounts(text, counter)
+        counts = SpanMemo(text, counter)
     elif counts.text is not text or counts.counter != counter:
         raise ValueError("chunk_document: counts were made of another text or with another counter")
     units = _Units(counts, limit)
@@ -164,7 +196,7 @@ def _parts(doc: Document) -> list[_Part]:
 class _Units:
     """The text cut into counted units; ``cum[i]`` is the token count before unit ``i`` (prefix sums)."""
 
-    def __init__(self, counts: SpanCounts, limit: int) -> None:
+    def __init__(self, counts: SpanMemo, limit: int) -> None:
         self.text = counts.text
         self.counts = counts
         self.limit = limit
@@ -181,12 +213,10 @@ class _Units:
         first = len(self.starts)
         level = _SECTION
         pos = start
-        for m in _PARAGRAPH_BREAK.finditer(self.text, start, end):
-            if m.end() >= end:
-                break
-            self._add_paragraph(pos, m.end(), level)
+        for cut in self.counts.paragraph_cuts(start, end):
+            self._add_paragraph(pos, cut, level)
             level = _PARAGRAPH
-            pos = m.end()
+            pos = cut
         self._add_paragraph(pos, end, level)
         self.part_bounds.append((first, len(self.starts)))
 
@@ -202,11 +232,7 @@ class _Units:
             self._add(start, tokens, level)
             return
         pos = start
-        for cut in sentence_ends(self.text, start, end):
-            while cut < end and self.text[cut].isspace():
-                cut += 1  # the space after a sentence stays with it
-            if cut >= end or cut <= pos:
-                continue
+        for cut in self.counts.sentence_cuts(start, end):
             self._add_sentence(pos, cut, level)
             level = _SENTENCE
             pos = cut
@@ -239,7 +265,7 @@ class _Units:
 
 
 def _hard_cut(
-    counts: SpanCounts, start: int, end: int, tokens: int, fine: int, limit: int
+    counts: SpanMemo, start: int, end: int, tokens: int, fine: int, limit: int
 ) -> list[tuple[int, int, int]]:
     """Cut one over-long sentence into fragments of about ``fine`` tokens, each within ``limit``."""
     text = counts.text

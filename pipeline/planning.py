@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.chunking import Chunk, SpanCounts, chunk_document
+from pipeline.chunking import Chunk, SpanMemo, chunk_document
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
 from pipeline.documents.model import Document
@@ -320,7 +320,7 @@ def plan_document(
     """Chunk ``doc`` for ``model`` (calibrated for the document's language) and plan the whole tree."""
     model = model.for_language(doc.language)
     count = counter or counter_for(model)
-    counts = SpanCounts(doc.text, count)  # each paragraph is counted once, however many budgets are tried
+    counts = SpanMemo(doc.text, count)  # each paragraph is counted once, however many budgets are tried
 
     def plan_for(limit: int | PromptRoom) -> Plan:
         chunks = chunk_document(doc, count, limit, counts=counts, with_text=False)

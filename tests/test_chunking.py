@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.chunking import Chunk, SpanCounts, chunk_document
+from pipeline.chunking import Chunk, SpanMemo, chunk_document
 from pipeline.config import ModelSpec, load_catalog
 from pipeline.documents.model import Document, Page, Section
 from pipeline.errors import ChunkingError, ConfigError, EmptyDocumentError
@@ -402,7 +402,7 @@ def test_budgets_tried_on_one_document_share_its_counts_and_may_leave_out_the_te
     text = "".join(f"Sentence {i} is here. And one more. Then a third one.\n\n" for i in range(40))
     doc = make_doc(text, sections=[("A", 0, len(text) // 2), ("B", len(text) // 2, len(text))])
     counter = TallyCounter()
-    counts = SpanCounts(doc.text, counter)
+    counts = SpanMemo(doc.text, counter)
     full = chunk_document(doc, counter, 200, counts=counts)
     asked = len(counter.asked)
     bare = chunk_document(doc, counter, 200, counts=counts, with_text=False)
