@@ -112,7 +112,7 @@ async def _publish(runs: Sequence[DocumentRun], runtime: Runtime) -> None:
                 )
         table = outcomes_table([r.outcome for r in runs])
         header = f"**Backend:** {runtime.backend.name}"
-        if getattr(runtime.backend, "billable", True):
+        if runtime.backend.billable:
             header += f"  \n**Model:** {runtime.settings.model}"
         header += "\n\n"
         await acreate_markdown_artifact(key="tome-usage", markdown=header + table, description="Usage and cost")
