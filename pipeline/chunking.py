@@ -133,7 +133,7 @@ def chunk_document(
     counter: TokenCounter,
     max_tokens: int | PromptRoom,
     *,
-    counts: SpanMemo | None = None,
+    memo: SpanMemo | None = None,
     with_text: bool = True,
 ) -> list[Chunk]:
     """Split ``doc.text`` into contiguous, balanced chunks of at most ``max_tokens`` local tokens each.
@@ -141,7 +141,7 @@ def chunk_document(
     Args:
         doc: the loaded document.
         counter: the local tokenizer (the model's encoding).
-        counts: counts already made of ``doc.text`` with ``counter`` (when several budgets are tried).
+        memo: what an earlier call learnt about ``doc.text`` with ``counter`` (when several budgets are tried).
         with_text: False leaves each chunk's ``text`` empty (spans and counts only: comparing budgets on a
             large document without a copy of its text per budget).
         max_tokens: the budget in LOCAL tokens, i.e. the provider budget divided by the model's calibration
@@ -161,11 +161,11 @@ def chunk_document(
     if not text.strip():
         raise EmptyDocumentError(f"{doc.path} contains no text to summarise.")
     parts = _parts(doc)
-    if counts is None:
-        counts = SpanMemo(text, counter)
-    elif counts.text is not text or counts.counter != counter:
-        raise ValueError("chunk_document: counts were made of another text or with another counter")
-    units = _Units(counts, limit)
+    if memo is None:
+        memo = SpanMemo(text, counter)
+    elif memo.text is not text or memo.counter != counter:
+        raise ValueError("chunk_document: the memo was made of another text or with another counter")
+    units = _Units(memo, limit)
     for part in parts:
         units.add_part(part.start, part.end)
     cuts = _choose_cuts(units, limit)
@@ -196,9 +196,9 @@ def _parts(doc: Document) -> list[_Part]:
 class _Units:
     """The text cut into counted units; ``cum[i]`` is the token count before unit ``i`` (prefix sums)."""
 
-    def __init__(self, counts: SpanMemo, limit: int) -> None:
-        self.text = counts.text
-        self.counts = counts
+    def __init__(self, memo: SpanMemo, limit: int) -> None:
+        self.text = memo.text
+        self.memo = memo
         self.limit = limit
         # Paragraphs up to this size stay whole; bigger ones are cut into sentences so cuts can land near
         # the ideal position.
@@ -213,7 +213,7 @@ class _Units:
         first = len(self.starts)
         level = _SECTION
         pos = start
-        for cut in self.counts.paragraph_cuts(start, end):
+        for cut in self.memo.paragraph_cuts(start, end):
             self._add_paragraph(pos, cut, level)
             level = _PARAGRAPH
             pos = cut
@@ -227,19 +227,19 @@ class _Units:
         self.cum.append(self.cum[-1] + tokens)
 
     def _add_paragraph(self, start: int, end: int, level: int) -> None:
-        tokens = self.counts.count(start, end)
+        tokens = self.memo.count(start, end)
         if tokens <= self.fine:
             self._add(start, tokens, level)
             return
         pos = start
-        for cut in self.counts.sentence_cuts(start, end):
+        for cut in self.memo.sentence_cuts(start, end):
             self._add_sentence(pos, cut, level)
             level = _SENTENCE
             pos = cut
         self._add_sentence(pos, end, level)
 
     def _add_sentence(self, start: int, end: int, level: int) -> None:
-        tokens = self.counts.count(start, end)
+        tokens = self.memo.count(start, end)
         if tokens <= self.limit:
             self._add(start, tokens, level)
             return
@@ -253,11 +253,11 @@ class _Units:
         self._add_line(pos, end, level)
 
     def _add_line(self, start: int, end: int, level: int) -> None:
-        tokens = self.counts.count(start, end)
+        tokens = self.memo.count(start, end)
         if tokens <= self.limit:
             self._add(start, tokens, level)
             return
-        for a, _end, n in _hard_cut(self.counts, start, end, tokens, self.fine, self.limit):
+        for a, _end, n in _hard_cut(self.memo, start, end, tokens, self.fine, self.limit):
             self._add(a, n, level if a == start else _HARD)
 
     def end_of(self, i: int) -> int:
@@ -265,10 +265,10 @@ class _Units:
 
 
 def _hard_cut(
-    counts: SpanMemo, start: int, end: int, tokens: int, fine: int, limit: int
+    memo: SpanMemo, start: int, end: int, tokens: int, fine: int, limit: int
 ) -> list[tuple[int, int, int]]:
     """Cut one over-long sentence into fragments of about ``fine`` tokens, each within ``limit``."""
-    text = counts.text
+    text = memo.text
     pieces = max(2, math.ceil(tokens / fine))
     step = (end - start) / pieces
     cuts = [start]
@@ -282,9 +282,9 @@ def _hard_cut(
     cuts.append(end)
     out: list[tuple[int, int, int]] = []
     for a, b in zip(cuts, cuts[1:], strict=False):
-        n = counts.count(a, b)
+        n = memo.count(a, b)
         if n > limit and b - a > 1:
-            out.extend(_hard_cut(counts, a, b, n, fine, limit))
+            out.extend(_hard_cut(memo, a, b, n, fine, limit))
         else:
             out.append((a, b, n))
     return out
@@ -361,14 +361,14 @@ def _verified_spans(
     pending = list(zip(bounds, bounds[1:], strict=False))
     pending.reverse()
     text = units.text
-    additive = units.counts.counter.additive_at_line_breaks
+    additive = units.memo.counter.additive_at_line_breaks
     while pending:
         lo, hi = pending.pop()
         a, b = units.starts[lo], units.end_of(hi - 1)
         if additive and all(_additive_at(text, units.starts[j]) for j in range(lo + 1, hi)):
             real = cum[hi] - cum[lo]  # the units' own counts add up exactly: no second pass over the text
         else:
-            real = units.counts.count(a, b)
+            real = units.memo.count(a, b)
         if real <= limit:
             out.append((a, b, real))
             continue

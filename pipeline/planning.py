@@ -320,10 +320,10 @@ def plan_document(
     """Chunk ``doc`` for ``model`` (calibrated for the document's language) and plan the whole tree."""
     model = model.for_language(doc.language)
     count = counter or counter_for(model)
-    counts = SpanMemo(doc.text, count)  # each paragraph is counted once, however many budgets are tried
+    memo = SpanMemo(doc.text, count)  # each paragraph is counted once, however many budgets are tried
 
     def plan_for(limit: int | PromptRoom) -> Plan:
-        chunks = chunk_document(doc, count, limit, counts=counts, with_text=False)
+        chunks = chunk_document(doc, count, limit, memo=memo, with_text=False)
         return build_plan(doc, chunks, model, settings, limits, latency_s_per_call=latency_s_per_call)
 
     # Under a binding TPM limit, the chunk size that packs the 60-s windows best (pipeline.tpm_packing). Budgets

@@ -402,14 +402,14 @@ def test_budgets_tried_on_one_document_share_its_counts_and_may_leave_out_the_te
     text = "".join(f"Sentence {i} is here. And one more. Then a third one.\n\n" for i in range(40))
     doc = make_doc(text, sections=[("A", 0, len(text) // 2), ("B", len(text) // 2, len(text))])
     counter = TallyCounter()
-    counts = SpanMemo(doc.text, counter)
-    full = chunk_document(doc, counter, 200, counts=counts)
+    memo = SpanMemo(doc.text, counter)
+    full = chunk_document(doc, counter, 200, memo=memo)
     asked = len(counter.asked)
-    bare = chunk_document(doc, counter, 200, counts=counts, with_text=False)
+    bare = chunk_document(doc, counter, 200, memo=memo, with_text=False)
     assert len(counter.asked) == asked  # the same budget again counts nothing new
     assert bare == [replace(c, text="") for c in full]
     check_guarantees(doc, full, counter, 200)
-    smaller = chunk_document(doc, counter, 120, counts=counts, with_text=False)
+    smaller = chunk_document(doc, counter, 120, memo=memo, with_text=False)
     assert [c.token_count for c in smaller] == [c.end - c.start for c in smaller]
     with pytest.raises(ValueError, match="another text"):
-        chunk_document(make_doc("Other text."), counter, 200, counts=counts)
+        chunk_document(make_doc("Other text."), counter, 200, memo=memo)
