@@ -5,8 +5,8 @@ about one minute per window it fills; a 20,000-TPM window holds three 6,000-toke
 7,500-token ones. When TPM binds, the chunk budget is chosen among a few sizes (the largest the context allows,
 and sizes that put k calls in a window) by simulating the windows each plan needs, level by level, the way the
 rate budget admits calls (a call goes into the first window with room: a smaller call is admitted while a
-larger one waits, when it does not delay it). The plan needing the fewest windows wins; among those, the one
-leaving its last window the lightest, then the one admitting the fewest tokens.
+larger one waits, when it does not delay it). The plan needing the fewest windows wins; among those, one whose
+last window is not crowded, then the one admitting the fewest tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.chunking import Chunk, chunk_document
 from pipeline.documents.model import Document, Page, Section
+from pipeline.sentences import sentence_spans
 from pipeline.tokens import TokenCounter
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 ESTIMATE_MARGIN = 1.03
 WINDOW_FILL = 0.99  # a k-calls-per-window chunk size aims this far into the window (chunks vary in size)
 EXTRA_SIZES = 3  # sizes tried beyond the largest: k, k+1, k+2 calls per window
+LAST_WINDOW_SHARE = 0.75  # a last window fuller than this is crowded (see score)
 
 
 def admissions(plan: Plan, *, margin: float = ESTIMATE_MARGIN) -> list[list[int]]:
@@ -68,15 +70,15 @@ def _windows(levels: Sequence[Sequence[int]], tpm: int, *, lag: int, used: int =
     return start + 1, tpm - room[start]
 
 
-def score(plan: Plan, tpm: int, *, lag: int) -> tuple[int, int, int]:
-    """How well ``plan`` packs TPM windows, lower is better: (windows, tokens in the last window, all tokens).
+def score(plan: Plan, tpm: int, *, lag: int) -> tuple[int, bool, int]:
+    """How well ``plan`` packs TPM windows, lower is better: (windows, last window crowded, all tokens).
 
-    A lighter last window leaves the calls that wait for everything else (the last merges) the most room: the
-    least risk of spilling into one window more when calls come back later than simulated.
+    A crowded last window (over LAST_WINDOW_SHARE of the TPM) leaves the calls that wait for everything else
+    (the last merges) little room: one late answer and they spill into one window more.
     """
     levels = admissions(plan)
     windows, last = _windows(levels, tpm, lag=lag)
-    return windows, last, sum(map(sum, levels))
+    return windows, last > LAST_WINDOW_SHARE * tpm, sum(map(sum, levels))
 
 
 def chunk_limits(
@@ -98,7 +100,7 @@ def chunk_limits(
 
 def best_plan(candidates: Sequence[Callable[[], Plan]], *, tpm: int, lag: int) -> Plan:
     """The candidate plan that packs the windows best (:func:`score`; the first on a tie)."""
-    best: tuple[int, int, int] | None = None
+    best: tuple[int, bool, int] | None = None
     chosen: Plan | None = None
     for make in candidates:
         plan = make()
@@ -152,3 +154,67 @@ def packed_plan(plan: Plan, plan_for: Callable[[int], Plan], *, tpm: int, lag: i
         plan.budget.max_local_tokens, tpm=tpm, fixed=fixed, calibration=plan.model.calibration
     )
     return best_plan([lambda: plan, *(lambda s=s: plan_for(s) for s in sizes[1:])], tpm=tpm, lag=lag)
+
+
+def window_chunks(
+    doc: Document,
+    counter: TokenCounter,
+    start: int,
+    first_index: int,
+    *,
+    tpm: int,
+    used: int,
+    calibration: float,
+    fixed: int,
+    largest: int,
+    margin: float = ESTIMATE_MARGIN,
+) -> list[Chunk]:
+    """Chunks of ``doc.text[start:]`` cut so that each 60-s window's calls fill it (section-blind).
+
+    Window by window (the first already holds ``used``): as few calls as the context allows (``largest`` local
+    tokens of text at most), equal in admission tokens and together ``WINDOW_FILL`` of the window; cuts at the
+    sentence end (a paragraph end when one is near) at or before each call's share of text.
+    """
+    text = doc.text
+    spans = [(start + a, start + b) for a, b in sentence_spans(text[start:])]
+    sizes = [counter.count(text[a:b]) for a, b in spans]
+    per_token = calibration * margin
+    most = math.ceil(largest * per_token) + fixed  # the largest call's admission
+    cuts: list[int] = []
+    i, room = 0, tpm - used
+    while i < len(spans):
+        calls = max(1, math.ceil(room / most))
+        target = max(1, min(largest, int((room * WINDOW_FILL / calls - fixed) / per_token)))
+        for _ in range(calls):
+            if i >= len(spans):
+                break
+            total, j, paragraph = 0, i, None
+            while j < len(spans) and (j == i or total + sizes[j] <= target):
+                total += sizes[j]
+                j += 1
+                if text[spans[j - 1][0] : spans[j - 1][1]].endswith("\n\n") and total >= 0.85 * target:
+                    paragraph = j
+            i = paragraph if paragraph is not None and j < len(spans) else j
+            cuts.append(spans[i - 1][1])
+        room = tpm
+    if len(cuts) >= 2 and counter.count(text[cuts[-2] : cuts[-1]]) < largest // 4:
+        merged = counter.count(text[(cuts[-3] if len(cuts) >= 3 else start) : cuts[-1]])
+        if merged <= largest:  # no tiny last call: its overhead is not worth it
+            del cuts[-2]
+    chunks: list[Chunk] = []
+    for n, (a, b) in enumerate(zip([start, *cuts[:-1]], cuts, strict=True)):
+        touched = [k for k, s in enumerate(doc.sections) if s.start < b and s.end > a]
+        chunks.append(
+            Chunk(
+                index=first_index + n,
+                text=text[a:b],
+                start=a,
+                end=b,
+                token_count=counter.count(text[a:b]),
+                section_title=doc.section_title(a, b),
+                section_index=touched[0] if touched else -1,
+                pages=doc.pages_for(a, b),
+            )
+        )
+    # A sentence longer than the context allows: leave such text to the chunker (it cuts inside sentences).
+    return chunks if all(c.token_count <= largest for c in chunks) else []

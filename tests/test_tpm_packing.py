@@ -17,7 +17,7 @@ from pipeline.settings import model_and_limits, resolve_settings
 from pipeline.store import Store
 from pipeline.testing import MoonshotTestServer, Obedience
 from pipeline.tokens import counter_for
-from pipeline.tpm_packing import admissions, windows_needed
+from pipeline.tpm_packing import admissions, window_chunks, windows_needed
 from tests.test_budget import run_calls
 from tests.test_engine import Recorder, _client, generated_document
 
@@ -61,6 +61,26 @@ def test_a_binding_tpm_limit_picks_the_chunk_size_that_packs_best() -> None:
     if windows(packed) == windows(largest):
         assert packed.admission_tokens <= largest.admission_tokens
     assert "".join(c.text for c in packed.chunks) == doc.text
+
+
+def test_window_chunks_fill_each_window_and_tile_the_text() -> None:
+    settings = resolve_settings(model="moonshot-v1-8k")
+    model, _ = model_and_limits(settings)
+    doc = generated_document(chapters=40, paragraphs=9)
+    counter = counter_for(model)
+    room = chunk_room(model, settings)
+    first = chunk_document(doc, counter, room)[0]
+    fixed = settings.prompt_overhead_tokens + room.carried_context_tokens + settings.chunk_output_tokens
+    chunks = window_chunks(
+        doc, counter, first.end, 1, tpm=TPM, used=7_000, calibration=model.calibration, fixed=fixed,
+        largest=room.max_local_tokens,
+    )
+    assert "".join(c.text for c in [first, *chunks]) == doc.text and [c.index for c in chunks][0] == 1
+    assert all(c.token_count <= room.max_local_tokens for c in chunks)
+    costs = [round(c.token_count * model.calibration * 1.03) + fixed for c in chunks]
+    # The first window (7,000 already in it) takes the first calls; later windows are filled by k calls each.
+    assert 7_000 + costs[0] + costs[1] <= TPM < 7_000 + costs[0] + costs[1] + costs[2]
+    assert sum(costs[2:5]) <= TPM and sum(costs[2:5]) >= 0.9 * TPM
 
 
 async def test_backfill_admits_a_small_call_while_a_big_one_waits_without_delaying_it() -> None:

@@ -12,6 +12,7 @@ The first call's answer is cached, so a rerun learns the same count and builds t
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -23,7 +24,7 @@ from pipeline.planning import Plan, build_plan, plan_document
 from pipeline.prompt_room import chunk_room
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter
-from pipeline.tpm_packing import best_plan, chunk_limits, chunk_tail
+from pipeline.tpm_packing import ESTIMATE_MARGIN, best_plan, chunk_limits, chunk_tail, window_chunks
 
 log = logging.getLogger("tome.engine")
 
@@ -91,4 +92,12 @@ def _rest_plan(state: RunState, *, settings: RunSettings, limits: RateLimits, co
     # Sections kept at the largest size; sizes that put k calls in a window pack only when cut evenly.
     candidates += [partial(plan_for, largest, True), partial(plan_for, largest, False)]
     candidates += [partial(plan_for, size, False) for size in smaller]
+    # Or cut so that each window's calls fill it (the first call's admission already in the first window).
+    call0 = plan.levels[0].calls[0]
+    used = math.ceil(call0.est_prompt_tokens / plan.model.calibration * ratio * ESTIMATE_MARGIN) + call0.max_tokens
+    filled = window_chunks(
+        doc, counter, first.end, 1, tpm=limits.tpm, used=used, calibration=ratio, fixed=fixed, largest=largest
+    )
+    if filled:
+        candidates.append(partial(build_plan, doc, [first, *filled], model, settings, limits))
     return best_plan(candidates, tpm=limits.tpm, lag=lag)
