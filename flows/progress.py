@@ -8,6 +8,7 @@ seconds or every 10 % of a level; :class:`LiveReporter` redraws a table in place
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -32,8 +33,9 @@ def money(amount: float, currency: str | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """0.4 s / 35 s / 4 min 10 s / 2 h 05 min; '?' when unknown."""
-    if seconds is None:
+    """0.4 s / 35 s / 4 min 10 s / 2 h 05 min; '?' when unknown (or never: the budget's estimate is inf when
+    the calls left cannot all be admitted today)."""
+    if seconds is None or not math.isfinite(seconds):
         return "?"
     if seconds < 9.95:
         return f"{max(0.0, seconds):.1f} s"

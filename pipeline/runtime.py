@@ -133,7 +133,9 @@ def build_runtime(
     # The plan's wall-time floor assumes a model's latency; the offline backend answers in milliseconds.
     # The offline backend has no price: its runs show no cost and no currency anywhere.
     currency = model.currency if engine.billable else ""
-    board.attach(currency=currency, wait_estimate=budget.estimated_wait, plan_eta=engine.billable)
+    # Only calls to a server pass the rate budget: its wait estimate is no floor for the offline backend's ETA.
+    wait_estimate = budget.estimated_wait if backend.base_url is not None else None
+    board.attach(currency=currency, wait_estimate=wait_estimate, plan_eta=engine.billable)
     backend.on_retry = board.retrying  # the client's retry waits show on the progress line
     return Runtime(
         options, settings, model, limits, store, budget, backend, engine, notice, board, spending, shared_claims

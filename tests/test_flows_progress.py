@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import math
 from dataclasses import dataclass
 
 import pytest
@@ -53,6 +55,7 @@ def test_money_and_duration_formats() -> None:
     assert duration(35.4) == "35 s"
     assert duration(250) == "4 min 10 s"
     assert duration(7500) == "2 h 05 min"
+    assert duration(math.inf) == "?"  # the budget's estimate when the calls left cannot be admitted today
 
 
 def test_plan_calls_reads_either_shape() -> None:
@@ -127,6 +130,9 @@ def test_eta_uses_observed_pace_and_the_budget_floor() -> None:
     assert waits[-1] == (2000 * 7, 7)
     board.wait_estimate = lambda tokens, calls: 1.0
     assert doc.eta() == pytest.approx(7.0)
+    board.wait_estimate = lambda tokens, calls: math.inf  # over today's quota: the line says so, never raises
+    assert doc.eta() == math.inf
+    assert doc.line().endswith("ETA ?")
 
 
 def test_eta_falls_back_to_the_plan_before_any_call() -> None:
@@ -176,3 +182,22 @@ def test_live_reporter_draws_a_table() -> None:
     text = out.getvalue()
     assert "红楼梦.txt" in text
     assert "1/4" in text and "1,234" in text and "done" in text
+
+
+@pytest.mark.parametrize(("backend", "floored"), [("extractive", False), ("moonshot", True)])
+def test_only_a_backend_behind_the_rate_budget_gets_its_wait_as_an_eta_floor(
+    backend: str, floored: bool, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.options import SummariseOptions
+    from pipeline.runtime import build_runtime
+    from pipeline.store import Store
+
+    board = ProgressBoard(None, clock=FakeClock())
+    store = Store(f"sqlite:///{tmp_path / 'tome.db'}")
+    runtime = build_runtime(
+        SummariseOptions(backend=backend), board=board, store=store, api_key="sk-test", env={}
+    )
+    try:
+        assert (board.wait_estimate is not None) is floored
+    finally:
+        asyncio.run(runtime.aclose())
