@@ -341,6 +341,7 @@ async def test_refusal_whose_prompt_fits_is_sent_again_with_less_room_not_split(
     firsts = [r.messages for r in client.requests if r.max_tokens == settings_max(engine)]
     again = next(r for r in client.requests if r.max_tokens == 8192 - 7700 - 1)
     assert len(firsts) == 2 and again.messages in firsts  # the refused prompt, unchanged
+    assert again.estimated_prompt_tokens >= 7700  # admitted at (at least) the server's own count
     assert result.usage.splits == 0 and result.usage.refitted == 1 and result.usage.calls == 4
     assert state.observed_calibration > engine.model.calibration  # learned from the refusal's count
     rerun = await _engine(client, store).summarise(doc)

@@ -48,9 +48,10 @@ class Overflows:
             self.cap(state, recorded.limit)
         if recorded.pieces == 1 and recorded.requested:
             window = recorded.limit or state.window.tokens
-            refit = self.refit(state, call, recorded.requested - max_tokens, window, max_tokens)
+            prompt = recorded.requested - max_tokens
+            refit = self.refit(state, call, prompt, window, max_tokens)
             if refit is not None:
-                return Overflow(1, max_tokens=refit)
+                return Overflow(1, max_tokens=refit, prompt_tokens=prompt)
         return Overflow(max(2, recorded.pieces))
 
     def predicted(
@@ -64,7 +65,7 @@ class Overflows:
         requested = estimate + max_tokens if refit is not None else None
         self.store.overflow_put(key, model=self.model.name, limit=None, requested=requested, pieces=n)
         log.debug("level %d call %d: predicted over the context; %d pieces", call.level, call.index, n)
-        return Overflow(n, max_tokens=refit)
+        return Overflow(n, max_tokens=refit, prompt_tokens=estimate if refit is not None else None)
 
     def received(
         self,
@@ -81,9 +82,10 @@ class Overflows:
         calibration.learn_overflow(state, limit=limit, requested=requested, local_prompt=local, max_tokens=max_tokens)
         if limit:
             self.cap(state, limit)
-        refit = None
+        refit = prompt = None
         if limit and requested:
-            refit = self.refit(state, call, requested - max_tokens, limit, max_tokens)
+            prompt = requested - max_tokens
+            refit = self.refit(state, call, prompt, limit, max_tokens)
         n = 1 if refit is not None else self.pieces(state, call, local, max_tokens)
         self.store.overflow_put(key, model=self.model.name, limit=limit, requested=requested, pieces=n)
         log.info(
@@ -95,7 +97,7 @@ class Overflows:
             requested,
             f"sent again with max_tokens {refit}" if refit is not None else f"{n} pieces",
         )
-        return Overflow(n, sent=True, max_tokens=refit)
+        return Overflow(n, sent=True, max_tokens=refit, prompt_tokens=prompt if refit is not None else None)
 
     def cap(self, state: RunState, limit: int) -> None:
         """Cap the run's window at ``limit``; the first time it falls below the configured one, say so once."""

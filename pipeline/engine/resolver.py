@@ -110,7 +110,8 @@ class CallResolver:
             # The same prompt with less output room: the server's count showed it fits (never split for that).
             sent = int(answer.sent)
             state.usage.refitted += 1
-            answer = await self.ask(state, run, call, messages, answer.max_tokens, depth=depth, fits=True)
+            answer = await self.ask(state, run, call, messages, answer.max_tokens, depth=depth,
+                                    counted=answer.prompt_tokens)  # fmt: skip
         if isinstance(answer, Overflow):
             if probe and state.window.tokens < state.model.context_tokens:
                 raise WindowCapped()
@@ -133,13 +134,14 @@ class CallResolver:
         *,
         depth: int,
         first: bool = True,
-        fits: bool = False,
+        counted: int | None = None,
     ) -> Answer:
         """One request: the cache first, then (unless an overflow is recorded or predicted) the backend.
 
         ``first``: the call's own prompt (its length is learned from; an overflow refits or splits it). A
         follow-up (a continuation, a stricter retry) is overflow-checked the same way but never split.
-        ``fits``: the server's own count of this prompt showed it fits (no prediction from the calibration).
+        ``counted``: the server's own count of this prompt, which showed it fits (no prediction from the
+        calibration; admission counts it).
         """
         version = self.settings.prompt_version(call.kind)
         params = {"max_tokens": max_tokens, "temperature": self.settings.temperature}
@@ -158,7 +160,7 @@ class CallResolver:
             if hit is None:
                 try:
                     return await self._ask_uncached(state, run, call, key, messages, local, max_tokens, version,
-                                                    first, depth, fits)  # fmt: skip
+                                                    first, depth, counted)  # fmt: skip
                 finally:
                     await asyncio.shield(asyncio.to_thread(self.claims.release_call, key))
         if hit is not None:
@@ -170,7 +172,7 @@ class CallResolver:
             outcome = CallOutcome(text=hit.completion.content, calls=0, cached_calls=1, cached=True)
             return outcome, hit.completion
         return await self._ask_uncached(
-            state, run, call, key, messages, local, max_tokens, version, first, depth, fits
+            state, run, call, key, messages, local, max_tokens, version, first, depth, counted
         )
 
     async def _ask_uncached(
@@ -185,7 +187,7 @@ class CallResolver:
         version: str,
         first: bool,
         depth: int,
-        fits: bool = False,
+        counted: int | None = None,
     ) -> Answer:
         """A cache miss: a recorded or predicted overflow, else the backend."""
         recorded = self.store.overflow_get(key)
@@ -198,7 +200,9 @@ class CallResolver:
             run.check()
             # Checked once a slot is free: answers that came back while this call waited taught the calibration.
             estimate = math.ceil(local * calibration.live_calibration(state) * ADMISSION_MARGIN)
-            if not fits and estimate + max_tokens > state.window.tokens:
+            if counted is not None:
+                estimate = max(estimate, counted)  # the server will charge its own count at admission
+            elif estimate + max_tokens > state.window.tokens:
                 if not first:
                     return Overflow()  # a follow-up that would be refused is not sent
                 if splittable(call, depth, self.sizer.counter):

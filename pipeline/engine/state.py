@@ -83,13 +83,15 @@ class Overflow:
     """A context-length rejection (received, cached, or predicted), or a silent cut at the window.
 
     ``pieces``: into how many pieces the input is split (recorded with the overflow, so reruns split alike);
-    1 with ``max_tokens``: the same prompt fits with less output room (sent again so, not split);
+    1 with ``max_tokens``: the same prompt fits with less output room (sent again so, not split), the server
+    counting it ``prompt_tokens`` (its own count, or the prediction's estimate);
     ``sent``: the server saw the request (it refused it, or cut its answer at the window).
     """
 
     pieces: int = 2
     sent: bool = False
     max_tokens: int | None = None
+    prompt_tokens: int | None = None
 
 
 class WindowCapped(Exception):
