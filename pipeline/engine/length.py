@@ -10,8 +10,9 @@ answer reports how much it wrote for what it was asked, and the next level's hea
 ratios plus a margin. Like the calibration, both are fixed within a level (they shape prompts and cache keys),
 so reruns build the same prompts.
 
-An answer still cut off at ``max_tokens`` is kept up to its last complete sentence and flagged ``trimmed``: no
-second full-prompt call. Only an answer without one complete sentence gets the stricter retry.
+An answer still cut off at ``max_tokens`` is recovered as its provider says (pipeline.engine.cutoff: trimmed to
+its last complete sentence, or continued in partial mode); no second full-prompt call unless an answer has no
+complete sentence at all.
 """
 
 from __future__ import annotations
