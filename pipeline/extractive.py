@@ -78,6 +78,15 @@ _FUNCTION_CHARS = frozenset(
     "是在和也就都而及与或之于把被这那哪他她它我你您们个有不没说上下来去到对为以中很还要会能可得地所让给从向"
     "些么什怎样其此又再才只已经将并但如果因所以然后"
 )
+# Spoken Chinese's discourse words ("其实", "我觉得", "然后", "一个"): in every sentence of a talk, about nothing.
+# Project dev meetings (ZH) 42.80 / 19.43 / 21.14 -> 46.17 / 23.04 / 24.03; VCSum sample R-1 27.27 -> 30.73.
+_DISCOURSE_ZH = frozenset(
+    re.findall(
+        r"\S+",
+        "其实 觉得 然后 这个 那个 就是 可能 一个 这样 那么 现在 时候 事情 东西 非常 比较 大家 的话 所以 因为 但是 "
+        "还是 还有 包括 对吧 对不 不是 没有 什么 怎么 一些 一下 一点 我们 他们 你们 咱们",
+    )
+)
 # Content score / sentence size**_LENGTH_DAMPING: long sentences hold more words, but not proportionally more
 # of what a summary needs. English sentences are left undamped; Chinese "sentences" (split only at 。！？) are
 # often long comma-spliced turns, which the damping keeps from crowding out the rest. _CENTRALITY: share of
@@ -136,7 +145,12 @@ _QUERY_WORDS = frozenset(_stem(w) for w in _QUERY_WORDS_TEXT.split())
 
 
 def _content_bigram(a: str, b: str) -> bool:
-    return not (a in _PARTICLES or b in _PARTICLES or (a in _FUNCTION_CHARS and b in _FUNCTION_CHARS))
+    return not (
+        a in _PARTICLES
+        or b in _PARTICLES
+        or (a in _FUNCTION_CHARS and b in _FUNCTION_CHARS)
+        or a + b in _DISCOURSE_ZH
+    )
 
 
 def _features(sentence: str, cjk: bool) -> frozenset[str]:
@@ -365,7 +379,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-11"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-12"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

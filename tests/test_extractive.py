@@ -189,3 +189,11 @@ def test_report_sections_open_with_what_they_found():
     )
     assert "two billion dollars" in out and "never checked vendor eligibility" in out
     assert "two other agencies" not in out and "outside auditors" not in out
+
+
+def test_spoken_chinese_discourse_words_are_not_topics():
+    # "其实", "然后", "就是", "这个" fill every sentence of a Chinese talk; the topic is elsewhere.
+    from pipeline.extractive import _features
+
+    feats = _features("其实然后就是这个青岚手表的续航问题。", cjk=True)
+    assert not {"其实", "然后", "就是", "这个"} & feats and {"续航", "手表"} <= feats
