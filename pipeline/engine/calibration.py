@@ -13,7 +13,7 @@ from pipeline.engine.state import RunState
 # A learned ratio never goes below this (Chinese on Moonshot ~0.45; lower means bogus usage).
 MIN_CALIBRATION = 0.3
 MIN_LEARNING_PROMPT = 300  # local tokens; shorter prompts are dominated by framing and scatter too much
-OVERFLOW_MARGIN = 1.02  # a rejection gives a lower bound: learn a little above it
+OVERFLOW_MARGIN = 1.02  # "prompt too long" gives only a lower bound (the window): learn a little above it
 
 
 def calibrated(state: RunState, local_tokens: int) -> int:
@@ -37,14 +37,15 @@ def learn_overflow(
     state: RunState, *, limit: int | None, requested: int | None, local_prompt: int, max_tokens: int
 ) -> None:
     """Raise the live calibration from a context-length rejection (a received or a cached one)."""
+    margin = 1.0
     if requested:
-        server_prompt = requested - max_tokens
+        server_prompt = requested - max_tokens  # the server's own count of the prompt: exact
     elif limit:
-        server_prompt = limit  # "Input token length too long": the prompt alone exceeded the context
+        server_prompt, margin = limit, OVERFLOW_MARGIN  # "Input token length too long": over the context
     else:
         server_prompt = 0
     if local_prompt > 0 and server_prompt > 0:
-        ratio = server_prompt / local_prompt * OVERFLOW_MARGIN
+        ratio = server_prompt / local_prompt * margin
         state.observed_calibration = max(state.observed_calibration or 0.0, ratio, state.calibration)
 
 
