@@ -135,7 +135,7 @@ def check_prefect_api(env: MutableMapping[str, str] | None = None, *, timeout_s:
     except httpx.TransportError as exc:
         raise ConfigError(
             f"The Prefect API at {url} does not answer ({type(exc).__name__}). Start it (`prefect server start`), "
-            "unset PREFECT_API_URL to use a temporary server, or pass --no-prefect."
+            "unset PREFECT_API_URL to let tome start its own in the background, or pass --no-prefect."
         ) from exc
 
 

@@ -144,7 +144,7 @@ def test_unreachable_prefect_api_exits_2_before_prefect_starts(lighthouse: Path,
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: The Prefect API at {url} does not answer (ConnectError). Start it (`prefect server start`), "
-        "unset PREFECT_API_URL to use a temporary server, or pass --no-prefect.\n"
+        "unset PREFECT_API_URL to let tome start its own in the background, or pass --no-prefect.\n"
     )
 
 
