@@ -277,3 +277,4 @@ async def test_a_plain_get_of_a_ui_page_is_answered_like_a_browsers() -> None:
     assert await accept("/assets/index.js", Accept="*/*") == "*/*"  # a static file: unchanged
     assert await accept("/runs/flow-run/1234", "POST", Accept="*/*") == "*/*"
     assert is_ui_page("/") and is_ui_page("/flow-runs/flow-run/1234") and not is_ui_page("/api")
+

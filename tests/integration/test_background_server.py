@@ -17,7 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.background_server import ServerFiles, is_prefect_server, process_alive, read_state
+from flows.background_server import (
+    ServerFiles,
+    ServerStartError,
+    ensure_server,
+    is_prefect_server,
+    process_alive,
+    read_state,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +136,16 @@ def test_a_server_of_another_prefect_version_is_replaced(nothing_configured: dic
     assert new is not None and new.pid != old.pid and not process_alive(old.pid)
     assert new.port == old.port  # the port it had is kept, so bookmarked run addresses keep working
     assert _server_processes(files.home) == [new.pid]
+
+
+def test_a_server_that_cannot_start_is_reported_with_its_log_and_leaves_no_state(tmp_path: Path) -> None:
+    """A real start that fails (a Prefect setting the server cannot read): one error naming the log."""
+    files = ServerFiles(tmp_path / "prefect")
+    said: list[str] = []
+    env = {"PATH": "/usr/bin:/bin", "PREFECT_SERVER_API_KEEPALIVE_TIMEOUT": "not-a-number"}
+    with pytest.raises(ServerStartError, match=r"exited while starting; see .*tome-server\.log") as failed:
+        ensure_server(files, env, say=said.append, timeout_s=120)
+    assert said == [said[0]] and said[0].startswith("Starting a local Prefect server in the background")
+    assert read_state(files) is None and files.log.is_file() and _server_processes(files.home) == []
+    assert "keepalive" in files.log.read_text(encoding="utf-8").lower()
+    assert failed.value.exit_code == 1
