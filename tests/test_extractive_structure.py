@@ -63,3 +63,20 @@ def test_prompts_say_where_their_material_lies():
     final = merge_messages(parts, title="T", final=True, context="", words=50, language="en")
     middle = merge_messages(parts, title="T", final=False, context="", words=50, language="en")
     assert _where(final[1].content) == (0.0, 1.0) and _where(middle[1].content) is None
+
+
+def test_talk_without_speaker_labels_gets_no_position_boost():
+    # A meeting written down without labels, one sentence a line (VCSum's shape): its talk ("yeah, um") marks it
+    # as a meeting, which states no findings first; the same text as prose gets the boost (the test above).
+    talk = "\n".join(f"Yeah, um, {s[0].lower()}{s[1:]}" for s in [FIRST, *OTHER, *FILLER])
+    a = extract(talk, language="en", max_units=25, max_tokens=200, counter=COUNTER, where=(0.0, 1.0))
+    b = extract(talk, language="en", max_units=25, max_tokens=200, counter=COUNTER)
+    assert a == b and "the audit praised it" not in a
+
+
+def test_the_prior_reads_each_sentences_place_even_in_one_long_paragraph():
+    # Paragraphs given as lines of one block reach the backend as one paragraph: the place is the sentence's.
+    text = " ".join([FIRST, *OTHER, *FILLER])
+    with_prior = extract(text, language="en", max_units=21, max_tokens=200, counter=COUNTER, where=(0.0, 1.0))
+    without = extract(text, language="en", max_units=21, max_tokens=200, counter=COUNTER)
+    assert FIRST in with_prior and FIRST not in without
