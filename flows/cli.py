@@ -62,9 +62,15 @@ def exit_now(code: int | str | None) -> None:
     if isinstance(code, str):
         print(code, file=sys.stderr)
     status = code if isinstance(code, int) else 0 if code is None else 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What Python's own exit does, in its order: threading's exit callbacks (thread pools are told to stop)
+    # and the join of non-daemon threads, then the atexit handlers.
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    if callable(shutdown_threads):
+        shutdown_threads()
+    else:
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
