@@ -39,4 +39,5 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
+	-[ -x $(BIN)/tome ] && $(BIN)/tome server stop  # tome's background Prefect server keeps its database in .prefect
 	rm -rf $(VENV) .prefect .pytest_cache
