@@ -218,12 +218,7 @@ class InProcessBudget(BudgetCounters):
                     waiter.deadline = min(waiter.deadline, ready)
                     self._backfill(waiter, now)
                     if log.isEnabledFor(logging.DEBUG):
-                        log.debug(
-                            "Waiting %.2f s to admit a %d-token call (%s)",
-                            ready - now,
-                            tokens,
-                            self._reason(tokens, now, ready),
-                        )
+                        log.debug("Waiting %.2f s to admit a %d-token call (%s)", ready - now, tokens, self._why(now))
                     await self._line.wait_head(waiter, ready - now, self._sleep)
                     continue
                 if not self._has_capacity():
@@ -244,12 +239,8 @@ class InProcessBudget(BudgetCounters):
                 self._in_flight -= 1
             raise
 
-    def _reason(self, tokens: int, now: float, ready: float) -> str:
-        if self._paused_until >= ready:
-            return "pause after a 429"
-        if self._window.fit_time(now, tokens, rpm=self._eff.rpm, tpm=0) >= ready:
-            return f"RPM {self._eff.rpm}"
-        return f"TPM {self._eff.tpm}"
+    def _why(self, now: float) -> str:
+        return "pause after a 429" if self._paused_until > now else f"RPM {self._eff.rpm} / TPM {self._eff.tpm}"
 
     def _backfill(self, head: Waiter, now: float) -> None:
         """Admit calls behind the waiting head that fit now without delaying it (pipeline.budget.queue)."""
