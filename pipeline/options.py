@@ -47,6 +47,7 @@ class SummariseOptions(BaseModel):
     base_url: str | None = None
     server_extract: bool = False  # image-only PDFs: let the provider's file-extract service read them
     focus: str | None = None  # a question every level keeps what answers
+    cite: bool = False  # merges cite their input summaries as [n], kept in provenance
     encoding: str | None = None  # .txt/.md files: read with this codec instead of detecting one
     max_cost: float | None = Field(default=None, ge=0)  # spending cap in the model's currency; None = [defaults]
 
@@ -118,6 +119,7 @@ class SummariseOptions(BaseModel):
             language=self.language,
             context_strategy=self.context,
             focus=self.focus,
+            cite=self.cite,
         )
 
     def limits(self, settings: RunSettings, catalog: Catalog | None = None) -> RateLimits:

@@ -17,6 +17,8 @@ def options_fingerprint(options: SummariseOptions) -> str:
     relevant = options.model_dump(include={"backend", "model", "length", "language", "context", "base_url"})
     if options.focus:  # only when set: summaries made before --focus existed stay current
         relevant["focus"] = options.focus
+    if options.cite:
+        relevant["cite"] = True
     blob = json.dumps(relevant, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -184,15 +184,19 @@ def merge_messages(
     strict: bool = False,
     focus: str = "",
     unit: str = "words",
+    cite: bool = False,
 ) -> tuple[Message, ...]:
-    """System + user messages merging consecutive summaries into one (``final`` = the whole document's)."""
+    """System + user messages merging consecutive summaries into one (``final`` = the whole document's).
+
+    ``cite``: each sentence is to name the summaries it rests on by their n, in square brackets.
+    """
     cjk = _chinese(language)
     length = length_words(words, language, unit)
     blocks = "\n".join(summary_block(s) for s in summaries)
     if cjk:
         goal = f"写出《{title}》全书的最终摘要" if final else "把它们合并成这一部分的一篇摘要"
         head = f"下面 summary 标签中是《{title}》中连续各部分的摘要，按原文顺序排列。请{goal}。\n\n"
-        steps = f"摘要{length}。\n"
+        steps = f"摘要{length}。\n" + (CITE_ZH if cite else "")
     else:
         goal = (
             f'write the final summary of the whole of "{title}"'
@@ -200,7 +204,7 @@ def merge_messages(
             else "merge them into one summary of this part"
         )
         head = f'The summary tags hold summaries of consecutive parts of "{title}", in order: {goal}.\n\n'
-        steps = f"Write it in {language_name(language)}, {length}.\n"
+        steps = f"Write it in {language_name(language)}, {length}.\n" + (CITE_EN if cite else "")
     user = (
         head
         + _focus_block(focus, language, final=final)
@@ -211,6 +215,16 @@ def merge_messages(
         + (_strict_note(language) if strict else "")
     )
     return (Message("system", _system(language)), Message("user", user))
+
+
+CITE_EN = "After each sentence, name the summaries it draws on by their n in square brackets, e.g. [2] or [1, 3].\n"
+CITE_ZH = "每句话之后用方括号注明它依据的摘要编号 n，例如 [2] 或 [1, 3]。\n"
+_CITATION = re.compile(r"\s*[\[［【]\s*\d{1,3}(?:\s*[,，、]\s*\d{1,3})*\s*[\]］】]")
+
+
+def strip_citations(text: str) -> str:
+    """``text`` without the [n] citations a merge wrote (for the reader, and for the next merge's prompt)."""
+    return _CITATION.sub("", text)
 
 
 def summary_block(summary: MergeInput) -> str:

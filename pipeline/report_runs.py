@@ -40,6 +40,7 @@ def options_of_run(record: RunRecord) -> SummariseOptions:
         tier=s.get("tier"),
         context=s.get("context_strategy"),
         focus=s.get("focus") or None,
+        cite=bool(s.get("cite", False)),
         concurrency=s.get("max_in_flight"),
         max_cost=_NO_SPENDING,
     )

@@ -36,6 +36,7 @@ class RunSettings:
     # is then an estimate the engine refines per document. "tokens": target_tokens is the length itself.
     target_unit: str = "tokens"
     target_units: int = 0
+    cite: bool = False  # merge prompts ask the model to cite its input summaries as [n] (--cite)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,7 +45,12 @@ class RunSettings:
         versions = dict(self.prompt_versions)
         version = versions.get(kind, f"{kind}-v1")
         # Focused prompts are other templates: their own version, so their answers are cached apart.
-        return f"{version}+{versions.get('focus', 'focus-v1')}" if self.focus else version
+        if self.focus:
+            version = f"{version}+{versions.get('focus', 'focus-v1')}"
+        # A merge that asks for citations is another template too (map prompts have no inputs to cite).
+        if self.cite and kind == "reduce":
+            version = f"{version}+{versions.get('cite', 'cite-v1')}"
+        return version
 
 
 def resolve_settings(
@@ -58,6 +64,7 @@ def resolve_settings(
     context_strategy: str | None = None,
     context_lag: int | None = None,
     focus: str | None = None,
+    cite: bool = False,
 ) -> RunSettings:
     """Defaults from configs/, overridden by whatever is given; raises ConfigError on bad values."""
     cat = catalog or load_catalog()
@@ -107,6 +114,7 @@ def resolve_settings(
         raise ConfigError(f"--focus is {len(question)} characters; keep the question under {MAX_FOCUS_CHARS}.")
     return RunSettings(
         focus=question,
+        cite=cite,
         model=model_name,
         provider=provider_name,
         tier=tier_name,

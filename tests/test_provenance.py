@@ -128,3 +128,30 @@ def test_features_keep_markers_numbers_and_chinese_bigrams():
     feats = features("⟦C0001⟧ The 2019 budgets rose; 预算增加了。")
     assert {"⟦C0001⟧", "2019", "budget", "预算"} <= feats and "the" not in feats
     assert re.fullmatch(r"\w+", "rose")
+
+
+async def test_cite_asks_merges_for_citations_and_they_reach_the_provenance(moonshot_server, store):
+    # --cite: merge prompts ask for [n]; the test server cites the <summary n> each sentence comes from. The
+    # citations become supports of the node they name, the final summary leaves them out, and the answers are
+    # cached apart from the plain run's (another prompt version).
+    client = _client(moonshot_server)
+    doc = generated_document(chapters=60)
+    plain = await _engine(client, store, length="short").summarise(doc)
+    cited = await _engine(client, store, length="short", cite=True).summarise(doc)
+    await client.aclose()
+    assert len(cited.levels) >= 2 and cited.usage.cached_calls == len(cited.levels[0])  # the maps are shared
+    assert not re.search(r"\[\d+\]", cited.final) and not re.search(r"\[\d+\]", plain.final)
+    final = cited.levels[-1][0]
+    assert re.search(r"\[\d+\]", final.text)
+    named = 0
+    for link in final.sentences:
+        sentence = final.text[link.span[0] : link.span[1]]
+        numbers = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        chosen = {s.node for s in link.supports if s.cited}
+        assert chosen == {final.inputs[n - 1] for n in numbers if n <= len(final.inputs)}
+        named += bool(chosen)
+    assert named >= 2
+    from pipeline.settings import resolve_settings
+
+    versions = resolve_settings(cite=True)
+    assert versions.prompt_version("reduce").endswith("+cite-v1") and "cite" not in versions.prompt_version("map")

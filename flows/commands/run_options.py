@@ -118,6 +118,14 @@ FocusOpt = Annotated[
         show_default="none: a plain summary",
     ),
 ]
+CiteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cite",
+        help="Ask each merge to cite the summaries it draws on as [n]; the citations join the provenance "
+        "(kept in the tree, left out of the summary; cached apart). Models that read prompts only.",
+    ),
+]
 ServerExtractOpt = Annotated[
     bool,
     typer.Option(
@@ -173,6 +181,7 @@ def build_options(
     encoding: str | None = None,
     max_cost: float | None = None,
     focus: str | None = None,
+    cite: bool = False,
     require_key: bool = True,
 ) -> SummariseOptions:  # imported lazily: pipeline.options pulls in the config and budget modules
     """Validated options; raises ConfigError (exit 2) at once, before Prefect starts.
@@ -197,6 +206,7 @@ def build_options(
         encoding=encoding,
         max_cost=max_cost,
         focus=focus,
+        cite=cite,
     )
     backend = options.backend
     if require_key and backend not in ("auto", "extractive"):
@@ -260,6 +270,7 @@ class RunOptions:
     tpd: int | None = None
     context: str | None = None
     focus: str | None = None
+    cite: bool = False
     password: str | None = None  # not an option of the run: handed to the flow through the environment
     server_extract: bool = False
     encoding: str | None = None
@@ -271,7 +282,7 @@ class RunOptions:
             backend=self.backend, model=self.model, length=self.length, language=self.language, tier=self.tier,
             base_url=self.base_url, concurrency=self.concurrency, rpm=self.rpm, tpm=self.tpm, tpd=self.tpd,
             context=self.context, server_extract=self.server_extract, encoding=self.encoding,
-            max_cost=self.max_cost, focus=self.focus,
+            max_cost=self.max_cost, focus=self.focus, cite=self.cite,
         )  # fmt: skip
 
 
@@ -279,7 +290,7 @@ COMMAND_LINE = RunOptions()  # the placeholder default of a command's ``run`` pa
 _OPTION_TYPES: dict[str, object] = {
     "model": ModelOpt, "length": LengthOpt, "language": LanguageOpt, "backend": BackendOpt, "base_url": BaseUrlOpt,
     "tier": TierOpt, "concurrency": ConcurrencyOpt, "rpm": RpmOpt, "tpm": TpmOpt, "tpd": TpdOpt,
-    "context": ContextOpt, "focus": FocusOpt, "password": PasswordOpt, "server_extract": ServerExtractOpt, "encoding": EncodingOpt,
+    "context": ContextOpt, "focus": FocusOpt, "cite": CiteOpt, "password": PasswordOpt, "server_extract": ServerExtractOpt, "encoding": EncodingOpt,
     "max_cost": MaxCostOpt,
 }  # fmt: skip
 

@@ -21,7 +21,7 @@ from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState, Sto
 from pipeline.errors import ChunkingError, DepthLimitError, QuotaExhaustedError
 from pipeline.merge_plan import plan_merge
 from pipeline.outputs import Node
-from pipeline.prompts import MergeInput, merged_source, summary_block
+from pipeline.prompts import MergeInput, merged_source, strip_citations, summary_block
 from pipeline.settings import RunSettings
 from pipeline.store import Store
 
@@ -68,7 +68,12 @@ class LevelScheduler:
             ]
         prev = state.levels[level - 1]
         target = state.settings.target_tokens
-        parts = [MergeInput(j + 1, node.section or None, node.text) for j, node in enumerate(prev)]
+        # Citations a merge wrote name its own inputs: the next merge sees the text without them.
+        cited = state.settings.cite
+        parts = [
+            MergeInput(j + 1, node.section or None, strip_citations(node.text) if cited else node.text)
+            for j, node in enumerate(prev)
+        ]
         if len(prev) == 1:
             # One summary over the target: condense it (output strictly below its size).
             size = calibration.calibrated(state, prev[0].tokens)

@@ -74,6 +74,7 @@ class PromptSizer:
             strict=strict,
             focus=self.settings.focus,
             unit=unit,
+            cite=self.settings.cite,
         )
 
     def local_prompt(self, messages: Sequence[Message]) -> int:

@@ -29,6 +29,7 @@ from pipeline.outputs import Node, SummaryResult, section_summaries
 from pipeline.planning import plan_document
 from pipeline.progress_events import NullProgress, ProgressSink
 from pipeline.prompt_room import PRIOR_HEADROOM, chunk_room
+from pipeline.prompts import strip_citations
 from pipeline.provenance import link_tree
 from pipeline.settings import RunSettings, model_and_limits
 from pipeline.store import Store, document_hash
@@ -251,7 +252,8 @@ class SummaryEngine:
             title=state.document.title,
             document=str(state.document.path),
             language=state.language,
-            final=final.text,
+            # The [n] a --cite merge wrote name tree nodes: kept in the tree (provenance), not in the summary.
+            final=strip_citations(final.text) if state.settings.cite else final.text,
             sections=section_summaries(state.levels[0]) if state.document.sections else [],
             levels=levels,
             usage=state.usage,

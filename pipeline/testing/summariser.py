@@ -9,6 +9,8 @@ Rules (tests and benchmarks rely on them):
   then system messages), else ~20 % of the source's tokens;
 - output = every ``⟦marker⟧`` of the source first, then the first sentences of each paragraph (then the
   second ones, …) in document order, cut to the length; Chinese sources give Chinese output;
+- a merge prompt that asks for citations ("... in square brackets, e.g. [2]", "用方括号注明") gets each sentence's
+  ``<summary n="k">`` as " [k]" before its final punctuation;
 - output over ``max_tokens`` is cut there with finish_reason "length";
 - a *disobedient* model (``Obedience(overshoot=(lo, hi))``) writes lo..hi times the length asked (the factor
   is fixed per prompt by its hash), whole sentences, as chat models that "see fit" do;
@@ -40,6 +42,9 @@ LENGTH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"at most (\d+) characters", re.IGNORECASE), "chars"),
     (re.compile(r"(\d+)\s*字以内"), "chars"),
 )
+CITE_ASKED = re.compile(r"in square brackets, e\.g\. \[2\]|用方括号注明")
+NUMBERED_SUMMARY = re.compile(r'<summary n="(\d+)"[^>]*>(.*?)</summary>', re.DOTALL)
+_SENTENCE_END = re.compile(r"([.!?。！？]+[\"'”’」』）)]*)$")
 SENTENCE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+[\"'”’」』）)]*)?")
 WORD = re.compile(rf"[{KANA}{HAN}]|[^\s{KANA}{HAN}]+")
 CHAR = re.compile(r"[^\W_]")
@@ -63,7 +68,9 @@ class Obedience:
         if self.overshoot is None:
             return 1.0
         lo, hi = self.overshoot
-        digest = hashlib.sha256(json.dumps(list(messages), sort_keys=True, ensure_ascii=False).encode()).digest()
+        digest = hashlib.sha256(
+            json.dumps(list(messages), sort_keys=True, ensure_ascii=False).encode()
+        ).digest()
         return lo + (hi - lo) * int.from_bytes(digest[:4], "big") / 2**32
 
 
@@ -117,6 +124,29 @@ def source_text(messages: Sequence[Mapping[str, object]]) -> str:
 def is_chinese(text: str) -> bool:
     dense = "".join(text.split())
     return bool(dense) and len(CJK.findall(dense)) / len(dense) > 0.3
+
+
+def _citations(messages: Sequence[Mapping[str, object]], chinese: bool) -> Callable[[str], str]:
+    """How a sentence is written: as it is, or (when the prompt asks for citations) with its summary's [n]."""
+    users = [m for m in messages if m.get("role") == "user"]
+    prompt = str(users[-1].get("content") or "") if users else ""
+    if not CITE_ASKED.search(prompt):
+        return str
+
+    def squash(text: str) -> str:
+        return "".join(text.split()) if chinese else " ".join(text.split())
+
+    blocks = [
+        (n, squash(TAG.sub(" ", body))) for n, body in NUMBERED_SUMMARY.findall(CONTEXT_BLOCK.sub("", prompt))
+    ]
+
+    def cite(sentence: str) -> str:
+        n = next((n for n, body in blocks if squash(sentence) in body), None)
+        return (
+            sentence if n is None else _SENTENCE_END.sub(lambda m: f" [{n}]{m.group(1)}", sentence, count=1)
+        )
+
+    return cite
 
 
 def _paragraphs(text: str, chinese: bool) -> list[list[str]]:
@@ -183,7 +213,9 @@ def _cut(output: str, max_tokens: int, tokenizer: ServerTokenizer) -> Summary:
     return Summary(output, finish, tokenizer.count(output))
 
 
-def _answer(messages: Sequence[Mapping[str, object]], tokenizer: ServerTokenizer, obedience: Obedience) -> str:
+def _answer(
+    messages: Sequence[Mapping[str, object]], tokenizer: ServerTokenizer, obedience: Obedience
+) -> str:
     """What the model writes for ``messages`` when nothing stops it."""
     source = source_text(messages)
     markers = list(dict.fromkeys(MARKER.findall(source)))
@@ -213,7 +245,8 @@ def _answer(messages: Sequence[Mapping[str, object]], tokenizer: ServerTokenizer
                 chosen.append((pi, rank))
                 used += measure(sentences[rank])
         rank += 1
-    text = joiner.join(paragraphs[pi][si] for pi, si in sorted(chosen))
+    cite = _citations(messages, chinese)
+    text = joiner.join(cite(paragraphs[pi][si]) for pi, si in sorted(chosen))
     if not disobeys:  # an obedient model stops at the length; a disobedient one finishes its sentence
         text = _fit(text, measure, room)
     output = " ".join(x for x in (head, text) if x)
