@@ -65,7 +65,7 @@ def test_output_folder_gets_markdown_and_json(lighthouse: Path, tmp_path: Path) 
     assert f"Wrote {md}, {js}, {out / 'the_lighthouse_keeper.summary.html'}" in result.stderr
     assert "level 0" not in result.stderr  # --no-progress
     payload = json.loads(js.read_text(encoding="utf-8"))
-    assert payload["source"]["options"] == {"backend": "auto", "length": "short", "server_extract": False}
+    assert payload["source"]["options"] == {"backend": "auto", "length": "short", "server_extract": False, "cite": False}
     assert payload["settings"]["target_tokens"] == 250
 
 
