@@ -13,7 +13,7 @@ from pipeline.run_records import RunRecord
 from pipeline.store import Store
 
 _SETTINGS_SHOWN = ("backend", "model", "provider", "tier", "target_tokens", "language", "language_resolved",
-                   "context_strategy", "effective_lag", "temperature", "max_in_flight", "focus")  # fmt: skip
+                   "context_strategy", "effective_lag", "temperature", "max_in_flight", "focus", "cite")  # fmt: skip
 
 
 def _currency(record: RunRecord) -> str | None:
@@ -50,7 +50,8 @@ def render_run(record: RunRecord, calls: list[CallRecord]) -> str:
     lines.append("settings  " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     versions = dict(record.settings.get("prompt_versions") or ())
     suffix = f"+{versions.get('focus', 'focus-v1')}" if record.settings.get("focus") else ""
-    used = [f"{kind}={versions[kind]}{suffix}" for kind in ("map", "reduce") if kind in versions]
+    cite = f"+{versions.get('cite', 'cite-v1')}" if record.settings.get("cite") else ""
+    used = [f"{k}={versions[k]}{suffix}{cite if k == 'reduce' else ''}" for k in ("map", "reduce") if k in versions]
     if used:
         lines.append("prompts   " + ", ".join(used))
     out = "\n".join(lines) + "\n"
