@@ -1,6 +1,6 @@
 """Summary quality: `tome eval` with the offline extractive backend, beside its baselines and its own ablations.
 
-Run from the repo root:  .venv/bin/python bench/bench_eval.py [--dataset FILE] [--models m1,m2] [--no-write]
+Run from the repo root:  .venv/bin/python bench/bench_eval.py [--dataset FILE] [--windows 8192,131072] [--no-write]
 
 Datasets: SQuALITY dev (plot question; ../shared/corpus, skipped when absent), two report-like PDFs of the
 corpus with their own abstract / SUMMARY paragraph as the reference (built on the fly, never copied), the
@@ -89,7 +89,7 @@ def reports_dataset(folder: Path) -> Path | None:
     return path
 
 
-async def run_variant(dataset: Path, model: str, knobs: tuple | None, tag: str, limit: int | None) -> tuple:
+async def run_variant(dataset: Path, window: int, knobs: tuple | None, tag: str, limit: int | None) -> tuple:
     import pipeline.extractive as extractive
     from pipeline.evaluation.dataset import load_dataset
     from pipeline.evaluation.records import EvalRecords
@@ -103,14 +103,16 @@ async def run_variant(dataset: Path, model: str, knobs: tuple | None, tag: str, 
             setattr(extractive, name, value)
     namespace = extractive.ExtractiveBackend.cache_namespace
     extractive.ExtractiveBackend.cache_namespace = f"{namespace}-{tag}"
+    shipped_window = extractive.ExtractiveBackend.planning_window
+    extractive.ExtractiveBackend.planning_window = window
     try:
         items, _ = load_dataset(dataset, limit=limit)
-        runtime = build_runtime(SummariseOptions(backend="extractive", model=model))
+        runtime = build_runtime(SummariseOptions(backend="extractive"))
         ev = Evaluation(runtime.backend, runtime.store, runtime.settings, runtime.model, runtime.limits)
         started = time.perf_counter()
         report = await evaluate(
             items, ev, records=EvalRecords(runtime.store.engine), dataset=str(dataset), dataset_sha256="bench",
-            fields={}, settings_record={"variant": tag, "model": model},
+            fields={}, settings_record={"variant": tag, "window": window},
         )  # fmt: skip
         seconds = time.perf_counter() - started
         await runtime.aclose()
@@ -119,6 +121,7 @@ async def run_variant(dataset: Path, model: str, knobs: tuple | None, tag: str, 
         for name, value in zip(KNOBS, shipped, strict=True):
             setattr(extractive, name, value)
         extractive.ExtractiveBackend.cache_namespace = namespace
+        extractive.ExtractiveBackend.planning_window = shipped_window
 
 
 def row(name: str, s, extra: str = "") -> str:
@@ -131,7 +134,10 @@ def row(name: str, s, extra: str = "") -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, action="append", help="JSONL dataset (repeatable)")
-    parser.add_argument("--models", default="moonshot-v1-8k,moonshot-v1-32k")
+    parser.add_argument(
+        "--windows",
+        help="the offline backend's planning windows to compare (tokens, comma-separated); default: shipped",
+    )
     parser.add_argument("--limit", type=int)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
@@ -145,6 +151,10 @@ async def main() -> None:
     # The dev sets mix meetings and reports: one table each.
     datasets = [part for d in datasets for part in by_genre(d, scratch)]
     variants = dict(list(VARIANTS.items())[:1]) if args.shipped_only else VARIANTS
+    from pipeline.extractive import ExtractiveBackend
+
+    shipped = ExtractiveBackend.planning_window or 8192
+    windows = [int(w) for w in args.windows.split(",")] if args.windows else [shipped]
     lines = [
         "# Summary quality (`tome eval`, offline extractive backend)",
         "",
@@ -155,10 +165,9 @@ async def main() -> None:
         "",
     ]
     for dataset in datasets:
-        # Only SQuALITY's stories are long enough for the model's context to change the tree.
-        for model in args.models.split(",") if dataset == SQUALITY else args.models.split(",")[:1]:
+        for window in windows:
             lines += [
-                f"## {dataset.name}, {model}",
+                f"## {dataset.name}, {window // 1024}k-token window",
                 "",
                 "| system | ROUGE-1 | ROUGE-2 | ROUGE-L | length / reference | calls | wall |",
                 "|---|---:|---:|---:|---:|---:|---:|",
@@ -167,7 +176,7 @@ async def main() -> None:
             for i, (name, knobs) in enumerate(variants.items()):
                 with tempfile.TemporaryDirectory() as home:
                     os.environ["TOME_HOME"] = home
-                    report, seconds = await run_variant(dataset, model, knobs, f"v{i}", args.limit)
+                    report, seconds = await run_variant(dataset, window, knobs, f"v{i}", args.limit)
                 systems = report.systems
                 lines.append(row(name, systems[0], f"{seconds:.1f} s"))
                 baselines = systems[1:]

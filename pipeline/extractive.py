@@ -400,6 +400,10 @@ class ExtractiveBackend:
     cutoff_recovery = "trim"  # it never writes past max_tokens mid-sentence
     reads_prompts = False  # it extracts sentences; it cannot follow instructions (nor judge)
     extracts_files = False
+    # It has no model behind it, so no window of its own but the one it plans with (the configured model's is
+    # for that model): large enough that a report or a meeting is selected from in one call (README, "Measuring
+    # quality": chosen on every dev set), small enough that a huge text still splits into many quick calls.
+    planning_window: int | None = 131072
     on_retry: Callable[[float, str], None] | None = None  # it never retries
 
     def __init__(self, *, counter: TokenCounter | None = None, language: str = "en") -> None:

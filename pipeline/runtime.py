@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pipeline.backends import make_backend
@@ -109,6 +109,9 @@ def build_runtime(
         catalog=catalog,
         env=env,
     )
+    if backend.planning_window:
+        # The offline backend has no model behind it: it plans with its own window, not the configured model's.
+        model = replace(model, context_tokens=backend.planning_window)
     billable = backend.billable
     # Paid calls are claimed in the database: processes sharing it never pay twice for a document or a prompt.
     use_claims = billable if claims is None else claims

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
+
+import numpy as np
 
 DAMPING = 0.85
 
@@ -32,19 +35,23 @@ def shared_features(features: Sequence[Collection[str]], *, max_members: int | N
 def pagerank(
     edges: Sequence[dict[int, float]], *, iterations: int, tolerance: float = 0.0, damping: float = DAMPING
 ) -> list[float]:
-    """Weighted PageRank by power iteration: ``iterations`` rounds, or fewer once no score moves by ``tolerance``."""
+    """Weighted PageRank by power iteration: ``iterations`` rounds, or fewer once no score moves by ``tolerance``.
+
+    Vectorised over the edge list (O(edges) a round, in numpy): a 400-page book's graphs rank in milliseconds.
+    """
     n = len(edges)
-    out_weight = [sum(e.values()) for e in edges]
-    scores = [1.0] * n
+    sources = np.fromiter((a for a, e in enumerate(edges) for _ in e), dtype=np.int64)
+    targets = np.fromiter((b for e in edges for b in e), dtype=np.int64)
+    weights = np.fromiter((w for e in edges for w in e.values()), dtype=np.float64)
+    out_weight = np.bincount(sources, weights=weights, minlength=n)
+    # A sentence with no edges gives nothing away (its out-weight stays 0: divide by 1 instead).
+    spread = np.where(out_weight > 0, out_weight, 1.0)
+    scores: np.ndarray[tuple[Any, ...], np.dtype[np.floating[Any]]] = np.ones(n)
     for _ in range(iterations):
-        new = [1.0 - damping] * n
-        for a in range(n):
-            if out_weight[a]:
-                share = damping * scores[a] / out_weight[a]
-                for b, w in edges[a].items():
-                    new[b] += share * w
-        delta = max((abs(x - y) for x, y in zip(new, scores, strict=True)), default=0.0)
+        share = damping * scores / spread
+        new = (1.0 - damping) + np.bincount(targets, weights=share[sources] * weights, minlength=n)
+        delta = float(np.max(np.abs(new - scores))) if n else 0.0
         scores = new
         if delta <= tolerance:
             break
-    return scores
+    return [float(x) for x in scores]

@@ -131,6 +131,7 @@ class CappedBackend:
         self.cutoff_recovery = inner.cutoff_recovery
         self.base_url = inner.base_url
         self.extracts_files = inner.extracts_files
+        self.planning_window = inner.planning_window
 
     @property
     def on_retry(self) -> Callable[[float, str], None] | None:

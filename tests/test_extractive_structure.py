@@ -80,3 +80,31 @@ def test_the_prior_reads_each_sentences_place_even_in_one_long_paragraph():
     with_prior = extract(text, language="en", max_units=21, max_tokens=200, counter=COUNTER, where=(0.0, 1.0))
     without = extract(text, language="en", max_units=21, max_tokens=200, counter=COUNTER)
     assert FIRST in with_prior and FIRST not in without
+
+
+async def test_the_offline_backend_plans_with_its_own_window_not_the_configured_models() -> None:
+    from pathlib import Path
+
+    from pipeline.config import load_catalog
+    from pipeline.document_runs import summarise_path
+    from pipeline.extractive import ExtractiveBackend
+    from pipeline.options import SummariseOptions
+    from pipeline.runtime import build_runtime
+
+    story = Path(__file__).resolve().parents[1] / "data" / "the_lighthouse_keeper.md"  # ~12k tokens
+    assert load_catalog().model("moonshot-v1-8k").context_tokens == 8192
+    hosted = build_runtime(
+        SummariseOptions(backend="moonshot", model="moonshot-v1-8k", base_url="http://127.0.0.1:9/v1"),
+        env={"MOONSHOT_API_KEY": "sk-test"},
+    )
+    offline = build_runtime(SummariseOptions(backend="extractive", model="moonshot-v1-8k"))
+    try:
+        assert hosted.model.context_tokens == 8192  # a server's model keeps its window
+        assert offline.model.context_tokens == ExtractiveBackend.planning_window
+        assert offline.engine.model.context_tokens == ExtractiveBackend.planning_window
+        run = await summarise_path(offline, story)
+    finally:
+        await hosted.aclose()
+        await offline.aclose()
+    # Planned for the 8k model the story took a tree of calls; in the backend's own window, one part and its merge.
+    assert run.outcome.status == "done" and run.outcome.calls <= 2

@@ -96,6 +96,7 @@ class OpenAICompatibleClient:
         self._key = api_key_for(self._spec, api_key, env)
         self.name = self._spec.name
         self.cutoff_recovery = self._spec.cutoff_recovery  # "continue": the server takes a partial prefill
+        self.planning_window: int | None = None  # a server's model plans with the model's own window
         self.base_url = (base_url or self._spec.base_url).rstrip("/")
         defaults = (catalog or load_catalog()).defaults
         self.model = model or defaults.model

@@ -115,6 +115,10 @@ class ChatBackend(Protocol):
         """The server it talks to (a learned context window is kept per model and server); None offline."""
 
     @property
+    def planning_window(self) -> int | None:
+        """Tokens a call may hold when the backend has a window of its own (the offline backend); None: the model's."""
+
+    @property
     def reads_prompts(self) -> bool:
         """It follows instructions (an LLM); False for the extractive backend, which cannot judge."""
 
