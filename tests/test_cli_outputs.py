@@ -62,17 +62,24 @@ def test_sections_that_would_repeat_the_final_summary_are_left_out(tmp_path: Pat
     assert "## Section summaries" not in summarise(str(doc)).stdout
 
 
-def test_a_few_long_sections_each_get_a_summary(lighthouse: Path) -> None:
-    payload = json.loads(summarise(str(lighthouse), "--json").stdout)
+def test_a_few_long_sections_each_get_a_summary(tmp_path: Path) -> None:
+    # Long enough (~180k tokens) for several calls in the offline backend's own window (one call holds a book).
+    doc = _sections_doc(tmp_path / "long.md", sections=3, sentences=3000)
+    payload = json.loads(summarise(str(doc), "--json").stdout)
     titles = [s["title"] for s in payload["sections"]]
     assert len(titles) >= 2 and all(s["text"].strip() != payload["final"].strip() for s in payload["sections"])
-    markdown = summarise(str(lighthouse)).stdout
+    markdown = summarise(str(doc)).stdout
     assert markdown.count("\n### ") == len(titles)
 
 
-def test_hundreds_of_sections_are_capped_and_grouped_by_the_tree(tmp_path: Path) -> None:
+def test_hundreds_of_sections_are_capped_and_grouped_by_the_tree(
+    tmp_path: Path, moonshot_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model's 8k window makes a tree of over 50 chunks here (the offline backend would read it in a few calls).
+    monkeypatch.setenv("MOONSHOT_API_KEY", moonshot_server.api_key)
     doc = _sections_doc(tmp_path / "many.md", sections=400, sentences=40)
-    result = summarise(str(doc), "--json")
+    server = ["--backend", "moonshot", "--base-url", moonshot_server.base_url, "--tier", "unlimited"]
+    result = runner.invoke(app, ["summarise", "--no-prefect", "--no-progress", *server, str(doc), "--json"])
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
     chunks = [n for n in payload["tree"] if n["level"] == 0]

@@ -129,7 +129,8 @@ async def test_summarise_path_writes_outputs_and_tracks_content(docs: Path, tmp_
     finally:
         await runtime.aclose()
     assert run.error is None and run.outcome.status == "done" and run.outcome.exit_code == 0
-    assert run.outcome.calls >= 2 and run.outcome.prompt_tokens > 0 and run.outcome.cost == 0
+    # One call: the offline backend reads the story in its own window (planning_window), not the 8k model's.
+    assert run.outcome.calls >= 1 and run.outcome.prompt_tokens > 0 and run.outcome.cost == 0
     md, js = out / "lighthouse.summary.md", out / "lighthouse.summary.json"
     assert run.outcome.outputs == [str(md), str(js), str(out / "lighthouse.summary.html")]
     assert md.read_text(encoding="utf-8").startswith("# ")
