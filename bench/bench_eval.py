@@ -39,16 +39,17 @@ REPORTS = [
 ]
 RESULTS = REPO / "bench" / "results" / "eval.md"
 
-# name -> (Chinese length damping, centrality share, repeat threshold), None = as shipped; the first is shipped.
+# name -> (Chinese length damping, centrality share, repeat threshold, position prior weights), None = as shipped;
+# the first is shipped.
 VARIANTS = {
     "tome extractive (shipped)": None,
-    "no position prior": (None, None, None, 0.0),
-    "TextRank centrality only": (None, 1.0, None, None),
-    "recurring content only": (None, 0.0, None, None),
-    "no repeat removal": (None, None, 1.01, None),
-    "no length damping for Chinese": (0.0, None, None, None),
+    "no position prior": (None, None, None, 0.0, 0.0),
+    "TextRank centrality only": (None, 1.0, None, None, None),
+    "recurring content only": (None, 0.0, None, None, None),
+    "no repeat removal": (None, None, 1.01, None, None),
+    "no length damping for Chinese": (0.0, None, None, None, None),
 }
-KNOBS = ("_LENGTH_DAMPING_CJK", "_CENTRALITY", "_REDUNDANT", "_POSITION_WEIGHT")
+KNOBS = ("_LENGTH_DAMPING_CJK", "_CENTRALITY", "_REDUNDANT", "_POSITION_WEIGHT", "_POSITION_WEIGHT_FACTUAL")
 
 
 def by_genre(dataset: Path, folder: Path) -> list[Path]:
