@@ -27,6 +27,7 @@ from nltk.stem import porter
 
 from pipeline.errors import NoTextLayerError
 from pipeline.extractive_clean import clean_turn, is_boilerplate
+from pipeline.extractive_prompt import material, where_in_document
 from pipeline.extractive_select import choose
 from pipeline.language import (
     SPEAKER_LABEL,
@@ -47,9 +48,6 @@ from pipeline.tokens import TiktokenCounter, TokenCounter
 
 MARKER = re.compile(r"⟦[A-Za-z0-9_-]+⟧")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-_TEXT_BLOCK = re.compile(r"<text>\n(.*?)\n</text>", re.DOTALL)
-_SUMMARY_BLOCK = re.compile(r"<summary\b[^>]*>\n(.*?)\n</summary>", re.DOTALL)
-_CONTEXT_BLOCK = re.compile(r"<context>.*?</context>", re.DOTALL)
 _HAS_WORD = re.compile(r"\w")
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 # A heading: a short paragraph with no sentence-ending punctuation ("第一章 进山", "## Chapter 2: The Girl").
@@ -364,32 +362,6 @@ def extract(
     return sep.join(parts).strip()
 
 
-def material(prompt: str) -> str:
-    """What a prompt asks to summarise: its <text> block, else its <summary> blocks, else all but <context>."""
-    found = _TEXT_BLOCK.findall(prompt) or _SUMMARY_BLOCK.findall(prompt)
-    return "\n\n".join(found) if found else _CONTEXT_BLOCK.sub("", prompt)
-
-
-_PART = re.compile(r"It is part (\d+) of (\d+) of|它是《.*?》的第(\d+)部分（共(\d+)部分）")
-_FINAL = ("write the final summary of the whole", "全书的最终摘要")
-
-
-def _where(prompt: str) -> tuple[float, float] | None:
-    """Where the material of a prompt lies in the document: (start, share) of its length, else None.
-
-    A map prompt names its part ("part 3 of 10"); a final merge covers the whole document; other merges do not
-    say, and get no position prior.
-    """
-    match = _PART.search(prompt)
-    if match:
-        part, parts = (int(g) for g in (match.group(1) or match.group(3), match.group(2) or match.group(4)))
-        if parts >= 1 and 1 <= part <= parts:
-            return (part - 1) / parts, 1 / parts
-    if any(phrase in prompt for phrase in _FINAL):
-        return 0.0, 1.0
-    return None
-
-
 class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
@@ -441,7 +413,7 @@ class ExtractiveBackend:
             counter=self.counter,
             query=focus_of(user),
             unit=asked[1] if asked else None,
-            where=_where(user),
+            where=where_in_document(user),
         )
         prompt_tokens = sum(self.counter.count(m.content) for m in request.messages)
         return Completion(

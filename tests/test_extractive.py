@@ -86,7 +86,7 @@ def test_overlong_single_sentence_is_cut(words: int):
 
 
 def test_material_is_the_delimited_text_not_the_instructions():
-    from pipeline.extractive import material
+    from pipeline.extractive_prompt import material
     from pipeline.prompts import MergeInput, merge_messages
 
     msgs = map_messages(

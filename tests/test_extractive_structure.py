@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.extractive import _where, extract
+from pipeline.extractive import extract
+from pipeline.extractive_prompt import where_in_document
 from pipeline.prompts import MergeInput, map_messages, merge_messages
 from pipeline.tokens import TiktokenCounter
 
@@ -58,11 +59,11 @@ def test_a_late_part_gets_no_boost_and_a_transcript_none_at_all():
 def test_prompts_say_where_their_material_lies():
     en = map_messages("x", title="T", part=3, parts=4, section=None, context="", words=50, language="en")
     zh = map_messages("x", title="T", part=1, parts=2, section=None, context="", words=50, language="zh")
-    assert _where(en[1].content) == (0.5, 0.25) and _where(zh[1].content) == (0.0, 0.5)
+    assert where_in_document(en[1].content) == (0.5, 0.25) and where_in_document(zh[1].content) == (0.0, 0.5)
     parts = [MergeInput(1, None, "a"), MergeInput(2, None, "b")]
     final = merge_messages(parts, title="T", final=True, context="", words=50, language="en")
     middle = merge_messages(parts, title="T", final=False, context="", words=50, language="en")
-    assert _where(final[1].content) == (0.0, 1.0) and _where(middle[1].content) is None
+    assert where_in_document(final[1].content) == (0.0, 1.0) and where_in_document(middle[1].content) is None
 
 
 def test_talk_without_speaker_labels_gets_no_position_boost():
