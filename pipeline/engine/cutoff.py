@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.engine import calibration, length
@@ -54,40 +55,36 @@ def trimmed(state: RunState, call: CallSpec, outcome: CallOutcome, text: str) ->
     return outcome
 
 
+@dataclass(frozen=True)
+class CutCall:
+    """A call whose answer stopped at max_tokens, with what recovering it needs."""
+
+    resolver: CallResolver
+    state: RunState
+    run: LevelRun
+    call: CallSpec
+    depth: int
+
+
 async def recover(
-    resolver: CallResolver,
-    state: RunState,
-    run: LevelRun,
-    call: CallSpec,
-    messages: tuple[Message, ...],
-    outcome: CallOutcome,
-    completion: Completion,
-    *,
-    depth: int,
+    cut: CutCall, messages: tuple[Message, ...], outcome: CallOutcome, completion: Completion
 ) -> CallOutcome:
-    """The outcome of ``call`` whose answer (``completion``, to ``messages``) was cut off at max_tokens."""
-    if resolver.backend.cutoff_recovery == "continue" and completion.content.strip():
-        continued = await _continue(resolver, state, run, call, messages, outcome, completion, depth=depth)
+    """The outcome of the cut call whose answer (``completion``, to ``messages``) stopped at max_tokens."""
+    if cut.resolver.backend.cutoff_recovery == "continue" and completion.content.strip():
+        continued = await _continue(cut, messages, outcome, completion)
         if continued is not None:
             return continued
-    kept = trimmed(state, call, outcome, completion.content)
+    kept = trimmed(cut.state, cut.call, outcome, completion.content)
     if kept is not None:
         return kept
-    return await _stricter(resolver, state, run, call, outcome, depth=depth)
+    return await _stricter(cut, outcome)
 
 
 async def _continue(
-    resolver: CallResolver,
-    state: RunState,
-    run: LevelRun,
-    call: CallSpec,
-    messages: tuple[Message, ...],
-    outcome: CallOutcome,
-    completion: Completion,
-    *,
-    depth: int,
+    cut: CutCall, messages: tuple[Message, ...], outcome: CallOutcome, completion: Completion
 ) -> CallOutcome | None:
     """The cut answer continued in partial mode; None when the continuation cannot be sent (no room)."""
+    resolver, state, call = cut.resolver, cut.state, cut.call
     prefix = completion.content
     partial = (*messages, Message("assistant", prefix, partial=True))
     live = calibration.live_calibration(state)
@@ -100,7 +97,7 @@ async def _continue(
     max_tokens = min(call.max_tokens, room)
     if max_tokens < length.MIN_ASKED_TOKENS:
         return None
-    answer = await resolver.ask(state, run, call, partial, max_tokens, depth=depth, first=False)
+    answer = await resolver.ask(state, cut.run, call, partial, max_tokens, depth=cut.depth, first=False)
     if isinstance(answer, Overflow):
         return None
     more, rest = answer
@@ -112,10 +109,9 @@ async def _continue(
     return trimmed(state, call, joined, joined.text) or _truncated(state, call, joined)
 
 
-async def _stricter(
-    resolver: CallResolver, state: RunState, run: LevelRun, call: CallSpec, outcome: CallOutcome, *, depth: int
-) -> CallOutcome:
+async def _stricter(cut: CutCall, outcome: CallOutcome) -> CallOutcome:
     """The last resort: the whole prompt again with a stricter length and up to twice the room."""
+    resolver, state, call = cut.resolver, cut.state, cut.call
     sizer = resolver.sizer
     first = sizer.send_max_tokens(state, call, sizer.messages(state, call, strict=False))
     max_tokens = sizer.retry_max_tokens(state, call, first, calibration=calibration.live_calibration(state))
@@ -123,7 +119,7 @@ async def _stricter(
         return _truncated(state, call, outcome)
     state.usage.retries += 1
     messages = sizer.messages(state, call, strict=True)
-    retry = await resolver.ask(state, run, call, messages, max_tokens, depth=depth, first=False)
+    retry = await resolver.ask(state, cut.run, call, messages, max_tokens, depth=cut.depth, first=False)
     if isinstance(retry, Overflow):
         outcome.calls += int(retry.sent)
         return _truncated(state, call, outcome)

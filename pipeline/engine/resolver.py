@@ -122,7 +122,7 @@ class CallResolver:
         outcome.calls += sent
         if completion.finish_reason != "length":
             return outcome
-        return await cutoff.recover(self, state, run, call, messages, outcome, completion, depth=depth)
+        return await cutoff.recover(cutoff.CutCall(self, state, run, call, depth), messages, outcome, completion)
 
     async def ask(
         self,
