@@ -48,18 +48,24 @@ def choose(
     low = (1 - SLACK) * max_units
     if stated and units < low:
         # Short of a stated length because what is left repeats what was kept: a near-repeat beats a summary
-        # well short of the length asked for.
+        # well short of the length asked for. The same sentence twice never does: a document that repeats
+        # itself gets a short summary rather than the repeat.
+        said = set(kept)
         for i in order:
             if units >= low:
                 break
-            if i not in chosen and units + sizes[i] <= max_units and used + tokens[i] <= max_tokens:
+            if i in chosen or (feats[i] and feats[i] in said):
+                continue
+            if units + sizes[i] <= max_units and used + tokens[i] <= max_tokens:
+                said.add(feats[i])
                 chosen.add(i)
                 units += sizes[i]
                 used += tokens[i]
     if stated and units < low:
         # Still short (long sentences): swap one chosen sentence for a better-sized one, best scores first.
         best: tuple[float, int, int] | None = None
-        pool = [j for j in order[:SWAP_POOL] if j not in chosen]
+        taken = {feats[c] for c in chosen if feats[c]}
+        pool = [j for j in order[:SWAP_POOL] if j not in chosen and feats[j] not in taken]
         for i in chosen:
             for j in pool:
                 size = units - sizes[i] + sizes[j]
