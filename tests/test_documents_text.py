@@ -121,7 +121,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_directory_is_not_a_document(tmp_path: Path) -> None:
-    with pytest.raises(DocumentNotFoundError):
+    with pytest.raises(DocumentNotFoundError, match="is not a file"):
         load_document(tmp_path)
 
 

@@ -49,6 +49,8 @@ def load_document(path: str | Path, *, password: str | None = None, encoding: st
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, a device, a pipe: there, but nothing tome can read as a document
+            raise DocumentNotFoundError(f"{path} is not a file: give a text, Markdown, PDF or EPUB file.")
         raise DocumentNotFoundError(f"No such file: {path}. Check the path and try again.")
     suffix = path.suffix.lower()
     if suffix in (".txt", *_MARKDOWN_SUFFIXES):
