@@ -242,11 +242,13 @@ def extract(
     query: str = "",
     unit: str | None = None,
     where: tuple[float, float] | None = None,
+    keep: str = "",
 ) -> str:
     """The best sentences of ``source`` in original order, within ``max_units`` words/chars and ``max_tokens``.
 
     With a ``query`` (a --focus question), sentences sharing its content words rank first. ``unit``: "chars"
-    counts characters as pipeline.lengths does; otherwise words, or CJK characters.
+    counts characters as pipeline.lengths does; otherwise words, or CJK characters. Sentences found in ``keep``
+    are taken first, on top of the budget (a chapter's summary holds what the final summary took from it).
     """
     cjk = counts_characters(language)
     # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
@@ -340,8 +342,15 @@ def extract(
     # Characters as pipeline.lengths counts them; words as \w+ runs ("don't" is two), a little stricter than
     # a word processor's count, so a summary is never longer than the baselines it is scored against.
     sizes = [measure(s, unit) if unit == "chars" else count_units(s, language) for s in sentences]
+    tokens = [counter.count(s) for s in sentences]
+    if keep:
+        forced = [i for i, s in enumerate(sentences) if s in keep]
+        taken = set(forced)
+        order = forced + [i for i in order if i not in taken]
+        max_units += sum(sizes[i] for i in forced)
+        max_tokens += sum(tokens[i] for i in forced)
     chosen = choose(
-        order, scores, sizes, [counter.count(s) for s in sentences], feats,
+        order, scores, sizes, tokens, feats,
         max_units=max_units, max_tokens=max_tokens, stated=unit is not None, redundant=_REDUNDANT,
     )  # fmt: skip
     sep = "" if cjk else " "

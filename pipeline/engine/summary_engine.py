@@ -22,6 +22,7 @@ from pipeline.engine.scheduler import LevelScheduler
 from pipeline.engine.sizing import PromptSizer, sized_settings
 from pipeline.engine.state import CallSpec, RunState, WindowCapped
 from pipeline.errors import DepthLimitError, QuotaExhaustedError
+from pipeline.extractive_sections import chapter_tree
 from pipeline.language import length_unit, resolve_language, sample_text
 from pipeline.llm.types import ChatBackend
 from pipeline.merge_plan import merge_input_budget
@@ -245,8 +246,12 @@ class SummaryEngine:
         if not state.done:
             raise ValueError("the run has not finished its levels")
         close_run(self.store, state, "done", None)
+        tree, chunks = state.levels, state.chunks
+        if not self.backend.reads_prompts:  # the offline backend's one-call run still gets chapter summaries
+            tree, chunks = chapter_tree(tree, chunks, state.document, language=state.language,
+                                        counter=self.counter) or (tree, chunks)  # fmt: skip
         # Provenance is lexical alignment after the calls: any backend, no extra calls, same tree -> same links.
-        levels = link_tree(state.levels, state.chunks, state.document)
+        levels = link_tree(tree, chunks, state.document)
         final = levels[-1][0]
         return SummaryResult(
             title=state.document.title,
@@ -254,7 +259,7 @@ class SummaryEngine:
             language=state.language,
             # The [n] a --cite merge wrote name tree nodes: kept in the tree (provenance), not in the summary.
             final=strip_citations(final.text) if state.settings.cite else final.text,
-            sections=section_summaries(state.levels[0]) if state.document.sections else [],
+            sections=section_summaries(levels[0]) if state.document.sections else [],
             levels=levels,
             usage=state.usage,
             run_id=state.run_id,
