@@ -4,6 +4,8 @@ Guarantees (tested on tiny exact examples and on every corpus book):
 
 - Nothing is dropped or duplicated: ``"".join(c.text for c in chunks) == doc.text``; chunk ``i`` ends where
   chunk ``i + 1`` starts.
+- A chunk is a span: it holds the document's text by reference and slices its own ``text`` when asked (a plan of
+  a 50 MB text does not keep a second copy of it).
 - Every chunk's ``token_count`` is a real count of its text and is at most ``max_tokens`` (local tokens).
 - Cuts prefer a section boundary, then a paragraph (blank line or indented line), then a sentence end
   (``. ! ?`` followed by space, or CJK ``。！？；``, each with closing quotes); a hard cut only falls inside a single
@@ -26,7 +28,7 @@ import math
 import re
 from array import array
 from bisect import bisect_left, bisect_right
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.documents.model import Document
@@ -47,25 +49,40 @@ _LINE_END = re.compile(r"\n\s*")
 _SOFT_BREAK = re.compile(r"[\s,，、;:：]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Chunk:
-    """A contiguous span of ``Document.text`` with its real token count (local tokens) and place."""
+    """A contiguous span of ``Document.text`` with its real token count (local tokens) and place.
+
+    ``source`` is the document's whole text, shared (not copied); ``text`` slices the span from it on each use.
+    """
 
     index: int
-    text: str
     start: int
     end: int
     token_count: int
     section_title: str
     section_index: int
     pages: tuple[int, int] | None
+    source: str = field(repr=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        """The chunk's text (a new slice of ``source`` each time: callers that need it twice keep it)."""
+        return self.source[self.start : self.end]
 
     def as_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         """JSON-ready fields; the text only when asked for."""
-        data = asdict(self)
-        data["pages"] = list(self.pages) if self.pages else None
-        if not with_text:
-            del data["text"]
+        data: dict[str, Any] = {"index": self.index}
+        if with_text:
+            data["text"] = self.text
+        data.update(
+            start=self.start,
+            end=self.end,
+            token_count=self.token_count,
+            section_title=self.section_title,
+            section_index=self.section_index,
+            pages=list(self.pages) if self.pages else None,
+        )
         return data
 
 
@@ -134,7 +151,6 @@ def chunk_document(
     max_tokens: int | PromptRoom,
     *,
     memo: SpanMemo | None = None,
-    with_text: bool = True,
 ) -> list[Chunk]:
     """Split ``doc.text`` into contiguous, balanced chunks of at most ``max_tokens`` local tokens each.
 
@@ -142,8 +158,6 @@ def chunk_document(
         doc: the loaded document.
         counter: the local tokenizer (the model's encoding).
         memo: what an earlier call learnt about ``doc.text`` with ``counter`` (when several budgets are tried).
-        with_text: False leaves each chunk's ``text`` empty (spans and counts only: comparing budgets on a
-            large document without a copy of its text per budget).
         max_tokens: the budget in LOCAL tokens, i.e. the provider budget divided by the model's calibration
             (``PromptRoom.max_local_tokens``); a PromptRoom may be passed instead.
 
@@ -172,7 +186,7 @@ def chunk_document(
     spans = _verified_spans(units, cuts, limit)
     titled = [p for p in parts if p.section_index >= 0]
     titled_ends = [p.end for p in titled]
-    return [_make_chunk(doc, titled, titled_ends, i, a, b, n, with_text) for i, (a, b, n) in enumerate(spans)]
+    return [_make_chunk(doc, titled, titled_ends, i, a, b, n) for i, (a, b, n) in enumerate(spans)]
 
 
 def _parts(doc: Document) -> list[_Part]:
@@ -408,7 +422,6 @@ def _make_chunk(
     start: int,
     end: int,
     tokens: int,
-    with_text: bool,
 ) -> Chunk:
     touched = []
     for p in titled[bisect_right(titled_ends, start) :]:
@@ -419,11 +432,11 @@ def _make_chunk(
     title = doc.section_title(start, end) if touched else ""
     return Chunk(
         index=index,
-        text=doc.text[start:end] if with_text else "",
         start=start,
         end=end,
         token_count=tokens,
         section_title=title,
         section_index=section_index,
         pages=doc.pages_for(start, end),
+        source=doc.text,
     )

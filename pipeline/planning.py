@@ -323,12 +323,10 @@ def plan_document(
     memo = SpanMemo(doc.text, count)  # each paragraph is counted once, however many budgets are tried
 
     def plan_for(limit: int | PromptRoom) -> Plan:
-        chunks = chunk_document(doc, count, limit, memo=memo, with_text=False)
+        chunks = chunk_document(doc, count, limit, memo=memo)
         return build_plan(doc, chunks, model, settings, limits, latency_s_per_call=latency_s_per_call)
 
-    # Under a binding TPM limit, the chunk size that packs the 60-s windows best (pipeline.tpm_packing). Budgets
-    # are compared on chunks without text (a 50 MB text would be copied once per budget); the chosen plan's
-    # chunks then get theirs.
+    # Under a binding TPM limit, the chunk size that packs the 60-s windows best (pipeline.tpm_packing). Chunks
+    # are spans of the one text, so comparing budgets copies none of it.
     lag = effective_lag(settings.context_lag, limits.concurrency) if settings.context_strategy != "none" else 0
-    chosen = packed_plan(plan_for(chunk_room(model, settings)), plan_for, tpm=limits.tpm, lag=lag)
-    return replace(chosen, chunks=tuple(replace(c, text=doc.text[c.start : c.end]) for c in chosen.chunks))
+    return packed_plan(plan_for(chunk_room(model, settings)), plan_for, tpm=limits.tpm, lag=lag)

@@ -272,5 +272,11 @@ class Store(RunRecords):
 
 
 def document_hash(text_: str) -> str:
-    """sha256 (hex) of a document's normalised text."""
-    return hashlib.sha256(text_.encode("utf-8")).hexdigest()
+    """sha256 (hex) of a document's normalised text (UTF-8), encoded a block at a time: no whole copy."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text_), _HASH_BLOCK_CHARS):
+        digest.update(text_[start : start + _HASH_BLOCK_CHARS].encode("utf-8"))
+    return digest.hexdigest()
+
+
+_HASH_BLOCK_CHARS = 1 << 20

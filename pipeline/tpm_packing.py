@@ -132,13 +132,13 @@ def chunk_tail(doc: Document, counter: TokenCounter, limit: int, start: int, fir
         chunks.append(
             Chunk(
                 index=first_index + c.index,
-                text=c.text,
                 start=a,
                 end=b,
                 token_count=c.token_count,
                 section_title=doc.section_title(a, b) if c.section_index >= 0 else "",
                 section_index=kept[c.section_index] if c.section_index >= 0 else -1,
                 pages=doc.pages_for(a, b),
+                source=doc.text,
             )
         )
     return chunks
@@ -207,13 +207,13 @@ def window_chunks(
         chunks.append(
             Chunk(
                 index=first_index + n,
-                text=text[a:b],
                 start=a,
                 end=b,
                 token_count=counter.count(text[a:b]),
                 section_title=doc.section_title(a, b),
                 section_index=touched[0] if touched else -1,
                 pages=doc.pages_for(a, b),
+                source=text,
             )
         )
     # A sentence longer than the context allows: leave such text to the chunker (it cuts inside sentences).

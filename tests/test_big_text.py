@@ -1,14 +1,20 @@
-"""Large texts: block-wise normalisation gives the single-pass result; chunk counts reused without a recount are exact."""
+"""Large texts: block-wise loading gives the single-pass result, holding the text at most about twice; chunk counts
+reused without a recount are exact; a plan keeps no copy of the text."""
 
 from __future__ import annotations
 
+import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from pipeline.chunking import chunk_document
+from pipeline.config import RateLimits, load_catalog
 from pipeline.documents import load_document
 from pipeline.documents import normalise as N
+from pipeline.planning import plan_document
+from pipeline.settings import resolve_settings
 from pipeline.tokens import TiktokenCounter
 
 MESSY = (
@@ -35,3 +41,80 @@ def test_reused_unit_counts_equal_real_counts(corpus: Path) -> None:
             chunks = chunk_document(doc, counter, limit)
             assert all(c.token_count == counter.count(c.text) <= limit for c in chunks)
             assert "".join(c.text for c in chunks) == doc.text
+
+
+_BOOK = (
+    "CHAPTER I.\n\nIt was a bright cold day in April, and the clocks were striking thirteen. The hall smelt of\n"
+    "boiled cabbage and old rag mats.\n\n[Illustration: A caption\n\nthat runs over a blank line]\n\n"
+    "A hyphen-\nated word and a wrapped\nline end here.\n\n[Illustration]\n\n"
+)
+_HEADER = "The Project Gutenberg eBook of Two Books\n\nTitle: Two Books\n\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n"
+_FOOTER = "\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\n\nSection 1. General Terms of Use\n" + "licence text\n" * 30
+
+
+def test_loading_block_by_block_equals_one_pass_in_every_newline_convention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = _HEADER + _BOOK * 40 + _FOOTER + _HEADER + _BOOK.replace("April", "May") * 40 + _FOOTER
+    path = tmp_path / "two.txt"
+    path.write_text(raw, encoding="utf-8")
+    whole = load_document(path)
+    assert "[Illustration" not in whole.text and "licence" not in whole.text and "START OF" not in whole.text
+    assert "runs over a blank line" not in whole.text and "hyphenated word" in whole.text and "May" in whole.text
+    body = tmp_path / "body.txt"
+    body.write_text(_BOOK * 40, encoding="utf-8")
+    whole_body = load_document(body)
+    monkeypatch.setattr(N, "_BLOCK_CHARS", 61)  # blocks end at blank lines, never inside a caption
+    for newline in ("\n", "\r\n"):
+        path.write_text(raw.replace("\n", newline), encoding="utf-8", newline="")
+        doc = load_document(path)
+        assert doc.text == whole.text
+        assert doc.sections == whole.sections and doc.title == whole.title == "Two Books"
+    for newline in ("\n", "\r\n", "\r"):  # Gutenberg's markers are found on LF and CRLF lines only
+        body.write_text((_BOOK * 40).replace("\n", newline), encoding="utf-8", newline="")
+        doc = load_document(body)
+        assert doc.text == whole_body.text and doc.sections == whole_body.sections
+
+
+def test_loading_holds_the_text_at_most_about_twice(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Raw text plus normalised blocks, then blocks plus the joined text: no third copy (the raw text is freed
+    # before the join; book spans, illustrations and newlines are handled block by block). Before: 3.1x.
+    book = (corpus / "books" / "en_pride_and_prejudice_pg1342.txt").read_text(encoding="utf-8")
+    path = tmp_path / "pp3.txt"
+    path.write_text(book * 3, encoding="utf-8")
+    monkeypatch.setattr(N, "_BLOCK_CHARS", 1 << 16)
+    load_document(path)  # imports and caches first
+    tracemalloc.start()
+    try:
+        doc = load_document(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * sys.getsizeof(doc.text)
+
+
+def test_a_plan_keeps_no_copy_of_the_text(corpus: Path) -> None:
+    # Chunks are spans of Document.text: a plan adds almost nothing to the document it plans (before: 1.0x).
+    settings = resolve_settings(model="moonshot-v1-8k")
+    model = load_catalog().model(settings.model)
+    doc = load_document(corpus / "books" / "en_pride_and_prejudice_pg1342.txt")
+    plan_document(load_document(corpus / "books" / "en_alice_in_wonderland_pg11.txt"), model, settings, RateLimits(concurrency=8))
+    tracemalloc.start()
+    try:
+        plan = plan_document(doc, model, settings, RateLimits(concurrency=8))
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = sys.getsizeof(doc.text)
+    assert len(plan.chunks) > 10 and "".join(c.text for c in plan.chunks) == doc.text
+    assert kept < 0.1 * size and peak < 0.8 * size
+
+
+def test_the_document_hash_is_the_sha256_of_the_whole_text_hashed_block_by_block() -> None:
+    import hashlib
+
+    from pipeline import store
+
+    text = "Straße ’quoted’ 中文 😀 " * 100_000  # over one hash block, blocks ending anywhere in it
+    assert len(text) > store._HASH_BLOCK_CHARS
+    assert store.document_hash(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()

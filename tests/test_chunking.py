@@ -398,18 +398,19 @@ class TallyCounter(CharCounter):
         return len(text)
 
 
-def test_budgets_tried_on_one_document_share_its_counts_and_may_leave_out_the_text() -> None:
+def test_budgets_tried_on_one_document_share_its_counts_and_its_text() -> None:
     text = "".join(f"Sentence {i} is here. And one more. Then a third one.\n\n" for i in range(40))
     doc = make_doc(text, sections=[("A", 0, len(text) // 2), ("B", len(text) // 2, len(text))])
     counter = TallyCounter()
     memo = SpanMemo(doc.text, counter)
     full = chunk_document(doc, counter, 200, memo=memo)
     asked = len(counter.asked)
-    bare = chunk_document(doc, counter, 200, memo=memo, with_text=False)
+    again = chunk_document(doc, counter, 200, memo=memo)
     assert len(counter.asked) == asked  # the same budget again counts nothing new
-    assert bare == [replace(c, text="") for c in full]
+    assert again == full
+    assert all(c.source is doc.text for c in again)  # spans of the one text: no copy per chunk or per budget
     check_guarantees(doc, full, counter, 200)
-    smaller = chunk_document(doc, counter, 120, memo=memo, with_text=False)
+    smaller = chunk_document(doc, counter, 120, memo=memo)
     assert [c.token_count for c in smaller] == [c.end - c.start for c in smaller]
     with pytest.raises(ValueError, match="another text"):
         chunk_document(make_doc("Other text."), counter, 200, memo=memo)

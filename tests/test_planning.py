@@ -37,11 +37,15 @@ def settings(**changes) -> RunSettings:
 
 def fake_chunks(sizes: list[int]) -> tuple[Document, list[Chunk]]:
     """A document of len(sizes) chunks with the given local token counts (the text is a placeholder)."""
-    chunks, pos = [], 0
-    for i, size in enumerate(sizes):
-        chunks.append(Chunk(i, "x" * 10, pos, pos + 10, size, f"S{i}", i, None))
-        pos += 10
-    return Document(path=Path("doc.txt"), text="x" * pos, title="Doc", language="en"), chunks
+    text = "x" * (10 * len(sizes))
+    chunks = [
+        Chunk(
+            index=i, start=10 * i, end=10 * i + 10, token_count=size, section_title=f"S{i}", section_index=i,
+            pages=None, source=text,
+        )
+        for i, size in enumerate(sizes)
+    ]
+    return Document(path=Path("doc.txt"), text=text, title="Doc", language="en"), chunks
 
 
 def plan_for(n: int, *, tokens: int = 5000, limits: RateLimits = UNLIMITED, **changes) -> Plan:
@@ -358,7 +362,7 @@ def test_default_latency_is_estimated_from_the_output_budget():
     assert wall.seconds > 0 and wall.binding == "latency"
 
 
-def test_the_plan_chosen_under_a_binding_tpm_limit_carries_its_chunks_text() -> None:
+def test_the_plan_chosen_under_a_binding_tpm_limit_has_chunks_that_are_spans_of_the_text() -> None:
     from tests.test_engine import generated_document
 
     settings = resolve_settings(model="moonshot-v1-8k")
@@ -369,3 +373,4 @@ def test_the_plan_chosen_under_a_binding_tpm_limit_carries_its_chunks_text() -> 
     assert len(plan.chunks) > 1
     assert "".join(c.text for c in plan.chunks) == doc.text
     assert all(c.text == doc.text[c.start : c.end] for c in plan.chunks)
+    assert all(c.source is doc.text for c in plan.chunks)  # the text by reference: no copy in the plan

@@ -38,20 +38,31 @@ def strip_boilerplate(text: str) -> tuple[str, str | None]:
     Returns:
         The books' text, and the title from the first header's "Title:" line when there is one.
     """
+    spans, title = book_spans(text)
+    if spans == [(0, len(text))]:
+        return text, title
+    books = (text[a:b].strip("\n") for a, b in spans)
+    return "\n\n".join(book for book in books if book.strip()), title
+
+
+def book_spans(text: str) -> tuple[list[tuple[int, int]], str | None]:
+    """Where the books of ``text`` are, as ``(start, end)`` spans (the whole text when it has no markers), and the
+    title from the first header's "Title:" line when there is one: what :func:`strip_boilerplate` keeps, found
+    without copying the text."""
     starts = [(m.start(), m.end(), True) for m in _START.finditer(text)]
     ends = [(m.start(), m.end(), False) for m in _END.finditer(text)]
     header = text[: starts[0][0]] if starts else text[:_HEADER_CHARS]
     title = _title(header) if starts or ends or "Project Gutenberg" in header else None
     if not starts and not ends:
-        return text, title
-    books: list[str] = []
+        return [(0, len(text))], title
+    books: list[tuple[int, int]] = []
     # Before the first marker is book text only when that marker is an END (a file whose header was cut off).
     inside = not starts or sorted(starts + ends)[0][2] is False
     cursor = 0
     markers = sorted(starts + ends)
     for index, (begin, finish, is_start) in enumerate(markers):
         if inside and (not is_start or begin > cursor):
-            books.append(text[cursor:begin])
+            books.append((cursor, begin))
         # An end line followed by more book text (not a licence, not at once another marker) only separates
         # two books of a compilation.
         following = markers[index + 1][0] if index + 1 < len(markers) else None
@@ -64,8 +75,8 @@ def strip_boilerplate(text: str) -> tuple[str, str | None]:
         inside = is_start or (inside and separator)
         cursor = finish
     if inside:
-        books.append(text[cursor:])
-    return "\n\n".join(book.strip("\n") for book in books if book.strip()), title
+        books.append((cursor, len(text)))
+    return books, title
 
 
 def _title(header: str) -> str | None:
@@ -86,6 +97,11 @@ def drop_illustrations(text: str) -> str:
     if "[Illustration" not in text:
         return text
     return _ILLUSTRATION.sub(_kept_headings, text)
+
+
+def illustration_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Where :func:`drop_illustrations` would cut in ``text[start:end]`` (a block boundary must not fall inside)."""
+    return [m.span() for m in _ILLUSTRATION.finditer(text, start, end)]
 
 
 def _kept_headings(match: re.Match[str]) -> str:

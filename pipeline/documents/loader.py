@@ -8,10 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.documents.epub import read_epub
-from pipeline.documents.gutenberg import drop_illustrations, strip_boilerplate
+from pipeline.documents.gutenberg import book_spans, drop_illustrations, illustration_spans
 from pipeline.documents.headings import Heading, build_sections, find_headings
 from pipeline.documents.model import Document, Page, Section
-from pipeline.documents.normalise import normalise_blocks, normalise_text, strip_page_furniture
+from pipeline.documents.normalise import normalise_span, normalise_text, strip_page_furniture
 from pipeline.documents.pdf import OutlineEntry, read_pdf
 from pipeline.documents.text import decode_text
 from pipeline.errors import (
@@ -69,19 +69,27 @@ def _load_text(path: Path, *, markdown: bool, encoding: str | None) -> Document:
     decoded = decode_text(path.read_bytes(), path=path, encoding=encoding)
     for warning in decoded.warnings:
         logger.warning(warning)
-    return replace(_from_raw(path, decoded.text, markdown=markdown), warnings=decoded.warnings)
+    warnings, raw = decoded.warnings, [decoded.text]
+    del decoded  # ``raw`` holds the only reference: _from_raw frees it before joining the normalised text
+    return replace(_from_raw(path, raw, markdown=markdown), warnings=warnings)
 
 
 def document_from_text(path: str | Path, text: str, *, source_format: str = "txt") -> Document:
     """A Document from text extracted elsewhere (e.g. by the provider's file-extract service)."""
-    return replace(_from_raw(Path(path), text, markdown=False), source_format=source_format)
+    return replace(_from_raw(Path(path), [text], markdown=False), source_format=source_format)
 
 
-def _from_raw(path: Path, raw: str, *, markdown: bool) -> Document:
-    raw, gutenberg_title = strip_boilerplate(raw)
-    raw = drop_illustrations(raw)
-    blocks = normalise_blocks(raw, markdown=markdown)
-    del raw  # a big document is held at most twice: raw + blocks, then blocks + text
+def _from_raw(path: Path, holder: list[str], *, markdown: bool) -> Document:
+    """The Document of the raw text in ``holder`` (a one-item list this empties, so the raw text can be freed)."""
+    raw = holder.pop()
+    # Books, illustrations and normalisation block by block over the raw text (no whole-text copy per step):
+    # a big document is held at most twice, raw + blocks, then blocks + text.
+    spans, gutenberg_title = book_spans(raw)
+    blocks: list[str] = []
+    for start, end in spans:
+        cut = illustration_spans(raw, start, end)
+        blocks += normalise_span(raw, start, end, markdown=markdown, clean=drop_illustrations if cut else None, keep_whole=cut)
+    del raw
     text = "\n\n".join(blocks)
     del blocks
     _require_text(text, path)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 from pipeline.documents.headings import is_heading_line
 from pipeline.language import SPEAKER_LABEL, transcript_lines
@@ -50,6 +52,8 @@ _MIN_PAGES_FOR_RUNNING = 3
 # e.g. a printer's slug that ends differently on pages with figures.
 _RUNNING_PREFIX_CHARS = 24
 _BLOCK_CHARS = 1 << 20  # long texts are normalised in blocks of about this many characters
+# Two line breaks, each in any convention (a CR before an LF is never a break of its own).
+_BLANK_LINE = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 # A block whose lines mostly open with a speaker label ("Project Manager: ", "说话人1：") is a transcript:
 # each turn stays a paragraph of its own instead of being rejoined as a hard-wrapped line.
 _TRANSCRIPT_SHARE = 0.6
@@ -71,26 +75,55 @@ def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False
 
 
 def normalise_blocks(text: str, *, markdown: bool = False, pdf_lines: bool = False) -> list[str]:
-    """``normalise_text`` as consecutive pieces to be joined with ``"\\n\\n"`` (none of them empty).
-
-    A long text goes block by block, each ending at a blank line (no paragraph spans one), so temporaries
-    (lines, paragraphs) exist for one block at a time; a caller that drops ``text`` before joining never
-    holds three copies of a big document.
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if pdf_lines or len(text) <= _BLOCK_CHARS:
-        whole = _normalise_block(text, markdown=markdown, pdf_lines=pdf_lines)
+    """``normalise_text`` as consecutive pieces to be joined with ``"\\n\\n"`` (none of them empty)."""
+    if pdf_lines:
+        whole = _normalise_block(_unified(text), markdown=markdown, pdf_lines=True)
         return [whole] if whole else []
+    return normalise_span(text, 0, len(text), markdown=markdown)
+
+
+def normalise_span(
+    text: str,
+    start: int,
+    end: int,
+    *,
+    markdown: bool = False,
+    clean: Callable[[str], str] | None = None,
+    keep_whole: Sequence[tuple[int, int]] = (),
+) -> list[str]:
+    """``normalise_blocks`` of ``text[start:end]``, block by block, without a whole copy of the span.
+
+    A long span goes in blocks of about ``_BLOCK_CHARS``, each ending at a blank line in any newline convention
+    (no paragraph spans one) and outside every ``keep_whole`` span (sorted ``(start, end)`` offsets of ``text``,
+    e.g. what ``clean`` removes); each block is sliced, its newlines unified, ``clean``-ed and normalised, so
+    temporaries exist for one block at a time and the caller's raw text is never copied whole.
+    """
+    firsts = [a for a, _ in keep_whole]
     pieces: list[str] = []
-    pos = 0
-    while pos < len(text):
-        cut = text.find("\n\n", pos + _BLOCK_CHARS)
-        end = len(text) if cut < 0 else cut + 2
-        piece = _normalise_block(text[pos:end], markdown=markdown, pdf_lines=False)
+    pos = start
+    while pos < end:
+        cut = end
+        at = pos + _BLOCK_CHARS
+        while at < end:
+            found = _BLANK_LINE.search(text, at, end)
+            cut = end if found is None else found.end()
+            inside = bisect_right(firsts, cut - 1) - 1
+            if inside < 0 or keep_whole[inside][1] <= cut:
+                break
+            at = cut = keep_whole[inside][1]  # a block boundary never falls inside a span kept whole
+        block = _unified(text[pos:cut])
+        if clean is not None:
+            block = clean(block)
+        piece = _normalise_block(block, markdown=markdown, pdf_lines=False)
         if piece:
             pieces.append(piece)
-        pos = end
+        pos = cut
     return pieces
+
+
+def _unified(text: str) -> str:
+    """``text`` with every newline as ``"\\n"``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _is_transcript(lines: list[str]) -> bool:
