@@ -1,11 +1,14 @@
-"""Planning a very large text: wall time, CPU time and peak memory of `tome plan` at 10, 25 and 50 MB.
+"""A very large text: peak memory, wall and CPU time of `tome plan` and of a whole `tome summarise`, by size.
 
-Run from the repo root:  .venv/bin/python bench/bench_big_text.py [--sizes 10,25,50] [--no-write]
+Run from the repo root:  .venv/bin/python bench/bench_big_text.py [--sizes 10,25,50] [--no-summarise] [--no-write]
 
-The texts are the corpus's English books (../shared/corpus/books/en_*.txt) repeated up to the size, written
-to a temporary directory (never into the repo). Each size is one `tome plan FILE --json` process reaped with
-os.wait4, so its peak RSS and CPU time are its own. Targets (issue 14): 50 MB plans in < 10 s and < 400 MB,
-memory growing linearly with a small constant. Results go to bench/results/big_text.md.
+The texts are the corpus's English books repeated up to each size, written to a temporary directory (never into
+the repo); a 1 KB text gives the process's own start-up memory. Each measurement is one child process reaped
+with os.wait4, so its peak RSS (the whole process's high-water mark) and CPU time are its own:
+``tome plan FILE --json`` and ``tome summarise FILE --backend extractive --no-prefect -o DIR`` (the offline
+backend: no server, every call made; a fresh TOME_HOME each, so nothing comes from the cache). Targets
+(issue 14): a 50 MB text plans in < 10 s, plan and summary each stay under 400 MB, memory grows linearly with a
+small constant. Results go to bench/results/big_text.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ BOOKS = REPO.parent / "shared" / "corpus" / "books"
 RESULTS = REPO / "bench" / "results" / "big_text.md"
 TOME_CLI = REPO / ".venv" / "bin" / "tome"
 TARGET_S, TARGET_MB = 10.0, 400.0
+TINY = "A short note.\n\nIt has two paragraphs, and this is the second one.\n" * 12
 
 
 def make_text(path: Path, megabytes: int) -> int:
@@ -40,14 +44,16 @@ def make_text(path: Path, megabytes: int) -> int:
     return size
 
 
-def measure(path: Path, home: Path) -> dict[str, float]:
+def measure(args: list[str], home: Path) -> dict[str, float]:
+    """Wall, CPU and peak RSS of one ``tome`` child process."""
     env = {**os.environ, "TOME_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
     start = time.perf_counter()
     with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen([str(TOME_CLI), "plan", str(path), "--json"], stdout=null, stderr=null, env=env)
+        proc = subprocess.Popen([str(TOME_CLI), *args], stdout=null, stderr=subprocess.PIPE, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"tome plan {path} failed")
+        raise RuntimeError(f"tome {' '.join(args)} failed: {err.strip()[-500:]}")
     return {
         "wall_s": time.perf_counter() - start,
         "cpu_s": usage.ru_utime + usage.ru_stime,
@@ -55,57 +61,140 @@ def measure(path: Path, home: Path) -> dict[str, float]:
     }
 
 
+def text_in_memory_mb(path: Path) -> float:
+    """What Python holds for the file's text: characters times the widest character's width (1, 2 or 4 bytes)."""
+    text = path.read_text(encoding="utf-8")
+    widest = max(map(ord, set(text)))
+    return len(text) * (1 if widest < 256 else 2 if widest < 65536 else 4) / 1e6
+
+
+def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares slope and intercept of (x, y) points."""
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+    return slope, my - slope * mx
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,25,50", help="sizes in MB")
+    ap.add_argument("--no-summarise", action="store_true", help="measure planning only")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     if not any(BOOKS.glob("en_*.txt")):
         print(f"skipped: no English books in {BOOKS}")
         return 0
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="tome-big-") as tmp:
-        for mb in (int(x) for x in args.sizes.split(",") if x):
-            path = Path(tmp) / f"big{mb}.txt"
+    summarise = not args.no_summarise
+    rows: list[tuple[float, float, dict[str, float], dict[str, float] | None, float]] = []
+    with tempfile.TemporaryDirectory(prefix="tome-big-") as tmp_name:
+        tmp = Path(tmp_name)
+        tiny = tmp / "tiny.txt"
+        tiny.write_text(TINY, encoding="utf-8")
+        base_plan = measure(["plan", str(tiny), "--json"], tmp / "home-tiny")
+        base_sum = measure(
+            ["summarise", str(tiny), "--backend", "extractive", "--no-prefect", "--no-progress", "-o", str(tmp / "out")],
+            tmp / "home-tiny",
+        ) if summarise else None
+        print(f"start-up: plan {base_plan['rss_mb']:.0f} MB" + (f", summarise {base_sum['rss_mb']:.0f} MB" if base_sum else ""),
+              file=sys.stderr)
+        for n, mb in enumerate(int(x) for x in args.sizes.split(",") if x):
+            path = tmp / f"big{mb}.txt"
             size = make_text(path, mb)
-            m = measure(path, Path(tmp) / "home")
-            rows.append((size / 1e6, m))
-            print(f"{size / 1e6:.1f} MB: {m['wall_s']:.1f} s wall, {m['cpu_s']:.1f} s CPU, {m['rss_mb']:.0f} MB RSS",
-                  file=sys.stderr)
+            in_memory = text_in_memory_mb(path)
+            plan = measure(["plan", str(path), "--json"], tmp / f"home-plan-{n}")
+            summary = None
+            out_mb = 0.0
+            if summarise:
+                out = tmp / f"out-{n}"
+                summary = measure(
+                    ["summarise", str(path), "--backend", "extractive", "--no-prefect", "--no-progress", "-o", str(out)],
+                    tmp / f"home-sum-{n}",
+                )
+                out_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+            rows.append((size / 1e6, in_memory, plan, summary, out_mb))
+            print(
+                f"{size / 1e6:.1f} MB: plan {plan['wall_s']:.1f} s wall, {plan['cpu_s']:.1f} s CPU, {plan['rss_mb']:.0f} MB"
+                + (f"; summarise {summary['wall_s']:.0f} s, {summary['rss_mb']:.0f} MB" if summary else ""),
+                file=sys.stderr,
+            )
             path.unlink()
-    load = os.getloadavg()[0]
-    lines = [
-        "# Planning a very large text (`bench/bench_big_text.py`)",
-        "",
-        f"`tome plan FILE --json`, whole process, moonshot-v1-8k; the corpus's English books repeated to each "
-        f"size (curly quotes make Python hold the text at 2 bytes per character). {platform.machine()}, "
-        f"{os.cpu_count()} cores, {date.today().isoformat()}; load average {load:.1f} when it ended (a shared "
-        "machine: CPU time is the steadier figure; wall time equals it on an idle machine).",
-        "",
-        "| size | wall | CPU | peak RSS | RSS per MB of text |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for mb, m in rows:
-        lines.append(
-            f"| {mb:.1f} MB | {m['wall_s']:.1f} s | {m['cpu_s']:.1f} s | {m['rss_mb']:.0f} MB "
-            f"| {m['rss_mb'] / mb:.1f} MB |"
-        )
-    if len(rows) >= 2:
-        (a, ma), (b, mb_) = rows[0], rows[-1]
-        slope = (mb_["rss_mb"] - ma["rss_mb"]) / (b - a)
-        lines += ["", f"Memory grows by {slope:.1f} MB per MB of text above a {ma['rss_mb'] - slope * a:.0f} MB base."]
-    big = rows[-1][1]
-    lines += [
-        "",
-        f"Targets at 50 MB: < {TARGET_S:.0f} s (CPU {big['cpu_s']:.1f} s: {'met' if big['cpu_s'] < TARGET_S else 'MISSED'}),"
-        f" < {TARGET_MB:.0f} MB ({big['rss_mb']:.0f} MB: {'met' if big['rss_mb'] < TARGET_MB else 'MISSED'}).",
-        "",
-    ]
-    text = "\n".join(lines)
+    text = report(rows, base_plan, base_sum)
     print(text)
     if not args.no_write:
         RESULTS.write_text(text, encoding="utf-8")
     return 0
+
+
+def report(
+    rows: list[tuple[float, float, dict[str, float], dict[str, float] | None, float]],
+    base_plan: dict[str, float],
+    base_sum: dict[str, float] | None,
+) -> str:
+    load = os.getloadavg()[0]
+    lines = [
+        "# A very large text: memory and time (`bench/bench_big_text.py`)",
+        "",
+        "Whole processes, one run each, reaped with `os.wait4` (peak RSS = the process's high-water mark): "
+        "`tome plan FILE --json` (moonshot-v1-8k) and `tome summarise FILE --backend extractive --no-prefect -o DIR` "
+        "(the offline backend with its own 131k planning window: every call made, nothing cached; the .md, .json "
+        "and .html written). The text is the corpus's English books repeated to each size; its curly quotes make "
+        "Python hold it at 2 bytes per character (\"text in memory\"). "
+        f"{platform.machine()}, {os.cpu_count()} cores, {date.today().isoformat()}; load average {load:.1f} when it "
+        "ended (a shared machine: CPU time is the steadier figure).",
+        "",
+        "| text | text in memory | plan: wall | plan: CPU | plan: peak RSS | summarise: wall | summarise: CPU "
+        "| summarise: peak RSS | outputs |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    tiny_sum = (
+        f"{base_sum['wall_s']:.1f} s | {base_sum['cpu_s']:.1f} s | {base_sum['rss_mb']:.0f} MB | -"
+        if base_sum else "- | - | - | -"
+    )
+    lines.append(
+        f"| 1 KB (start-up) | - | {base_plan['wall_s']:.1f} s | {base_plan['cpu_s']:.1f} s | "
+        f"{base_plan['rss_mb']:.0f} MB | {tiny_sum} |"
+    )
+    for mb, in_memory, plan, summary, out_mb in rows:
+        s = (
+            f"{summary['wall_s']:.0f} s | {summary['cpu_s']:.0f} s | {summary['rss_mb']:.0f} MB | {out_mb:.1f} MB"
+            if summary else "- | - | - | -"
+        )
+        lines.append(
+            f"| {mb:.1f} MB | {in_memory:.0f} MB | {plan['wall_s']:.1f} s | {plan['cpu_s']:.1f} s | "
+            f"{plan['rss_mb']:.0f} MB | {s} |"
+        )
+    lines += [
+        "",
+        "Ratios: memory above the process's start-up, per MB of the file and per MB of the text Python holds.",
+        "",
+        "| text | plan: (peak - start-up) / file | plan: / text in memory | summarise: / file | summarise: / text in memory |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for mb, in_memory, plan, summary, _ in rows:
+        above = plan["rss_mb"] - base_plan["rss_mb"]
+        s_above = summary["rss_mb"] - base_sum["rss_mb"] if summary and base_sum else None
+        s = f"{s_above / mb:.2f} | {s_above / in_memory:.2f}" if s_above is not None else "- | -"
+        lines.append(f"| {mb:.1f} MB | {above / mb:.2f} | {above / in_memory:.2f} | {s} |")
+    if len(rows) >= 2:
+        slope, icpt = fit([(mb, p["rss_mb"]) for mb, _, p, _, _ in rows])
+        lines += ["", f"Planning: peak RSS ≈ {icpt:.0f} MB + {slope:.2f} × the file's MB (least squares over the sizes)."]
+        if all(s for _, _, _, s, _ in rows):
+            slope, icpt = fit([(mb, s["rss_mb"]) for mb, _, _, s, _ in rows if s])
+            lines.append(f"Summarising: peak RSS ≈ {icpt:.0f} MB + {slope:.2f} × the file's MB.")
+    _, _, big_plan, big_sum, _ = rows[-1]
+    verdict = [
+        f"plan in < {TARGET_S:.0f} s (CPU {big_plan['cpu_s']:.1f} s: {'met' if big_plan['cpu_s'] < TARGET_S else 'MISSED'})",
+        f"plan < {TARGET_MB:.0f} MB ({big_plan['rss_mb']:.0f} MB: {'met' if big_plan['rss_mb'] < TARGET_MB else 'MISSED'})",
+    ]
+    if big_sum:
+        verdict.append(
+            f"summarise < {TARGET_MB:.0f} MB ({big_sum['rss_mb']:.0f} MB: "
+            f"{'met' if big_sum['rss_mb'] < TARGET_MB else 'MISSED'})"
+        )
+    lines += ["", f"Targets at {rows[-1][0]:.0f} MB: " + ", ".join(verdict) + ".", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -78,13 +78,13 @@ def chapter_tree(
         new_chunks.append(
             Chunk(
                 index=i,
-                text=text,
                 start=a,
                 end=b,
                 token_count=round(whole.token_count * (b - a) / size),
                 section_title=title,
                 section_index=i,
                 pages=document.pages_for(a, b),
+                source=document.text,
             )
         )
         nodes.append(
