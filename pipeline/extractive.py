@@ -25,6 +25,7 @@ from pathlib import Path
 
 from nltk.stem import porter
 
+from pipeline import extractive_meetings as meetings
 from pipeline.errors import NoTextLayerError
 from pipeline.extractive_clean import clean_turn, is_boilerplate
 from pipeline.extractive_prompt import material, where_in_document
@@ -353,6 +354,11 @@ def extract(
         order, scores, sizes, tokens, feats,
         max_units=max_units, max_tokens=max_tokens, stated=unit is not None, redundant=_REDUNDANT,
     )  # fmt: skip
+    # Whole turns leave a meeting's summary short of a stated length: the head of the next best sentence fills it.
+    tail = meetings.fill_tail(
+        sentences, chosen, order, feats, max_units=max_units, unit=unit, language=language,
+        max_tokens=max_tokens, counter=counter, redundant=_REDUNDANT,
+    ) if transcript and unit is not None and chosen else None  # fmt: skip
     sep = "" if cjk else " "
     if not chosen:
         # Every sentence is longer than the budget: keep the head of the best one, cut at a word/char.
@@ -365,6 +371,8 @@ def extract(
     for i, sentence in enumerate(sentences):
         if i in chosen:
             parts.append(sentence)
+        elif tail is not None and i == tail[0]:
+            parts.extend([tail[1], *MARKER.findall(sentence)])
         else:
             # Markers of dropped sentences are kept, in place, so every chunk stays traceable.
             parts.extend(MARKER.findall(sentence))

@@ -26,6 +26,11 @@ _FILLERS_EN = re.compile(
 # Chinese hesitation sounds (not 啊/吧 as sentence particles: only at a clause's start or standing alone).
 _FILLERS_ZH = re.compile(r"(?:(?<=^)|(?<=[，。？！、\s]))[嗯呃额唉]+[，、。]?")
 _REPEAT = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)
+# ICSI-style tokenised transcripts (QMSum's academic meetings) space out clitics and hyphens: "it 's", "they 're",
+# "low - pass", "Mm - hmm", "Uh - huh"; "@ @" marks an unintelligible word.
+_CLITIC = re.compile(r"(?<=\w) '(s|re|ll|ve|d|m|t)\b", re.I)
+_HYPHEN = re.compile(r"(?<=\w) - (?=\w)")
+_UNINTELLIGIBLE = re.compile(r"(?:@\s*)+")
 _SPACE_BEFORE = re.compile(r"\s+([,.?!;:])")
 _LEADING_JUNK = re.compile(r"^[\s,.;:!?-]+")
 _COMMAS = re.compile(r"(?:,\s*){2,}")
@@ -53,6 +58,7 @@ def clean_turn(text: str, *, cjk: bool) -> str:
     label = SPEAKER_LABEL.match(text)
     head, body = (text[: label.end()], text[label.end() :]) if label else ("", text)
     body = _ANNOTATION.sub(" ", body)
+    body = _UNINTELLIGIBLE.sub(" ", _HYPHEN.sub("-", _CLITIC.sub(r"'\1", body)))
     body = _SPELLED.sub(lambda m: m.group(0).replace("_", ""), body)
     if cjk:
         body = _FILLERS_ZH.sub("", body)
