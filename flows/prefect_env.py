@@ -139,13 +139,16 @@ def check_prefect_api(env: MutableMapping[str, str] | None = None, *, timeout_s:
         ) from exc
 
 
-def connect_prefect(env: MutableMapping[str, str] | None = None) -> None:
+def connect_prefect(env: MutableMapping[str, str] | None = None) -> str | None:
     """Before Prefect is imported: check the user's PREFECT_API_URL, or start (once) and reuse tome's local
-    Prefect server in the background (flows/background_server.py) instead of a temporary one per process."""
+    Prefect server in the background (flows/background_server.py) instead of a temporary one per process.
+
+    Returns the API URL of tome's background server when this process uses it, else None.
+    """
     env = os.environ if env is None else env
     check_prefect_api(env)
     if "prefect" in sys.modules:
-        return  # Prefect has read its settings already: an API URL set now would not be used
+        return None  # Prefect has read its settings already: an API URL set now would not be used
 
     from flows.background_server import ServerStartError, connect
 
@@ -153,6 +156,7 @@ def connect_prefect(env: MutableMapping[str, str] | None = None) -> None:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        connect(env, say=say)
+        return connect(env, say=say)
     except ServerStartError as exc:
         say(f"Warning: {exc}. This run uses a temporary Prefect server instead.")
+        return None

@@ -9,9 +9,7 @@ cache is the real one). Flows are async: a sync flow costs ~1 s more at exit.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -20,8 +18,14 @@ from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.outcomes import outcomes_table
 from flows.progress import make_board
+from flows.published import (
+    batch_run_name,
+    document_run_name,
+    flow_run_line,
+    folder_run_name,
+    run_artifacts,
+)
 from pipeline.document_runs import DocumentReport, DocumentRun, Outcome, summarise_path, summarise_paths
 from pipeline.engine import Node, RunState
 from pipeline.inputs import expand_inputs, file_sha256, output_names
@@ -72,14 +76,6 @@ def _runtime(
     return runtime
 
 
-def flow_run_line(run_id: str | None, name: str | None, ui_url: str | None) -> str | None:
-    """ "Prefect flow run 'alice.txt' (id): URL" — the run to open in the UI (None outside a flow run)."""
-    if not run_id:
-        return None
-    where = f": {ui_url}" if ui_url else " (a temporary server: set PREFECT_API_URL, or drop TOME_PREFECT_SERVER=ephemeral, to keep runs and see them in the UI)"
-    return f"Prefect flow run '{name}' ({run_id}){where}"
-
-
 def announce_flow_run() -> None:
     """Print the flow run's id and UI address on stderr, so a user can open it (or find it with `prefect`)."""
     import os
@@ -92,55 +88,33 @@ def announce_flow_run() -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def artifact_key(kind: str, name: str) -> str:
-    """A valid Prefect artifact key (lowercase letters, digits, dashes) for a document name."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    if not slug or slug != name.lower().replace(".", "-").replace("_", "-").replace(" ", "-"):
-        slug = f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}".strip("-")
-    return f"{kind}-{slug}"[:100]
-
-
 async def _publish(runs: Sequence[DocumentRun], runtime: Runtime) -> None:
     """Markdown artifacts: each summary, and one usage and cost table. They never fail the run."""
     try:
-        for run in runs:
-            if run.result is not None:
-                await acreate_markdown_artifact(
-                    key=artifact_key("summary", run.outcome.name),
-                    markdown=run.result.to_markdown(),
-                    description=f"Summary of {run.outcome.path}",
-                )
-        table = outcomes_table([r.outcome for r in runs])
-        header = f"**Backend:** {runtime.backend.name}"
-        if runtime.backend.billable:
-            header += f"  \n**Model:** {runtime.settings.model}"
-        header += "\n\n"
-        await acreate_markdown_artifact(key="tome-usage", markdown=header + table, description="Usage and cost")
+        for artifact in run_artifacts(runs, runtime):
+            await acreate_markdown_artifact(
+                key=artifact.key, markdown=artifact.markdown, description=artifact.description
+            )
     except Exception as exc:  # noqa: BLE001 - artifacts are a view; a failed upload must not fail the summary
         log.warning("Could not publish Prefect artifacts: %s", exc)
 
 
 def _document_run_name() -> str:
-    """Flow runs named after the document ("alice.txt"), not a random adjective-animal."""
     from prefect.runtime import flow_run
 
-    return Path(str(flow_run.parameters.get("path", "document"))).name
+    return document_run_name(flow_run.parameters)
 
 
 def _batch_run_name() -> str:
     from prefect.runtime import flow_run
 
-    params = flow_run.parameters
-    inputs = [Path(str(i)).name for i in params.get("inputs", [])]
-    shown = ", ".join(inputs[:3]) + (f" +{len(inputs) - 3}" if len(inputs) > 3 else "")
-    pattern = params.get("pattern", "*")
-    return f"{shown} ({pattern})" if pattern != "*" else shown
+    return batch_run_name(flow_run.parameters)
 
 
 def _folder_run_name() -> str:
     from prefect.runtime import flow_run
 
-    return f"{Path(str(flow_run.parameters.get('input_dir', 'folder'))).name}/{flow_run.parameters.get('pattern', '*')}"
+    return folder_run_name(flow_run.parameters)
 
 
 def _report(run: DocumentRun, *, with_markdown: bool) -> DocumentReport:

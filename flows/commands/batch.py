@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -90,9 +91,13 @@ async def _run(
         )
         return [r.outcome.report() for r in runs]
     from flows.prefect_env import connect_prefect, quiet_reported_errors
+    from flows.summarise_rest import recorded_batch, records_over_rest
 
+    over_rest = records_over_rest(os.environ)
     # Before importing Prefect: a dead API URL fails in milliseconds; with none, tome's background server.
-    connect_prefect()
+    api_url = connect_prefect()
+    if api_url is not None and over_rest:  # tome's own server: the run recorded without importing Prefect
+        return await recorded_batch(api_url, [str(folder)], str(out_dir), options, pattern=glob, progress=progress)
     from flows.summarise import summarise_batch
 
     quiet_reported_errors()

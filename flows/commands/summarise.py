@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -139,9 +140,16 @@ async def _run(
             raise runs[0].error
         return [r.outcome.report(r.result) for r in runs]
     from flows.prefect_env import connect_prefect, quiet_reported_errors
+    from flows.summarise_rest import recorded_batch, recorded_document, records_over_rest
 
+    over_rest = records_over_rest(os.environ)
     # Before importing Prefect: a dead API URL fails in milliseconds; with none, tome's background server.
-    connect_prefect()
+    api_url = connect_prefect()
+    if api_url is not None and over_rest:  # tome's own server: the run recorded without importing Prefect
+        if len(paths) == 1:
+            return [await recorded_document(api_url, str(paths[0]), out_dir, options, progress=progress)]
+        inputs = [str(p) for p in paths]
+        return await recorded_batch(api_url, inputs, out_dir, options, progress=progress, with_markdown=True)
     from flows.summarise import summarise_batch, summarise_document
 
     quiet_reported_errors()

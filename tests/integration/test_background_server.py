@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,10 +34,30 @@ ENGLISH = REPO / "data" / "the_lighthouse_keeper.md"
 RUN_URL = re.compile(r"^Prefect flow run 'the_lighthouse_keeper\.md' \(([0-9a-f-]{36})\): (http://127\.0\.0\.1:(\d+)/\S+)$", re.M)
 
 
-def _tome(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def _tome(env: dict[str, str], *args: str, env_python: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "flows", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=400
-    )
+        [sys.executable, *(env_python or []), "-m", "flows", *args], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=400,
+    )  # fmt: skip
+
+
+def _task_runs(api_url: str, flow_run_id: str) -> dict[str, str]:
+    """Task-run name -> state once all are final (Prefect's engine reports them as events, recorded with a lag)."""
+    deadline = time.monotonic() + 60
+    while True:
+        runs = httpx.post(f"{api_url}/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}}, timeout=30).json()
+        states = {r["name"]: r["state_type"] for r in runs}
+        if (len(states) >= 2 and "RUNNING" not in states.values() and "PENDING" not in states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
+
+
+def _levels(api_url: str, flow_run_id: str) -> dict[str, str]:
+    """The run's level task runs ("... · level 0 (N calls)"), each expected Completed."""
+    names = _task_runs(api_url, flow_run_id)
+    levels = {n: "COMPLETED" for n in names if re.fullmatch(r"the_lighthouse_keeper\.md · level \d+ \(\d+ calls\)", n)}
+    assert levels, names
+    return levels
 
 
 def _server_processes(home: Path) -> list[int]:
@@ -101,6 +122,26 @@ def test_the_background_server_is_started_once_reused_and_stopped(nothing_config
     assert httpx.get(url, headers={"Accept": "text/html"}, timeout=30).status_code == 200
     run = httpx.get(f"{started.api_url}/flow_runs/{run_id}", timeout=30).json()
     assert run["name"] == "the_lighthouse_keeper.md" and run["state_type"] == "COMPLETED"
+    assert _task_runs(started.api_url, run_id) == {
+        "the_lighthouse_keeper.md · load and plan": "COMPLETED", **_levels(started.api_url, run_id)
+    }  # fmt: skip
+
+    # Recorded over the server's REST API, without importing Prefect; Prefect's own engine on request.
+    traced = _tome(env, "summarise", str(ENGLISH), "--no-progress", "--backend", "extractive", env_python=["-X", "importtime"])
+    assert traced.returncode == 0, traced.stderr
+    assert RUN_URL.search(traced.stderr)
+    imported = re.findall(r"^import time:.*\|\s+((?:prefect|fastapi)\S*)$", traced.stderr, re.M)
+    assert "flows.prefect_rest" in traced.stderr and imported == [], imported
+    engine = _tome({**env, "TOME_PREFECT_CLIENT": "prefect"}, "summarise", str(ENGLISH), "--no-progress", "--backend", "extractive")
+    assert engine.returncode == 0, engine.stderr
+    engine_run = RUN_URL.search(engine.stderr)
+    assert engine_run and int(engine_run.group(3)) == started.port, engine.stderr
+    assert "Starting a local Prefect server" not in engine.stderr
+    names = {r["name"] for r in httpx.post(f"{started.api_url}/flows/filter", json={}, timeout=30).json()}
+    assert names == {"summarise-document"}  # both ways record the same flow
+    assert _task_runs(started.api_url, engine_run.group(1)) == {
+        "the_lighthouse_keeper.md · load and plan": "COMPLETED", **_levels(started.api_url, engine_run.group(1))
+    }  # fmt: skip
 
     status = _tome(env, "server", "status")
     assert status.returncode == 0 and f"running at {started.ui_url} (pid {started.pid}" in status.stdout
