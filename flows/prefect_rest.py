@@ -45,7 +45,8 @@ class FlowRunRecorder:
     def __init__(self, api_url: str, *, client: httpx.AsyncClient | None = None) -> None:
         self.api_url = api_url.rstrip("/")
         self._own_client = client is None
-        self._http = client or httpx.AsyncClient(timeout=TIMEOUT_S)
+        # trust_env off: tome's server is on loopback, never behind the user's HTTP(S)_PROXY
+        self._http = client or httpx.AsyncClient(timeout=TIMEOUT_S, trust_env=False)
         self.flow_run_id: str | None = None
         self.name: str | None = None
         self._broken = False

@@ -3,7 +3,8 @@
 Task runs are coarse on purpose: per document "load and plan", then one task per tree level named
 "alice.txt · level 0 (42 calls)"; the level's LLM calls fan out inside it with asyncio under the rate
 budget. Tasks never retry (retries live in the LLM client) and are not cached by Prefect (our SQLite
-cache is the real one). Flows are async: a sync flow costs ~1 s more at exit.
+cache is the real one). Flows are async: a sync flow costs ~1 s more at exit. Against tome's own background
+server, `tome summarise` and `tome batch` record the same runs without importing Prefect (flows/summarise_rest.py).
 """
 
 from __future__ import annotations
