@@ -24,6 +24,8 @@ from pipeline.tokens import TokenCounter
 CLAUSE_SLACK = 0.2
 # A head shorter than this (words, or characters) is not worth reading: a gap this small stays.
 MIN_TAIL = 3
+# Best sentences left out tried for a head that ends at a clause; else the best one's head, cut after a word.
+TAIL_POOL = 10
 _CLAUSE_END = re.compile(r"[,;:，；：、]")
 # Where a head may be cut: after one CJK character, a word of another script, or a number.
 _CUT = re.compile(rf"{CJK_LETTER.pattern}|(?:(?!{CJK_LETTER.pattern})[^\W\d_])+|\d+")
@@ -57,29 +59,36 @@ def fill_tail(
         return None
     tokens_left = max_tokens - sum(counter.count(sentences[i]) for i in chosen)
     kept = [feats[i] for i in chosen]
+    heads: list[tuple[int, str]] = []
     for i in order:
         mine = feats[i]
         if i in chosen or (mine and any(len(mine & k) >= redundant * len(mine) for k in kept)):
             continue
-        head = _head(sentences[i], gap, size_of)
+        head, whole = _head(sentences[i], gap, size_of)
         if head and counter.count(head) <= tokens_left:
-            return i, head
-    return None
+            heads.append((i, head))
+            if whole:  # one of the next best that ends at a clause reads better than a head cut mid-clause
+                return i, head
+            if len(heads) >= TAIL_POOL:
+                break
+    return heads[0] if heads else None
 
 
-def _head(sentence: str, budget: int, size_of: Callable[[str], int]) -> str:
-    """The longest head of ``sentence`` within ``budget`` units, ending at a clause if that loses little."""
+def _head(sentence: str, budget: int, size_of: Callable[[str], int]) -> tuple[str, bool]:
+    """The longest head of ``sentence`` within ``budget`` units, ending at a clause if that loses little, and
+    whether it ends at a clause (or is the whole sentence)."""
     best = 0
     for match in _CUT.finditer(sentence):
         if size_of(sentence[: match.end()]) > budget:
             break
         best = match.end()
     else:
-        return sentence  # it all fits (left out only for the tokens it costs, or it was not yet tried)
+        return sentence, True  # it all fits (left out only for the tokens it costs, or it was not yet tried)
     if best == 0 or size_of(sentence[:best]) < MIN_TAIL:
-        return ""
+        return "", False
     head = sentence[:best]
     clause = max((m.start() for m in _CLAUSE_END.finditer(head)), default=-1)
-    if clause > 0 and size_of(head[:clause]) >= (1 - CLAUSE_SLACK) * budget:
-        head = head[:clause]
-    return head.rstrip(" ,;:，；：、") + ELLIPSIS
+    at_clause = bool(_CLAUSE_END.match(sentence.lstrip()[len(head.lstrip()) :].lstrip()))
+    if not at_clause and clause > 0 and size_of(head[:clause]) >= (1 - CLAUSE_SLACK) * budget:
+        head, at_clause = head[:clause], True
+    return head.rstrip(" ,;:，；：、") + ELLIPSIS, at_clause
