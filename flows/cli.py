@@ -44,6 +44,9 @@ server.register(app)
 
 def main() -> None:
     """The `tome` script: the app, then a quick exit (see :func:`exit_now`)."""
+    from pipeline.memory import fix_mmap_threshold
+
+    fix_mmap_threshold()  # a big document's freed blocks go back to the system (pipeline/memory.py)
     try:
         app(prog_name="tome")
     except SystemExit as exc:

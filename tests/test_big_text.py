@@ -118,3 +118,16 @@ def test_the_document_hash_is_the_sha256_of_the_whole_text_hashed_block_by_block
     text = "Straße ’quoted’ 中文 😀 " * 100_000  # over one hash block, blocks ending anywhere in it
     assert len(text) > store._HASH_BLOCK_CHARS
     assert store.document_hash(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_the_cli_keeps_big_blocks_returnable_to_the_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from pipeline.memory import fix_mmap_threshold
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert fix_mmap_threshold() is False  # the user's own setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert fix_mmap_threshold() is True
