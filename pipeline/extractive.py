@@ -260,6 +260,7 @@ def extract(
     # A transcript whose turns are paragraphs of their own (as the loader keeps them) or lines of one.
     body = [p.strip() for p in paragraphs if p.strip() and not _HEADING.match(p.strip())]
     turn_paragraphs = transcript_lines(body, share=_TURN_SHARE)
+    unlabelled_talk = not turn_paragraphs and meetings.reads_as_talk(source)  # cleaned like labelled turns
     min_turn = _MIN_TURN * 2 if cjk else _MIN_TURN
     transcript = turn_paragraphs
     under_findings = False
@@ -277,7 +278,7 @@ def extract(
         first_line = stripped.split("\n", 1)[0].strip()
         findings = under_findings or bool(_HEADING.match(first_line) and _FINDINGS.match(first_line))
         turns = paragraph_turns(p)
-        spoken = turn_paragraphs or len(turns) > 1
+        spoken = turn_paragraphs or len(turns) > 1 or unlabelled_talk
         transcript = transcript or spoken
         # Each sentence's own place (a document whose paragraphs were lines of one block is one paragraph).
         here = at
@@ -383,7 +384,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-17"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-18"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

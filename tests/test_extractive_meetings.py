@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.extractive import ExtractiveBackend, extract
 from pipeline.extractive_clean import clean_turn
-from pipeline.extractive_meetings import ELLIPSIS, fill_tail
+from pipeline.extractive_meetings import ELLIPSIS, fill_tail, reads_as_talk
 from pipeline.language import count_units
 from pipeline.lengths import measure
 from pipeline.llm.types import ChatRequest
@@ -109,3 +109,21 @@ def test_icsi_style_transcripts_are_cleaned():
     turn = "Professor A: Mm - hmm . I mean it 's a low - pass filter , they 're @ @ using it ."
     assert clean_turn(turn, cjk=False) == "Professor A: It's a low-pass filter, they're using it."
     assert clean_turn("Uh - huh .", cjk=False) == ""
+
+
+def test_a_transcript_without_speaker_labels_is_cleaned_like_one_with_them():
+    # QMSum's turns given as bare lines (no "Speaker:"), which the loader runs together into one paragraph: the
+    # fillers and annotations still mark it as talk, so it is cleaned and its backchannels dropped.
+    turns = [line.split(": ", 1)[1] for line in meetings("eval_dev_en.jsonl")[0].splitlines() if ": " in line]
+    noisy = [f"{{vocalsound}} Um {turn} Mm-hmm ." for turn in turns]
+    text = " ".join(noisy)
+    assert reads_as_talk(text)
+    out = extract(text, language="en", max_units=150, max_tokens=4000, counter=COUNTER, unit="words")
+    for noise in ("{vocalsound}", "Um ", " um ", "Mm-hmm"):
+        assert noise not in out, noise
+    assert 148 <= count_units(out, "en") <= 150
+    # Prose is not talk: a report's sentences stay as written.
+    report = " ".join(
+        f"The agency paid {i} million dollars to vendor {i} in 2018 without a check." for i in range(40)
+    )
+    assert not reads_as_talk(report)
