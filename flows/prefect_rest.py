@@ -40,7 +40,7 @@ def _now() -> str:
 
 
 class FlowRunRecorder:
-    """Records one flow run in a Prefect server; every method is a no-op once recording has failed."""
+    """Records one flow run in a Prefect server; once a call has failed, only the final state is still tried."""
 
     def __init__(self, api_url: str, *, client: httpx.AsyncClient | None = None) -> None:
         self.api_url = api_url.rstrip("/")
