@@ -1,0 +1,128 @@
+"""Where a report states its findings: how much weight the offline backend gives to what comes first.
+
+Government reports, papers and news often open with what they found (an introduction that restates the
+summary, a letter's first paragraphs), and some put it under a heading ("Highlights", "What GAO Found",
+"Results in Brief", "Executive Summary", "摘要"). Others do not: a paper without its abstract, a rule, a report
+that opens with background. So the document itself is asked, not its genre: when the sentences that open it
+are nearly as salient (by recurring content and centrality) as the best sentences anywhere, the position prior
+is strong; when the opening says little of what the rest says, centrality decides alone, with a small prior on
+each section's first sentence. Deterministic, linear in the sentence count.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+# Headings over a summary the document states itself: its sentences come first whatever else it says.
+_STATED = re.compile(
+    r"^(?:#{1,6}\s*)?(?:\d+[.)]?\s*)?(?:highlights?|what (?:gao|we|the \w+) found|key (?:findings|points|messages|"
+    r"takeaways|judgments)|(?:executive |plain language )?summary|abstract|findings|main findings|in brief|"
+    r"results in brief|summary of (?:findings|results)|(?:principal|major) findings|at a glance|bottom line|"
+    r"synopsis|tl;?dr|摘要|内容摘要|内容提要|提要|概要|要点|主要发现|核心观点)\b",
+    re.IGNORECASE,
+)
+# Headings over what sums up a part, not the whole (an overview, the conclusions): a prior like a section's lead.
+_CONCLUDING = re.compile(
+    r"^(?:#{1,6}\s*)?(?:\d+[.)]?\s*)?(?:overview|conclusions?|concluding (?:remarks|observations)|"
+    r"总体情况|总体来看|总体评价|结论|主要结论|前言|概述|综述)\b",
+    re.IGNORECASE,
+)
+CONCLUDING_LEAD = 0.5
+
+# The opening's coverage (below) at which the position prior starts, and at which it is at full weight. Chosen by
+# leave-one-out over the public and project dev reports (bench/bench_report_prior.py, README "Summary quality").
+OPENING_LOW = 0.62
+OPENING_HIGH = 0.68
+# Where the opening does not state the findings: the share of TextRank centrality in the sentence scores.
+CENTRAL_SHARE = 1.0
+# What a document is about: its this many most widespread content features.
+TOP_FEATURES = 50
+# The prior on where a sentence lies decays over this share of the document.
+POSITION_SCALE = 0.1
+# The prior of a sentence opening a section or under a concluding heading (x its lead, 0..1); a stated summary's
+# sentences (lead 1: "Highlights", "What GAO Found", "Executive Summary", "摘要") get STATED_WEIGHT.
+HEADED_WEIGHT = 0.1
+STATED_WEIGHT = 1.0
+
+
+def heading_lead(heading: str) -> float:
+    """The prior a heading gives the sentences under it: 1 over a stated summary, less over conclusions."""
+    heading = heading.strip()
+    return 1.0 if _STATED.match(heading) else CONCLUDING_LEAD if _CONCLUDING.match(heading) else 0.0
+
+
+def opening_coverage(
+    feats: Sequence[frozenset[str]], scores: Sequence[float], sizes: Sequence[int], budget: int
+) -> float:
+    """How much of what the document is about its opening states: the share of its most widespread content
+    features found in the sentences that fill ``budget`` from the start, over the share found in the
+    best-scoring sentences that fill it (0..1; 1: the opening covers the document as well as the best does)."""
+    n = len(feats)
+    if n == 0 or budget <= 0:
+        return 0.0
+    spread = Counter(f for fs in feats for f in fs)
+    # Most widespread first; ties by the feature itself, so the same text always gives the same set.
+    top = {f for f, _ in sorted(spread.items(), key=lambda x: (-x[1], x[0]))[:TOP_FEATURES]}
+    opening = _fill(range(n), sizes, budget)
+    best = _fill(sorted(range(n), key=lambda i: (-scores[i], i)), sizes, budget)
+    covered = len(top & set().union(*(feats[i] for i in best)))
+    if covered == 0:
+        return 0.0
+    return min(1.0, len(top & set().union(*(feats[i] for i in opening))) / covered)
+
+
+def _fill(order: Sequence[int] | range, sizes: Sequence[int], budget: int) -> list[int]:
+    taken: list[int] = []
+    used = 0
+    for i in order:
+        taken.append(i)
+        used += max(1, sizes[i])
+        if used >= budget:
+            break
+    return taken
+
+
+def prior_weight(coverage: float, full: float) -> float:
+    """The position prior's weight for an opening of this coverage, up to ``full``."""
+    if OPENING_HIGH <= OPENING_LOW:
+        return full if coverage >= OPENING_HIGH else 0.0
+    share = (coverage - OPENING_LOW) / (OPENING_HIGH - OPENING_LOW)
+    return full * min(1.0, max(0.0, share))
+
+
+def with_position_prior(
+    feats: Sequence[frozenset[str]],
+    scores: Sequence[float],
+    central: Sequence[float],
+    positions: Sequence[float],
+    leads: Sequence[float],
+    sizes: Sequence[int],
+    *,
+    budget: int,
+    where: tuple[float, float],
+    weight: float,
+) -> list[float]:
+    """``scores`` blended with a prior on each sentence's place in the whole document.
+
+    ``central``: each sentence's TextRank centrality (0..1). ``positions``: each sentence's place in the material (0..1), which lies at ``where`` (start, share) in the
+    document; ``leads``: 1 under a findings heading, more than 0 for a section's first sentence. A call that
+    reads the whole document asks the document how much its opening states (``opening_coverage``); a part of
+    it keeps ``weight``.
+    """
+    begin, span = where
+    if begin == 0.0 and span >= 1.0:
+        weight = prior_weight(opening_coverage(feats, scores, sizes, budget), weight)
+        if weight <= 0:
+            # An opening that does not state the findings: centrality decides (and each section's lead).
+            scores = [(1 - CENTRAL_SHARE) * s + CENTRAL_SHARE * c for s, c in zip(scores, central, strict=True)]
+    # A findings heading's sentences (lead 1) and each section's first (lead 0.5) keep a prior of their own:
+    # they state what their part found, whatever the opening does.
+    return [
+        (1 - weight) * s
+        + weight * math.exp(-(begin + span * pos) / POSITION_SCALE)
+        + (STATED_WEIGHT if lead >= 1.0 else HEADED_WEIGHT * lead)
+        for s, pos, lead in zip(scores, positions, leads, strict=True)
+    ]

@@ -1,0 +1,90 @@
+"""Reports: the position prior is as strong as the document's opening states what it is about."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.evaluation.baselines import sentences_of
+from pipeline.extractive import score_sentences
+from pipeline.extractive_reports import heading_lead, opening_coverage, prior_weight, with_position_prior
+from pipeline.provenance import features
+from pipeline.tokens import TiktokenCounter
+
+REPO = Path(__file__).resolve().parents[1]
+COUNTER = TiktokenCounter()
+
+
+def test_opening_coverage_compares_the_opening_with_the_best_sentences():
+    # What the document is about: "grant" and "clinic" in most sentences; the opening either states it or not.
+    feats = [
+        frozenset({"grant", "clinic", "nurse"}),
+        frozenset({"weather"}),
+        frozenset({"grant", "clinic"}),
+    ] * 4
+    scores = [1.0, 0.1, 0.9] * 4
+    sizes = [10] * 12
+    assert opening_coverage(feats, scores, sizes, budget=10) == 1.0
+    background_first = feats[1:] + feats[:1]
+    assert opening_coverage(background_first, scores[1:] + scores[:1], sizes, budget=10) < 0.5
+    assert opening_coverage([], [], [], budget=10) == 0.0
+
+
+def test_headings_over_a_stated_summary_outrank_conclusions():
+    assert (
+        heading_lead("What GAO Found") == heading_lead("摘要") == heading_lead("## Executive Summary") == 1.0
+    )
+    assert 0 < heading_lead("Conclusions") < 1.0
+    assert heading_lead("Background") == 0.0
+
+
+def test_the_prior_weight_grows_with_the_opening_coverage():
+    weights = [prior_weight(s, 0.5) for s in (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)]
+    assert weights == sorted(weights) and weights[0] == 0.0 and weights[-1] == 0.5
+
+
+def test_a_part_of_the_document_keeps_its_weight_and_the_whole_asks_its_opening():
+    feats = [
+        frozenset({"weather"}),
+        frozenset({"rain"}),
+        frozenset({"grant"}),
+        frozenset({"grant", "clinic"}),
+    ]
+    scores, central, sizes = [0.1, 0.1, 0.2, 1.0], [0.2, 0.1, 0.3, 1.0], [10] * 4
+    positions, leads = [0.0, 0.25, 0.5, 0.75], [0.0] * 4
+    args = (feats, scores, central, positions, leads, sizes)
+    whole = with_position_prior(*args, budget=10, where=(0.0, 1.0), weight=0.5)
+    part = with_position_prior(*args, budget=10, where=(0.0, 0.5), weight=0.5)
+    assert whole == central  # an opening that states none of what the rest says: centrality alone decides
+    assert part[0] > part[3] and whole[0] < whole[3]  # a part (the first half) keeps its prior
+
+
+def _dev_report(name: str) -> str:
+    for line in (REPO / "bench" / "data" / "eval_dev_en.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        if item["id"] == name:
+            return item["document"]
+    raise AssertionError(name)
+
+
+def test_a_report_that_opens_with_its_background_gets_a_weaker_prior():
+    # A real dev report, and the same report opening with its background (its introduction and conclusions moved
+    # to the end): the prior follows the document, not its genre.
+    text = _dev_report("en_dev_report_03_va_claims")
+    paragraphs = text.split("\n\n")
+    intro = paragraphs.index("Background")
+    end = paragraphs.index("Conclusions")
+    moved = "\n\n".join(
+        paragraphs[:1]
+        + paragraphs[intro:end]
+        + paragraphs[end + 2 :]
+        + paragraphs[1:intro]
+        + paragraphs[end : end + 2]
+    )
+    coverage = []
+    for document in (text, moved):
+        sentences = sentences_of(document)
+        feats = [features(x) for x in sentences]
+        scores = score_sentences(sentences, cjk=False)
+        coverage.append(opening_coverage(feats, scores, [len(x.split()) for x in sentences], budget=150))
+    assert coverage[0] > coverage[1] + 0.05
