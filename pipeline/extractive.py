@@ -119,9 +119,8 @@ _FACTUAL_SHARE = 0.3
 _POSITION_WEIGHT_FACTUAL = 0.75
 _QUOTE = re.compile(r"[\"“”「」『』]")
 _NARRATIVE_SHARE = 0.15
-# A sentence sharing this share of its content words with one already chosen is a repeat. A factual report
-# restates its findings on purpose (the introduction, then each section): no repeat is dropped there (public dev
-# reports 64.05 / 32.34 / 28.01 -> 64.63 / 33.17 / 28.88, project EN reports +0.3 / +0.5 / +0.2).
+# A sentence sharing this share of its content words with one already chosen is a repeat. Factual reports restate
+# findings on purpose: no repeat is dropped there (public dev reports R-1/2/L +0.6 / +0.8 / +0.9).
 _REDUNDANT = 0.6
 _REDUNDANT_FACTUAL = 1.01
 _STEMMER = porter.PorterStemmer()
@@ -320,7 +319,6 @@ def extract(
     # Stories are not written findings first either: dialogue marks them.
     # Government and agency reports, papers: figures and acronyms in most sentences ("$5,000", "GAO", "2026").
     factual = sum(bool(_FACT.search(x)) for x in sentences) >= _FACTUAL_SHARE * len(sentences)
-    # (A report full of quoted terms and statutes is no story.)
     narrative = not factual and sum(bool(_QUOTE.search(x)) for x in sentences) >= _NARRATIVE_SHARE * len(sentences)
     weight = (
         _POSITION_WEIGHT_SPOKEN
@@ -381,6 +379,8 @@ def extract(
         else:
             # Markers of dropped sentences are kept, in place, so every chunk stays traceable.
             parts.extend(MARKER.findall(sentence))
+    kept = set(MARKER.findall(" ".join(parts)))  # a marker alone (a dropped one from below) is no sentence: kept
+    parts.extend(m for m in MARKER.findall(source) if m not in kept)
     return sep.join(parts).strip()
 
 
