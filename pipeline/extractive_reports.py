@@ -4,9 +4,10 @@ Government reports, papers and news often open with what they found (an introduc
 summary, a letter's first paragraphs), and some put it under a heading ("Highlights", "What GAO Found",
 "Results in Brief", "Executive Summary", "摘要"). Others do not: a paper without its abstract, a rule, a report
 that opens with background. So the document itself is asked, not its genre: when the sentences that open it
-are nearly as salient (by recurring content and centrality) as the best sentences anywhere, the position prior
-is strong; when the opening says little of what the rest says, centrality decides alone, with a small prior on
-each section's first sentence. Deterministic, linear in the sentence count.
+cover the document's most widespread content words about as well as its best-scored sentences do, the position
+prior is strong; when the opening says little of what the rest says, TextRank centrality decides, with a small
+prior on each section's first sentence. A stated summary's sentences come first either way. Deterministic,
+linear in the sentence count.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ def with_position_prior(
         weight = prior_weight(opening_coverage(feats, scores, sizes, budget), weight)
         if weight <= 0:
             # An opening that does not state the findings: centrality decides (and each section's lead).
-            scores = [(1 - CENTRAL_SHARE) * s + CENTRAL_SHARE * c for s, c in zip(scores, central, strict=True)]
+            scores = [
+                (1 - CENTRAL_SHARE) * s + CENTRAL_SHARE * c for s, c in zip(scores, central, strict=True)
+            ]
     # A findings heading's sentences (lead 1) and each section's first (lead 0.5) keep a prior of their own:
     # they state what their part found, whatever the opening does.
     return [
