@@ -7,17 +7,20 @@ execute in this process, with the offline backend, and must look in Prefect like
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from flows.background_server import ServerFiles, ServerState, forget_state, installed_prefect, write_state
 from flows.prefect_rest import FlowRunRecorder
 from flows.prefect_server import RunningServer, prefect_server
 from flows.summarise_rest import recorded_batch, recorded_document, records_over_rest
@@ -81,6 +84,8 @@ def test_a_document_run_is_a_flow_run_with_task_runs_artifacts_and_logs(
     levels = [n for n in tasks if n.startswith("keeper-rest.md · level 0 (") and n.endswith(" calls)")]
     assert len(levels) == 1 and tasks[levels[0]]["state_type"] == "COMPLETED"
     assert len({t["dynamic_key"] for t in tasks.values() if t["task_key"] == "summarise-level"}) == len(tasks) - 1
+    graph = httpx.get(f"{prefect_api.api_url}/flow_runs/{run['id']}/graph-v2", timeout=30).json()
+    assert sorted(node["label"] for _, node in graph["nodes"]) == sorted(tasks)  # the UI's run graph
 
     artifacts = {a["key"]: a for a in api(prefect_api, "artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})}
     assert artifacts["summary-keeper-rest-md"]["data"] == report["markdown"]
@@ -175,3 +180,34 @@ def test_a_bad_client_choice_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "Error: TOME_PREFECT_CLIENT='engine': use 'rest' (the default) or 'prefect'."
     ]
     assert not (tmp_path / "home" / "prefect" / "tome-server.json").exists()  # refused before any server start
+
+
+def test_tome_batch_with_nothing_configured_records_over_rest_without_importing_prefect(
+    prefect_api: RunningServer, tmp_path: Path
+) -> None:
+    """The CLI's choice: tome's background server (here: the module's server, recorded as tome records its own)
+    means a REST-recorded run, and Prefect is never imported."""
+    files = ServerFiles(prefect_api.home)
+    port = int(prefect_api.api_url.rsplit(":", 1)[1].split("/")[0])
+    write_state(files, ServerState(pid=prefect_api.process.pid, port=port, prefect_version=installed_prefect(),
+                                   started_at=datetime.now(UTC).isoformat(timespec="seconds")))  # fmt: skip
+    try:
+        shelf = tmp_path / "shelf-cli"
+        shelf.mkdir()
+        shutil.copy(LIGHTHOUSE, shelf / "keeper-cli.md")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TOME_HOME": str(tmp_path / "home"),
+               "PREFECT_HOME": str(prefect_api.home)}  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "flows", "batch", str(shelf), "--backend", "extractive",
+             "--no-progress"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        forget_state(files)  # the module's server is stopped by its fixture, not by tome
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "keeper-cli.md" in proc.stdout and "Starting a local Prefect server" not in proc.stderr
+    assert re.findall(r"^import time:.*\|\s+((?:prefect|fastapi)\S*)$", proc.stderr, re.M) == []
+    run = flow_run(prefect_api, "shelf-cli")
+    assert run["state_type"] == "COMPLETED"
+    assert f"Prefect flow run 'shelf-cli' ({run['id']}): http://127.0.0.1:{port}/flow-runs/flow-run/{run['id']}" in proc.stderr
+    states = {n: t["state_type"] for n, t in task_runs(prefect_api, run["id"]).items()}
+    assert states["keeper-cli.md · load and plan"] == "COMPLETED" and len(states) >= 2
