@@ -159,7 +159,7 @@ NoPrefectOpt = Annotated[
     bool,
     typer.Option(
         "--no-prefect",
-        help="Run the engine directly, without Prefect (starts faster; no run history in Prefect).",
+        help="Run the engine directly, without Prefect (no run history in Prefect, no background Prefect server).",
     ),
 ]
 
