@@ -204,3 +204,28 @@ def plan_merge(
         output = fitting
     output = shrunk_output(output, total, len(groups))
     return output, groups
+
+
+def prefix_groups(sizes: Sequence[int], cap: int, total: int) -> list[list[int]]:
+    """Groups of consecutive summaries decided from the first ``len(sizes)`` of ``total`` alone (closed ones).
+
+    A group closes when the next summary would take it over ``cap`` tokens, so a group is known as soon as its
+    summaries and the one after it exist (a merge can start while later summaries are still being written);
+    with every size given, the open group at the end is returned too. A group never leaves one summary alone
+    at the end when moving its last member there keeps both within ``cap``. Same sizes, same groups.
+    """
+    groups: list[list[int]] = []
+    start, held = 0, 0
+    for j, size in enumerate(sizes):
+        if j > start and held + size > cap:
+            last_alone = total - j == 1
+            if last_alone and j - start >= 3 and sizes[j - 1] + size <= cap:
+                groups.append(list(range(start, j - 1)))
+                start, held = j - 1, sizes[j - 1] + size
+                continue
+            groups.append(list(range(start, j)))
+            start, held = j, 0
+        held += size
+    if len(sizes) == total and start < total:
+        groups.append(list(range(start, total)))
+    return groups

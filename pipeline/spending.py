@@ -8,7 +8,7 @@ spent + reserved over the cap is never sent: the run stops like on an exhausted 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.config import ModelSpec
 from pipeline.errors import QuotaExhaustedError, StoreError
-from pipeline.llm.types import ChatBackend, ChatRequest, Completion
+from pipeline.llm.types import ChatBackend, ChatRequest, Completion, Message
 from pipeline.utc import utc_stamp
 
 
@@ -143,6 +143,9 @@ class CappedBackend:
 
     async def extract_file(self, path: str | Path) -> str:
         return await self.inner.extract_file(path)
+
+    async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        return await self.inner.count_prompt_tokens(messages)
 
     def __repr__(self) -> str:
         return f"CappedBackend({self.inner!r}, {self.cap!r})"

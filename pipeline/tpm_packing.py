@@ -30,13 +30,35 @@ ESTIMATE_MARGIN = 1.03
 WINDOW_FILL = 0.99  # a k-calls-per-window chunk size aims this far into the window (chunks vary in size)
 EXTRA_SIZES = 3  # sizes tried beyond the largest: k, k+1, k+2 calls per window
 LAST_WINDOW_SHARE = 0.75  # a last window fuller than this is crowded (see score)
+# A call may end at a paragraph end this far into its share rather than at the sentence nearest the share
+# (a cut short of the share leaves the difference of the window empty).
+PARAGRAPH_CUT = 0.97
 
 
-def admissions(plan: Plan, *, margin: float = ESTIMATE_MARGIN) -> list[list[int]]:
-    """Admission tokens of every planned call, level by level, as the budget counts them before any answer."""
-    return [
-        [math.ceil(c.est_prompt_tokens * margin) + c.max_tokens for c in level.calls] for level in plan.levels
-    ]
+def admissions(
+    plan: Plan,
+    *,
+    margin: float = ESTIMATE_MARGIN,
+    text_tokens: Callable[[Chunk], int] | None = None,
+    summary_share: float = 1.0,
+) -> list[list[int]]:
+    """Admission tokens of every planned call, level by level, as the budget counts them before any answer.
+
+    ``text_tokens``: the server's count of a chunk's text, when known better than by the plan's calibration.
+    ``summary_share``: the share of its output budget a summary is expected to fill (merges' inputs).
+    """
+    levels = []
+    for n, level in enumerate(plan.levels):
+        costs = []
+        for c in level.calls:
+            prompt = c.est_prompt_tokens
+            if n == 0 and text_tokens is not None:
+                prompt += text_tokens(plan.chunks[c.index]) - c.input_tokens
+            elif n > 0:
+                prompt -= c.input_tokens - math.ceil(c.input_tokens * summary_share)
+            costs.append(math.ceil(prompt * margin) + c.max_tokens)
+        levels.append(costs)
+    return levels
 
 
 def windows_needed(levels: Sequence[Sequence[int]], tpm: int, *, lag: int = 0, used: int = 0) -> int:
@@ -48,15 +70,30 @@ def windows_needed(levels: Sequence[Sequence[int]], tpm: int, *, lag: int = 0, u
     return _windows(levels, tpm, lag=lag, used=used)[0]
 
 
-def _windows(levels: Sequence[Sequence[int]], tpm: int, *, lag: int, used: int = 0) -> tuple[int, int]:
-    """(windows needed, tokens in the last one)."""
+def _windows(
+    levels: Sequence[Sequence[int]],
+    tpm: int,
+    *,
+    lag: int,
+    used: int = 0,
+    early: Sequence[Sequence[int]] | None = None,
+) -> tuple[int, int]:
+    """(windows needed, tokens in the last one).
+
+    ``early``: level 1's groups (level-0 indexes) when its merges start as soon as their summaries and the next
+    one exist (pipeline.engine.early) rather than after level 0.
+    """
     room = [tpm - used]
     start = 0
-    for calls in levels:
+    below: list[int] = []
+    for n, calls in enumerate(levels):
         placed: list[int] = []
         end = start
         for i, cost in enumerate(calls):
-            w = max(start, placed[i - lag]) if lag and i >= lag else start
+            floor = start
+            if n == 1 and early is not None and i < len(early) - 1:
+                floor = max(below[: early[i][-1] + 2])
+            w = max(floor, placed[i - lag]) if lag and i >= lag else floor
             while True:
                 if w == len(room):
                     room.append(tpm)
@@ -66,18 +103,25 @@ def _windows(levels: Sequence[Sequence[int]], tpm: int, *, lag: int, used: int =
             room[w] -= cost
             placed.append(w)
             end = max(end, w)
-        start = end
+        start, below = end, placed
     return start + 1, tpm - room[start]
 
 
-def score(plan: Plan, tpm: int, *, lag: int) -> tuple[int, bool, int]:
+Costs = Callable[["Plan"], list[list[int]]]
+
+
+def score(
+    plan: Plan, tpm: int, *, lag: int, costs: Costs = admissions, early: bool = False
+) -> tuple[int, bool, int]:
     """How well ``plan`` packs TPM windows, lower is better: (windows, last window crowded, all tokens).
 
     A crowded last window (over LAST_WINDOW_SHARE of the TPM) leaves the calls that wait for everything else
-    (the last merges) little room: one late answer and they spill into one window more.
+    (the last merges) little room: one late answer and they spill into one window more. ``early``: level 1's
+    merges start as soon as their summaries exist.
     """
-    levels = admissions(plan)
-    windows, last = _windows(levels, tpm, lag=lag)
+    levels = costs(plan)
+    groups = [c.inputs for c in plan.levels[1].calls] if early and len(plan.levels) > 2 else None
+    windows, last = _windows(levels, tpm, lag=lag, early=groups)
     return windows, last > LAST_WINDOW_SHARE * tpm, sum(map(sum, levels))
 
 
@@ -98,13 +142,20 @@ def chunk_limits(
     return limits
 
 
-def best_plan(candidates: Sequence[Callable[[], Plan]], *, tpm: int, lag: int) -> Plan:
+def best_plan(
+    candidates: Sequence[Callable[[], Plan]],
+    *,
+    tpm: int,
+    lag: int,
+    costs: Costs = admissions,
+    early: bool = False,
+) -> Plan:
     """The candidate plan that packs the windows best (:func:`score`; the first on a tie)."""
     best: tuple[int, bool, int] | None = None
     chosen: Plan | None = None
     for make in candidates:
         plan = make()
-        scored = score(plan, tpm, lag=lag)
+        scored = score(plan, tpm, lag=lag, costs=costs, early=early)
         if best is None or scored < best:
             best, chosen = scored, plan
     if chosen is None:
@@ -168,31 +219,37 @@ def window_chunks(
     fixed: int,
     largest: int,
     margin: float = ESTIMATE_MARGIN,
+    fill: float = WINDOW_FILL,
+    ratio_at: Callable[[int], float] | None = None,
 ) -> list[Chunk]:
     """Chunks of ``doc.text[start:]`` cut so that each 60-s window's calls fill it (section-blind).
 
     Window by window (the first already holds ``used``): as few calls as the context allows (``largest`` local
-    tokens of text at most), equal in admission tokens and together ``WINDOW_FILL`` of the window; cuts at the
-    sentence end (a paragraph end when one is near) at or before each call's share of text.
+    tokens of text at most), equal in admission tokens and together ``fill`` of the window; cuts at the
+    sentence end (a paragraph end when one is near) at or before each call's share of text. ``ratio_at``: the
+    server's tokens per local token of the text at an offset, when measured there (else ``calibration``).
     """
     text = doc.text
     spans = [(start + a, start + b) for a, b in sentence_spans(text[start:])]
-    sizes = [counter.count(text[a:b]) for a, b in spans]
+    local = [counter.count(text[a:b]) for a, b in spans]
+    # In the server's tokens as admission counts them, so that a window's calls add up to what it holds.
+    sizes = [n * (ratio_at(a) if ratio_at else calibration) * margin for n, (a, _) in zip(local, spans, strict=True)]
     per_token = calibration * margin
     most = math.ceil(largest * per_token) + fixed  # the largest call's admission
     cuts: list[int] = []
     i, room = 0, tpm - used
     while i < len(spans):
         calls = max(1, math.ceil(room / most))
-        target = max(1, min(largest, int((room * WINDOW_FILL / calls - fixed) / per_token)))
+        target = max(1.0, min(largest * per_token, room * fill / calls - fixed))
         for _ in range(calls):
             if i >= len(spans):
                 break
-            total, j, paragraph = 0, i, None
-            while j < len(spans) and (j == i or total + sizes[j] <= target):
+            total, count, j, paragraph = 0.0, 0, i, None
+            while j < len(spans) and (j == i or (total + sizes[j] <= target and count + local[j] <= largest)):
                 total += sizes[j]
+                count += local[j]
                 j += 1
-                if text[spans[j - 1][0] : spans[j - 1][1]].endswith("\n\n") and total >= 0.85 * target:
+                if text[spans[j - 1][0] : spans[j - 1][1]].endswith("\n\n") and total >= PARAGRAPH_CUT * target:
                     paragraph = j
             i = paragraph if paragraph is not None and j < len(spans) else j
             cuts.append(spans[i - 1][1])

@@ -146,6 +146,10 @@ class Recorder:
         self.requests.append(request)
         return await self.inner.complete(request)
 
+    async def count_prompt_tokens(self, messages):
+        count = getattr(self.inner, "count_prompt_tokens", None)
+        return await count(messages) if count is not None else None
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

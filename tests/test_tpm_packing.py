@@ -130,3 +130,26 @@ async def test_level0_sized_by_its_first_answer_no_400_and_the_same_tree_on_a_re
     assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False))
     rerun = await _engine(_client(srv), store, BINDING).summarise(doc)
     assert rerun.final == result.final and rerun.usage.calls == 0  # same chunks, same prompts: all cached
+
+
+async def test_merges_start_while_level0_runs_and_a_rerun_is_all_cached(moonshot_server_factory, store: Store) -> None:
+    # TPM binds (the engine plans for it; the client has no budget, so nothing waits for a window here).
+    srv: MoonshotTestServer = moonshot_server_factory(token_scale=1.15, obedience=Obedience.disobedient())
+    doc = generated_document(chapters=120, paragraphs=9)
+    client = Recorder(_client(srv))
+    engine = _engine(client, store, BINDING)
+    result = await engine.summarise(doc)
+    await client.aclose()
+    log = [r for r in srv.chat_log() if r.status == 200]
+    assert len(log) == result.usage.calls and all(r.status == 200 for r in srv.chat_log())
+    merges = [i for i, r in enumerate(client.requests) if "<summary" in r.messages[-1].content]
+    maps = [i for i, r in enumerate(client.requests) if "<summary" not in r.messages[-1].content]
+    levels = result.levels
+    assert len(levels) == 3 and len(levels[1]) > 1
+    assert merges[0] < maps[-1]  # a merge was sent before level 0's last call
+    # Level 1's groups are consecutive and cover level 0; each merge carries what a level run at once would.
+    assert [j for n in levels[1] for j in n.inputs] == list(range(len(levels[0])))
+    assert [n.context for n in levels[1]] == ["none", *(f"tail:{i}" for i in range(len(levels[1]) - 1))]
+    rerun = await _engine(_client(srv), store, BINDING).summarise(doc)
+    assert rerun.final == result.final and rerun.usage.calls == 0
+    assert [[n.text for n in level] for level in rerun.levels] == [[n.text for n in level] for level in levels]

@@ -17,14 +17,28 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
+from pipeline.chunking import Chunk
 from pipeline.config import ModelSpec, RateLimits
+from pipeline.engine import server_counts
+from pipeline.engine.server_counts import Count, TextRatios
 from pipeline.engine.state import RunState
 from pipeline.merge_plan import merge_input_budget
 from pipeline.planning import Plan, build_plan, plan_document
 from pipeline.prompt_room import chunk_room
 from pipeline.settings import RunSettings
 from pipeline.tokens import TokenCounter
-from pipeline.tpm_packing import ESTIMATE_MARGIN, best_plan, chunk_limits, chunk_tail, window_chunks
+from pipeline.tpm_packing import (
+    ESTIMATE_MARGIN,
+    admissions,
+    best_plan,
+    chunk_limits,
+    chunk_tail,
+    window_chunks,
+)
+
+# With admission counting every prompt as the server does, a window's calls are cut to fill this much of it:
+# what is left covers the ~2 % a region-scaled estimate of a chunk can miss by.
+EXACT_WINDOW_FILL = 0.985
 
 log = logging.getLogger("tome.engine")
 
@@ -57,17 +71,45 @@ def for_window(
     log.info("level %d planned again for a %d-token window (%d chunks)", level, state.window.tokens, len(state.chunks))
 
 
-def after_first_answer(state: RunState, *, settings: RunSettings, limits: RateLimits, counter: TokenCounter) -> None:
-    """Level 0 with chunk 0 kept and the rest chunked by the server's count its answer reported."""
-    plan = _rest_plan(state, settings=settings, limits=limits, counter=counter)
+async def after_first_answer(
+    state: RunState,
+    *,
+    settings: RunSettings,
+    limits: RateLimits,
+    counter: TokenCounter,
+    count: Count | None = None,
+) -> None:
+    """Level 0 with chunk 0 kept and the rest chunked by the server's count its answer reported.
+
+    ``count``: the server's token count of a prompt (its endpoint); when it answers, the text is counted region
+    by region and admission counts every prompt exactly, so windows are planned to be filled further.
+    """
+    ratios = None
+    if count is not None and state.count_exactly and state.observed_calibration is not None:
+        ratios = await server_counts.measure(state.plan.document.text, counter, count)
+    # What the first answer wrote of its output budget (as learned: a cached answer reports it the same way).
+    share = min(1.0, (state.observed_overshoot or state.headroom) / state.headroom)
+    plan = _rest_plan(state, settings=settings, limits=limits, counter=counter, ratios=ratios, share=share)
     if plan is not state.plan:
         state.plan, state.chunks = plan, list(plan.chunks)
         state.progress.plan_ready(plan)
         log.info("level 0 planned again by the server's token count: %d chunks", len(plan.chunks))
 
 
-def _rest_plan(state: RunState, *, settings: RunSettings, limits: RateLimits, counter: TokenCounter) -> Plan:
-    """The plan with chunk 0 kept and the rest chunked by the server's reported count (packing the windows)."""
+def _rest_plan(
+    state: RunState,
+    *,
+    settings: RunSettings,
+    limits: RateLimits,
+    counter: TokenCounter,
+    ratios: TextRatios | None = None,
+    share: float = 1.0,
+) -> Plan:
+    """The plan with chunk 0 kept and the rest chunked by the server's reported count (packing the windows).
+
+    ``ratios``: the server's count region by region (admission then counts exactly: no estimate margin);
+    ``share``: how much of its output budget the first answer filled (the size merges are simulated with).
+    """
     ratio = state.observed_calibration
     plan = state.plan
     if ratio is None:
@@ -95,9 +137,18 @@ def _rest_plan(state: RunState, *, settings: RunSettings, limits: RateLimits, co
     # Or cut so that each window's calls fill it (the first call's admission already in the first window).
     call0 = plan.levels[0].calls[0]
     used = math.ceil(call0.est_prompt_tokens / plan.model.calibration * ratio * ESTIMATE_MARGIN) + call0.max_tokens
+    costs = admissions
+    if ratios is not None:
+        def text_tokens(chunk: Chunk) -> int:
+            return ratios.tokens(chunk.start, chunk.end, chunk.token_count)
+
+        costs = partial(admissions, margin=1.0, text_tokens=text_tokens, summary_share=share)
+        used = call0.est_prompt_tokens - call0.input_tokens + text_tokens(first) + call0.max_tokens
     filled = window_chunks(
-        doc, counter, first.end, 1, tpm=limits.tpm, used=used, calibration=ratio, fixed=fixed, largest=largest
-    )
+        doc, counter, first.end, 1, tpm=limits.tpm, used=used, calibration=ratio, fixed=fixed, largest=largest,
+        **({"margin": 1.0, "fill": EXACT_WINDOW_FILL, "ratio_at": ratios.sentence_at} if ratios is not None else {}),
+    )  # fmt: skip
     if filled:
         candidates.append(partial(build_plan, doc, [first, *filled], model, settings, limits))
-    return best_plan(candidates, tpm=limits.tpm, lag=lag)
+    # With exact counts the run starts level 1's merges early (engine.early): windows are simulated so.
+    return best_plan(candidates, tpm=limits.tpm, lag=lag, costs=costs, early=ratios is not None)

@@ -124,6 +124,13 @@ class CallResolver:
             return outcome
         return await cutoff.recover(cutoff.CutCall(self, state, run, call, depth), messages, outcome, completion)
 
+    async def _server_count(self, state: RunState, messages: Sequence[Message]) -> int | None:
+        """The server's count of a prompt when the run counts exactly (a binding TPM limit), else None."""
+        count = getattr(self.backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
+        if not state.count_exactly or count is None:
+            return None
+        return await count(messages)
+
     async def ask(
         self,
         state: RunState,
@@ -200,6 +207,9 @@ class CallResolver:
             run.check()
             # Checked once a slot is free: answers that came back while this call waited taught the calibration.
             estimate = math.ceil(local * calibration.live_calibration(state) * ADMISSION_MARGIN)
+            exact = await self._server_count(state, messages)
+            if exact is not None:
+                estimate = exact  # the count admission charges, and exact for the overflow check below
             if counted is not None:
                 estimate = max(estimate, counted)  # the server will charge its own count at admission
             elif estimate + max_tokens > state.window.tokens:

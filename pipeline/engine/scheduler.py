@@ -9,21 +9,23 @@ is bounded by ``context.bounded_context``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
-from pipeline.context import bounded_context, context_source
+from pipeline.context import ContextSource, bounded_context, context_source
 from pipeline.engine import calibration
+from pipeline.engine.early import EarlyMerges
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import record_usage
 from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState, Stopped, WindowCapped
 from pipeline.errors import ChunkingError, DepthLimitError, QuotaExhaustedError
-from pipeline.merge_plan import plan_merge
+from pipeline.merge_plan import plan_merge, prefix_groups
 from pipeline.outputs import Node
 from pipeline.prompts import MergeInput, merged_source, strip_citations, summary_block
 from pipeline.settings import RunSettings
 from pipeline.store import Store
+from pipeline.tokens import TokenCounter
 
 
 class LevelScheduler:
@@ -68,12 +70,15 @@ class LevelScheduler:
             ]
         prev = state.levels[level - 1]
         target = state.settings.target_tokens
-        # Citations a merge wrote name its own inputs: the next merge sees the text without them.
-        cited = state.settings.cite
-        parts = [
-            MergeInput(j + 1, node.section or None, strip_citations(node.text) if cited else node.text)
-            for j, node in enumerate(prev)
-        ]
+        parts = [merge_input(state, j, node) for j, node in enumerate(prev)]
+        early = state.early if state.early is not None and state.early.level == level else None
+        if early is not None:
+            groups = prefix_groups([early.size(j, node) for j, node in enumerate(prev)], early.cap, len(prev))
+            if len(groups) > 1:  # the groups merges started from while the level below ran (engine.early)
+                return [
+                    merge_call(state, level, prev, i, group, early.output, total=len(groups))
+                    for i, group in enumerate(groups)
+                ]
         if len(prev) == 1:
             # One summary over the target: condense it (output strictly below its size).
             size = calibration.calibrated(state, prev[0].tokens)
@@ -81,9 +86,7 @@ class LevelScheduler:
         else:
             # Measured as the prompt carries each summary (tags, escaping, the newline between blocks); its
             # number there is its place in the group, never longer than its place in the level used here.
-            sizes = [
-                calibration.calibrated(state, self.counter.count(summary_block(p) + "\n")) for p in parts
-            ]
+            sizes = [merged_size(state, self.counter, p) for p in parts]
             try:
                 output, groups = plan_merge(
                     sizes,
@@ -98,25 +101,7 @@ class LevelScheduler:
                     f"Level {level} cannot merge the summaries of level {level - 1}: {exc} The model's summaries "
                     "are not getting shorter; try another model."
                 ) from exc
-        calls = []
-        for i, group in enumerate(groups):
-            members = tuple(replace(parts[j], n=k + 1) for k, j in enumerate(group))
-            calls.append(
-                CallSpec(
-                    level=level,
-                    index=i,
-                    kind="reduce",
-                    inputs=tuple(group),
-                    text=merged_source(list(members)),
-                    parts=members,
-                    part=i + 1,
-                    total_parts=len(groups),
-                    section=doc.section_title(prev[group[0]].span[0], prev[group[-1]].span[1]),
-                    final=len(groups) == 1,
-                    max_tokens=max(MIN_OUTPUT_TOKENS, output),
-                )
-            )
-        return calls
+        return [merge_call(state, level, prev, i, group, output, total=len(groups)) for i, group in enumerate(groups)]
 
     async def run(
         self,
@@ -124,7 +109,7 @@ class LevelScheduler:
         level: int,
         calls: list[CallSpec],
         *,
-        replan: Callable[[RunState], list[CallSpec]] | None = None,
+        replan: Callable[[RunState], Awaitable[list[CallSpec]]] | None = None,
     ) -> list[Node]:
         """All calls of a level at once; call i waits only for the call its context comes from.
 
@@ -140,6 +125,9 @@ class LevelScheduler:
         strategy = self.settings.context_strategy
         reports: list[tuple[Node, CallOutcome]] = []
         started = False
+        early: EarlyMerges | None = None  # this level's summaries start the next level's merges
+        ahead = state.early if state.early is not None and state.early.level == level else None
+        early_done = ahead.done if ahead is not None else {}
 
         async def one(call: CallSpec, probe: bool = False) -> Node:
             try:
@@ -155,15 +143,14 @@ class LevelScheduler:
                     context = bounded_context(
                         source, summaries=summaries, inputs=inputs, max_tokens=room, counter=self.counter
                     )
-                label = "none"
-                if context:
-                    label = (
-                        f"summary:{source.summary_of}"
-                        if source.summary_of is not None
-                        else f"tail:{source.tail_of}"
-                    )
-                outcome = await self.resolver.resolve(state, run, replace(call, context=context), probe=probe)
-                node = self._node(state, level, call, outcome, label)
+                done = early_done.get(call.index)
+                if done is not None and same_prompt(done[0], replace(call, context=context)):
+                    _, node, outcome = done  # merged while the level below ran (engine.early)
+                else:
+                    outcome = await self.resolver.resolve(state, run, replace(call, context=context), probe=probe)
+                    node = self.node(state, level, call, outcome, self.context_label(source, context))
+                if early is not None:
+                    early.offer(call.index, node)
                 if started:
                     self._report(state, level, node, outcome)
                 else:
@@ -190,10 +177,14 @@ class LevelScheduler:
             except Exception as exc:  # reported with the level's other failures below
                 first = exc
             if replan is not None and isinstance(first, Node):
-                calls = replan(state)
+                calls = await replan(state)
                 finished.update({c.index: asyncio.Event() for c in calls if c.index != probe.index})
                 inputs.clear()
                 inputs.update({c.index: c.text for c in calls})
+        if level == 0 and EarlyMerges.wanted(state, calls):
+            early = state.early = EarlyMerges(self, state, len(calls), state.plan.levels[1].output_tokens)
+            if isinstance(first, Node):
+                early.offer(first.index, first)
         state.progress.level_started(level, len(calls))
         started = True
         for node, outcome in reports:
@@ -203,6 +194,10 @@ class LevelScheduler:
         )
         results = list(rest) if first is None else [first, *rest]
         errors = [r for r in results if isinstance(r, BaseException)]
+        if early is not None:
+            await (early.stop() if errors else early.settle())
+            if errors:
+                state.early = None
         if errors:
             real = [e for e in errors if not isinstance(e, Stopped)]
             quota = next((e for e in real if isinstance(e, QuotaExhaustedError)), None)
@@ -217,7 +212,14 @@ class LevelScheduler:
         free = [c for c in calls if not context_source(c.index, strategy=strategy, lag=state.lag).carries]
         return max(free, key=lambda c: len(c.text), default=None)
 
-    def _node(self, state: RunState, level: int, call: CallSpec, outcome: CallOutcome, label: str) -> Node:
+    @staticmethod
+    def context_label(source: ContextSource, context: str) -> str:
+        """How a node's carried context is recorded: "summary:i", "tail:i" or "none"."""
+        if not context:
+            return "none"
+        return f"summary:{source.summary_of}" if source.summary_of is not None else f"tail:{source.tail_of}"
+
+    def node(self, state: RunState, level: int, call: CallSpec, outcome: CallOutcome, label: str) -> Node:
         """The tree node of a resolved call."""
         if outcome.truncated:
             state.usage.truncated += 1
@@ -263,3 +265,43 @@ class LevelScheduler:
             cost=node.cost,
         )
         record_usage(self.store, state)
+
+
+def merge_input(state: RunState, j: int, node: Node) -> MergeInput:
+    """Summary ``j`` of a level as the next level's merge prompt carries it."""
+    # Citations a merge wrote name its own inputs: the next merge sees the text without them.
+    text = strip_citations(node.text) if state.settings.cite else node.text
+    return MergeInput(j + 1, node.section or None, text)
+
+
+def merged_size(state: RunState, counter: TokenCounter, part: MergeInput) -> int:
+    """Provider tokens of one summary in a merge prompt (tags, escaping, the newline between blocks); its
+    number there is its place in the group, never longer than its place in the level used here."""
+    return calibration.calibrated(state, counter.count(summary_block(part) + "\n"))
+
+
+def merge_call(
+    state: RunState, level: int, prev: Sequence[Node], i: int, group: Sequence[int], output: int, *, total: int
+) -> CallSpec:
+    """Merge call ``i`` of ``level`` over the summaries ``group`` of ``prev`` (``total`` calls in the level)."""
+    members = tuple(replace(merge_input(state, j, prev[j]), n=k + 1) for k, j in enumerate(group))
+    return CallSpec(
+        level=level,
+        index=i,
+        kind="reduce",
+        inputs=tuple(group),
+        text=merged_source(list(members)),
+        parts=members,
+        part=i + 1,
+        total_parts=total,
+        section=state.document.section_title(prev[group[0]].span[0], prev[group[-1]].span[1]),
+        final=total == 1,
+        max_tokens=max(MIN_OUTPUT_TOKENS, output),
+    )
+
+
+def same_prompt(a: CallSpec, b: CallSpec) -> bool:
+    """The two calls send the same request (their numbering in the level aside: no prompt shows it)."""
+    return (a.kind, a.inputs, a.text, a.context, a.max_tokens, a.final) == (
+        b.kind, b.inputs, b.text, b.context, b.max_tokens, b.final
+    )  # fmt: skip

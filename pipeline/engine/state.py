@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pipeline.chunking import Chunk
 from pipeline.config import ModelSpec
@@ -24,6 +25,9 @@ from pipeline.prompts import MergeInput
 from pipeline.run_calls import CallRecord
 from pipeline.settings import RunSettings
 from pipeline.window import Window
+
+if TYPE_CHECKING:
+    from pipeline.engine.early import EarlyMerges
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +155,9 @@ class RunState:
     # The model's real window: the planned one (state.model.context_tokens), capped by refusals and silent cuts.
     window: Window
     progress: ProgressSink = field(default_factory=NullProgress)
+    # A binding TPM limit: admission counts each prompt as the server does (its token-count endpoint), so that
+    # windows fill as planned rather than to the calibrated estimate's margin.
+    count_exactly: bool = False
     observed_calibration: float | None = None  # live: the largest ratio reported so far (None: none yet)
     level_calibration: list[float] = field(default_factory=list)  # the calibration each level ran with
     # max_tokens over the length a prompt asks for (pipeline.engine.length): fixed within a level, learned
@@ -167,6 +174,7 @@ class RunState:
     last_recorded_s: float = 0.0  # when the run record was last updated (it is throttled)
     calls_log: list[CallRecord] = field(default_factory=list)  # requests not yet written to the store
     calls_seq: dict[tuple[int, int], int] = field(default_factory=dict)  # requests so far per (level, node)
+    early: EarlyMerges | None = None  # the next level's merges started while this one runs (engine.early)
 
     def log_call(self, **fields: object) -> None:
         """Note one request of node (level, node) for `tome runs show` (written with the run's usage)."""

@@ -160,6 +160,7 @@ class SummaryEngine:
             progress=progress or self.progress,
             # A backend that writes exactly what it is asked for (the extractive one) needs no headroom.
             headroom=self.backend.headroom or PRIOR_HEADROOM,
+            count_exactly=self.billable and 0 < self.limits.tpm < plan.admission_tokens,
         )
         state.usage.currency = self.model.currency if self.billable else ""  # offline: no price, no currency
         log.info(
@@ -186,9 +187,12 @@ class SummaryEngine:
         tokens = min(configured, learned) if learned else configured
         return Window(configured=configured, tokens=tokens, confirmed=self.window_confirmed)
 
-    def _replan_rest(self, state: RunState) -> list[CallSpec]:
+    async def _replan_rest(self, state: RunState) -> list[CallSpec]:
         """Level 0's calls after its first answer: the rest chunked by the server's count (engine.replan)."""
-        replan.after_first_answer(state, settings=self.settings, limits=self.limits, counter=self.counter)
+        count = getattr(self.backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
+        await replan.after_first_answer(
+            state, settings=self.settings, limits=self.limits, counter=self.counter, count=count
+        )
         return self.scheduler.calls(state, 0)
 
     async def run_level(self, state: RunState, level: int) -> list[Node]:
@@ -215,6 +219,7 @@ class SummaryEngine:
                 )
             if level == 0:  # a re-run level 0 learns everything again (from the cache)
                 state.observed_calibration = state.observed_overshoot = None
+                state.early = None
             first = level == 0 and replan.wanted(state, self.limits, billable=self.billable)
             while True:  # each pass plans for a strictly smaller window, so this ends
                 try:
@@ -235,6 +240,11 @@ class SummaryEngine:
         state.levels.append(nodes)
         calibration.advance_level(state, level)
         length.advance_level(state, level)
+        if state.early is not None:
+            if state.early.level == level + 1:
+                state.early.shape(state)  # the next level's merges were built with what it had learned then
+            else:
+                state.early = None
         check_done(state, level, nodes)
         record_usage(self.store, state, force=True)
         state.progress.level_finished(level)

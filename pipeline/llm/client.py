@@ -39,6 +39,9 @@ log = logging.getLogger("tome.llm")
 
 MAX_READ_TIMEOUT_S = 300.0  # Moonshot's gateway gives up after 5 minutes; waiting longer is pointless
 REFUSED_STATUSES = (400, 429)  # answered before the gateway admits a call: no tokens counted
+# Moonshot's chat call counts a few tokens more than its estimate endpoint for the same messages (~3 seen);
+# admission must never count less than the gateway will (one token over a full TPM window is a 429).
+ESTIMATE_TO_CHAT_TOKENS = 8
 
 
 @cache
@@ -259,6 +262,10 @@ class OpenAICompatibleClient:
         )
         return data
 
+    async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        """The server's own count of a chat prompt before sending it, or None when it offers no such count."""
+        return None
+
     # --- helpers ---------------------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -272,6 +279,7 @@ class MoonshotClient(OpenAICompatibleClient):
 
     def __init__(self, provider: ProviderSpec | str = DEFAULT_PROVIDER, **kw: Any) -> None:
         super().__init__(provider, **kw)
+        self._no_estimate = False
 
     async def estimate_tokens(self, messages: Sequence[Message], *, model: str | None = None) -> int:
         """Moonshot's own count of the prompt tokens of ``messages`` (the chat call counts ~3 more)."""
@@ -288,6 +296,17 @@ class MoonshotClient(OpenAICompatibleClient):
         if not isinstance(total, int):
             raise ServerError("The token-count endpoint answered without data.total_tokens.", status=200)
         return total
+
+    async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        """The estimate endpoint's count plus what the chat call adds (None once the server has refused it)."""
+        if self._no_estimate:
+            return None
+        try:
+            return await self.estimate_tokens(messages) + ESTIMATE_TO_CHAT_TOKENS
+        except LLMStatusError as exc:  # a Moonshot-compatible gateway without the endpoint: not asked again
+            log.info("the token-count endpoint is not available (%s): counting locally", exc)
+            self._no_estimate = True
+            return None
 
     async def extract_file(self, path: str | Path) -> str:
         """Text of a document extracted by Moonshot (upload with purpose=file-extract, read, delete).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -131,6 +131,10 @@ class ChatBackend(Protocol):
         """``extract_file`` can read an image-only PDF (the provider's file-extract service)."""
 
     async def complete(self, request: ChatRequest) -> Completion: ...
+
+    async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        """The server's own count of a prompt before it is sent (None: the server offers none)."""
+        ...
 
     async def extract_file(self, path: str | Path) -> str:
         """The text of an image-only document, read by the provider (only when ``extracts_files``)."""
