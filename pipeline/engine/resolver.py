@@ -63,6 +63,14 @@ def note(
     )  # fmt: skip
 
 
+async def admission_estimate(state: RunState, backend: ChatBackend, messages: Sequence[Message], local: int) -> int:
+    """The prompt tokens admission counts: the server's own count when the run counts exactly (a binding TPM
+    limit: exact for the overflow check too), else the live calibration's estimate with its margin."""
+    count = getattr(backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
+    exact = await count(messages) if state.count_exactly and count is not None else None
+    return exact if exact is not None else math.ceil(local * calibration.live_calibration(state) * ADMISSION_MARGIN)
+
+
 class CallResolver:
     """Resolves logical calls for any number of runs at once; everything a run changes is passed in."""
 
@@ -123,13 +131,6 @@ class CallResolver:
         if completion.finish_reason != "length":
             return outcome
         return await cutoff.recover(cutoff.CutCall(self, state, run, call, depth), messages, outcome, completion)
-
-    async def _server_count(self, state: RunState, messages: Sequence[Message]) -> int | None:
-        """The server's count of a prompt when the run counts exactly (a binding TPM limit), else None."""
-        count = getattr(self.backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
-        if not state.count_exactly or count is None:
-            return None
-        return await count(messages)
 
     async def ask(
         self,
@@ -206,10 +207,7 @@ class CallResolver:
         async with run.slots:  # the level's in-flight cap
             run.check()
             # Checked once a slot is free: answers that came back while this call waited taught the calibration.
-            estimate = math.ceil(local * calibration.live_calibration(state) * ADMISSION_MARGIN)
-            exact = await self._server_count(state, messages)
-            if exact is not None:
-                estimate = exact  # the count admission charges, and exact for the overflow check below
+            estimate = await admission_estimate(state, self.backend, messages, local)
             if counted is not None:
                 estimate = max(estimate, counted)  # the server will charge its own count at admission
             elif estimate + max_tokens > state.window.tokens:
