@@ -41,11 +41,15 @@ def admissions(
     margin: float = ESTIMATE_MARGIN,
     text_tokens: Callable[[Chunk], int] | None = None,
     summary_share: float = 1.0,
+    map_output: int | None = None,
+    framing: int | None = None,
 ) -> list[list[int]]:
     """Admission tokens of every planned call, level by level, as the budget counts them before any answer.
 
     ``text_tokens``: the server's count of a chunk's text, when known better than by the plan's calibration.
     ``summary_share``: the share of its output budget a summary is expected to fill (merges' inputs).
+    ``map_output``: the max_tokens level 0's calls after the first are sent with, when not the plan's;
+    ``framing``: what level 0's calls after the first send besides their text, when counted by the server.
     """
     levels = []
     for n, level in enumerate(plan.levels):
@@ -54,9 +58,12 @@ def admissions(
             prompt = c.est_prompt_tokens
             if n == 0 and text_tokens is not None:
                 prompt += text_tokens(plan.chunks[c.index]) - c.input_tokens
+                if framing is not None and c.index > 0:
+                    prompt = text_tokens(plan.chunks[c.index]) + framing
             elif n > 0:
                 prompt -= c.input_tokens - math.ceil(c.input_tokens * summary_share)
-            costs.append(math.ceil(prompt * margin) + c.max_tokens)
+            output = map_output if n == 0 and c.index > 0 and map_output else c.max_tokens
+            costs.append(math.ceil(prompt * margin) + output)
         levels.append(costs)
     return levels
 

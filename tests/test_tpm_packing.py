@@ -16,6 +16,7 @@ from pipeline.prompt_room import chunk_room
 from pipeline.settings import model_and_limits, resolve_settings
 from pipeline.store import Store
 from pipeline.testing import MoonshotTestServer, Obedience
+from pipeline.testing.gateway import messages_hash
 from pipeline.tokens import counter_for
 from pipeline.tpm_packing import admissions, window_chunks, windows_needed
 from tests.test_budget import run_calls
@@ -142,6 +143,11 @@ async def test_merges_start_while_level0_runs_and_a_rerun_is_all_cached(moonshot
     await client.aclose()
     log = [r for r in srv.chat_log() if r.status == 200]
     assert len(log) == result.usage.calls and all(r.status == 200 for r in srv.chat_log())
+    # Admission counted every prompt as the server did (its token-count endpoint), never less.
+    server = {r.messages_hash: r.prompt_tokens for r in log}
+    for request in client.requests:
+        counted = server[messages_hash([m.as_dict() for m in request.messages])]
+        assert counted <= request.estimated_prompt_tokens <= counted + 8
     merges = [i for i, r in enumerate(client.requests) if "<summary" in r.messages[-1].content]
     maps = [i for i, r in enumerate(client.requests) if "<summary" not in r.messages[-1].content]
     levels = result.levels

@@ -29,6 +29,7 @@ FINAL_HEADROOM = 2.0  # at most for the final call (one call: a rare cut is trim
 MAX_HEADROOM = 3.0
 CUT_RATIO = 1.3  # a cut-off answer wanted at least this much more than it got
 MIN_ASKED_TOKENS = 24  # asked lengths below this are too coarse to learn from
+ONE_ANSWER_MARGIN = 1.4  # over the written/asked ratio of level 0's first answer, for the rest of level 0
 
 
 def asked_tokens(state: RunState, call: CallSpec) -> float:
@@ -65,6 +66,23 @@ def advance_level(state: RunState, level: int) -> None:
     if state.observed_overshoot is not None:
         state.overshoot = max(1.0, state.observed_overshoot)
         state.headroom = min(MAX_HEADROOM, max(MIN_HEADROOM, state.observed_overshoot * MARGIN))
+
+
+def after_first_answer(state: RunState, output: int) -> int | None:
+    """``max_tokens`` for the rest of level 0 by what its first answer wrote (None: keep ``output``).
+
+    Level 0 starts from the prior headroom; once its first call has answered (alone, under a binding TPM limit),
+    the other calls ask for the same length with headroom over what the model wrote (ONE_ANSWER_MARGIN: one
+    answer is a small sample). Lower ``max_tokens`` costs the rate window less; it never asks for less.
+    """
+    if state.observed_overshoot is None:
+        return None
+    headroom = min(MAX_HEADROOM, max(MIN_HEADROOM, state.observed_overshoot * ONE_ANSWER_MARGIN))
+    if headroom >= state.headroom:
+        return None
+    asked = output / state.headroom
+    state.headroom = headroom
+    return math.ceil(asked * headroom)
 
 
 def replay_level(state: RunState, level: int) -> None:

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 
 from pipeline.chunking import Chunk
 from pipeline.config import ModelSpec, RateLimits
-from pipeline.engine import server_counts
+from pipeline.engine import length, server_counts
 from pipeline.engine.server_counts import Count, TextRatios
 from pipeline.engine.state import RunState
+from pipeline.llm.types import Message
 from pipeline.merge_plan import merge_input_budget
 from pipeline.planning import Plan, build_plan, plan_document
 from pipeline.prompt_room import chunk_room
@@ -78,18 +79,25 @@ async def after_first_answer(
     limits: RateLimits,
     counter: TokenCounter,
     count: Count | None = None,
+    sample: Sequence[Message] = (),
 ) -> None:
     """Level 0 with chunk 0 kept and the rest chunked by the server's count its answer reported.
 
     ``count``: the server's token count of a prompt (its endpoint); when it answers, the text is counted region
     by region and admission counts every prompt exactly, so windows are planned to be filled further.
     """
-    ratios = None
+    ratios, framing = None, None
     if count is not None and state.count_exactly and state.observed_calibration is not None:
         ratios = await server_counts.measure(state.plan.document.text, counter, count)
+        if ratios is not None and sample:
+            framing = await server_counts.framing(sample, state.plan.chunks[0].text, count)
     # What the first answer wrote of its output budget (as learned: a cached answer reports it the same way).
     share = min(1.0, (state.observed_overshoot or state.headroom) / state.headroom)
-    plan = _rest_plan(state, settings=settings, limits=limits, counter=counter, ratios=ratios, share=share)
+    if ratios is not None:  # the window binds: the rest of level 0 gets headroom over what was written
+        state.map_max_tokens = length.after_first_answer(state, state.plan.levels[0].output_tokens)
+    plan = _rest_plan(
+        state, settings=settings, limits=limits, counter=counter, ratios=ratios, share=share, framing=framing
+    )
     if plan is not state.plan:
         state.plan, state.chunks = plan, list(plan.chunks)
         state.progress.plan_ready(plan)
@@ -104,11 +112,13 @@ def _rest_plan(
     counter: TokenCounter,
     ratios: TextRatios | None = None,
     share: float = 1.0,
+    framing: int | None = None,
 ) -> Plan:
     """The plan with chunk 0 kept and the rest chunked by the server's reported count (packing the windows).
 
     ``ratios``: the server's count region by region (admission then counts exactly: no estimate margin);
-    ``share``: how much of its output budget the first answer filled (the size merges are simulated with).
+    ``share``: how much of its output budget the first answer filled (the size merges are simulated with);
+    ``framing``: the server's count of what a call sends besides its text (instructions, context, chat framing).
     """
     ratio = state.observed_calibration
     plan = state.plan
@@ -129,7 +139,10 @@ def _rest_plan(
     candidates: list[Callable[[], Plan]] = []
     if all(c.token_count <= room.max_local_tokens for c in plan.chunks[1:]):
         candidates.append(lambda: build_plan(doc, plan.chunks, model, settings, limits))  # still fit
-    fixed = settings.prompt_overhead_tokens + room.carried_context_tokens + plan.levels[0].output_tokens
+    output = state.map_max_tokens or plan.levels[0].output_tokens
+    if framing is None:
+        framing = settings.prompt_overhead_tokens + room.carried_context_tokens
+    fixed = framing + output
     largest, *smaller = chunk_limits(room.max_local_tokens, tpm=limits.tpm, fixed=fixed, calibration=ratio)
     # Sections kept at the largest size; sizes that put k calls in a window pack only when cut evenly.
     candidates += [partial(plan_for, largest, True), partial(plan_for, largest, False)]
@@ -142,7 +155,9 @@ def _rest_plan(
         def text_tokens(chunk: Chunk) -> int:
             return ratios.tokens(chunk.start, chunk.end, chunk.token_count)
 
-        costs = partial(admissions, margin=1.0, text_tokens=text_tokens, summary_share=share)
+        costs = partial(
+            admissions, margin=1.0, text_tokens=text_tokens, summary_share=share, map_output=output, framing=framing
+        )
         used = call0.est_prompt_tokens - call0.input_tokens + text_tokens(first) + call0.max_tokens
     filled = window_chunks(
         doc, counter, first.end, 1, tpm=limits.tpm, used=used, calibration=ratio, fixed=fixed, largest=largest,

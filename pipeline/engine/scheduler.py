@@ -52,7 +52,7 @@ class LevelScheduler:
         doc = state.document
         if level == 0:
             n = len(state.chunks)
-            output = state.plan.levels[0].output_tokens
+            output = state.map_max_tokens or state.plan.levels[0].output_tokens
             return [
                 CallSpec(
                     level=0,

@@ -86,3 +86,13 @@ async def measure(text: str, counter: TokenCounter, count: Count) -> TextRatios 
         ratios=tuple(s / n for s, n in zip(server, whole, strict=True)),
         per_sentence=tuple(s / max(1, n) for s, (_, _, n) in zip(server, regions, strict=True)),
     )
+
+
+async def framing(messages: Sequence[Message], text: str, count: Count) -> int | None:
+    """Tokens ``messages`` cost besides ``text`` (a prompt's instructions, carried context and chat framing)."""
+    whole, alone, empty = await asyncio.gather(
+        count(messages), count([Message("user", text)]), count([Message("user", "")])
+    )
+    if whole is None or alone is None or empty is None:
+        return None
+    return max(0, whole - (alone - empty))

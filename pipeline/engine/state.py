@@ -158,6 +158,7 @@ class RunState:
     # A binding TPM limit: admission counts each prompt as the server does (its token-count endpoint), so that
     # windows fill as planned rather than to the calibrated estimate's margin.
     count_exactly: bool = False
+    map_max_tokens: int | None = None  # level 0's max_tokens after its first answer (engine.length), if lowered
     observed_calibration: float | None = None  # live: the largest ratio reported so far (None: none yet)
     level_calibration: list[float] = field(default_factory=list)  # the calibration each level ran with
     # max_tokens over the length a prompt asks for (pipeline.engine.length): fixed within a level, learned

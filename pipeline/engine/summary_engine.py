@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from pipeline.chunking import Chunk, chunk_document
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
-from pipeline.context import effective_lag
+from pipeline.context import bounded_context, context_source, effective_lag
 from pipeline.documents.model import Document
 from pipeline.engine import calibration, length, replan
 from pipeline.engine.convergence import check_done
@@ -190,8 +191,15 @@ class SummaryEngine:
     async def _replan_rest(self, state: RunState) -> list[CallSpec]:
         """Level 0's calls after its first answer: the rest chunked by the server's count (engine.replan)."""
         count = getattr(self.backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
+        # Call 0 as call 1 sends it (carrying the tail of the input before it): what a call costs besides its text.
+        first = self.scheduler.calls(state, 0)[0]
+        tail = bounded_context(
+            context_source(1, strategy="lagged", lag=2), summaries={}, inputs={0: first.text},
+            max_tokens=self.sizer.context_room(state, first), counter=self.counter,
+        ) if self.settings.context_strategy != "none" else ""  # fmt: skip
+        sample = self.sizer.messages(state, replace(first, context=tail), strict=False)
         await replan.after_first_answer(
-            state, settings=self.settings, limits=self.limits, counter=self.counter, count=count
+            state, settings=self.settings, limits=self.limits, counter=self.counter, count=count, sample=sample
         )
         return self.scheduler.calls(state, 0)
 
@@ -219,7 +227,8 @@ class SummaryEngine:
                 )
             if level == 0:  # a re-run level 0 learns everything again (from the cache)
                 state.observed_calibration = state.observed_overshoot = None
-                state.early = None
+                state.early, state.map_max_tokens = None, None
+                state.headroom, state.overshoot = self.backend.headroom or PRIOR_HEADROOM, 1.0
             first = level == 0 and replan.wanted(state, self.limits, billable=self.billable)
             while True:  # each pass plans for a strictly smaller window, so this ends
                 try:
