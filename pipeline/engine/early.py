@@ -69,9 +69,14 @@ class EarlyMerges:
 
         return merged_size(self.view, self.scheduler.counter, merge_input(self.view, j, node))
 
-    def shape(self, state: RunState) -> None:
-        """Give ``state`` (level 0 just ended) the shaping level 1's merges were built with."""
-        state.calibration, state.headroom, state.overshoot = self.shaping
+    @staticmethod
+    def level_ended(state: RunState, level: int) -> None:
+        """After ``level`` advanced: the next level keeps the shaping its early merges were built with."""
+        early = state.early
+        if early is not None and early.level == level + 1:
+            state.calibration, state.headroom, state.overshoot = early.shaping
+        elif early is not None:
+            state.early = None
 
     def offer(self, index: int, node: Node) -> None:
         """Level 0's summary ``index`` exists: start every merge whose group it completes."""

@@ -19,9 +19,11 @@ from functools import partial
 
 from pipeline.chunking import Chunk
 from pipeline.config import ModelSpec, RateLimits
+from pipeline.context import bounded_context, context_source
 from pipeline.engine import length, server_counts
 from pipeline.engine.server_counts import Count, TextRatios
-from pipeline.engine.state import RunState
+from pipeline.engine.sizing import PromptSizer
+from pipeline.engine.state import CallSpec, RunState
 from pipeline.llm.types import Message
 from pipeline.merge_plan import merge_input_budget
 from pipeline.planning import Plan, build_plan, plan_document
@@ -70,6 +72,18 @@ def for_window(
     state.room = chunk_room(state.model, settings)
     state.input_budget = merge_input_budget(state.model, settings)
     log.info("level %d planned again for a %d-token window (%d chunks)", level, state.window.tokens, len(state.chunks))
+
+
+def framing_sample(state: RunState, first: CallSpec, sizer: PromptSizer) -> tuple[Message, ...]:
+    """Call 0's messages as call 1 would send them (carrying the tail of the input before it): counted by the
+    server, less the text, they are what a call of level 0 costs besides its text."""
+    tail = ""
+    if sizer.settings.context_strategy != "none":
+        tail = bounded_context(
+            context_source(1, strategy="lagged", lag=2), summaries={}, inputs={0: first.text},
+            max_tokens=sizer.context_room(state, first), counter=sizer.counter,
+        )  # fmt: skip
+    return sizer.messages(state, replace(first, context=tail), strict=False)
 
 
 async def after_first_answer(

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 
 from pipeline.chunking import Chunk, chunk_document
 from pipeline.claims import Claims
 from pipeline.config import ModelSpec, RateLimits
-from pipeline.context import bounded_context, context_source, effective_lag
+from pipeline.context import effective_lag
 from pipeline.documents.model import Document
 from pipeline.engine import calibration, length, replan
 from pipeline.engine.convergence import check_done
+from pipeline.engine.early import EarlyMerges
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage
 from pipeline.engine.scheduler import LevelScheduler
@@ -191,13 +191,7 @@ class SummaryEngine:
     async def _replan_rest(self, state: RunState) -> list[CallSpec]:
         """Level 0's calls after its first answer: the rest chunked by the server's count (engine.replan)."""
         count = getattr(self.backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
-        # Call 0 as call 1 sends it (carrying the tail of the input before it): what a call costs besides its text.
-        first = self.scheduler.calls(state, 0)[0]
-        tail = bounded_context(
-            context_source(1, strategy="lagged", lag=2), summaries={}, inputs={0: first.text},
-            max_tokens=self.sizer.context_room(state, first), counter=self.counter,
-        ) if self.settings.context_strategy != "none" else ""  # fmt: skip
-        sample = self.sizer.messages(state, replace(first, context=tail), strict=False)
+        sample = replan.framing_sample(state, self.scheduler.calls(state, 0)[0], self.sizer)
         await replan.after_first_answer(
             state, settings=self.settings, limits=self.limits, counter=self.counter, count=count, sample=sample
         )
@@ -249,11 +243,7 @@ class SummaryEngine:
         state.levels.append(nodes)
         calibration.advance_level(state, level)
         length.advance_level(state, level)
-        if state.early is not None:
-            if state.early.level == level + 1:
-                state.early.shape(state)  # the next level's merges were built with what it had learned then
-            else:
-                state.early = None
+        EarlyMerges.level_ended(state, level)
         check_done(state, level, nodes)
         record_usage(self.store, state, force=True)
         state.progress.level_finished(level)
