@@ -180,13 +180,15 @@ def render(records: list[dict[str, Any]]) -> str:
             "*token bound* = (⌈A / TPM⌉ − 1) × 60 s + the last admitted call's latency, A = the prompt + max_tokens "
             "of every admitted call as the server counted them: any 60 s holds at most TPM tokens, so no schedule "
             "admits A tokens sooner. It runs from the first admission; *start* (loading and planning, before the "
-            "first request) is in the wall time but not in the bound. *schedule bound* = the least time the limits "
+            "first request) is in the wall time but not in the bound; the issue's target reads \"within 1.10× of the "
+            "60-s-window bound for the tokens the run admitted (plus process start)\": *wall / (bound + start)*. "
+            "*schedule bound* = the least time the limits "
             "allow for the same calls with levels in order (bench_budget's simulator over the server's log); "
             "*windows* = 60-s windows the admissions spanned.",
             "",
             "| document | server | wall | start | calls | 400 | 429 | admitted | windows | token bound | "
-            "wall / token bound | schedule bound | wall / schedule bound |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "wall / token bound | wall / (bound + start) | schedule bound | wall / schedule bound |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in tight:
             spans = [t for t, status, *_ in r.get("timeline", []) if status == 200]
@@ -195,7 +197,8 @@ def render(records: list[dict[str, Any]]) -> str:
                 f"| {TITLES[r['doc']]} | {r['mode']} | {r['wall_s']} s | {r.get('start_s', '—')} s | {r['calls']} | "
                 f"{r['status'].get('400', 0)} | {r['status'].get('429', 0)} | "
                 f"{r['admitted']:,} ({ratio(r, 'admitted')}) | {windows} | {r['token_bound_s']} s | "
-                f"{r['wall_s'] / r['token_bound_s']:.2f} | {r['schedule_bound_s']} s | "
+                f"{r['wall_s'] / r['token_bound_s']:.2f} | "
+                f"{r['wall_s'] / (r['token_bound_s'] + (r.get('start_s') or 0)):.2f} | {r['schedule_bound_s']} s | "
                 f"{r['wall_s'] / r['schedule_bound_s']:.2f} |"
             )
     lines += ["", f"Recorded {time.strftime('%Y-%m-%d %H:%M')} UTC; load average {os.getloadavg()[0]:.1f} at the end "
@@ -210,6 +213,7 @@ def main() -> int:
     ap.add_argument("--tpm-docs", default="alice", help="documents of the TPM 20,000 cells (e.g. alice,pride)")
     ap.add_argument("--modes", default="obedient,disobedient", help="server modes of the TPM cells")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--merge", action="store_true", help="merge these cells into the recorded results")
     ap.add_argument("--only", help="run just these cells (system:doc, e.g. langchain-fixed:pride) and merge them "
                     "into the recorded results")
     args = ap.parse_args()
@@ -241,6 +245,11 @@ def main() -> int:
         for doc in args.tpm_docs.split(","):
             for mode in args.modes.split(","):
                 records.append(run("tome", doc, mode, TIGHT, log))
+    if args.merge and RESULTS_JSON.exists():  # keep the recorded cells these runs did not redo
+        redone = {(r["system"], r["doc"], r["mode"], json.dumps(r["limits"], sort_keys=True)) for r in records}
+        kept = [r for r in json.loads(RESULTS_JSON.read_text())
+                if (r["system"], r["doc"], r["mode"], json.dumps(r["limits"], sort_keys=True)) not in redone]
+        records = kept + records
     text = render(records)
     print(text)
     if not args.no_write:

@@ -206,20 +206,22 @@ def plan_merge(
     return output, groups
 
 
-def prefix_groups(sizes: Sequence[int], cap: int, total: int) -> list[list[int]]:
+def prefix_groups(sizes: Sequence[int], cap: int, total: int, *, share: int | None = None) -> list[list[int]]:
     """Groups of consecutive summaries decided from the first ``len(sizes)`` of ``total`` alone (closed ones).
 
-    A group closes when the next summary would take it over ``cap`` tokens, so a group is known as soon as its
-    summaries and the one after it exist (a merge can start while later summaries are still being written);
-    with every size given, the open group at the end is returned too. A group never leaves one summary alone
-    at the end when moving its last member there keeps both within ``cap``. Same sizes, same groups.
+    A group closes when the next summary would take it over ``share`` (an even share of the expected total,
+    within ``cap``) or ``cap`` tokens, so a group is known as soon as its summaries and the one after it exist (a
+    merge can start while later summaries are still being written); with every size given, the open group at the
+    end is returned too. A group never leaves one summary alone at the end when moving its last member there
+    keeps both within the limit. Same sizes, same groups.
     """
+    limit = min(cap, share) if share else cap
     groups: list[list[int]] = []
     start, held = 0, 0
     for j, size in enumerate(sizes):
-        if j > start and held + size > cap:
+        if j > start and held + size > limit:
             last_alone = total - j == 1
-            if last_alone and j - start >= 3 and sizes[j - 1] + size <= cap:
+            if last_alone and j - start >= 3 and sizes[j - 1] + size <= limit:
                 groups.append(list(range(start, j - 1)))
                 start, held = j - 1, sizes[j - 1] + size
                 continue
@@ -229,3 +231,11 @@ def prefix_groups(sizes: Sequence[int], cap: int, total: int) -> list[list[int]]
     if len(sizes) == total and start < total:
         groups.append(list(range(start, total)))
     return groups
+
+
+def even_share(first: int, total: int, cap: int, *, slack: float = 1.1) -> int:
+    """A group's share when ``total`` summaries of about ``first`` tokens go into as few groups as ``cap``
+    allows (``slack`` over the even split, so that summaries a little longer than expected still fit k groups)."""
+    expected = total * max(1, first)
+    groups = max(1, math.ceil(expected / cap))
+    return min(cap, math.ceil(expected / groups * slack))

@@ -159,3 +159,25 @@ async def test_merges_start_while_level0_runs_and_a_rerun_is_all_cached(moonshot
     rerun = await _engine(_client(srv), store, BINDING).summarise(doc)
     assert rerun.final == result.final and rerun.usage.calls == 0
     assert [[n.text for n in level] for level in rerun.levels] == [[n.text for n in level] for level in levels]
+
+
+def test_prefix_groups_are_known_from_a_prefix_and_the_same_with_every_size() -> None:
+    import random
+
+    from pipeline.merge_plan import even_share, prefix_groups
+
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.randint(3, 60)
+        sizes = [rng.randint(150, 600) for _ in range(n)]
+        cap = rng.randint(1_300, 7_000)
+        share = even_share(sizes[0], n, cap)
+        whole = prefix_groups(sizes, cap, n, share=share)
+        assert [j for g in whole for j in g] == list(range(n))  # consecutive, covering every summary
+        assert all(sum(sizes[j] for j in g) <= share for g in whole if len(g) > 1)
+        for m in range(n):  # what a prefix decides is never changed by the summaries after it
+            closed = prefix_groups(sizes[:m], cap, n, share=share)
+            assert closed == whole[: len(closed)]
+            assert all(g[-1] + 1 < m for g in closed)  # closed only once the summary after it exists
+    # Even groups rather than one full group and a small rest.
+    assert [len(g) for g in prefix_groups([200] * 32, 6_000, 32, share=even_share(200, 32, 6_000))] == [17, 15]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pipeline.context import bounded_context, context_source
 from pipeline.engine import calibration, length
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState, Stopped
-from pipeline.merge_plan import prefix_groups
+from pipeline.merge_plan import even_share, prefix_groups
 from pipeline.outputs import Node
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class EarlyMerges:
 
     level = 1
 
-    def __init__(self, scheduler: LevelScheduler, state: RunState, n: int, output: int) -> None:
+    def __init__(self, scheduler: LevelScheduler, state: RunState, n: int, output: int, first: Node) -> None:
         self.scheduler = scheduler
         self.state = state
         self.n = n  # level 0's calls
@@ -48,6 +48,9 @@ class EarlyMerges:
         self.slots: list[Node | None] = [None] * n
         self.view = replace(view, levels=[self.slots])  # merge spans read level 0's nodes from here
         self.cap = state.input_budget(output)
+        # Groups are evened out by level 0's first summary (known before any merge can start): same answers,
+        # same share, same groups.
+        self.share = even_share(self.size(first.index, first), n, self.cap)
         self.sizes: list[int] = []  # level 0's summaries in order, as far as they are contiguous
         self.groups: list[list[int]] = []
         self.inputs: dict[int, str] = {}
@@ -58,10 +61,14 @@ class EarlyMerges:
         self.run = LevelRun.open(scheduler.max_in_flight)
 
     @classmethod
-    def wanted(cls, state: RunState, calls: list[CallSpec]) -> bool:
-        """Level 0 of a run whose TPM limit binds (count_exactly), planned with merges below the final call."""
+    def wanted(cls, state: RunState, calls: list[CallSpec], first: object) -> bool:
+        """Level 0 of a run whose TPM limit binds (count_exactly), planned with merges below the final call, whose
+        first call has answered (alone)."""
         plan = state.plan
-        return state.count_exactly and len(calls) > 2 and len(plan.levels) > 2 and len(plan.levels[1].calls) > 1
+        return (
+            isinstance(first, Node) and state.count_exactly and len(calls) > 2
+            and len(plan.levels) > 2 and len(plan.levels[1].calls) > 1
+        )  # fmt: skip
 
     def size(self, j: int, node: Node) -> int:
         """Tokens summary ``j`` takes in a merge prompt (by level 1's shaping)."""
@@ -83,7 +90,7 @@ class EarlyMerges:
         self.slots[index] = node
         while len(self.sizes) < self.n and (ready := self.slots[len(self.sizes)]) is not None:
             self.sizes.append(self.size(len(self.sizes), ready))
-        for group in prefix_groups(self.sizes, self.cap, self.n)[len(self.groups) :]:
+        for group in prefix_groups(self.sizes, self.cap, self.n, share=self.share)[len(self.groups) :]:
             if len(self.sizes) == self.n:
                 return  # every summary exists: level 1 runs the rest as a level (its groups are the same)
             self._start(len(self.groups), group)

@@ -11,9 +11,11 @@ The first call's answer is cached, so a rerun learns the same count and builds t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 
@@ -74,6 +76,22 @@ def for_window(
     log.info("level %d planned again for a %d-token window (%d chunks)", level, state.window.tokens, len(state.chunks))
 
 
+@contextmanager
+def counting(
+    state: RunState, count: Count | None, counter: TokenCounter, *, wanted: bool
+) -> Iterator[asyncio.Task[TextRatios | None] | None]:
+    """The server's count of the document region by region, started while level 0's first call is in flight
+    (None when not ``wanted``, the run does not count exactly or the backend cannot count); cancelled on exit."""
+    task = None
+    if wanted and count is not None and state.count_exactly:
+        task = asyncio.ensure_future(server_counts.measure(state.document.text, counter, count))
+    try:
+        yield task
+    finally:
+        if task is not None:
+            task.cancel()  # done already unless level 0's first call failed
+
+
 def framing_sample(state: RunState, first: CallSpec, sizer: PromptSizer) -> tuple[Message, ...]:
     """Call 0's messages as call 1 would send them (carrying the tail of the input before it): counted by the
     server, less the text, they are what a call of level 0 costs besides its text."""
@@ -93,16 +111,18 @@ async def after_first_answer(
     limits: RateLimits,
     counter: TokenCounter,
     count: Count | None = None,
+    counting: Awaitable[TextRatios | None] | None = None,
     sample: Sequence[Message] = (),
 ) -> None:
     """Level 0 with chunk 0 kept and the rest chunked by the server's count its answer reported.
 
-    ``count``: the server's token count of a prompt (its endpoint); when it answers, the text is counted region
-    by region and admission counts every prompt exactly, so windows are planned to be filled further.
+    ``count``: the server's token count of a prompt (its endpoint); ``counting``: its count of the text region
+    by region (:func:`start_counting`). With them admission counts every prompt exactly, so windows are planned
+    to be filled further.
     """
     ratios, framing = None, None
-    if count is not None and state.count_exactly and state.observed_calibration is not None:
-        ratios = await server_counts.measure(state.plan.document.text, counter, count)
+    if count is not None and counting is not None and state.observed_calibration is not None:
+        ratios = await counting
         if ratios is not None and sample:
             framing = await server_counts.framing(sample, state.plan.chunks[0].text, count)
     # What the first answer wrote of its output budget (as learned: a cached answer reports it the same way).
@@ -159,8 +179,9 @@ def _rest_plan(
     fixed = framing + output
     largest, *smaller = chunk_limits(room.max_local_tokens, tpm=limits.tpm, fixed=fixed, calibration=ratio)
     # Sections kept at the largest size; sizes that put k calls in a window pack only when cut evenly.
-    candidates += [partial(plan_for, largest, True), partial(plan_for, largest, False)]
-    candidates += [partial(plan_for, size, False) for size in smaller]
+    candidates.append(partial(plan_for, largest, True))
+    if ratios is None:  # (with the server's counts the window-filling cut below packs best: each costs ~0.3 s)
+        candidates += [partial(plan_for, largest, False), *(partial(plan_for, size, False) for size in smaller)]
     # Or cut so that each window's calls fill it (the first call's admission already in the first window).
     call0 = plan.levels[0].calls[0]
     used = math.ceil(call0.est_prompt_tokens / plan.model.calibration * ratio * ESTIMATE_MARGIN) + call0.max_tokens

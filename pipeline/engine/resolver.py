@@ -207,7 +207,8 @@ class CallResolver:
         async with run.slots:  # the level's in-flight cap
             run.check()
             # Checked once a slot is free: answers that came back while this call waited taught the calibration.
-            estimate = await admission_estimate(state, self.backend, messages, local)
+            async with run.order:
+                estimate = await admission_estimate(state, self.backend, messages, local)
             if counted is not None:
                 estimate = max(estimate, counted)  # the server will charge its own count at admission
             elif estimate + max_tokens > state.window.tokens:

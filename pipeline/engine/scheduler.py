@@ -73,7 +73,8 @@ class LevelScheduler:
         parts = [merge_input(state, j, node) for j, node in enumerate(prev)]
         early = state.early if state.early is not None and state.early.level == level else None
         if early is not None:
-            groups = prefix_groups([early.size(j, node) for j, node in enumerate(prev)], early.cap, len(prev))
+            sizes = [early.size(j, node) for j, node in enumerate(prev)]
+            groups = prefix_groups(sizes, early.cap, len(prev), share=early.share)
             if len(groups) > 1:  # the groups merges started from while the level below ran (engine.early)
                 return [
                     merge_call(state, level, prev, i, group, early.output, total=len(groups))
@@ -181,10 +182,10 @@ class LevelScheduler:
                 finished.update({c.index: asyncio.Event() for c in calls if c.index != probe.index})
                 inputs.clear()
                 inputs.update({c.index: c.text for c in calls})
-        if level == 0 and EarlyMerges.wanted(state, calls):
-            early = state.early = EarlyMerges(self, state, len(calls), state.plan.levels[1].output_tokens)
-            if isinstance(first, Node):
-                early.offer(first.index, first)
+        if level == 0 and EarlyMerges.wanted(state, calls, first):
+            assert isinstance(first, Node)
+            early = state.early = EarlyMerges(self, state, len(calls), state.plan.levels[1].output_tokens, first)
+            early.offer(first.index, first)
         state.progress.level_started(level, len(calls))
         started = True
         for node, outcome in reports:

@@ -115,6 +115,9 @@ class LevelRun:
 
     slots: asyncio.Semaphore
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # Held while a call asks the server's count before admission, so that the level's calls reach the rate
+    # budget's line in the order they took their slots (counts come back in any order).
+    order: asyncio.Lock = field(default_factory=asyncio.Lock)
     error: BaseException | None = None  # the first failure, the one the level re-raises
 
     @classmethod

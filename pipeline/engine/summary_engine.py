@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from pipeline.chunking import Chunk, chunk_document
 from pipeline.claims import Claims
@@ -20,6 +21,7 @@ from pipeline.engine.early import EarlyMerges
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage
 from pipeline.engine.scheduler import LevelScheduler
+from pipeline.engine.server_counts import TextRatios
 from pipeline.engine.sizing import PromptSizer, sized_settings
 from pipeline.engine.state import CallSpec, RunState, WindowCapped
 from pipeline.errors import DepthLimitError, QuotaExhaustedError
@@ -85,6 +87,7 @@ class SummaryEngine:
         self.cache_namespace = backend.cache_namespace
         self.billable = backend.billable
         self.window_confirmed = window_confirmed
+        self._count = getattr(backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
         # Windows learned from this server's refusals in earlier runs (None: not an HTTP backend).
         self.base_url: str | None = backend.base_url
         chunk_room(model, settings)  # fail at construction when the model cannot hold a chunk at all
@@ -188,13 +191,13 @@ class SummaryEngine:
         tokens = min(configured, learned) if learned else configured
         return Window(configured=configured, tokens=tokens, confirmed=self.window_confirmed)
 
-    async def _replan_rest(self, state: RunState) -> list[CallSpec]:
+    async def _replan_rest(self, state: RunState, counting: asyncio.Task[TextRatios | None] | None) -> list[CallSpec]:
         """Level 0's calls after its first answer: the rest chunked by the server's count (engine.replan)."""
-        count = getattr(self.backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
         sample = replan.framing_sample(state, self.scheduler.calls(state, 0)[0], self.sizer)
         await replan.after_first_answer(
-            state, settings=self.settings, limits=self.limits, counter=self.counter, count=count, sample=sample
-        )
+            state, settings=self.settings, limits=self.limits, counter=self.counter, count=self._count,
+            counting=counting, sample=sample,
+        )  # fmt: skip
         return self.scheduler.calls(state, 0)
 
     async def run_level(self, state: RunState, level: int) -> list[Node]:
@@ -224,13 +227,15 @@ class SummaryEngine:
                 state.early, state.map_max_tokens = None, None
                 state.headroom, state.overshoot = self.backend.headroom or PRIOR_HEADROOM, 1.0
             first = level == 0 and replan.wanted(state, self.limits, billable=self.billable)
-            while True:  # each pass plans for a strictly smaller window, so this ends
-                try:
-                    calls = self.scheduler.calls(state, level)
-                    nodes = await self.scheduler.run(state, level, calls, replan=self._replan_rest if first else None)
-                    break
-                except WindowCapped:
-                    replan.for_window(state, level, self.model, self.settings, self.limits, counter=self.counter)
+            with replan.counting(state, self._count, self.counter, wanted=first) as counting:
+                rest = partial(self._replan_rest, counting=counting) if first else None
+                while True:  # each pass plans for a strictly smaller window, so this ends
+                    try:
+                        calls = self.scheduler.calls(state, level)
+                        nodes = await self.scheduler.run(state, level, calls, replan=rest)
+                        break
+                    except WindowCapped:
+                        replan.for_window(state, level, self.model, self.settings, self.limits, counter=self.counter)
         except QuotaExhaustedError as exc:
             close_run(self.store, state, "quota", str(exc))
             raise
