@@ -19,7 +19,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,7 +41,7 @@ from pipeline.language import (
     transcript_lines,
 )
 from pipeline.lengths import measure
-from pipeline.llm.types import ChatRequest, Completion, Message, Usage
+from pipeline.llm.types import ChatRequest, Completion, Usage
 from pipeline.prompts import focus_of, parse_length
 from pipeline.scripts import CJK_LETTER
 from pipeline.sentence_graph import pagerank, shared_features
@@ -412,10 +412,6 @@ class ExtractiveBackend:
     async def extract_file(self, path: str | Path) -> str:
         """It cannot read image-only documents."""
         raise NoTextLayerError(f"{path} has no text layer, and the extractive backend cannot OCR it.")
-
-    async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
-        """It has no rate limit to pack: nothing to count."""
-        return None
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()

@@ -132,12 +132,17 @@ class ChatBackend(Protocol):
 
     async def complete(self, request: ChatRequest) -> Completion: ...
 
-    async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
-        """The server's own count of a prompt before it is sent (None: the server offers none)."""
-        ...
-
     async def extract_file(self, path: str | Path) -> str:
         """The text of an image-only document, read by the provider (only when ``extracts_files``)."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+class CountsPrompts(Protocol):
+    """A backend that can ask its server for a prompt's token count before sending it (optional: the engine
+    looks for ``count_prompt_tokens`` and counts by its calibration without it)."""
+
+    async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        """The server's own count of a prompt before it is sent (None: the server offers none)."""
+        ...
