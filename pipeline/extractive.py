@@ -338,7 +338,7 @@ def extract(
         # salient (pipeline.extractive_reports). Stories have no such order.
         scores = with_position_prior(
             feats, scores, central, [x[1] for x in placed], [x[2] for x in placed], sizes, budget=max_units, where=where,
-            weight=weight,
+            weight=weight, ask_opening=factual,
         )  # fmt: skip
     wanted = _query_features(query, cjk) if query else frozenset()
     if wanted:
