@@ -8,6 +8,7 @@ Everything here is a pure function of its inputs, so reruns build byte-identical
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.sentences import sentence_spans
@@ -87,7 +88,7 @@ def bounded_context(
     source: ContextSource,
     *,
     summaries: dict[int, str],
-    inputs: dict[int, str],
+    inputs: Mapping[int, str],
     max_tokens: int,
     counter: TokenCounter,
 ) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.options import SummariseOptions
 from pipeline.outputs import SummaryResult
-from pipeline.report import render_report
+from pipeline.report import report_pieces
 
 
 def options_fingerprint(options: SummariseOptions) -> str:
@@ -31,28 +33,51 @@ def output_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
 def write_outputs(
     result: SummaryResult, out_dir: Path, name: str, *, source: Path, source_sha256: str, options: SummariseOptions
 ) -> list[Path]:
-    """Write the markdown, JSON and HTML summaries (atomically: a reader never sees half a file)."""
+    """Write the markdown, JSON and HTML summaries (atomically: a reader never sees half a file).
+
+    The JSON and the report are written a piece at a time, each node's dict made when it is reached: a big tree
+    (thousands of nodes, each sentence with its quoted sources) is never held as one string or as a list of dicts.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, json_path = output_paths(out_dir, name)
-    payload = {
+    head = {
         "source": {
             "path": str(source),
             "sha256": source_sha256,
             "options": options.model_dump(exclude_none=True),
             "options_fingerprint": options_fingerprint(options),
         },
-        **result.to_json_dict(),
+        **result.to_json_dict(tree=False),
     }
+    payload: dict[str, Any] = {**head, "tree": result.tree_dicts()}
     html_path = out_dir / f"{name}.summary.html"
-    _write_atomic(md_path, result.to_markdown().rstrip() + "\n")
-    _write_atomic(json_path, json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    _write_atomic(html_path, render_report(payload))
+    _write_atomic(md_path, [result.to_markdown().rstrip() + "\n"])
+    _write_atomic(json_path, json_pieces(payload))
+    _write_atomic(html_path, report_pieces(payload))
     return [md_path, json_path, html_path]
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def json_pieces(data: dict[str, Any]) -> Iterator[str]:
+    """``json.dumps(data, ensure_ascii=False, indent=2) + "\\n"`` in pieces: its last key's list (the tree) an item
+    at a time."""
+    *_, last = data
+    items: Sequence[Any] = data[last]
+    if not items:
+        yield json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        return
+    head = json.dumps({**data, last: []}, ensure_ascii=False, indent=2)
+    yield head.removesuffix("[]\n}") + "[\n    "
+    for i, item in enumerate(items):
+        # At depth 2 every line of an item is indented 4 more spaces (JSON strings hold no raw newline).
+        yield (",\n    " if i else "") + json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n    ")
+    yield "\n  ]\n}\n"
+
+
+def _write_atomic(path: Path, pieces: Iterable[str]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as out:
+        for piece in pieces:
+            out.write(piece)
     tmp.replace(path)
 
 

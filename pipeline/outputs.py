@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 if TYPE_CHECKING:
     from pipeline.provenance import SentenceLink
@@ -173,8 +174,14 @@ class SummaryResult:
         ]
         return "\n".join(lines)
 
-    def to_json_dict(self) -> SummaryJson:
-        """Everything, JSON-ready: document, final, sections, usage and the tree."""
+    def tree_dicts(self) -> NodeDicts:
+        """The JSON's ``tree`` as a sequence that makes each node's dict when it is reached (a big tree's dicts
+        never exist all at once)."""
+        return NodeDicts(self.nodes)
+
+    def to_json_dict(self, *, tree: bool = True) -> SummaryJson:
+        """Everything, JSON-ready: document, final, sections, usage and the tree (left empty with ``tree=False``:
+        a writer streaming it takes ``tree_dicts()``)."""
         return {
             "title": self.title,
             "document": self.document,
@@ -187,8 +194,32 @@ class SummaryResult:
             "sections": [{"title": t, "text": s} for t, s in self.shown_sections()],
             "usage": self.usage.as_dict(),
             "levels": len(self.levels),
-            "tree": [n.as_dict() for n in self.nodes],
+            "tree": [n.as_dict() for n in self.nodes] if tree else [],
         }
+
+
+class NodeDicts(Sequence[dict[str, Any]]):
+    """``Node.as_dict()`` of each node, made on each access (``SummaryResult.tree_dicts``)."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [n.as_dict() for n in self.nodes[index]]
+        return self.nodes[index].as_dict()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (n.as_dict() for n in self.nodes)
 
 
 def section_summaries(level0: list[Node]) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.chunking import Chunk
@@ -116,8 +116,14 @@ class Support:
     span: tuple[int, int]  # character span in that node's text; level 0: in Document.text
     score: float  # share of the sentence's weighted words this support covers (0..1)
     pages: tuple[int, int] | None = None  # level 0 only
-    text: str = ""  # level 0 only: the source passage
+    # Level 0 only: Document.text, shared (not copied); the source passage is sliced from it when asked (``text``).
+    source: str = field(default="", repr=False, compare=False)
     cited: bool = False  # the model cited this input itself
+
+    @property
+    def text(self) -> str:
+        """Level 0: the source passage (``span`` of the document's text); "" above level 0."""
+        return self.source[self.span[0] : self.span[1]] if self.node is None else ""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -284,7 +290,7 @@ def link_level0(text: str, chunk_text: str, chunk_start: int, doc: Document) -> 
                     span=(s, e),
                     score=score,
                     pages=doc.pages_for(s, e),
-                    text=doc.text[s:e],
+                    source=doc.text,
                 )
             )
         supports.sort(key=lambda x: x.span)

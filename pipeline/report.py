@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pipeline.language import is_cjk
@@ -289,33 +290,25 @@ def _usage_html(data: dict[str, Any], labels: dict[str, str]) -> str:
 
 def render_report(data: dict[str, Any]) -> str:
     """The report for a run's JSON (``SummaryResult.to_json_dict()``, or a ``<name>.summary.json``)."""
+    return "".join(report_pieces(data))
+
+
+def report_pieces(data: dict[str, Any]) -> Iterator[str]:
+    """:func:`render_report` in consecutive pieces, to be written as they come: a big tree's report is never one
+    string, nor its tree a list of node dicts at once. ``data["tree"]`` may be any sequence of node dicts that can
+    be iterated more than once (``SummaryResult.tree_dicts()`` makes each dict when it is reached)."""
     zh = is_cjk(str(data.get("language", "en")))
     labels = _LABELS["zh" if zh else "en"]
-    tree = data.get("tree") or []
+    tree: Sequence[dict[str, Any]] = data.get("tree") or []
     top = max((n["level"] for n in tree), default=0)
     finals = [n for n in tree if n["level"] == top]
     final_html = (
         "".join(f"<p>{_sentences_html(n)}</p>" for n in finals)
         or f"<p>{html.escape(data.get('final', ''))}</p>"
     )
-    groups: list[tuple[str, list[dict[str, Any]]]] = []
-    for n in tree:
-        if n["level"] != 0:
-            continue
-        if groups and groups[-1][0] == n.get("section", ""):
-            groups[-1][1].append(n)
-        else:
-            groups.append((n.get("section", ""), [n]))
-    sections = "".join(
-        (f"<h3>{html.escape(title)}</h3>" if title else "")
-        + "".join(f"<p>{_sentences_html(n)}</p>" for n in nodes)
-        for title, nodes in groups
-    )
-    payload = {"labels": labels, "tree": tree}
-    blob = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/")
     title = html.escape(str(data.get("title", "")))
     meta = html.escape(" · ".join(str(data.get(k) or "") for k in ("backend", "model", "run_id")))
-    return f"""<!DOCTYPE html>
+    yield f"""<!DOCTYPE html>
 <html lang="{"zh" if zh else "en"}">
 <head>
 <meta charset="utf-8">
@@ -329,15 +322,46 @@ def render_report(data: dict[str, Any]) -> str:
 <main>
 <div class="col">
 <section class="card" id="final"><h2>{labels["summary"]}</h2><p class="hint">{labels["hint"]}</p>{final_html}</section>
-<section class="card" id="sections"><h2>{labels["sections"]}</h2>{sections}</section>
-<section class="card" id="tree"><h2>{labels["tree"]}</h2>{_tree_svg(tree, labels)}</section>
+<section class="card" id="sections"><h2>{labels["sections"]}</h2>"""
+    yield from _sections_html(tree)
+    yield f"""</section>
+<section class="card" id="tree"><h2>{labels["tree"]}</h2>{_tree_svg(_slim(tree), labels)}</section>
 <section class="card" id="usage"><h2>{labels["usage"]}</h2>{_usage_html(data, labels)}</section>
 </div>
 <div class="col"><section class="card" id="sources"><h2>{labels["sources"]}</h2>
 <div id="chain"><p class="hint">{labels["pick"]}</p></div></section></div>
 </main>
-<script type="application/json" id="tome-data">{blob}</script>
+<script type="application/json" id="tome-data">"""
+    # The labels and the tree as JSON, a node at a time ("</" escaped: it can only occur inside a string, and a
+    # string is never cut between two pieces).
+    head = json.dumps({"labels": labels, "tree": []}, ensure_ascii=False)
+    yield head.removesuffix("[]}").replace("</", "<\\/") + "["
+    for i, node in enumerate(tree):
+        yield (", " if i else "") + json.dumps(node, ensure_ascii=False).replace("</", "<\\/")
+    yield f"""]}}</script>
 <script>{_JS}</script>
 </body>
 </html>
 """
+
+
+def _sections_html(tree: Sequence[dict[str, Any]]) -> Iterator[str]:
+    """Level 0's summaries under their section titles (a title once for consecutive nodes that share it)."""
+    title: str | None = None
+    for n in tree:
+        if n["level"] != 0:
+            continue
+        section = n.get("section", "")
+        if section != title:
+            title = section
+            if section:
+                yield f"<h3>{html.escape(section)}</h3>"
+        yield f"<p>{_sentences_html(n)}</p>"
+
+
+_SVG_KEYS = ("level", "index", "inputs", "cached", "context", "calls", "truncated", "section", "tokens")
+
+
+def _slim(tree: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the tree's picture reads of each node (not its text or sentences)."""
+    return [{k: n[k] for k in _SVG_KEYS if k in n} for n in tree]

@@ -131,3 +131,53 @@ def test_the_cli_keeps_big_blocks_returnable_to_the_system(monkeypatch: pytest.M
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
     assert fix_mmap_threshold() is True
+
+
+async def test_level_0_calls_hold_spans_until_they_start(corpus: Path, tmp_path: Path) -> None:
+    from pipeline.engine import SummaryEngine
+    from pipeline.extractive import ExtractiveBackend
+    from pipeline.settings import model_and_limits
+    from pipeline.store import Store
+
+    settings = resolve_settings()
+    model, _ = model_and_limits(settings)
+    engine = SummaryEngine(
+        backend=ExtractiveBackend(), store=Store(f"sqlite:///{tmp_path / 'x.db'}"), settings=settings, model=model
+    )
+    doc = load_document(corpus / "books" / "en_alice_in_wonderland_pg11.txt")
+    state = engine.prepare(doc)
+    calls = engine.scheduler.calls(state, 0)
+    assert len(calls) == len(state.chunks) > 1
+    for call, chunk in zip(calls, state.chunks, strict=True):
+        assert call.text == "" and call.span == (chunk.start, chunk.end) and call.length == len(chunk.text)
+        assert call.with_text(doc.text).text == chunk.text and call.with_text(doc.text).span is None
+    while not state.done:
+        await engine.run_level(state, state.next_level)
+    assert [n.span for n in state.levels[0]] == [(c.start, c.end) for c in state.chunks]
+
+
+def test_outputs_written_a_node_at_a_time_equal_the_whole_strings(corpus: Path, tmp_path: Path) -> None:
+    import json
+
+    import pipeline
+    from pipeline.options import SummariseOptions
+    from pipeline.output_files import options_fingerprint, write_outputs
+    from pipeline.report import render_report
+
+    doc = corpus / "books" / "en_alice_in_wonderland_pg11.txt"
+    result = pipeline.summarise(doc, backend="extractive", length="short")
+    assert len(result.levels) >= 2 and any(s.text for n in result.levels[0] for link in n.sentences for s in link.supports)
+    options = SummariseOptions.build(backend="extractive")
+    _, json_path, html_path = write_outputs(result, tmp_path, "alice", source=doc, source_sha256="0" * 64, options=options)
+    payload = {
+        "source": {
+            "path": str(doc),
+            "sha256": "0" * 64,
+            "options": options.model_dump(exclude_none=True),
+            "options_fingerprint": options_fingerprint(options),
+        },
+        **result.to_json_dict(),
+    }
+    assert json_path.read_text(encoding="utf-8") == json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
+    assert html_path.read_text(encoding="utf-8") == render_report(payload)
+    assert json.loads(json_path.read_text(encoding="utf-8"))["tree"] == payload["tree"]

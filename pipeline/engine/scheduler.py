@@ -9,7 +9,7 @@ is bounded by ``context.bounded_context``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from pipeline.context import ContextSource, bounded_context, context_source
@@ -26,6 +26,26 @@ from pipeline.prompts import MergeInput, merged_source, strip_citations, summary
 from pipeline.settings import RunSettings
 from pipeline.store import Store
 from pipeline.tokens import TokenCounter
+
+
+class CallTexts(Mapping[int, str]):
+    """Each call's input text by call index, a planned map call's sliced from the document when asked."""
+
+    def __init__(self, document_text: str, calls: list[CallSpec]) -> None:
+        self.document_text = document_text
+        self.reset(calls)
+
+    def reset(self, calls: list[CallSpec]) -> None:
+        self.calls = {c.index: c for c in calls}
+
+    def __getitem__(self, index: int) -> str:
+        return self.calls[index].with_text(self.document_text).text
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.calls)
+
+    def __len__(self) -> int:
+        return len(self.calls)
 
 
 class LevelScheduler:
@@ -59,7 +79,8 @@ class LevelScheduler:
                     index=c.index,
                     kind="map",
                     inputs=(c.index,),
-                    text=c.text,
+                    text="",
+                    span=(c.start, c.end),
                     part=c.index + 1,
                     total_parts=n,
                     section=doc.section_title(c.start, c.end),
@@ -122,7 +143,7 @@ class LevelScheduler:
         run = LevelRun.open(self.max_in_flight)
         finished = {c.index: asyncio.Event() for c in calls}
         summaries: dict[int, str] = {}
-        inputs = {c.index: c.text for c in calls}
+        inputs = CallTexts(state.document.text, calls)
         strategy = self.settings.context_strategy
         reports: list[tuple[Node, CallOutcome]] = []
         started = False
@@ -137,6 +158,7 @@ class LevelScheduler:
                     await finished[source.summary_of].wait()
                     if source.summary_of not in summaries:
                         raise Stopped()
+                call = call.with_text(state.document.text)  # sliced only now: a level holds no copy of the text
                 run.check()
                 context = ""
                 if source.carries:
@@ -180,8 +202,7 @@ class LevelScheduler:
             if replan is not None and isinstance(first, Node):
                 calls = await replan(state)
                 finished.update({c.index: asyncio.Event() for c in calls if c.index != probe.index})
-                inputs.clear()
-                inputs.update({c.index: c.text for c in calls})
+                inputs.reset(calls)
         if level == 0 and EarlyMerges.wanted(state, calls, first):
             assert isinstance(first, Node)
             early = state.early = EarlyMerges(self, state, len(calls), state.plan.levels[1].output_tokens, first)
@@ -211,7 +232,7 @@ class LevelScheduler:
             return None
         strategy = self.settings.context_strategy
         free = [c for c in calls if not context_source(c.index, strategy=strategy, lag=state.lag).carries]
-        return max(free, key=lambda c: len(c.text), default=None)
+        return max(free, key=lambda c: c.length, default=None)
 
     @staticmethod
     def context_label(source: ContextSource, context: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pipeline.chunking import Chunk
@@ -47,6 +47,21 @@ class CallSpec:
     max_tokens: int
     context: str = ""
     final_share: float = 0.0  # a half of the final call split in two (0.5, 0.25...): its share of the length
+    # A map call as the scheduler plans it: its chunk's span of Document.text, and ``text`` "" until the call
+    # starts (``with_text``), so a level's calls hold no copy of a big document.
+    span: tuple[int, int] | None = None
+
+    def with_text(self, document_text: str) -> CallSpec:
+        """This call with its text (a planned map call's span sliced from ``document_text``)."""
+        if self.span is None:
+            return self
+        start, end = self.span
+        return replace(self, text=document_text[start:end], span=None)
+
+    @property
+    def length(self) -> int:
+        """Characters of the call's text (known before the text is sliced)."""
+        return self.span[1] - self.span[0] if self.span is not None else len(self.text)
 
 
 @dataclass
