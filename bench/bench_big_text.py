@@ -28,6 +28,31 @@ BOOKS = REPO.parent / "shared" / "corpus" / "books"
 RESULTS = REPO / "bench" / "results" / "big_text.md"
 TOME_CLI = REPO / ".venv" / "bin" / "tome"
 TARGET_S, TARGET_MB = 10.0, 400.0
+# A many-call tree: the offline backend planning with an 8k window (as a model's), its outputs written like
+# `summarise -o`; the child process runs the engine directly (the CLI plans the offline backend with its own window).
+TREE_CHILD = """
+import asyncio, sys
+from dataclasses import replace
+from pathlib import Path
+from pipeline.memory import fix_mmap_threshold
+from pipeline.documents.loader import load_document
+from pipeline.engine import SummaryEngine
+from pipeline.extractive import ExtractiveBackend
+from pipeline.options import SummariseOptions
+from pipeline.output_files import write_outputs
+from pipeline.settings import model_and_limits, resolve_settings
+from pipeline.store import Store
+
+fix_mmap_threshold()
+path, out, window = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+settings = resolve_settings()
+model, _ = model_and_limits(settings)
+engine = SummaryEngine(backend=ExtractiveBackend(), store=Store(f"sqlite:///{out / 'cache.db'}"), settings=settings,
+                       model=replace(model, context_tokens=window))
+result = asyncio.run(engine.summarise(load_document(path)))
+write_outputs(result, out, "big", source=path, source_sha256="", options=SummariseOptions.build(backend="extractive"))
+print(result.usage.calls)
+"""
 TINY = "A short note.\n\nIt has two paragraphs, and this is the second one.\n" * 12
 
 
@@ -45,11 +70,12 @@ def make_text(path: Path, megabytes: int) -> int:
 
 
 def measure(args: list[str], home: Path) -> dict[str, float]:
-    """Wall, CPU and peak RSS of one ``tome`` child process."""
+    """Wall, CPU and peak RSS of one ``tome`` child process (``python`` first: a Python child instead)."""
     env = {**os.environ, "TOME_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+    command = [sys.executable, *args[1:]] if args[0] == "python" else [str(TOME_CLI), *args]
     start = time.perf_counter()
     with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen([str(TOME_CLI), *args], stdout=null, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(command, stdout=null, stderr=subprocess.PIPE, env=env, cwd=REPO)
         _, status, usage = os.wait4(proc.pid, 0)
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status):
@@ -81,6 +107,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,25,50", help="sizes in MB")
     ap.add_argument("--no-summarise", action="store_true", help="measure planning only")
+    ap.add_argument("--tree-window", type=int, default=8192,
+                    help="also summarise the largest text in this window's many-call tree (0: not)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     if not any(BOOKS.glob("en_*.txt")):
@@ -88,6 +116,7 @@ def main() -> int:
         return 0
     summarise = not args.no_summarise
     rows: list[tuple[float, float, dict[str, float], dict[str, float] | None, float]] = []
+    trees: list[tuple[float, int, dict[str, float], float]] = []
     with tempfile.TemporaryDirectory(prefix="tome-big-") as tmp_name:
         tmp = Path(tmp_name)
         tiny = tmp / "tiny.txt"
@@ -114,13 +143,21 @@ def main() -> int:
                 )
                 out_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
             rows.append((size / 1e6, in_memory, plan, summary, out_mb))
+            if summarise and args.tree_window and n == len(args.sizes.split(",")) - 1:
+                out = tmp / "out-tree"
+                out.mkdir()
+                tree = measure(["python", "-c", TREE_CHILD, str(path), str(out), str(args.tree_window)], tmp / "home-tree")
+                tree_out = sum(p.stat().st_size for p in out.glob("big.summary.*")) / 1e6
+                trees.append((size / 1e6, args.tree_window, tree, tree_out))
+                print(f"tree {args.tree_window}: {tree['wall_s']:.0f} s, {tree['rss_mb']:.0f} MB, outputs {tree_out:.1f} MB",
+                      file=sys.stderr)
             print(
                 f"{size / 1e6:.1f} MB: plan {plan['wall_s']:.1f} s wall, {plan['cpu_s']:.1f} s CPU, {plan['rss_mb']:.0f} MB"
                 + (f"; summarise {summary['wall_s']:.0f} s, {summary['rss_mb']:.0f} MB" if summary else ""),
                 file=sys.stderr,
             )
             path.unlink()
-    text = report(rows, base_plan, base_sum)
+    text = report(rows, base_plan, base_sum, trees)
     print(text)
     if not args.no_write:
         RESULTS.write_text(text, encoding="utf-8")
@@ -131,6 +168,7 @@ def report(
     rows: list[tuple[float, float, dict[str, float], dict[str, float] | None, float]],
     base_plan: dict[str, float],
     base_sum: dict[str, float] | None,
+    trees: list[tuple[float, int, dict[str, float], float]],
 ) -> str:
     load = os.getloadavg()[0]
     lines = [
@@ -183,6 +221,14 @@ def report(
         if all(s for _, _, _, s, _ in rows):
             slope, icpt = fit([(mb, s["rss_mb"]) for mb, _, _, s, _ in rows if s])
             lines.append(f"Summarising: peak RSS ≈ {icpt:.0f} MB + {slope:.2f} × the file's MB.")
+    for mb, window, tree, tree_out in trees:
+        lines += [
+            "",
+            f"A many-call tree: the {mb:.1f} MB text summarised by the offline backend planning with a {window:,}-token "
+            f"window (as a model's; engine and `write_outputs` in one child process): {tree['wall_s']:.0f} s wall, "
+            f"{tree['cpu_s']:.0f} s CPU, peak RSS **{tree['rss_mb']:.0f} MB**, outputs {tree_out:.1f} MB (.md, .json, "
+            ".html: every summary sentence with its quoted sources).",
+        ]
     _, _, big_plan, big_sum, _ = rows[-1]
     verdict = [
         f"plan in < {TARGET_S:.0f} s (CPU {big_plan['cpu_s']:.1f} s: {'met' if big_plan['cpu_s'] < TARGET_S else 'MISSED'})",
