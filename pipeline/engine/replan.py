@@ -95,6 +95,7 @@ def counting(
 def framing_sample(state: RunState, first: CallSpec, sizer: PromptSizer) -> tuple[Message, ...]:
     """Call 0's messages as call 1 would send them (carrying the tail of the input before it): counted by the
     server, less the text, they are what a call of level 0 costs besides its text."""
+    first = first.with_text(state.document.text)  # a planned map call holds its chunk's span until it starts
     tail = ""
     if sizer.settings.context_strategy != "none":
         tail = bounded_context(
