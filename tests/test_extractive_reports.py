@@ -55,6 +55,8 @@ def test_a_part_of_the_document_keeps_its_weight_and_the_whole_asks_its_opening(
     part = with_position_prior(*args, budget=10, where=(0.0, 0.5), weight=0.5)
     assert whole == central  # an opening that states none of what the rest says: centrality alone decides
     assert part[0] > part[3] and whole[0] < whole[3]  # a part (the first half) keeps its prior
+    mild = with_position_prior(*args, budget=10, where=(0.0, 1.0), weight=0.5, ask_opening=False)
+    assert mild[0] > whole[0]  # a mild prior (prose that is no factual report) is not put to the test
 
 
 def _dev_report(name: str) -> str:
