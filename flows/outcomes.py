@@ -19,6 +19,7 @@ __all__ = [
     "batch_seconds",
     "exit_code_for",
     "expand_inputs",
+    "failures_line",
     "outcomes_table",
     "outcomes_text",
     "summarise_direct",
@@ -65,6 +66,16 @@ def batch_seconds(outcomes: Sequence[Outcome]) -> float:
     if not spans:
         return max((o.seconds for o in outcomes), default=0.0)
     return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
+def failures_line(outcomes: Sequence[Outcome]) -> str | None:
+    """A batch's failed documents in one line (the flow run's Failed message), or None when none failed."""
+    failed = [o for o in outcomes if o.status not in ("done", "skipped")]
+    if not failed:
+        return None
+    names = ", ".join(f"{o.name} ({' '.join((o.error or o.status).split())})" for o in failed[:5])
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    return f"{len(failed)} of {len(outcomes)} documents failed: {names}{more}"
 
 
 def outcomes_table(outcomes: Sequence[Outcome]) -> str:

@@ -84,6 +84,8 @@ class _HideReportedErrors(logging.Filter):
             return not isinstance(exc, TomeError)
         message = record.getMessage()
         if message.startswith("Finished in state Failed("):
+            if " documents failed: " in message:
+                return False  # a batch's failed documents: the CLI's outcome table lists them
             return not any(f"{name}:" in message for name in _subclass_names(TomeError))
         return True
 

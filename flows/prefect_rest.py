@@ -102,14 +102,17 @@ class FlowRunRecorder:
             self._logs.append({"name": "tome.flows", "level": LEVELS.get(level, level), "message": message,
                                "timestamp": _now(), "flow_run_id": self.flow_run_id})  # fmt: skip
 
-    async def finish(self, exc: BaseException | None) -> None:
-        """The flow run's final state: Completed, Failed (with the error's one line) or Cancelled; its logs."""
+    async def finish(self, exc: BaseException | None, *, failed: str | None = None) -> None:
+        """The flow run's final state: Completed, Failed (the error's one line, or ``failed``: a batch's failed
+        documents) or Cancelled; its logs."""
         if self.flow_run_id is None:
             return
         kind = "COMPLETED" if exc is None else "CANCELLED" if isinstance(exc, INTERRUPTED) else "FAILED"
         message = _message(exc) if exc is not None else None
+        if exc is None and failed is not None:
+            kind, message = "FAILED", failed
         self.log(f"Finished in state {kind.capitalize()}" + (f": {message}" if message else ""),
-                 logging.INFO if exc is None else logging.ERROR)  # fmt: skip
+                 logging.INFO if kind == "COMPLETED" else logging.ERROR)  # fmt: skip
         if self._logs and not self._broken:
             try:
                 await self._call("POST", "/logs/", self._logs, timeout=None if exc is None else FINAL_TIMEOUT_S)

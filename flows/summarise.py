@@ -10,15 +10,20 @@ server, `tome summarise` and `tome batch` record the same runs without importing
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
+from flows.outcomes import failures_line
 from flows.progress import make_board
 from flows.published import (
     batch_run_name,
@@ -122,6 +127,22 @@ def _report(run: DocumentRun, *, with_markdown: bool) -> DocumentReport:
     return run.outcome.report(run.result if with_markdown else None)
 
 
+def _ended(runs: Sequence[DocumentRun], reports: list[DocumentReport]) -> list[DocumentReport] | State:
+    """The reports, in a Failed state naming the failed documents when any failed (the UI shows the run red)."""
+    line = failures_line([r.outcome for r in runs])
+    return reports if line is None else Failed(message=line, data=reports)
+
+
+async def reports_of(state: State) -> list[DocumentReport]:
+    """A batch or folder run's reports, whether it Completed or Failed for its documents; its error re-raised."""
+    result = state.result(raise_on_failure=False)
+    if inspect.isawaitable(result):
+        result = await result
+    if isinstance(result, BaseException):
+        raise result
+    return cast(list[DocumentReport], result)
+
+
 @flow(name="summarise-document", flow_run_name=_document_run_name, retries=0, persist_result=False, log_prints=False)
 async def summarise_document(
     path: str,
@@ -159,11 +180,12 @@ async def summarise_batch(
     pattern: str = "*",
     progress: bool = True,
     with_markdown: bool = False,
-) -> list[DocumentReport]:
+) -> list[DocumentReport] | State:
     """Summarise files, folders (matched with ``pattern``) or globs concurrently under ONE rate budget.
 
     A document that fails does not stop the others; each report carries its outcome (and, on request,
-    its markdown). The usage table is published as an artifact.
+    its markdown), and the run ends Failed naming them (``reports_of`` reads it). The usage table is
+    published as an artifact.
     """
     out = Path(output_dir) if output_dir else None
     paths = expand_inputs(inputs, pattern, exclude=out)
@@ -175,7 +197,7 @@ async def summarise_batch(
     finally:
         runtime.board.close()
         await runtime.aclose()
-    return [_report(r, with_markdown=with_markdown) for r in runs]
+    return _ended(runs, [_report(r, with_markdown=with_markdown) for r in runs])
 
 
 @flow(name="summarise-folder", flow_run_name=_folder_run_name, retries=0, persist_result=False, log_prints=False)
@@ -184,7 +206,7 @@ async def summarise_folder(
     output_dir: str,
     options: SummariseOptions | None = None,
     pattern: str = "*",
-) -> list[DocumentReport]:
+) -> list[DocumentReport] | State:
     """Summarise the documents in ``input_dir`` that are new or changed since their summary was written.
 
     What is done is tracked by content: ``<name>.summary.json`` records the source's sha256 and the options,
@@ -212,7 +234,7 @@ async def summarise_folder(
             await runtime.aclose()
     print(folder_run_line(input_dir, new=new, changed=len(todo) - new, unchanged=len(skipped), runs=runs),
           file=sys.stderr, flush=True)  # fmt: skip
-    return [_report(r, with_markdown=False) for r in runs] + [o.report() for o in skipped]
+    return _ended(runs, [_report(r, with_markdown=False) for r in runs] + [o.report() for o in skipped])
 
 
 def folder_run_line(input_dir: str, *, new: int, changed: int, unchanged: int, runs: Sequence[DocumentRun]) -> str:

@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from flows.outcomes import failures_line
 from flows.prefect_rest import FlowRunRecorder
 from flows.progress import make_board
 from flows.published import batch_run_name, document_run_name, flow_run_line, run_artifacts
-from pipeline.document_runs import DocumentReport, DocumentRun, summarise_path, summarise_paths
+from pipeline.document_runs import DocumentReport, DocumentRun, Outcome, summarise_path, summarise_paths
 from pipeline.engine import Node, RunState
 from pipeline.errors import ConfigError
 from pipeline.inputs import expand_inputs
@@ -118,10 +119,17 @@ async def _recorded(
         except BaseException as exc:
             await recorder.finish(exc)
             raise
-        await recorder.finish(None)
+        await recorder.finish(None, failed=_failures(result))
         return result
     finally:
         await recorder.aclose()
+
+
+def _failures(result: object) -> str | None:
+    """A batch's failed documents in one line (its run ends Failed, as Prefect's engine ends it)."""
+    if not isinstance(result, list):
+        return None  # one document: its error was raised, or it is done
+    return failures_line([Outcome(**report["outcome"]) for report in result])
 
 
 def _runtime(options: SummariseOptions, progress: bool, recorder: FlowRunRecorder) -> Runtime:

@@ -119,7 +119,8 @@ def test_batch_through_prefect_keeps_going_past_a_corrupt_file(prefect_api: Runn
     assert (docs / "summaries" / "keeper2.summary.json").is_file()
 
     run = flow_run(prefect_api, "shelf")
-    assert run["state_type"] == "COMPLETED"
+    assert run["state_type"] == "FAILED"  # the batch went on past it, and the run says a document failed
+    assert run["state"]["message"].startswith("1 of 3 documents failed: torn.pdf (")
     states = settled_task_runs(prefect_api, run["id"], at_least=5)
     assert states["torn.pdf · load and plan"] == "FAILED"
     assert states["keeper2.md · load and plan"] == "COMPLETED"

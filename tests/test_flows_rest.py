@@ -120,7 +120,8 @@ def test_a_failed_document_fails_its_flow_run_with_the_error_and_a_batch_goes_on
         ("dengta-rest.txt", "done"), ("torn-rest.pdf", "failed")
     ]  # fmt: skip
     batch = flow_run(prefect_api, "shelf-rest")
-    assert batch["state_type"] == "COMPLETED"  # as Prefect's engine: a failed document does not fail the batch
+    assert batch["state_type"] == "FAILED"  # as Prefect's engine ends it: the batch went on, the run is red
+    assert batch["state"]["message"].startswith("1 of 2 documents failed: torn-rest.pdf (")
     states = {n: t["state_type"] for n, t in task_runs(prefect_api, batch["id"]).items()}
     assert states["torn-rest.pdf · load and plan"] == "FAILED"
     assert states["dengta-rest.txt · load and plan"] == "COMPLETED"

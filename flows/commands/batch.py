@@ -98,10 +98,11 @@ async def _run(
     api_url = connect_prefect()
     if api_url is not None and over_rest:  # tome's own server: the run recorded without importing Prefect
         return await recorded_batch(api_url, [str(folder)], str(out_dir), options, pattern=glob, progress=progress)
-    from flows.summarise import summarise_batch
+    from flows.summarise import reports_of, summarise_batch
 
     quiet_reported_errors()
-    return await summarise_batch([str(folder)], str(out_dir), options, pattern=glob, progress=progress)
+    state = await summarise_batch([str(folder)], str(out_dir), options, pattern=glob, progress=progress, return_state=True)
+    return await reports_of(state)
 
 
 def _show(reports: list[DocumentReport]) -> int:

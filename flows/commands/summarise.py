@@ -150,14 +150,15 @@ async def _run(
             return [await recorded_document(api_url, str(paths[0]), out_dir, options, progress=progress)]
         inputs = [str(p) for p in paths]
         return await recorded_batch(api_url, inputs, out_dir, options, progress=progress, with_markdown=True)
-    from flows.summarise import summarise_batch, summarise_document
+    from flows.summarise import reports_of, summarise_batch, summarise_document
 
     quiet_reported_errors()
     if len(paths) == 1:
         return [await summarise_document(str(paths[0]), out_dir, options, progress)]
-    return await summarise_batch(
-        [str(p) for p in paths], out_dir, options, progress=progress, with_markdown=True
+    state = await summarise_batch(
+        [str(p) for p in paths], out_dir, options, progress=progress, with_markdown=True, return_state=True
     )
+    return await reports_of(state)
 
 
 def json_document(reports: list[DocumentReport]) -> DocumentJson | list[DocumentJson]:
