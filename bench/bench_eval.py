@@ -6,7 +6,7 @@ Datasets: SQuALITY dev (plot question; ../shared/corpus, skipped when absent), t
 corpus with their own abstract / SUMMARY paragraph as the reference (built on the fly, never copied), the
 project's sample stories (data/eval_sample.jsonl), its development sets of meetings and reports in English
 and Chinese (bench/data/eval_dev_*.jsonl, written for the project) and public dev items kept outside the repo
-($TOME_DEVDATA or ../devdata/*.jsonl: QMSum validation meetings, a VCSum sample; skipped when absent). Every variant runs in one process against
+($TOME_DEVDATA or ../devdata/*.jsonl: QMSum and VCSum meetings, CRS and GAO reports; skipped when absent). Every variant runs in one process against
 the same items, side by side: the shipped extractive backend and ablations of it, each through the whole
 engine (chunk, map, reduce) at the reference length, beside the lead and TextRank baselines. A fresh TOME_HOME
 per run, so nothing comes from an earlier cache. Results go to bench/results/eval.md.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 SQUALITY = REPO.parent / "shared" / "corpus" / "eval" / "squality_v1-3_txt_dev.jsonl"
 SAMPLE = REPO / "data" / "eval_sample.jsonl"
 DEV = [REPO / "bench" / "data" / "eval_dev_en.jsonl", REPO / "bench" / "data" / "eval_dev_zh.jsonl"]
-# Public dev items (QMSum val meetings, a VCSum sample) converted to JSONL outside the repo, never shipped:
+# Public dev items (QMSum and VCSum meetings, CRS and GAO reports) converted to JSONL outside the repo, never shipped:
 # used when present (README, "Summary quality", says which items and from where). $TOME_DEVDATA names the
 # folder; otherwise ../devdata or ../shared/devdata beside the checkout.
 _DEVDATA_DIRS = [Path(os.environ["TOME_DEVDATA"])] if os.environ.get("TOME_DEVDATA") else [
