@@ -302,3 +302,32 @@ async def test_window_keeps_the_gateways_count_once_the_answer_gives_it() -> Non
     # 4,500 + 5,500 fit the 10,000 window now; with the estimate kept it would wait a minute.
     async with budget.admit(5_500):
         assert clock() == 0.0
+
+
+async def test_calls_giving_an_order_are_admitted_in_it_however_they_arrive() -> None:
+    clock = VirtualClock()
+    budget = InProcessBudget(RateLimits(concurrency=10, tpm=10_000), clock=clock, sleep=clock.sleep)
+    admitted: list[int] = []
+
+    async def call(index: int, cost: int, at: float) -> None:
+        await clock.sleep(at)
+        async with budget.admit(cost, order=(0.0, index)) as slot:
+            admitted.append(index)
+            slot.record(Usage(prompt_tokens=cost // 2, completion_tokens=1))
+
+    # The window is full at 0; calls 3, 2, 1 arrive in that order and wait for it: admitted 1, 2, then 3.
+    await asyncio.gather(call(0, 10_000, 0.0), call(3, 4_000, 1.0), call(2, 4_000, 2.0), call(1, 4_000, 3.0))
+    assert admitted == [0, 1, 2, 3]
+    # Without an order, arrival order stands.
+    clock2 = VirtualClock()
+    budget2 = InProcessBudget(RateLimits(concurrency=10, tpm=10_000), clock=clock2, sleep=clock2.sleep)
+    seen: list[int] = []
+
+    async def plain(index: int, cost: int, at: float) -> None:
+        await clock2.sleep(at)
+        async with budget2.admit(cost) as slot:
+            seen.append(index)
+            slot.record(Usage(prompt_tokens=cost // 2, completion_tokens=1))
+
+    await asyncio.gather(plain(0, 10_000, 0.0), plain(3, 4_000, 1.0), plain(2, 4_000, 2.0), plain(1, 4_000, 3.0))
+    assert seen == [0, 3, 2, 1]

@@ -185,7 +185,7 @@ class InProcessBudget(BudgetCounters):
             )
         self._loop = loop
 
-    async def _acquire(self, tokens: int) -> BudgetSlot:
+    async def _acquire(self, tokens: int, order: tuple[float, int] | None = None) -> BudgetSlot:
         self._bind_loop()
         check_admissible(self.limits, tokens)
         self._check_day(tokens)
@@ -198,7 +198,7 @@ class InProcessBudget(BudgetCounters):
             and self._ready_at(tokens, started) <= started
         ):
             return self._grant(tokens, started, started, self._day.book_locally(tokens))
-        waiter = Waiter(tokens, started)
+        waiter = Waiter(tokens, started, order)
         self._line.join(waiter)
         if not self._line.is_head(waiter):
             self._backfill(self._line.head, started)  # it may fit now without delaying the waiting head

@@ -1,5 +1,8 @@
 """The in-process budget's waiting line: first come, first served, with backfilling that delays no one.
 
+A call that gives an ``order`` (the engine: when its level started, its place in the level) waits ahead of
+ordered calls behind it with a higher one, so a level's calls are admitted in their order however they arrive.
+
 The head of the line computes when it fits and sleeps until then (or until a release wakes it). While it
 waits, a call behind it that fits now is admitted at once if that does not delay the head by more than
 ``BACKFILL_SLACK_S`` from the time it was first told (so repeated backfills cannot starve it): a 20,000-TPM
@@ -21,10 +24,11 @@ BACKFILL_SLACK_S = 1.0  # at most this much later than the head's fit time when 
 class Waiter:
     """A call waiting for admission."""
 
-    __slots__ = ("tokens", "event", "started", "deadline", "slot")
+    __slots__ = ("tokens", "event", "started", "deadline", "slot", "order")
 
-    def __init__(self, tokens: int, started: float) -> None:
+    def __init__(self, tokens: int, started: float, order: tuple[float, int] | None = None) -> None:
         self.tokens = tokens
+        self.order = order  # its place among waiters that give one (lowest first); None: arrival order
         self.event = asyncio.Event()
         self.started = started
         self.deadline = math.inf  # as the head: the fit time it was first told
@@ -51,7 +55,15 @@ class WaitLine:
         return self._line[0]
 
     def join(self, waiter: Waiter) -> None:
-        self._line.append(waiter)
+        """At the end of the line, or ahead of the waiters at its end whose order is higher than its own (a
+        level's calls may reach the line out of their order); a new head is woken to decide for itself."""
+        place = len(self._line)
+        if waiter.order is not None:
+            while place > 0 and (ahead := self._line[place - 1].order) is not None and ahead > waiter.order:
+                place -= 1
+        self._line.insert(place, waiter)
+        if place == 0:
+            waiter.event.set()
 
     def is_head(self, waiter: Waiter) -> bool:
         return self._line[0] is waiter

@@ -166,7 +166,7 @@ class SqlBudget(BudgetCounters):
 
     # -- asyncio side -------------------------------------------------------------------------------------
 
-    async def _acquire(self, tokens: int) -> BudgetSlot:
+    async def _acquire(self, tokens: int, order: tuple[float, int] | None = None) -> BudgetSlot:
         check_admissible(self.limits, tokens)
         local = self._local_state()
         started: float | None = None

@@ -43,17 +43,20 @@ class BudgetCounters:
     _catalog: Catalog | None
     _seen_gids: set[str]
 
-    def admit(self, tokens: int) -> Admit:
+    def admit(self, tokens: int, *, order: tuple[float, int] | None = None) -> Admit:
         """Wait until a call costing ``tokens`` at admission fits every limit, then hold a slot.
+
+        ``order``: where the call waits among calls that give one, lowest first (the in-process budget; a
+        shared one keeps arrival order); None: arrival order.
 
         Raises (on entry):
             ConfigError: ``tokens`` exceeds TPM or TPD, so the call could never be admitted.
             QuotaExhaustedError: today's TPD cannot fit the call (resets at the next UTC midnight).
             StoreError: a shared budget's database failed.
         """
-        return Admit(self, max(0, int(tokens)))
+        return Admit(self, max(0, int(tokens)), order)
 
-    async def _acquire(self, tokens: int) -> BudgetSlot:
+    async def _acquire(self, tokens: int, order: tuple[float, int] | None = None) -> BudgetSlot:
         raise NotImplementedError  # each budget waits its own way (memory, or the shared database)
 
     async def _release(self, slot: BudgetSlot, *, ok: bool) -> None:
@@ -128,7 +131,7 @@ class BudgetSlot:
 
 
 class _SlotSource(Protocol):
-    async def _acquire(self, tokens: int) -> BudgetSlot: ...
+    async def _acquire(self, tokens: int, order: tuple[float, int] | None = None) -> BudgetSlot: ...
 
     async def _release(self, slot: BudgetSlot, *, ok: bool) -> None: ...
 
@@ -136,15 +139,16 @@ class _SlotSource(Protocol):
 class Admit:
     """``async with budget.admit(tokens) as slot``: waits on entry, releases on exit (also when cancelled)."""
 
-    __slots__ = ("_budget", "_tokens", "_slot")
+    __slots__ = ("_budget", "_tokens", "_order", "_slot")
 
-    def __init__(self, budget: _SlotSource, tokens: int) -> None:
+    def __init__(self, budget: _SlotSource, tokens: int, order: tuple[float, int] | None = None) -> None:
         self._budget = budget
         self._tokens = tokens
+        self._order = order
         self._slot: BudgetSlot | None = None
 
     async def __aenter__(self) -> BudgetSlot:
-        self._slot = await self._budget._acquire(self._tokens)
+        self._slot = await self._budget._acquire(self._tokens, self._order)
         return self._slot
 
     async def __aexit__(

@@ -207,8 +207,7 @@ class CallResolver:
         async with run.slots:  # the level's in-flight cap
             run.check()
             # Checked once a slot is free: answers that came back while this call waited taught the calibration.
-            async with run.order:
-                estimate = await admission_estimate(state, self.backend, messages, local)
+            estimate = await admission_estimate(state, self.backend, messages, local)
             if counted is not None:
                 estimate = max(estimate, counted)  # the server will charge its own count at admission
             elif estimate + max_tokens > state.window.tokens:
@@ -227,6 +226,7 @@ class CallResolver:
                 # single token).
                 estimated_prompt_tokens=estimate,
                 source_text=call.text,
+                order=(run.opened, call.index),
             )
             completion = await self._send(state, run, call, request, key, local, version)
         if isinstance(completion, Overflow):

@@ -130,9 +130,10 @@ class LevelRun:
 
     slots: asyncio.Semaphore
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    # Held while a call asks the server's count before admission, so that the level's calls reach the rate
-    # budget's line in the order they took their slots (counts come back in any order).
-    order: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # When the level started: with a call's index, its place in the rate budget's line (ChatRequest.order), so
+    # that the level's calls are admitted in their order however they reach it (cache, claims and the server's
+    # count before admission take each call its own time).
+    opened: float = field(default_factory=time.monotonic)
     error: BaseException | None = None  # the first failure, the one the level re-raises
 
     @classmethod

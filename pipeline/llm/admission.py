@@ -24,7 +24,9 @@ class RateBudget(Protocol):
     raises QuotaExhaustedError when the day's token quota cannot fit it.
     """
 
-    def admit(self, tokens: int) -> AbstractAsyncContextManager[Admission]: ...
+    def admit(self, tokens: int, *, order: tuple[float, int] | None = None) -> AbstractAsyncContextManager[Admission]:
+        """``order``: where the call waits among others that give one (lowest first), else arrival order."""
+        ...
 
     def on_rate_limited(
         self, *, limit_kind: str | None, retry_after: float | None, limit_value: int | None = None

@@ -171,7 +171,9 @@ class OpenAICompatibleClient:
         started = time.monotonic()
 
         async def attempt(_retries_taken: int) -> Completion:
-            async with self._budget.admit(request.admission_tokens) as slot:
+            tokens = request.admission_tokens
+            admit = self._budget.admit(tokens) if request.order is None else self._budget.admit(tokens, order=request.order)
+            async with admit as slot:
                 try:
                     completion = await self._send_chat(request)
                 except LLMStatusError as exc:

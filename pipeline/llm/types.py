@@ -40,6 +40,9 @@ class ChatRequest:
     estimated_prompt_tokens: int = 0
     stream: bool = False
     source_text: str | None = field(default=None, repr=False, compare=False)
+    # Where the call waits in the rate budget's line among others that give one (lowest first; None: arrival
+    # order): the engine gives (when its level started, the call's place in the level).
+    order: tuple[float, int] | None = field(default=None, compare=False)
 
     @property
     def admission_tokens(self) -> int:

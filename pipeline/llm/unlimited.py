@@ -30,7 +30,7 @@ class UnlimitedBudget:
     rate_limited: list[tuple[str | None, float | None]] = field(default_factory=list)
 
     @asynccontextmanager
-    async def admit(self, tokens: int) -> AsyncIterator[_Slot]:
+    async def admit(self, tokens: int, *, order: tuple[float, int] | None = None) -> AsyncIterator[_Slot]:
         self.admitted += 1
         yield _Slot(self)
 
