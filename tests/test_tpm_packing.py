@@ -181,3 +181,31 @@ def test_prefix_groups_are_known_from_a_prefix_and_the_same_with_every_size() ->
             assert all(g[-1] + 1 < m for g in closed)  # closed only once the summary after it exists
     # Even groups rather than one full group and a small rest.
     assert [len(g) for g in prefix_groups([200] * 32, 6_000, 32, share=even_share(200, 32, 6_000))] == [17, 15]
+
+
+async def test_the_servers_region_counts_size_any_stretch_within_two_percent(moonshot_server_factory) -> None:
+    import random
+
+    from pipeline.engine import server_counts
+    from pipeline.llm.types import Message
+    from pipeline.testing import ServerTokenizer
+
+    srv: MoonshotTestServer = moonshot_server_factory(token_scale=1.15)
+    client = _client(srv)
+    doc = generated_document(chapters=40, paragraphs=9)
+    counter = counter_for(model_and_limits(resolve_settings(model="moonshot-v1-8k"))[0])
+    ratios = await server_counts.measure(doc.text, counter, client.count_prompt_tokens)
+    assert ratios is not None and len(ratios.ratios) > 5
+    server = ServerTokenizer(token_scale=1.15)
+    rng = random.Random(3)
+    for _ in range(30):  # stretches of 3-8k tokens anywhere in the text
+        a = rng.randrange(0, len(doc.text) - 40_000)
+        b = a + rng.randrange(12_000, 32_000)
+        estimate = ratios.tokens(a, b, counter.count(doc.text[a:b]))
+        assert abs(estimate / server.count(doc.text[a:b]) - 1) < 0.02
+    # What a prompt costs besides its text, as the server counts it.
+    messages = [Message("system", "Summarise."), Message("user", "Some words here. " + doc.text[:2000])]
+    framing = await server_counts.framing(messages, doc.text[:2000], client.count_prompt_tokens)
+    charged = server.prompt_tokens([m.as_dict() for m in messages]) - server.count(doc.text[:2000])
+    assert framing is not None and charged <= framing <= charged + 8  # never less than the chat call charges
+    await client.aclose()
