@@ -88,10 +88,17 @@ def measure(args: list[str], home: Path) -> dict[str, float]:
 
 
 def text_in_memory_mb(path: Path) -> float:
-    """What Python holds for the file's text: characters times the widest character's width (1, 2 or 4 bytes)."""
-    text = path.read_text(encoding="utf-8")
-    widest = max(map(ord, set(text)))
-    return len(text) * (1 if widest < 256 else 2 if widest < 65536 else 4) / 1e6
+    """What Python holds for the file's text: characters times the widest character's width (1, 2 or 4 bytes).
+
+    Read a block at a time: a child's peak RSS (``ru_maxrss``) starts from this process's own high-water mark
+    (Linux spawns it with vfork), so this process never holds a big text.
+    """
+    chars, widest = 0, 0
+    with path.open(encoding="utf-8") as f:
+        while block := f.read(1 << 20):
+            chars += len(block)
+            widest = max(widest, ord(max(block)))
+    return chars * (1 if widest < 256 else 2 if widest < 65536 else 4) / 1e6
 
 
 def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
