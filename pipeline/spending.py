@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -145,7 +146,8 @@ class CappedBackend:
         return await self.inner.extract_file(path)
 
     async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
-        return await self.inner.count_prompt_tokens(messages)
+        count = getattr(self.inner, "count_prompt_tokens", None)  # an optional capability (CountsPrompts)
+        return None if count is None else cast(int | None, await count(messages))
 
     def __repr__(self) -> str:
         return f"CappedBackend({self.inner!r}, {self.cap!r})"

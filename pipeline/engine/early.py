@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pipeline.context import bounded_context, context_source
 from pipeline.engine import calibration, length
@@ -46,7 +46,8 @@ class EarlyMerges:
         length.advance_level(view, 0)
         self.shaping = (view.calibration, view.headroom, view.overshoot)
         self.slots: list[Node | None] = [None] * n
-        self.view = replace(view, levels=[self.slots])  # merge spans read level 0's nodes from here
+        # Merge spans read level 0's nodes from here; a merge starts only once its own slots are filled.
+        self.view = replace(view, levels=[cast(list[Node], self.slots)])
         self.cap = state.input_budget(output)
         # Groups are evened out by level 0's first summary (known before any merge can start): same answers,
         # same share, same groups.

@@ -195,10 +195,9 @@ def _rest_plan(
             admissions, margin=1.0, text_tokens=text_tokens, summary_share=share, map_output=output, framing=framing
         )
         used = call0.est_prompt_tokens - call0.input_tokens + text_tokens(first) + call0.max_tokens
-    filled = window_chunks(
-        doc, counter, first.end, 1, tpm=limits.tpm, used=used, calibration=ratio, fixed=fixed, largest=largest,
-        **({"margin": 1.0, "fill": EXACT_WINDOW_FILL, "ratio_at": ratios.sentence_at} if ratios is not None else {}),
-    )  # fmt: skip
+    cut = partial(window_chunks, doc, counter, first.end, 1, tpm=limits.tpm, used=used, calibration=ratio,
+                  fixed=fixed, largest=largest)  # fmt: skip
+    filled = cut() if ratios is None else cut(margin=1.0, fill=EXACT_WINDOW_FILL, ratio_at=ratios.sentence_at)
     if filled:
         candidates.append(partial(build_plan, doc, [first, *filled], model, settings, limits))
     # With exact counts the run starts level 1's merges early (engine.early): windows are simulated so.
