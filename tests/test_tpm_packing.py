@@ -3,6 +3,7 @@ its first answer (no 400 from a server that counts more than tome's calibration)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,9 @@ async def test_merges_start_while_level0_runs_and_a_rerun_is_all_cached(moonshot
     levels = result.levels
     assert len(levels) == 3 and len(levels[1]) > 1
     assert merges[0] < maps[-1]  # a merge was sent before level 0's last call
+    # Level 0's calls reached the backend (and its rate budget) in their order, whatever their count took.
+    parts = [int(re.search(r"part (\d+) of", client.requests[i].messages[-1].content).group(1)) for i in maps]
+    assert parts == sorted(parts)
     # Level 1's groups are consecutive and cover level 0; each merge carries what a level run at once would.
     assert [j for n in levels[1] for j in n.inputs] == list(range(len(levels[0])))
     assert [n.context for n in levels[1]] == ["none", *(f"tail:{i}" for i in range(len(levels[1]) - 1))]

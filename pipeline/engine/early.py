@@ -131,6 +131,7 @@ class EarlyMerges:
                      self.level)  # fmt: skip
         finally:
             self.finished[call.index].set()
+            self.run.through(call.index)
             # What the merge's answer taught counts for later levels however early it came (largest so far).
             for name in ("observed_calibration", "observed_overshoot"):
                 learned = [v for v in (getattr(state, name), getattr(view, name)) if v is not None]

@@ -63,12 +63,18 @@ def note(
     )  # fmt: skip
 
 
-async def admission_estimate(state: RunState, backend: ChatBackend, messages: Sequence[Message], local: int) -> int:
-    """The prompt tokens admission counts: the server's own count when the run counts exactly (a binding TPM
-    limit: exact for the overflow check too), else the live calibration's estimate with its margin."""
+async def counted_in_turn(
+    state: RunState, run: LevelRun, backend: ChatBackend, call: CallSpec, messages: Sequence[Message]
+) -> int | None:
+    """The prompt tokens admission counts when the run counts exactly (a binding TPM limit): the server's own
+    (exact for the overflow check too; None: the live calibration's estimate with its margin), once every call
+    of the level before this one has reached the rate budget, so that they are admitted in their order."""
+    if not state.count_exactly:
+        return None
     count = getattr(backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
-    exact = await count(messages) if state.count_exactly and count is not None else None
-    return exact if exact is not None else math.ceil(local * calibration.live_calibration(state) * ADMISSION_MARGIN)
+    exact = await count(messages) if count is not None else None
+    await run.turn(call.index)
+    return exact
 
 
 class CallResolver:
@@ -204,10 +210,11 @@ class CallResolver:
             note(state, call, key, version, "refit-recorded" if replayed.max_tokens else "split-recorded")
             return replayed
         run.check()
+        exact = await counted_in_turn(state, run, self.backend, call, messages)
         async with run.slots:  # the level's in-flight cap
             run.check()
-            # Checked once a slot is free: answers that came back while this call waited taught the calibration.
-            estimate = await admission_estimate(state, self.backend, messages, local)
+            # Checked once a slot is free (answers that came back meanwhile taught the calibration), unless exact.
+            estimate = exact or math.ceil(local * calibration.live_calibration(state) * ADMISSION_MARGIN)
             if counted is not None:
                 estimate = max(estimate, counted)  # the server will charge its own count at admission
             elif estimate + max_tokens > state.window.tokens:
@@ -222,12 +229,11 @@ class CallResolver:
                 messages=tuple(messages),
                 max_tokens=max_tokens,
                 temperature=self.settings.temperature,
-                # The budget must not under-count (the gateway refuses a call that overfills the TPM window by a
-                # single token).
-                estimated_prompt_tokens=estimate,
+                estimated_prompt_tokens=estimate,  # never under the gateway's: one token over a full window is a 429
                 source_text=call.text,
-                order=(run.opened, call.index),
+                order=(run.opened, call.index),  # the level's calls are admitted in their order
             )
+            run.through(call.index)  # nothing awaits from here to the budget's line
             completion = await self._send(state, run, call, request, key, local, version)
         if isinstance(completion, Overflow):
             note(state, call, key, version, "rejected")

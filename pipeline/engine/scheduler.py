@@ -182,6 +182,7 @@ class LevelScheduler:
                 return node
             finally:
                 finished[call.index].set()
+                run.through(call.index)
 
         first: Node | BaseException | None = None
         probe = self._probe(state, calls)

@@ -135,6 +135,10 @@ class LevelRun:
     # count before admission take each call its own time).
     opened: float = field(default_factory=time.monotonic)
     error: BaseException | None = None  # the first failure, the one the level re-raises
+    # The turnstile (a binding TPM limit): the lowest call index not yet through, those through, and a signal.
+    low: int = 0
+    passed: set[int] = field(default_factory=set)
+    moved: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def open(cls, max_in_flight: int) -> LevelRun:
@@ -150,6 +154,21 @@ class LevelRun:
         if self.error is None:
             self.error = exc
         self.stop.set()
+        self.moved.set()
+
+    async def turn(self, index: int) -> None:
+        """Wait until every call of the level before ``index`` has reached the rate budget or finished: a call
+        that fits the window now would otherwise take the room an earlier one was cut to fill."""
+        while self.low < index and not self.stop.is_set():
+            await self.moved.wait()
+
+    def through(self, index: int) -> None:
+        """Call ``index`` has reached the rate budget (or finished): later calls may go."""
+        self.passed.add(index)
+        while self.low in self.passed:
+            self.low += 1
+        moved, self.moved = self.moved, asyncio.Event()
+        moved.set()
 
 
 @dataclass
