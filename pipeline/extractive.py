@@ -45,7 +45,7 @@ from pipeline.llm.types import ChatRequest, Completion, Usage
 from pipeline.prompts import focus_of, parse_length
 from pipeline.scripts import CJK_LETTER
 from pipeline.sentence_graph import pagerank, shared_features
-from pipeline.sentences import split_sentences
+from pipeline.sentences import complete_sentences, split_sentences
 from pipeline.tokens import TiktokenCounter, TokenCounter
 
 MARKER = re.compile(r"⟦[A-Za-z0-9_-]+⟧")
@@ -299,6 +299,8 @@ def extract(
                 section_start = False
                 placed.append((s, where_s, lead))
     placed = [x for x in placed if _HAS_WORD.search(x[0])]
+    if not (cjk or turn_paragraphs or unlabelled_talk):  # written: only full sentences, where most are
+        placed = [placed[i] for i in complete_sentences([x[0] for x in placed])]
     # Fragments left by dialogue ("外公说。", '"Yes," he said.') read badly on their own: rank full sentences.
     full = [x for x in placed if count_units(x[0], language) >= (_MIN_CJK_CHARS if cjk else _MIN_WORDS)]
     placed = full or placed
@@ -320,15 +322,8 @@ def extract(
     # Government and agency reports, papers: figures and acronyms in most sentences ("$5,000", "GAO", "2026").
     factual = sum(bool(_FACT.search(x)) for x in sentences) >= _FACTUAL_SHARE * len(sentences)
     narrative = not factual and sum(bool(_QUOTE.search(x)) for x in sentences) >= _NARRATIVE_SHARE * len(sentences)
-    weight = (
-        _POSITION_WEIGHT_SPOKEN
-        if transcript
-        else 0.0
-        if narrative
-        else _POSITION_WEIGHT_FACTUAL
-        if factual
-        else _POSITION_WEIGHT
-    )
+    weight = (_POSITION_WEIGHT_SPOKEN if transcript else 0.0 if narrative
+              else _POSITION_WEIGHT_FACTUAL if factual else _POSITION_WEIGHT)  # fmt: skip
     # Characters as pipeline.lengths counts them; words as \w+ runs ("don't" is two), a little stricter than
     # a word processor's count, so a summary is never longer than the baselines it is scored against.
     sizes = [measure(s, unit) if unit == "chars" else count_units(s, language) for s in sentences]
@@ -388,7 +383,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-21"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-22"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

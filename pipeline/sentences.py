@@ -94,3 +94,16 @@ def _western_ends(text: str, match: re.Match[str], stop: int) -> bool:
 
 
 __all__ = ["sentence_ends", "sentence_spans", "split_sentences"]
+
+
+_ENDS_SENTENCE = re.compile(r"[.!?。！？…][\"'”’»」』)\]]*\s*$")
+
+
+def complete_sentences(sentences: list[str]) -> list[int]:
+    """Indices of the sentences that end in a full stop, ! or ? where most do; else all of them.
+
+    A written piece without one (a PDF's heading line, "as follows:", a table cell) says little alone and,
+    placed before another sentence, reads as one sentence with it.
+    """
+    ended = [i for i, s in enumerate(sentences) if _ENDS_SENTENCE.search(s)]
+    return ended if len(ended) >= 0.5 * len(sentences) else list(range(len(sentences)))

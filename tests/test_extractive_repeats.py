@@ -25,3 +25,13 @@ def test_a_document_that_repeats_itself_gets_each_sentence_once():
     )
     assert summary.count("The coffee is very good") == 1
     assert "storm closed the harbour" in summary
+
+
+def test_pieces_without_a_full_stop_are_not_chosen_where_most_sentences_have_one():
+    source = (
+        "The need for a new exemption\n\n"
+        + " ".join(f"Section {i} of the act permits one ephemeral recording of a broadcast." for i in range(12))
+        + "\n\nThe following conditions must be met:\n\nThe recording is kept for six months."
+    )
+    summary = extract(source, language="en", max_units=60, max_tokens=2000, counter=TiktokenCounter(), unit="words")
+    assert summary and "need for a new exemption" not in summary and "must be met" not in summary
