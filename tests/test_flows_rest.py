@@ -26,6 +26,7 @@ from flows.prefect_server import RunningServer, prefect_server
 from flows.summarise_rest import recorded_batch, recorded_document, records_over_rest
 from pipeline.errors import ConfigError, TomeError
 from pipeline.options import SummariseOptions
+from tests.test_flows_prefect import api, flow_run
 from tests.test_flows_runner import CHINESE_STORY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,18 +40,6 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
         pytest.skip("data/the_lighthouse_keeper.md is not there yet")
     with prefect_server(tmp_path_factory.mktemp("prefect-home"), timeout_s=240) as srv:
         yield srv
-
-
-def api(srv: RunningServer, path: str, body: dict[str, Any] | None = None) -> Any:
-    response = httpx.post(f"{srv.api_url}/{path}", json=body or {}, timeout=30)
-    response.raise_for_status()
-    return response.json()
-
-
-def flow_run(srv: RunningServer, name: str) -> dict[str, Any]:
-    runs = api(srv, "flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
-    assert len(runs) == 1, [r["name"] for r in runs]
-    return runs[0]
 
 
 def task_runs(srv: RunningServer, flow_run_id: str) -> dict[str, dict[str, Any]]:
