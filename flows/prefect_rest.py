@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from pipeline.retry_loop import RetryHook, RetryPolicy, Verdict, retry_after_from_headers, retry_loop
+
 T = TypeVar("T")
 log = logging.getLogger("tome.flows")
 
@@ -27,12 +29,30 @@ TIMEOUT_S = 30.0  # a busy SQLite server answers within seconds; a dead one refu
 FINAL_TIMEOUT_S = 5.0  # the last state of an interrupted run: short, the user is waiting for the prompt
 INTERRUPTED = (asyncio.CancelledError, KeyboardInterrupt)
 BUSY = {429, 502, 503}
-RETRIES, RETRY_BASE_S = 6, 0.1  # waits 0.1, 0.2, ... 3.2 s (6.3 s in all) for a busy server
+# Waits about 0.1, 0.2, ... 3.2 s (6.3 s in all) for a busy server, or its Retry-After up to 10 s; nothing listening
+# (a refused connection) fails at once: a view of the run is not worth a wait.
+RECORDER_RETRY = RetryPolicy(max_retries=6, base_delay_s=0.1, max_delay_s=3.2, max_hint_s=10.0, unreachable_wait_s=0.0)
 LEVELS = {logging.DEBUG: 10, logging.INFO: 20, logging.WARNING: 30, logging.ERROR: 40}
 
 
 class RecordingFailed(Exception):
     """The Prefect server refused or did not answer a call (the run goes on unrecorded)."""
+
+
+class ServerBusy(RecordingFailed):
+    """The Prefect server answered 429/502/503 (SQLite write collisions): worth another try after a wait."""
+
+    def __init__(self, message: str, *, status: int, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def busy_verdict(exc: RecordingFailed) -> Verdict:
+    """Only a busy answer is retried; a refused connection, a timeout or another error status is not."""
+    if isinstance(exc, ServerBusy):
+        return Verdict(retry=True, reason=f"{exc.status} Prefect server busy", hint_s=exc.retry_after)
+    return Verdict(retry=False)
 
 
 def _now() -> str:
@@ -42,8 +62,17 @@ def _now() -> str:
 class FlowRunRecorder:
     """Records one flow run in a Prefect server; once a call has failed, only the final state is still tried."""
 
-    def __init__(self, api_url: str, *, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        retry: RetryPolicy = RECORDER_RETRY,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        on_retry: RetryHook | None = None,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
+        self._retry, self._sleep, self.on_retry = retry, sleep, on_retry
         self._own_client = client is None
         # trust_env off: tome's server is on loopback, never behind the user's HTTP(S)_PROXY
         self._http = client or httpx.AsyncClient(timeout=TIMEOUT_S, trust_env=False)
@@ -154,34 +183,41 @@ class FlowRunRecorder:
         """One API call; RecordingFailed when it cannot be made or the server answers with an error.
 
         Like Prefect's client, a busy answer (429/502/503: SQLite write collisions on the server) is tried again
-        after a short, growing wait; a refused connection is not (nothing listens: fail at once).
+        after a short, growing wait, through tome's one retry loop; a refused connection is not (nothing listens).
         """
-        for attempt in range(RETRIES + 1):
+
+        async def attempt(_retries_taken: int) -> Any:
             try:
                 response = await self._http.request(
                     method, self.api_url + path, json=body, timeout=timeout or TIMEOUT_S
                 )
             except httpx.HTTPError as exc:
                 raise RecordingFailed(f"{method} {path}: {type(exc).__name__} {exc}".strip()) from exc
-            if response.status_code not in BUSY or attempt == RETRIES:
-                break
-            await asyncio.sleep(_retry_after(response) or RETRY_BASE_S * 2**attempt)
-        if response.status_code >= 400:
-            raise RecordingFailed(f"{method} {path}: HTTP {response.status_code} {response.text[:200]}")
-        return response.json() if response.content else None
+            if response.status_code >= 400:
+                message = f"{method} {path}: HTTP {response.status_code} {response.text[:200]}"
+                if response.status_code in BUSY:
+                    hint = retry_after_from_headers(response.headers)
+                    raise ServerBusy(message, status=response.status_code, retry_after=hint)
+                raise RecordingFailed(message)
+            return response.json() if response.content else None
+
+        result, _ = await retry_loop(
+            attempt,
+            catch=RecordingFailed,
+            classify=busy_verdict,
+            policy=self._retry,
+            sleep=self._sleep,
+            on_retry=self.on_retry,
+            log=log,
+            what=f"Prefect API {method} {path}",
+        )
+        return result
 
     def _give_up(self, exc: Exception) -> None:
         if not self._broken:
             self._broken = True
             print(f"Warning: the Prefect server at {self.api_url} did not record the run ({exc}); "
                   "the summary goes on.", file=sys.stderr, flush=True)  # fmt: skip
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return min(float(response.headers.get("Retry-After", "")), 10.0)
-    except ValueError:
-        return None
 
 
 def _message(exc: BaseException) -> str:

@@ -7,9 +7,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
+
+from pipeline.retry_loop import retry_after_from_headers as retry_after_from_headers  # one header parser
 
 _TRY_AGAIN = re.compile(r"try again after\s+(\d+(?:\.\d+)?)\s*(?:seconds?|s)\b", re.IGNORECASE)
 _TOKEN_LIMIT = re.compile(r"exceeded model token limit:\s*(\d+)(?:\s*\(requested:\s*(\d+)\))?", re.IGNORECASE)
@@ -59,31 +60,6 @@ def retry_after_from_message(message: str) -> float | None:
     """Seconds from Moonshot's "please try again after N seconds", if present."""
     m = _TRY_AGAIN.search(message)
     return float(m.group(1)) if m else None
-
-
-def retry_after_from_headers(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date); None when absent or bad."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    raw_ms = lower.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(float(raw_ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    raw = lower.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 def _describe_text(text: str) -> str:

@@ -1,4 +1,5 @@
-"""The retry policy, in one place: which failures to retry, how long to wait, and the one loop that does it."""
+"""The LLM client's retry policy: which of its failures are retried, their server hints and reasons, run through
+tome's one retry loop (pipeline/retry_loop.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from pipeline.errors import (
@@ -20,6 +20,10 @@ from pipeline.errors import (
     ServerUnreachableError,
     StreamInterruptedError,
 )
+from pipeline.retry_loop import GaveUp, RetryHook, RetryPolicy, Verdict, retry_loop
+from pipeline.retry_loop import retry_delay as _policy_delay
+
+__all__ = ["RETRYABLE", "RetryHook", "RetryPolicy", "retry_delay", "retry_reason", "should_retry", "with_retries"]
 
 log = logging.getLogger("tome.llm")
 
@@ -36,43 +40,25 @@ RETRYABLE: tuple[type[LLMError], ...] = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """Bounded, capped exponential backoff with jitter; server hints win.
-
-    Defaults wait 2, 4, 8, 16, 32, 60 s (minus up to 25 % jitter): about two minutes of a persistent
-    overload before giving up, so a later run resumes instead of a tight loop burning requests.
-    """
-
-    max_retries: int = 6
-    base_delay_s: float = 2.0
-    max_delay_s: float = 60.0
-    jitter: float = 0.25  # backoff is multiplied by (1 - jitter * random())
-    hint_jitter: float = 0.1  # a server hint is multiplied by (1 + hint_jitter * random()), spreading a herd
-    max_hint_s: float = 600.0  # hints longer than this are not believed; backoff is used instead
-    # Nothing listening (connection refused, DNS failure) is a server not started or a wrong URL far more
-    # often than a blip: a few quick attempts within this many seconds of waiting, then a clear failure.
-    unreachable_wait_s: float = 6.0
-    unreachable_base_delay_s: float = 0.5
-
-
-RetryHook = Callable[[float, str], None]  # (seconds until the next attempt, why), e.g. (8.0, "429 engine overloaded")
-
-
 def should_retry(exc: BaseException) -> bool:
     """Whether another attempt may succeed."""
     return isinstance(exc, RETRYABLE)
 
 
+def verdict(exc: BaseException) -> Verdict:
+    """How the retry loop treats an LLM failure: retried or not, the server's hint, the reason it shows."""
+    hint = getattr(exc, "retry_after", None)
+    return Verdict(
+        retry=should_retry(exc),
+        reason=retry_reason(exc),
+        hint_s=float(hint) if isinstance(hint, int | float) else None,
+        unreachable=isinstance(exc, ServerUnreachableError),
+    )
+
+
 def retry_delay(exc: BaseException, retries_taken: int, policy: RetryPolicy, rand: float) -> float:
     """Seconds to wait before retry number ``retries_taken + 1``; ``rand`` is uniform in [0, 1)."""
-    if isinstance(exc, ServerUnreachableError):
-        return policy.unreachable_base_delay_s * 2.0**retries_taken
-    hint = getattr(exc, "retry_after", None)
-    if isinstance(hint, int | float) and 0 <= hint <= policy.max_hint_s:
-        return float(hint) * (1.0 + policy.hint_jitter * rand)
-    backoff = min(policy.base_delay_s * 2.0**retries_taken, policy.max_delay_s)
-    return backoff * (1.0 - policy.jitter * rand)
+    return _policy_delay(verdict(exc), retries_taken, policy, rand)
 
 
 def retry_reason(exc: BaseException) -> str:
@@ -101,6 +87,15 @@ def _give_up_note(exc: LLMError, attempts: int, waited_s: float) -> str:
     return note
 
 
+def _gave_up(exc: LLMError, why: GaveUp) -> LLMError:
+    if why.unreachable and isinstance(exc, ServerUnreachableError):
+        return ServerUnreachableError(
+            f"{exc} ({why.attempts} attempts over {why.waited_s:.0f} s)", url=exc.url, cause=exc.cause
+        )
+    exc.args = (f"{exc}{_give_up_note(exc, why.attempts, why.waited_s)}", *exc.args[1:])
+    return exc
+
+
 async def with_retries(
     attempt: Callable[[int], Awaitable[T]],
     *,
@@ -118,36 +113,16 @@ async def with_retries(
     line shows it). The last failure is re-raised with a note saying how many attempts were made. A server
     that cannot be reached at all gets ``policy.unreachable_wait_s`` of waiting, not the full backoff.
     """
-    waited = 0.0
-    for retries_taken in range(policy.max_retries + 1):
-        try:
-            return await attempt(retries_taken), retries_taken + 1
-        except LLMError as exc:
-            if on_failure is not None:
-                on_failure(exc)
-            if not should_retry(exc):
-                raise
-            delay = retry_delay(exc, retries_taken, policy, rand())
-            if isinstance(exc, ServerUnreachableError):
-                delay = min(delay, policy.unreachable_wait_s - waited)
-                if delay <= 0:
-                    raise ServerUnreachableError(
-                        f"{exc} ({retries_taken + 1} attempts over {waited:.0f} s)", url=exc.url, cause=exc.cause
-                    ) from exc
-            if retries_taken >= policy.max_retries:
-                exc.args = (f"{exc}{_give_up_note(exc, retries_taken + 1, waited)}", *exc.args[1:])
-                raise
-            if on_retry is not None:
-                on_retry(delay, retry_reason(exc))
-            log.debug(
-                "%s failed (%s: %s); retry %d/%d in %.1f s",
-                what,
-                type(exc).__name__,
-                exc,
-                retries_taken + 1,
-                policy.max_retries,
-                delay,
-            )
-            await sleep(delay)
-            waited += delay
-    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+    return await retry_loop(
+        attempt,
+        catch=LLMError,
+        classify=verdict,
+        policy=policy,
+        give_up=_gave_up,
+        sleep=sleep,
+        rand=rand,
+        on_failure=on_failure,
+        on_retry=on_retry,
+        log=log,
+        what=what,
+    )
