@@ -19,13 +19,13 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SQUALITY = REPO.parent / "shared" / "corpus" / "eval" / "squality_v1-3_txt_dev.jsonl"
+from bench.eval_runs import SQUALITY, ScoreTable, timed_evaluation, write_results  # noqa: E402
+
 SAMPLE = REPO / "data" / "eval_sample.jsonl"
 DEV = [REPO / "bench" / "data" / "eval_dev_en.jsonl", REPO / "bench" / "data" / "eval_dev_zh.jsonl"]
 # Public dev items (QMSum and VCSum meetings, CRS and GAO reports) converted to JSONL outside the repo, never shipped:
@@ -96,10 +96,7 @@ def reports_dataset(folder: Path) -> Path | None:
 async def run_variant(dataset: Path, window: int, knobs: tuple | None, tag: str, limit: int | None) -> tuple:
     import pipeline.extractive as extractive
     from pipeline.evaluation.dataset import load_dataset
-    from pipeline.evaluation.records import EvalRecords
-    from pipeline.evaluation.runner import Evaluation, evaluate
     from pipeline.options import SummariseOptions
-    from pipeline.runtime import build_runtime
 
     shipped = [getattr(extractive, k) for k in KNOBS]
     for name, value in zip(KNOBS, knobs or (None,) * len(KNOBS), strict=True):
@@ -111,28 +108,15 @@ async def run_variant(dataset: Path, window: int, knobs: tuple | None, tag: str,
     extractive.ExtractiveBackend.planning_window = window
     try:
         items, _ = load_dataset(dataset, limit=limit)
-        runtime = build_runtime(SummariseOptions(backend="extractive"))
-        ev = Evaluation(runtime.backend, runtime.store, runtime.settings, runtime.model, runtime.limits)
-        started = time.perf_counter()
-        report = await evaluate(
-            items, ev, records=EvalRecords(runtime.store.engine), dataset=str(dataset), dataset_sha256="bench",
-            fields={}, settings_record={"variant": tag, "window": window},
+        return await timed_evaluation(
+            items, SummariseOptions(backend="extractive"), dataset=dataset,
+            settings_record={"variant": tag, "window": window},
         )  # fmt: skip
-        seconds = time.perf_counter() - started
-        await runtime.aclose()
-        return report, seconds
     finally:
         for name, value in zip(KNOBS, shipped, strict=True):
             setattr(extractive, name, value)
         extractive.ExtractiveBackend.cache_namespace = namespace
         extractive.ExtractiveBackend.planning_window = shipped_window
-
-
-def row(name: str, s, extra: str = "") -> str:
-    return (
-        f"| {name} | {100 * s.rouge1:.2f} | {100 * s.rouge2:.2f} | {100 * s.rougeL:.2f} | "
-        f"{s.length:.0f} / {s.reference_length:.0f} | {s.calls if s.system == 'tome' else '-'} | {extra} |"
-    )
 
 
 async def main() -> None:
@@ -173,25 +157,14 @@ async def main() -> None:
             lines += [
                 f"## {dataset.name}, {window // 1024}k-token window",
                 "",
-                "| system | ROUGE-1 | ROUGE-2 | ROUGE-L | length / reference | calls | wall |",
-                "|---|---:|---:|---:|---:|---:|---:|",
             ]
-            baselines = []
+            table = ScoreTable(lines, calls=True)
             for i, (name, knobs) in enumerate(variants.items()):
-                with tempfile.TemporaryDirectory() as home:
-                    os.environ["TOME_HOME"] = home
-                    report, seconds = await run_variant(dataset, window, knobs, f"v{i}", args.limit)
-                systems = report.systems
-                lines.append(row(name, systems[0], f"{seconds:.1f} s"))
-                baselines = systems[1:]
-                print(lines[-1], flush=True)
-            for s in baselines:
-                lines.append(row(f"baseline: {s.system}", s))
-                print(lines[-1], flush=True)
+                report, seconds = await run_variant(dataset, window, knobs, f"v{i}", args.limit)
+                table.variant(name, report, f"{seconds:.1f} s")
+            table.finish()
             lines.append("")
-    if not args.no_write:
-        RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print(f"wrote {RESULTS}")
+    write_results(RESULTS, lines, no_write=args.no_write)
 
 
 if __name__ == "__main__":

@@ -13,47 +13,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
-import time
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SQUALITY = REPO.parent / "shared" / "corpus" / "eval" / "squality_v1-3_txt_dev.jsonl"
+from bench.eval_runs import SQUALITY, ScoreTable, timed_evaluation, write_results  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "focus.md"
 
 
 async def run_variant(dataset: Path, preset: str, *, focused: bool, limit: int | None, model: str):
     from pipeline.evaluation.dataset import PRESETS, load_dataset
-    from pipeline.evaluation.records import EvalRecords
-    from pipeline.evaluation.runner import Evaluation, evaluate
     from pipeline.options import SummariseOptions
-    from pipeline.runtime import build_runtime
 
     items, _ = load_dataset(dataset, fields=PRESETS[preset], limit=limit)
     if not focused:
         items = [replace(item, focus="") for item in items]  # the same items and references, no question
-    runtime = build_runtime(SummariseOptions(backend="extractive", model=model))
-    ev = Evaluation(runtime.backend, runtime.store, runtime.settings, runtime.model, runtime.limits)
-    started = time.perf_counter()
-    report = await evaluate(
-        items, ev, records=EvalRecords(runtime.store.engine), dataset=str(dataset), dataset_sha256="bench",
-        fields={}, settings_record={"focused": focused, "model": model},
+    report, seconds = await timed_evaluation(
+        items, SummariseOptions(backend="extractive", model=model), dataset=dataset,
+        settings_record={"focused": focused, "model": model},
     )  # fmt: skip
-    seconds = time.perf_counter() - started
-    await runtime.aclose()
     return report, seconds, len(items)
-
-
-def row(name: str, s, extra: str = "") -> str:
-    return (
-        f"| {name} | {100 * s.rouge1:.2f} | {100 * s.rouge2:.2f} | {100 * s.rougeL:.2f} | "
-        f"{s.length:.0f} / {s.reference_length:.0f} | {extra} |"
-    )
 
 
 async def main() -> None:
@@ -75,27 +58,16 @@ async def main() -> None:
         "",
         f"## {args.dataset.name}, preset {args.preset}, {args.model}",
         "",
-        "| system | ROUGE-1 | ROUGE-2 | ROUGE-L | length / reference | wall |",
-        "|---|---:|---:|---:|---:|---:|",
     ]
-    baselines = []
+    table = ScoreTable(lines)
     for focused in (True, False):
-        with tempfile.TemporaryDirectory() as home:
-            os.environ["TOME_HOME"] = home
-            report, seconds, n = await run_variant(
-                args.dataset, args.preset, focused=focused, limit=args.limit, model=args.model
-            )
-        systems = report.systems
+        report, seconds, n = await run_variant(
+            args.dataset, args.preset, focused=focused, limit=args.limit, model=args.model
+        )
         name = "tome, `--focus` = the question" if focused else "tome, plain summary (no question)"
-        lines.append(row(name, systems[0], f"{seconds:.1f} s, {n} items"))
-        baselines = systems[1:]
-        print(lines[-1], flush=True)
-    for s in baselines:
-        lines.append(row(f"baseline: {s.system}", s))
-        print(lines[-1], flush=True)
-    if not args.no_write:
-        RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print(f"wrote {RESULTS}")
+        table.variant(name, report, f"{seconds:.1f} s, {n} items")
+    table.finish()
+    write_results(RESULTS, lines, no_write=args.no_write)
 
 
 if __name__ == "__main__":
