@@ -1,8 +1,11 @@
 """A very large text: peak memory, wall and CPU time of `tome plan` and of a whole `tome summarise`, by size.
 
-Run from the repo root:  .venv/bin/python bench/bench_big_text.py [--sizes 10,25,50] [--no-summarise] [--no-write]
+Run from the repo root:  .venv/bin/python bench/bench_big_text.py [--kinds ascii,typographic,emoji,zh,mixed] [--sizes 10,25,50]
+    [--no-summarise] [--tree-window 8192] [--no-write]
 
-The texts are the corpus's English books repeated up to each size, written to a temporary directory (never into
+The texts are kinds of text (KINDS: ASCII, typographic English, English with emoji,
+Chinese, English and Chinese with emoji) built from the
+corpus's books repeated up to each size, written to a temporary directory (never into
 the repo); a 1 KB text gives the process's own start-up memory. Each measurement is one child process reaped
 with os.wait4, so its peak RSS (the whole process's high-water mark) and CPU time are its own:
 ``tome plan FILE --json`` and ``tome summarise FILE --backend extractive --no-prefect -o DIR`` (the offline
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from datetime import date
 from pathlib import Path
 
@@ -56,15 +60,60 @@ print(result.usage.calls)
 TINY = "A short note.\n\nIt has two paragraphs, and this is the second one.\n" * 12
 
 
-def make_text(path: Path, megabytes: int) -> int:
-    """Write the English books, repeated, until ``megabytes`` MB; returns the byte size."""
-    books = [p.read_text(encoding="utf-8") for p in sorted(BOOKS.glob("en_*.txt"))]
+# Kinds of text, because Python stores a str at the width of its widest character: 1 byte when every character is
+# Latin-1, 2 with one curly quote or CJK character, 4 with one emoji or other character beyond U+FFFF; and
+# tiktoken's speed differs by script. Each is built from the corpus's books, repeated up to the size.
+KINDS = {
+    "ascii": "the English books with their typographic quotes, dashes and accents made ASCII (1 byte a character)",
+    "typographic": "the English books as they are: curly quotes and em dashes (2 bytes a character)",
+    "zh": "西遊記 (traditional Chinese; 3 UTF-8 bytes and 2 bytes in Python a character)",
+    "emoji": "the English books, an emoji or a CJK Extension B ideograph ending every 40th paragraph (4 bytes a "
+             "character: the widest a text can be in Python)",
+    "mixed": "the English books and 西遊記 in turn, with the same emoji and ideographs (4 bytes a character)",
+}
+_ASCII = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "—": "--", "–": "-", "\u00a0": " "})
+_ASTRAL = ("\U0001F600", "\U0001F4DA", "\U00020000", "\U0002A6B2", "\U0001F30D")
+
+
+def _book_texts(kind: str) -> list[str]:
+    """The books one ``kind`` of text repeats, each as it goes into the file."""
+    english = [p.read_text(encoding="utf-8") for p in sorted(BOOKS.glob("en_*.txt"))]
+    chinese = [p.read_text(encoding="utf-8") for p in sorted(BOOKS.glob("zh_*.txt"))]
+    if kind == "ascii":
+        return [
+            unicodedata.normalize("NFKD", t.translate(_ASCII)).encode("ascii", "ignore").decode("ascii")
+            for t in english
+        ]
+    if kind == "typographic":
+        return english
+    if kind == "zh":
+        return chinese
+    if kind in ("emoji", "mixed"):
+        mixed = []
+        books = english if kind == "emoji" else [t for pair in zip(english, [*chinese] * len(english), strict=True) for t in pair]
+        for text in books:
+            paragraphs = text.split("\n\n")
+            for i in range(39, len(paragraphs), 40):
+                paragraphs[i] = paragraphs[i].rstrip() + " " + _ASTRAL[(i // 40) % len(_ASTRAL)]
+            mixed.append("\n\n".join(paragraphs))
+        return mixed
+    raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def available(kind: str) -> bool:
+    """Whether the corpus has the books ``kind`` needs."""
+    english, chinese = any(BOOKS.glob("en_*.txt")), any(BOOKS.glob("zh_*.txt"))
+    return {"ascii": english, "typographic": english, "emoji": english, "zh": chinese, "mixed": english and chinese}[kind]
+
+
+def make_text(path: Path, kind: str, megabytes: int) -> int:
+    """Write ``kind``'s books, repeated, until ``megabytes`` MB (UTF-8); returns the byte size."""
+    books = [t.encode("utf-8") for t in _book_texts(kind)]
     size, i = 0, 0
-    with path.open("w", encoding="utf-8") as out:
+    with path.open("wb") as out:
         while size < megabytes * 1_000_000:
-            text = books[i % len(books)]
-            out.write(text)
-            size += len(text.encode("utf-8"))
+            out.write(books[i % len(books)])
+            size += len(books[i % len(books)])
             i += 1
     return size
 
@@ -110,20 +159,30 @@ def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
     return slope, my - slope * mx
 
 
+Row = tuple[str, float, float, dict[str, float], "dict[str, float] | None", float]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"kinds of text ({', '.join(KINDS)})")
     ap.add_argument("--sizes", default="10,25,50", help="sizes in MB")
     ap.add_argument("--no-summarise", action="store_true", help="measure planning only")
-    ap.add_argument("--tree-window", type=int, default=8192,
-                    help="also summarise the largest text in this window's many-call tree (0: not)")
+    ap.add_argument("--tree-window", type=int, default=0,
+                    help="also summarise each kind's largest text in this window's many-call tree (e.g. 8192)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    if not any(BOOKS.glob("en_*.txt")):
-        print(f"skipped: no English books in {BOOKS}")
+    kinds = [k for k in args.kinds.split(",") if k]
+    for kind in kinds:
+        if kind not in KINDS:
+            ap.error(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    kinds = [k for k in kinds if available(k)]
+    if not kinds:
+        print(f"skipped: no books in {BOOKS}")
         return 0
+    sizes = [int(x) for x in args.sizes.split(",") if x]
     summarise = not args.no_summarise
-    rows: list[tuple[float, float, dict[str, float], dict[str, float] | None, float]] = []
-    trees: list[tuple[float, int, dict[str, float], float]] = []
+    rows: list[Row] = []
+    trees: list[tuple[str, float, int, dict[str, float], float]] = []
     with tempfile.TemporaryDirectory(prefix="tome-big-") as tmp_name:
         tmp = Path(tmp_name)
         tiny = tmp / "tiny.txt"
@@ -135,35 +194,39 @@ def main() -> int:
         ) if summarise else None
         print(f"start-up: plan {base_plan['rss_mb']:.0f} MB" + (f", summarise {base_sum['rss_mb']:.0f} MB" if base_sum else ""),
               file=sys.stderr)
-        for n, mb in enumerate(int(x) for x in args.sizes.split(",") if x):
-            path = tmp / f"big{mb}.txt"
-            size = make_text(path, mb)
-            in_memory = text_in_memory_mb(path)
-            plan = measure(["plan", str(path), "--json"], tmp / f"home-plan-{n}")
-            summary = None
-            out_mb = 0.0
-            if summarise:
-                out = tmp / f"out-{n}"
-                summary = measure(
-                    ["summarise", str(path), "--backend", "extractive", "--no-prefect", "--no-progress", "-o", str(out)],
-                    tmp / f"home-sum-{n}",
+        n = 0
+        for kind in kinds:
+            for mb in sizes:
+                n += 1
+                path = tmp / f"big-{kind}-{mb}.txt"
+                size = make_text(path, kind, mb)
+                in_memory = text_in_memory_mb(path)
+                plan = measure(["plan", str(path), "--json"], tmp / f"home-plan-{n}")
+                summary = None
+                out_mb = 0.0
+                if summarise:
+                    out = tmp / f"out-{n}"
+                    summary = measure(
+                        ["summarise", str(path), "--backend", "extractive", "--no-prefect", "--no-progress", "-o", str(out)],
+                        tmp / f"home-sum-{n}",
+                    )
+                    out_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+                rows.append((kind, size / 1e6, in_memory, plan, summary, out_mb))
+                if summarise and args.tree_window and mb == sizes[-1]:
+                    out = tmp / f"out-tree-{n}"
+                    out.mkdir()
+                    tree = measure(["python", "-c", TREE_CHILD, str(path), str(out), str(args.tree_window)], tmp / f"home-tree-{n}")
+                    tree_out = sum(p.stat().st_size for p in out.glob("big.summary.*")) / 1e6
+                    trees.append((kind, size / 1e6, args.tree_window, tree, tree_out))
+                    print(f"{kind} tree {args.tree_window}: {tree['wall_s']:.0f} s, {tree['rss_mb']:.0f} MB, "
+                          f"outputs {tree_out:.1f} MB", file=sys.stderr)
+                print(
+                    f"{kind} {size / 1e6:.1f} MB ({in_memory:.0f} MB in memory): plan {plan['wall_s']:.1f} s wall, "
+                    f"{plan['cpu_s']:.1f} s CPU, {plan['rss_mb']:.0f} MB"
+                    + (f"; summarise {summary['wall_s']:.0f} s, {summary['rss_mb']:.0f} MB" if summary else ""),
+                    file=sys.stderr,
                 )
-                out_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
-            rows.append((size / 1e6, in_memory, plan, summary, out_mb))
-            if summarise and args.tree_window and n == len(args.sizes.split(",")) - 1:
-                out = tmp / "out-tree"
-                out.mkdir()
-                tree = measure(["python", "-c", TREE_CHILD, str(path), str(out), str(args.tree_window)], tmp / "home-tree")
-                tree_out = sum(p.stat().st_size for p in out.glob("big.summary.*")) / 1e6
-                trees.append((size / 1e6, args.tree_window, tree, tree_out))
-                print(f"tree {args.tree_window}: {tree['wall_s']:.0f} s, {tree['rss_mb']:.0f} MB, outputs {tree_out:.1f} MB",
-                      file=sys.stderr)
-            print(
-                f"{size / 1e6:.1f} MB: plan {plan['wall_s']:.1f} s wall, {plan['cpu_s']:.1f} s CPU, {plan['rss_mb']:.0f} MB"
-                + (f"; summarise {summary['wall_s']:.0f} s, {summary['rss_mb']:.0f} MB" if summary else ""),
-                file=sys.stderr,
-            )
-            path.unlink()
+                path.unlink()
     text = report(rows, base_plan, base_sum, trees)
     print(text)
     if not args.no_write:
@@ -172,81 +235,91 @@ def main() -> int:
 
 
 def report(
-    rows: list[tuple[float, float, dict[str, float], dict[str, float] | None, float]],
+    rows: list[Row],
     base_plan: dict[str, float],
     base_sum: dict[str, float] | None,
-    trees: list[tuple[float, int, dict[str, float], float]],
+    trees: list[tuple[str, float, int, dict[str, float], float]],
 ) -> str:
     load = os.getloadavg()[0]
+    kinds = list(dict.fromkeys(kind for kind, *_ in rows))
     lines = [
         "# A very large text: memory and time (`bench/bench_big_text.py`)",
         "",
         "Whole processes, one run each, reaped with `os.wait4` (peak RSS = the process's high-water mark): "
         "`tome plan FILE --json` (moonshot-v1-8k) and `tome summarise FILE --backend extractive --no-prefect -o DIR` "
         "(the offline backend with its own 131k planning window: every call made, nothing cached; the .md, .json "
-        "and .html written). The text is the corpus's English books repeated to each size; its curly quotes make "
-        "Python hold it at 2 bytes per character (\"text in memory\"). "
+        "and .html written). Kinds of text, each the corpus's books repeated to the size (\"text in memory\": what a "
+        "Python str of it takes, at the width of its widest character):",
+        "",
+        *[f"- `{kind}`: {KINDS[kind]};" for kind in kinds],
+        "",
         f"{platform.machine()}, {os.cpu_count()} cores, {date.today().isoformat()}; load average {load:.1f} when it "
         "ended (a shared machine: CPU time is the steadier figure).",
         "",
-        "| text | text in memory | plan: wall | plan: CPU | plan: peak RSS | summarise: wall | summarise: CPU "
+        "| kind | file | text in memory | plan: wall | plan: CPU | plan: peak RSS | summarise: wall | summarise: CPU "
         "| summarise: peak RSS | outputs |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     tiny_sum = (
         f"{base_sum['wall_s']:.1f} s | {base_sum['cpu_s']:.1f} s | {base_sum['rss_mb']:.0f} MB | -"
         if base_sum else "- | - | - | -"
     )
     lines.append(
-        f"| 1 KB (start-up) | - | {base_plan['wall_s']:.1f} s | {base_plan['cpu_s']:.1f} s | "
+        f"| start-up | 1 KB | - | {base_plan['wall_s']:.1f} s | {base_plan['cpu_s']:.1f} s | "
         f"{base_plan['rss_mb']:.0f} MB | {tiny_sum} |"
     )
-    for mb, in_memory, plan, summary, out_mb in rows:
+    for kind, mb, in_memory, plan, summary, out_mb in rows:
         s = (
             f"{summary['wall_s']:.0f} s | {summary['cpu_s']:.0f} s | {summary['rss_mb']:.0f} MB | {out_mb:.1f} MB"
             if summary else "- | - | - | -"
         )
         lines.append(
-            f"| {mb:.1f} MB | {in_memory:.0f} MB | {plan['wall_s']:.1f} s | {plan['cpu_s']:.1f} s | "
+            f"| {kind} | {mb:.1f} MB | {in_memory:.0f} MB | {plan['wall_s']:.1f} s | {plan['cpu_s']:.1f} s | "
             f"{plan['rss_mb']:.0f} MB | {s} |"
         )
     lines += [
         "",
-        "Ratios: memory above the process's start-up, per MB of the file and per MB of the text Python holds.",
+        "Growth: peak RSS by the file's size (least squares over the sizes of each kind; the slope is MB of memory "
+        "per MB of file, and per MB of the text as Python holds it).",
         "",
-        "| text | plan: (peak - start-up) / file | plan: / text in memory | summarise: / file | summarise: / text in memory |",
-        "|---:|---:|---:|---:|---:|",
+        "| kind | plan: peak RSS | per MB in memory | summarise: peak RSS | per MB in memory |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for mb, in_memory, plan, summary, _ in rows:
-        above = plan["rss_mb"] - base_plan["rss_mb"]
-        s_above = summary["rss_mb"] - base_sum["rss_mb"] if summary and base_sum else None
-        s = f"{s_above / mb:.2f} | {s_above / in_memory:.2f}" if s_above is not None else "- | -"
-        lines.append(f"| {mb:.1f} MB | {above / mb:.2f} | {above / in_memory:.2f} | {s} |")
-    if len(rows) >= 2:
-        slope, icpt = fit([(mb, p["rss_mb"]) for mb, _, p, _, _ in rows])
-        lines += ["", f"Planning: peak RSS ≈ {icpt:.0f} MB + {slope:.2f} × the file's MB (least squares over the sizes)."]
-        if all(s for _, _, _, s, _ in rows):
-            slope, icpt = fit([(mb, s["rss_mb"]) for mb, _, _, s, _ in rows if s])
-            lines.append(f"Summarising: peak RSS ≈ {icpt:.0f} MB + {slope:.2f} × the file's MB.")
-    for mb, window, tree, tree_out in trees:
+    for kind in kinds:
+        mine = [r for r in rows if r[0] == kind]
+        if len(mine) < 2:
+            continue
+        width = mine[-1][2] / mine[-1][1]  # MB in memory per MB of file
+        slope, icpt = fit([(mb, p["rss_mb"]) for _, mb, _, p, _, _ in mine])
+        cells = [f"{icpt:.0f} MB + {slope:.2f} × MB", f"{slope / width:.2f}"]
+        if all(s for *_, s, _ in mine):
+            slope, icpt = fit([(mb, s["rss_mb"]) for _, mb, _, _, s, _ in mine if s])
+            cells += [f"{icpt:.0f} MB + {slope:.2f} × MB", f"{slope / width:.2f}"]
+        else:
+            cells += ["-", "-"]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    for kind, mb, window, tree, tree_out in trees:
         lines += [
             "",
-            f"A many-call tree: the {mb:.1f} MB text summarised by the offline backend planning with a {window:,}-token "
-            f"window (as a model's; engine and `write_outputs` in one child process): {tree['wall_s']:.0f} s wall, "
-            f"{tree['cpu_s']:.0f} s CPU, peak RSS **{tree['rss_mb']:.0f} MB**, outputs {tree_out:.1f} MB (.md, .json, "
-            ".html: every summary sentence with its quoted sources).",
+            f"A many-call tree: the {mb:.1f} MB `{kind}` text summarised by the offline backend planning with a "
+            f"{window:,}-token window (as a model's; engine and `write_outputs` in one child process): "
+            f"{tree['wall_s']:.0f} s wall, {tree['cpu_s']:.0f} s CPU, peak RSS **{tree['rss_mb']:.0f} MB**, outputs "
+            f"{tree_out:.1f} MB (.md, .json, .html: every summary sentence with its quoted sources).",
         ]
-    _, _, big_plan, big_sum, _ = rows[-1]
-    verdict = [
-        f"plan in < {TARGET_S:.0f} s (CPU {big_plan['cpu_s']:.1f} s: {'met' if big_plan['cpu_s'] < TARGET_S else 'MISSED'})",
-        f"plan < {TARGET_MB:.0f} MB ({big_plan['rss_mb']:.0f} MB: {'met' if big_plan['rss_mb'] < TARGET_MB else 'MISSED'})",
-    ]
-    if big_sum:
-        verdict.append(
-            f"summarise < {TARGET_MB:.0f} MB ({big_sum['rss_mb']:.0f} MB: "
-            f"{'met' if big_sum['rss_mb'] < TARGET_MB else 'MISSED'})"
-        )
-    lines += ["", f"Targets at {rows[-1][0]:.0f} MB: " + ", ".join(verdict) + ".", ""]
+    lines += ["", "Targets (issue 14): a 50 MB text plans in < 10 s and stays under 400 MB planning and summarising.", ""]
+    for kind in kinds:
+        _, mb, _, plan, summary, _ = [r for r in rows if r[0] == kind][-1]
+        verdict = [
+            f"plan {plan['wall_s']:.1f} s wall, {plan['cpu_s']:.1f} s CPU "
+            f"({'met' if max(plan['wall_s'], plan['cpu_s']) < TARGET_S else 'MISSED'})",
+            f"plan {plan['rss_mb']:.0f} MB ({'met' if plan['rss_mb'] < TARGET_MB else 'MISSED'})",
+        ]
+        if summary:
+            verdict.append(
+                f"summarise {summary['rss_mb']:.0f} MB ({'met' if summary['rss_mb'] < TARGET_MB else 'MISSED'})"
+            )
+        lines.append(f"- `{kind}` at {mb:.0f} MB: " + ", ".join(verdict) + ".")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -1,10 +1,15 @@
-"""Keeping a big run's freed memory returnable to the system (glibc's allocator; a no-op elsewhere)."""
+"""Keeping a big run's freed memory returnable to the system (glibc's allocator; a no-op elsewhere).
+
+The CLI sets it at start; ``load_document`` sets it (once a process) before reading a big file, so programs using
+the library need not call anything.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import sys
+from functools import cache
 
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 _MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value, kept fixed
@@ -28,3 +33,9 @@ def fix_mmap_threshold() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES))
+
+
+@cache
+def fix_mmap_threshold_once() -> bool:
+    """:func:`fix_mmap_threshold`, done at most once a process (later calls return the first one's answer)."""
+    return fix_mmap_threshold()

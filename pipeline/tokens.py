@@ -55,8 +55,16 @@ class TiktokenCounter:
 
     # Special-token markers ("<|endoftext|>") in a document are ordinary text: encode_ordinary is tiktoken's
     # encode(text, disallowed_special=()) without the search for them.
+    # count() takes the tokens as one numpy buffer: a list makes a Python int of every token (~25 % of the time).
+    # encode with no special token allowed and none disallowed encodes markers as ordinary text, as
+    # encode_ordinary does.
+    # (A lone surrogate, which UTF-8 cannot hold, goes the list way: encode_ordinary replaces it.)
     def count(self, text: str) -> int:
-        return len(_encoding(self.encoding_name).encode_ordinary(text))
+        encoding = _encoding(self.encoding_name)
+        try:
+            return len(encoding.encode_to_numpy(text, disallowed_special=()))
+        except UnicodeEncodeError:
+            return len(encoding.encode_ordinary(text))
 
     def encode(self, text: str) -> list[int]:
         return _encoding(self.encoding_name).encode_ordinary(text)

@@ -7,11 +7,12 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.documents.epub import read_epub
+from pipeline.documents.assemble import TextBuilder
+from pipeline.documents.epub import EpubPart, read_epub
 from pipeline.documents.gutenberg import book_spans, drop_illustrations, illustration_spans
 from pipeline.documents.headings import Heading, build_sections, find_headings
 from pipeline.documents.model import Document, Page, Section
-from pipeline.documents.normalise import normalise_span, normalise_text, strip_page_furniture
+from pipeline.documents.normalise import iter_normalised, normalise_text, strip_page_furniture
 from pipeline.documents.pdf import OutlineEntry, read_pdf
 from pipeline.documents.text import decode_text
 from pipeline.errors import (
@@ -21,6 +22,7 @@ from pipeline.errors import (
     UnsupportedDocumentError,
 )
 from pipeline.language import detect_language
+from pipeline.memory import fix_mmap_threshold_once
 
 logger = logging.getLogger("tome.documents")
 
@@ -31,6 +33,8 @@ _PART_SEPARATOR = "\n\n"
 _MAX_TITLE_CHARS = 80
 _WORD_EXPORT_PREFIX = re.compile(r"^Microsoft (?:Word|PowerPoint) - ")
 _SPACES = re.compile(r"\s+")
+# From this size on, loading sets glibc's mmap threshold first (pipeline.memory), as the CLI does at start.
+_BIG_FILE_BYTES = 4 << 20
 
 
 def load_document(path: str | Path, *, password: str | None = None, encoding: str | None = None) -> Document:
@@ -52,6 +56,8 @@ def load_document(path: str | Path, *, password: str | None = None, encoding: st
         if path.exists():  # a folder, a device, a pipe: there, but nothing tome can read as a document
             raise DocumentNotFoundError(f"{path} is not a file: give a text, Markdown, PDF or EPUB file.")
         raise DocumentNotFoundError(f"No such file: {path}. Check the path and try again.")
+    if path.stat().st_size >= _BIG_FILE_BYTES:
+        fix_mmap_threshold_once()  # freed blocks of a big text go back to the system (library users included)
     suffix = path.suffix.lower()
     if suffix in (".txt", *_MARKDOWN_SUFFIXES):
         return _load_text(path, markdown=suffix in _MARKDOWN_SUFFIXES, encoding=encoding)
@@ -82,16 +88,21 @@ def document_from_text(path: str | Path, text: str, *, source_format: str = "txt
 def _from_raw(path: Path, holder: list[str], *, markdown: bool) -> Document:
     """The Document of the raw text in ``holder`` (a one-item list this empties, so the raw text can be freed)."""
     raw = holder.pop()
-    # Books, illustrations and normalisation block by block over the raw text (no whole-text copy per step):
-    # a big document is held at most twice, raw + blocks, then blocks + text.
+    # Books, illustrations and normalisation block by block over the raw text (no whole-text copy per step); the
+    # blocks are kept as UTF-8 (pipeline.documents.assemble), so a big text is held about once at its width: raw
+    # + UTF-8 blocks, then UTF-8 + text.
     spans, gutenberg_title = book_spans(raw)
-    blocks: list[str] = []
+    joined = TextBuilder()
     for start, end in spans:
         cut = illustration_spans(raw, start, end)
-        blocks += normalise_span(raw, start, end, markdown=markdown, clean=drop_illustrations if cut else None, keep_whole=cut)
+        clean = drop_illustrations if cut else None
+        for block in iter_normalised(raw, start, end, markdown=markdown, clean=clean, keep_whole=cut):
+            if joined:
+                joined.append(_PART_SEPARATOR)
+            joined.append(block)
     del raw
-    text = "\n\n".join(blocks)
-    del blocks
+    text = joined.text()
+    del joined
     _require_text(text, path)
     headings = find_headings(text, markdown=markdown)
     title = gutenberg_title or _markdown_title(headings, markdown) or _leading_title(text, headings)
@@ -109,20 +120,20 @@ def _from_raw(path: Path, holder: list[str], *, markdown: bool) -> Document:
 def _load_pdf(path: Path, *, password: str | None) -> Document:
     content = read_pdf(path, password=password)
     cleaned = strip_page_furniture(content.pages)
-    pieces: list[str] = []
+    if cleaned is not content.pages:
+        content.pages.clear()  # the raw pages, as ``cleaned`` holds them from here
+    joined = TextBuilder()
     pages: list[Page] = []
-    offset = 0
     for number, raw in enumerate(cleaned, start=1):
         page_text = normalise_text(raw, pdf_lines=True)
+        cleaned[number - 1] = ""  # each raw page is freed once normalised
         if not page_text:
             continue
-        if pieces:
-            pieces.append(_PART_SEPARATOR)
-            offset += len(_PART_SEPARATOR)
-        pieces.append(page_text)
-        pages.append(Page(number=number, start=offset, end=offset + len(page_text)))
-        offset += len(page_text)
-    text = "".join(pieces)
+        if joined:
+            joined.append(_PART_SEPARATOR)
+        pages.append(Page(number=number, start=joined.offset, end=joined.offset + len(page_text)))
+        joined.append(page_text)
+    text = joined.text()
     _require_text(text, path)
     title = _clean_pdf_title(content.title)
     if content.outline:
@@ -150,23 +161,22 @@ def _load_pdf(path: Path, *, password: str | None) -> Document:
 def _load_epub(path: Path) -> Document:
     content = read_epub(path)
     warnings = _missing_warnings(path, content.missing, content.missing_text)
-    pieces: list[str] = []
+    joined = TextBuilder()
     sections: list[Section] = []
-    offset = 0
-    for part in content.parts:
+    parts = content.parts
+    for i, part in enumerate(parts):
         part_text = normalise_text(part.text)
+        parts[i] = EpubPart(part.title, "")  # each raw part is freed once normalised
         if not part_text:
             continue
-        if pieces:
-            pieces.append(_PART_SEPARATOR)
-            offset += len(_PART_SEPARATOR)
+        if joined:
+            joined.append(_PART_SEPARATOR)
             # Sections are contiguous: the separator belongs to the section before it.
             last = sections[-1]
-            sections[-1] = Section(title=last.title, start=last.start, end=offset, level=last.level)
-        pieces.append(part_text)
-        sections.append(Section(title=part.title, start=offset, end=offset + len(part_text)))
-        offset += len(part_text)
-    text = "".join(pieces)
+            sections[-1] = Section(title=last.title, start=last.start, end=joined.offset, level=last.level)
+        sections.append(Section(title=part.title, start=joined.offset, end=joined.offset + len(part_text)))
+        joined.append(part_text)
+    text = joined.text()
     if not text.strip() and content.missing:
         raise CorruptDocumentError(
             f"{path} has no readable text: the archive lacks {_listing(content.missing)}; "
@@ -245,7 +255,8 @@ def _markdown_title(headings: list[Heading], markdown: bool) -> str | None:
 
 def _leading_title(text: str, headings: list[Heading]) -> str | None:
     """The opening paragraph when it reads as a title: short, not a chapter heading, not a sentence."""
-    first = text.split("\n", 1)[0].strip()
+    newline = text.find("\n")
+    first = (text if newline < 0 else text[:newline]).strip()  # split() would copy the whole rest
     if headings and headings[0].start == 0:
         return None
     if not first or len(first) > _MAX_TITLE_CHARS or first.endswith((".", ",", ";", ":", "。", "，")):

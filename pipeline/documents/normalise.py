@@ -10,7 +10,7 @@ import math
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from pipeline.documents.headings import is_heading_line
 from pipeline.language import SPEAKER_LABEL, transcript_lines
@@ -91,15 +91,28 @@ def normalise_span(
     clean: Callable[[str], str] | None = None,
     keep_whole: Sequence[tuple[int, int]] = (),
 ) -> list[str]:
+    """``normalise_blocks`` of ``text[start:end]`` (the pieces :func:`iter_normalised` yields)."""
+    return list(iter_normalised(text, start, end, markdown=markdown, clean=clean, keep_whole=keep_whole))
+
+
+def iter_normalised(
+    text: str,
+    start: int,
+    end: int,
+    *,
+    markdown: bool = False,
+    clean: Callable[[str], str] | None = None,
+    keep_whole: Sequence[tuple[int, int]] = (),
+) -> Iterator[str]:
     """``normalise_blocks`` of ``text[start:end]``, block by block, without a whole copy of the span.
 
     A long span goes in blocks of about ``_BLOCK_CHARS``, each ending at a blank line in any newline convention
     (no paragraph spans one) and outside every ``keep_whole`` span (sorted ``(start, end)`` offsets of ``text``,
     e.g. what ``clean`` removes); each block is sliced, its newlines unified, ``clean``-ed and normalised, so
-    temporaries exist for one block at a time and the caller's raw text is never copied whole.
+    temporaries exist for one block at a time (the caller may store each before the next is made) and the
+    caller's raw text is never copied whole.
     """
     firsts = [a for a, _ in keep_whole]
-    pieces: list[str] = []
     pos = start
     while pos < end:
         cut = end
@@ -116,9 +129,8 @@ def normalise_span(
             block = clean(block)
         piece = _normalise_block(block, markdown=markdown, pdf_lines=False)
         if piece:
-            pieces.append(piece)
+            yield piece
         pos = cut
-    return pieces
 
 
 def _unified(text: str) -> str:
