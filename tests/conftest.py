@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from pipeline.llm.client import MoonshotClient
 from pipeline.testing import Latency, MoonshotTestServer
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
+LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 
 # Unit tests must never reach a Prefect API by accident, nor phone home.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -41,6 +45,28 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip("../shared/corpus is absent")
     return CORPUS
+
+
+@pytest.fixture
+def lighthouse() -> Path:
+    """The project's sample story (data/); tests using it skip when it is absent."""
+    if not LIGHTHOUSE.is_file():
+        pytest.skip("data/the_lighthouse_keeper.md is absent")
+    return LIGHTHOUSE
+
+
+def tome(*args: str, input: str | None = None) -> Result:
+    """The ``tome`` command run in this process (Typer's CliRunner), ``input`` as its stdin."""
+    from flows.cli import app
+
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------------

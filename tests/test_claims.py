@@ -18,9 +18,9 @@ from pipeline.db import make_engine
 from pipeline.llm.types import Completion, Usage
 from pipeline.store import Store
 from pipeline.testing import Latency
+from tests.conftest import LIGHTHOUSE
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 
 _HOLDER = textwrap.dedent(
     """

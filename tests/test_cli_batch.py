@@ -7,14 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from flows.cli import app
+from tests.conftest import LIGHTHOUSE, tome
 from tests.test_flows_runner import CHINESE_STORY
-
-REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -28,10 +23,6 @@ def folder(tmp_path: Path) -> Path:
     (docs / "dengta.txt").write_text(CHINESE_STORY, encoding="utf-8")
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
     return docs
-
-
-def tome(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def test_batch_with_a_corrupt_file_summarises_the_others(folder: Path, tmp_path: Path) -> None:

@@ -9,28 +9,14 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from flows.cli import app
 from pipeline.config import load_catalog
 from pipeline.evaluation.dataset import PRESETS, load_dataset
 from pipeline.prompts import MergeInput, focus_of, map_messages, merge_messages
+from tests.conftest import tome
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 QUESTION = "What did the Hydrographic Office do about the Tongue bank and the chart?"
-runner = CliRunner()
-
-
-def tome(*args: str):
-    return runner.invoke(app, list(args))
-
-
-@pytest.fixture
-def lighthouse() -> Path:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is absent")
-    return LIGHTHOUSE
 
 
 def _topic_hits(text: str) -> int:

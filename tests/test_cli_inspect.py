@@ -10,25 +10,12 @@ from pathlib import Path
 
 import pytest
 from typer.main import get_command
-from typer.testing import CliRunner
 
 from flows.cli import app
 from pipeline.config import load_catalog
+from tests.conftest import tome
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
-runner = CliRunner()
-
-
-def tome(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input)
-
-
-@pytest.fixture
-def lighthouse() -> Path:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is absent")
-    return LIGHTHOUSE
 
 
 def _paid_run(lighthouse: Path, srv, monkeypatch: pytest.MonkeyPatch) -> None:

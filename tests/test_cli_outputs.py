@@ -18,7 +18,6 @@ from flows.outcomes import Outcome, batch_seconds, outcomes_text
 from pipeline.outputs import MAX_SECTION_ENTRIES, MAX_SECTIONS_RATIO, MIN_SECTIONS_BUDGET_CHARS
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 ZH = REPO / "data" / "zh_shanju_ji.txt"
 runner = CliRunner()
 WORDS = ["harbour", "keeper", "lamp", "storm", "chart", "village", "boat", "tide", "survey", "letter", "council", "winter", "signal", "rope", "cliff", "gull", "ledger", "engine", "school", "radio", "market", "bridge", "river", "orchard", "mill"]  # fmt: skip
@@ -130,13 +129,6 @@ def test_batch_total_time_is_the_batch_wall_time() -> None:
     assert batch_seconds([a, b, c]) == 26.0  # not the longest document (15 s), not the sum (30 s)
     total = outcomes_text([a, b, c]).splitlines()[-1]
     assert total.startswith("total") and total.endswith("26.0 s")
-
-
-@pytest.fixture
-def lighthouse() -> Path:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is absent")
-    return LIGHTHOUSE
 
 
 def test_every_warning_in_a_batch_names_its_document(lighthouse: Path, moonshot_server, monkeypatch, tmp_path) -> None:

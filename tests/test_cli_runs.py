@@ -8,26 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from flows.cli import app
 from pipeline.config import load_catalog
+from tests.conftest import tome
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 ZH = REPO / "data" / "zh_shanju_ji.txt"
-runner = CliRunner()
-
-
-def tome(*args: str):
-    return runner.invoke(app, list(args))
-
-
-@pytest.fixture
-def lighthouse() -> Path:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is absent")
-    return LIGHTHOUSE
 
 
 def _moonshot_run(doc: Path, srv, monkeypatch: pytest.MonkeyPatch, *extra: str) -> dict:

@@ -16,9 +16,9 @@ import pytest
 from flows.summarise import flow_run_line, folder_run_line
 from pipeline.document_runs import DocumentRun, Outcome
 from pipeline.testing import Latency
+from tests.conftest import LIGHTHOUSE
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 
 
 def _wait_for_line(proc: subprocess.Popen, text: str, timeout_s: float = 120) -> list[str]:

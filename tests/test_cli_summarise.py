@@ -22,15 +22,7 @@ from pipeline.store import Store
 from tests.test_flows_runner import CHINESE_STORY
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 runner = CliRunner()
-
-
-@pytest.fixture
-def lighthouse(tmp_path: Path) -> Path:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is not there yet")
-    return LIGHTHOUSE
 
 
 @pytest.fixture(autouse=True)

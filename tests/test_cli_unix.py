@@ -15,16 +15,8 @@ from flows.cli import app
 from flows.commands.stdin_input import sniff_format
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 ZH = REPO / "data" / "zh_shanju_ji.txt"
 runner = CliRunner()
-
-
-@pytest.fixture
-def lighthouse() -> Path:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is absent")
-    return LIGHTHOUSE
 
 
 def summarise(*args: str, input: bytes | str | None = None):

@@ -9,9 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tests.conftest import LIGHTHOUSE
 
-REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 runner = CliRunner()
 
 

@@ -20,10 +20,10 @@ import pytest
 
 from flows.prefect_server import RunningServer, prefect_server
 from pipeline.config import RateLimits
+from tests.conftest import LIGHTHOUSE
 from tests.test_flows_runner import CHINESE_STORY
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 

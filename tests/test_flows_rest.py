@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,11 +25,11 @@ from flows.prefect_server import RunningServer, prefect_server
 from flows.summarise_rest import recorded_batch, recorded_document, records_over_rest
 from pipeline.errors import ConfigError, TomeError
 from pipeline.options import SummariseOptions
+from tests.conftest import LIGHTHOUSE, free_port
 from tests.test_flows_prefect import api, flow_run
 from tests.test_flows_runner import CHINESE_STORY
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 OFFLINE = SummariseOptions(backend="extractive")
 
 
@@ -44,12 +43,6 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
 
 def task_runs(srv: RunningServer, flow_run_id: str) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in api(srv, "task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_document_run_is_a_flow_run_with_task_runs_artifacts_and_logs(

@@ -16,8 +16,7 @@ import pytest
 
 from flows.prefect_rest import RECORDER_RETRY, FlowRunRecorder
 from pipeline.retry_loop import RetryPolicy, Verdict, retry_delay
-from tests.conftest import record_sleep
-from tests.test_llm_unreachable import closed_port
+from tests.conftest import free_port, record_sleep
 
 
 @dataclass
@@ -100,7 +99,7 @@ async def test_other_errors_and_a_refused_connection_are_not_retried(busy_server
     url, script = busy_server
     script.answers = [(400, None)]
     waits: list[float] = []
-    for api_url in (url, f"http://127.0.0.1:{closed_port()}/api"):
+    for api_url in (url, f"http://127.0.0.1:{free_port()}/api"):
         recorder = FlowRunRecorder(api_url, sleep=record_sleep(waits))
         try:
             assert not await recorder.start("summarise-document", "bad.md", {"path": "bad.md"})

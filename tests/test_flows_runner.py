@@ -26,9 +26,6 @@ from pipeline.options import SummariseOptions
 from pipeline.output_files import is_current, options_fingerprint
 from pipeline.runtime import build_runtime
 
-REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
-
 # Written for these tests: a short Chinese story, so the CJK path runs without the shared corpus.
 CHINESE_STORY = """灯塔看守人
 
@@ -49,13 +46,6 @@ CHINESE_STORY = """灯塔看守人
 第二年春天，检查员来到了岛上。他看了老陈的日志，看了那一夜的记录，沉默了很久。
 最后，管理局决定把旧灯塔改成海事博物馆，请老陈做第一任馆长。每到傍晚，孩子们都会跟着他爬上塔顶，听他讲大海和灯光的故事。
 """
-
-
-@pytest.fixture
-def lighthouse() -> Path:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is not there yet")
-    return LIGHTHOUSE
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import re
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pipeline.llm.client import MoonshotClient, OpenAICompatibleClient, client_f
 from pipeline.llm.retry import RetryPolicy
 from pipeline.llm.types import ChatRequest, Message, Usage
 from pipeline.testing import Latency, MoonshotTestServer
-from tests.conftest import MOONSHOT_FIXTURES, record_sleep
+from tests.conftest import MOONSHOT_FIXTURES, free_port, record_sleep
 from tests.test_llm_errors import EXPECTED, load_fixture
 from tests.test_llm_sse import EXPECTED_TEXT
 
@@ -310,10 +309,7 @@ async def test_configured_timeouts_reach_the_http_client(moonshot_server: Moonsh
 
 
 async def test_connection_refused_is_a_connection_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
-    async with MoonshotClient(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-x", retry=NO_RETRY) as c:
+    async with MoonshotClient(base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="sk-x", retry=NO_RETRY) as c:
         with pytest.raises(E.LLMConnectionError, match="127.0.0.1"):
             await c.complete(chat())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,13 +16,7 @@ from pipeline.llm.retry import RetryPolicy, retry_reason, with_retries
 from pipeline.llm.transport_errors import error_from_transport
 from pipeline.llm.types import ChatRequest, Message
 from pipeline.testing import MoonshotTestServer
-from tests.conftest import record_sleep
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again when the block ends: nothing listens there
+from tests.conftest import free_port, record_sleep
 
 
 def chat() -> ChatRequest:
@@ -30,7 +25,7 @@ def chat() -> ChatRequest:
 
 async def test_connection_refused_gives_up_within_seconds_naming_the_url() -> None:
     waits: list[float] = []
-    url = f"http://127.0.0.1:{closed_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     async with MoonshotClient(base_url=url, api_key="sk-x", sleep=record_sleep(waits)) as client:
         with pytest.raises(E.ServerUnreachableError) as info:
             await client.complete(chat())
@@ -114,14 +109,12 @@ async def test_client_tells_its_hook_each_wait_and_the_progress_line_shows_it(
     assert "retrying" not in doc.line()
 
 
-def test_cli_with_nothing_listening_fails_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_cli_summarise import LIGHTHOUSE, summarise
+def test_cli_with_nothing_listening_fails_with_one_line(monkeypatch: pytest.MonkeyPatch, lighthouse: Path) -> None:
+    from tests.test_cli_summarise import summarise
 
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is not there")
     monkeypatch.setenv("MOONSHOT_API_KEY", "sk-tome-test-unreachable")
-    url = f"http://127.0.0.1:{closed_port()}/v1"
-    result = summarise(str(LIGHTHOUSE), "--backend", "moonshot", "--base-url", url, "--tier", "unlimited")
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    result = summarise(str(lighthouse), "--backend", "moonshot", "--base-url", url, "--tier", "unlimited")
     assert result.exit_code == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: Nothing answers at ") and url in last and "not started" in last

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from pipeline.errors import ConfigError
 from pipeline.llm.probe import ServerModels, probe_server, server_root
 from pipeline.local_models import with_server_window
 from pipeline.testing import MoonshotTestServer
+from tests.conftest import free_port
 
 
 def _local(
@@ -46,10 +46,7 @@ def test_probe_of_a_server_that_states_no_window(
 
 
 def test_probe_of_a_dead_server_knows_nothing() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again before the probe: nothing listens there
-    info = probe_server(f"http://127.0.0.1:{port}/v1", "smollm2", timeout_s=1.0)
+    info = probe_server(f"http://127.0.0.1:{free_port()}/v1", "smollm2", timeout_s=1.0)
     assert (info.models, info.window) == (None, None)
 
 

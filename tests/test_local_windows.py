@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from flows.cli import app
 from pipeline.store import Store
 from pipeline.testing import MoonshotTestServer
+from tests.conftest import LIGHTHOUSE
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
 CHINESE = REPO / "data" / "zh_shanju_ji.txt"
 runner = CliRunner()
 

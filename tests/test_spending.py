@@ -14,9 +14,7 @@ from pipeline.document_runs import summarise_path
 from pipeline.options import SummariseOptions
 from pipeline.runtime import build_runtime
 from pipeline.spending import SpendingCap, SpendingCapError
-
-REPO = Path(__file__).resolve().parents[1]
-LIGHTHOUSE = REPO / "data" / "the_lighthouse_keeper.md"
+from tests.conftest import LIGHTHOUSE
 
 
 def test_reservations_never_pass_the_cap_and_are_shared_by_scope(db_url: str) -> None:

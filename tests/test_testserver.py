@@ -18,7 +18,7 @@ from pipeline.config import RateLimits
 from pipeline.testing import FAULT_KINDS, TEST_API_KEY, Latency, MoonshotTestServer, ServerTokenizer
 from pipeline.testing.summariser import summarise
 from pipeline.tokens import TiktokenCounter
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.test_llm_errors import load_fixture
 
 ENGLISH = (
@@ -398,11 +398,7 @@ def test_reset_restores_the_initial_state(moonshot_server: MoonshotTestServer, h
 
 
 def test_command_line_server() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-W", "error", "-m", "pipeline.testing.server", "--port", str(port), "--rpm", "1"]
     with subprocess.Popen([*command, "--ttft", "0", "--per-token", "0"], cwd=REPO, stdout=subprocess.PIPE, text=True) as proc:
         try:
