@@ -27,6 +27,7 @@ from pathlib import Path
 from flows.prefect_env import PREFECT_DEFAULTS, prefect_home
 from flows.prefect_server import free_port
 from pipeline.errors import ConfigError, TomeError
+from pipeline.processes import process_alive
 
 MODE_ENV = "TOME_PREFECT_SERVER"
 SERVER_MODULE = "flows.background_app"  # the server's process: Prefect's app, as `prefect server start` runs it
@@ -151,21 +152,6 @@ def start_lock(files: ServerFiles) -> Iterator[None]:
 
 
 # --- processes and ports ------------------------------------------------------------------------------------------
-
-
-def process_alive(pid: int) -> bool:
-    """The process exists and is not a zombie (a server whose parent is gone may wait to be reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: it exists
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (not Linux): existence is all we can tell
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def is_prefect_server(pid: int) -> bool:

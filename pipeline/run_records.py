@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.db import store_failure
 from pipeline.errors import StoreError
+from pipeline.processes import process_alive
 from pipeline.utc import utc_stamp
 
 RUN_STATUSES = ("running", "done", "failed", "quota", "interrupted")
@@ -165,14 +166,3 @@ def _live_status(status: str, pid: int | None, host: str | None) -> str:
     if status != "running" or pid is None or host != socket.gethostname():
         return status  # another machine's process cannot be checked from here
     return status if process_alive(pid) else "interrupted"
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
