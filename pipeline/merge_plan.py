@@ -206,21 +206,22 @@ def plan_merge(
     return output, groups
 
 
-def prefix_groups(sizes: Sequence[int], cap: int, total: int, *, share: int | None = None) -> list[list[int]]:
+def prefix_groups(sizes: Sequence[int], cap: int, total: int | None, *, share: int | None = None) -> list[list[int]]:
     """Groups of consecutive summaries decided from the first ``len(sizes)`` of ``total`` alone (closed ones).
 
     A group closes when the next summary would take it over ``share`` (an even share of the expected total,
     within ``cap``) or ``cap`` tokens, so a group is known as soon as its summaries and the one after it exist (a
     merge can start while later summaries are still being written); with every size given, the open group at the
     end is returned too. A group never leaves one summary alone at the end when moving its last member there
-    keeps both within the limit. Same sizes, same groups.
+    keeps both within the limit. ``total`` None: not known yet (then no summary given is the last). Same sizes,
+    same groups.
     """
     limit = min(cap, share) if share else cap
     groups: list[list[int]] = []
     start, held = 0, 0
     for j, size in enumerate(sizes):
         if j > start and held + size > limit:
-            last_alone = total - j == 1
+            last_alone = total is not None and total - j == 1
             if last_alone and j - start >= 3 and sizes[j - 1] + size <= limit:
                 groups.append(list(range(start, j - 1)))
                 start, held = j - 1, sizes[j - 1] + size
@@ -228,7 +229,7 @@ def prefix_groups(sizes: Sequence[int], cap: int, total: int, *, share: int | No
             groups.append(list(range(start, j)))
             start, held = j, 0
         held += size
-    if len(sizes) == total and start < total:
+    if total is not None and len(sizes) == total and start < total:
         groups.append(list(range(start, total)))
     return groups
 

@@ -83,12 +83,12 @@ def _windows(
     *,
     lag: int,
     used: int = 0,
-    early: Sequence[Sequence[int]] | None = None,
+    early: Sequence[Sequence[Sequence[int]]] | None = None,
 ) -> tuple[int, int]:
     """(windows needed, tokens in the last one).
 
-    ``early``: level 1's groups (level-0 indexes) when its merges start as soon as their summaries and the next
-    one exist (pipeline.engine.early) rather than after level 0.
+    ``early``: each level's groups (indexes in the level below), from level 1 up, when a merge starts as soon as
+    its summaries and the one after them exist (pipeline.engine.early) rather than after the whole level below.
     """
     room = [tpm - used]
     start = 0
@@ -98,8 +98,8 @@ def _windows(
         end = start
         for i, cost in enumerate(calls):
             floor = start
-            if n == 1 and early is not None and i < len(early) - 1:
-                floor = max(below[: early[i][-1] + 2])
+            if n > 0 and early is not None:
+                floor = max(below[: early[n - 1][i][-1] + 2])
             w = max(floor, placed[i - lag]) if lag and i >= lag else floor
             while True:
                 if w == len(room):
@@ -123,11 +123,11 @@ def score(
     """How well ``plan`` packs TPM windows, lower is better: (windows, last window crowded, all tokens).
 
     A crowded last window (over LAST_WINDOW_SHARE of the TPM) leaves the calls that wait for everything else
-    (the last merges) little room: one late answer and they spill into one window more. ``early``: level 1's
-    merges start as soon as their summaries exist.
+    (the last merges) little room: one late answer and they spill into one window more. ``early``: every merge
+    starts as soon as its summaries exist.
     """
     levels = costs(plan)
-    groups = [c.inputs for c in plan.levels[1].calls] if early and len(plan.levels) > 2 else None
+    groups = [[c.inputs for c in level.calls] for level in plan.levels[1:]] if early else None
     windows, last = _windows(levels, tpm, lag=lag, early=groups)
     return windows, last > LAST_WINDOW_SHARE * tpm, sum(map(sum, levels))
 

@@ -4,6 +4,7 @@ its first answer (no 400 from a server that counts more than tome's calibration)
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from pipeline.budget import InProcessBudget, VirtualClock
 from pipeline.chunking import chunk_document
 from pipeline.config import RateLimits
+from pipeline.context import context_source
 from pipeline.engine import SummaryEngine
+from pipeline.engine.scheduler import LevelScheduler
 from pipeline.planning import build_plan, plan_document
 from pipeline.prompt_room import chunk_room
 from pipeline.settings import model_and_limits, resolve_settings
@@ -213,3 +216,42 @@ async def test_the_servers_region_counts_size_any_stretch_within_two_percent(moo
     charged = server.prompt_tokens([m.as_dict() for m in messages]) - server.count(doc.text[:2000])
     assert framing is not None and charged <= framing <= charged + 8  # never less than the chat call charges
     await client.aclose()
+
+
+async def test_every_level_starts_as_soon_as_its_summaries_exist_and_a_rerun_is_all_cached(
+    moonshot_server_factory, tmp_path: Path
+) -> None:
+    # A 3,000-token window makes a small book four levels deep (two of merges below the final call).
+    srv: MoonshotTestServer = moonshot_server_factory(token_scale=1.15, obedience=Obedience.disobedient())
+    doc = generated_document(chapters=40, paragraphs=9)
+    settings = resolve_settings(model="moonshot-v1-8k")
+    model = replace(model_and_limits(settings)[0], context_tokens=3_000)
+
+    def engine(backend, store: Store) -> SummaryEngine:
+        return SummaryEngine(backend=backend, store=store, settings=settings, model=model, limits=BINDING)
+
+    store = Store(f"sqlite:///{tmp_path / 'tome.db'}")
+    client = Recorder(_client(srv))
+    result = await engine(client, store).summarise(doc)
+    await client.aclose()
+    levels = result.levels
+    assert len(levels) >= 4 and len(levels[2]) > 1 and len(levels[-1]) == 1
+    # Each request's level, by the summaries it merges (a map call's text is a chunk: level 0).
+    level_of = {
+        "\n\n".join(levels[k - 1][j].text for j in node.inputs): k for k in range(1, len(levels)) for node in levels[k]
+    }
+    sent = [level_of.get(r.source_text, 0) for r in client.requests]
+    last = {k: max(i for i, s in enumerate(sent) if s == k) for k in range(len(levels))}
+    assert sent.index(1) < last[0] and sent.index(2) < last[1]  # a level's merges go before the level below ends
+    # Every node of the tree came from one request, none sent twice (a merge made early is not made again).
+    hashes = [messages_hash([m.as_dict() for m in r.messages]) for r in client.requests]
+    assert len(set(hashes)) == len(hashes) == sum(len(level) for level in levels) == result.usage.calls
+    # Groups are consecutive and cover the level below; each carries the context a level run at once would.
+    lag = result.settings["effective_lag"]
+    for k in range(1, len(levels)):
+        assert [j for node in levels[k] for j in node.inputs] == list(range(len(levels[k - 1])))
+        sources = [context_source(n.index, strategy=settings.context_strategy, lag=lag) for n in levels[k]]
+        assert [n.context for n in levels[k]] == [LevelScheduler.context_label(s, "carried" if s.carries else "") for s in sources]
+    rerun = await engine(_client(srv), store).summarise(doc)
+    assert rerun.usage.calls == 0 and rerun.final == result.final
+    assert [[n.text for n in level] for level in rerun.levels] == [[n.text for n in level] for level in levels]

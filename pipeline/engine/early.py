@@ -1,12 +1,17 @@
-"""Starting the next level early: a merge whose summaries all exist goes while level 0 still runs.
+"""Starting levels early: every merge goes as soon as its summaries exist, while the levels below still run.
 
-Under a binding TPM limit level 0 takes many windows, and a merge that waits for the whole level puts all the
-merges in the last window beside the last chunks (one window more for the final call). Here level 1's groups
-are decided from the summaries in order (``merge_plan.prefix_groups``: a group closes when the next summary would
-overflow its input budget), so a group is known as soon as its summaries and the one after it exist, and the
-same summaries always make the same groups. Level 1 is shaped (calibration, length headroom) by what level 0's
-first answer taught, fixed before any merge starts, so its prompts do not depend on which answers came first;
-its carried context follows the same order as a level run at once (``context.context_source``).
+Under a binding TPM limit each level takes windows, and a level that waits for the whole level below puts its
+merges in the last window beside that level's last calls (and the final call one window later). Here each level
+above 0 is decided from the level below's summaries in order (``merge_plan.prefix_groups``: a group closes when
+the next summary would overflow its share), so a group is known as soon as its summaries and the one after it
+exist, and the same summaries always make the same groups. Once the level below is complete, the level's other
+calls (its last group, or the final call) are the ones a level run at once makes (``LevelScheduler.calls``) and
+start then. Every level started early is shaped (calibration, length headroom) by what level 0's first answer
+taught, fixed before any merge starts, so its prompts do not depend on which answers came first; its carried
+context follows the same order as a level run at once (``context.context_source``).
+
+All of it runs and settles inside level 0's run (the next level may run in another event loop); each later level
+then takes the merges already made (same prompt) and makes only what is missing (a merge that failed here).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, cast
 
 from pipeline.context import bounded_context, context_source
@@ -29,119 +34,184 @@ if TYPE_CHECKING:
 log = logging.getLogger("tome.engine")
 
 
-class EarlyMerges:
-    """Level 1's merges of one run, started as level 0's summaries arrive; level 1 then runs only the rest."""
+@dataclass
+class EarlyLevel:
+    """One level started early: the groups decided so far, and what its calls made."""
 
-    level = 1
+    level: int
+    run: LevelRun
+    output: int | None  # merges' output while the level below runs (None: a level planned final waits for it)
+    cap: int  # input budget of such a merge
+    expected: int  # summaries the plan expects below (the even share)
+    share: int | None = None  # fixed by the level below's first summary
+    sizes: list[int] = field(default_factory=list)  # the level below's summaries in order, while contiguous
+    calls: list[CallSpec] = field(default_factory=list)  # started, in order
+    total: int | None = None  # the level's calls, once the level below is complete
+    inputs: dict[int, str] = field(default_factory=dict)
+    summaries: dict[int, str] = field(default_factory=dict)
+    finished: defaultdict[int, asyncio.Event] = field(default_factory=lambda: defaultdict(asyncio.Event))
+    done: dict[int, tuple[CallSpec, Node, CallOutcome]] = field(default_factory=dict)
 
-    def __init__(self, scheduler: LevelScheduler, state: RunState, n: int, output: int, first: Node) -> None:
+    def groups(self, sizes: list[int], total: int | None) -> list[list[int]]:
+        """The groups ``sizes`` decide (all of them once ``total`` is given and every size is known)."""
+        return prefix_groups(sizes, self.cap, total, share=self.share)
+
+
+class EarlyLevels:
+    """The levels above level 0 of one run, each call started as soon as its inputs exist."""
+
+    def __init__(self, scheduler: LevelScheduler, state: RunState, n: int) -> None:
         self.scheduler = scheduler
         self.state = state
-        self.n = n  # level 0's calls
-        self.output = output  # each merge's output budget (level 1's planned one)
-        # Level 1 as it will run: shaped by what was learned so far (level 0's first answer), as advance_level
-        # would shape it; the run state takes these values when level 0 ends (``shape``).
+        # Shaped by what was learned so far (level 0's first answer), as advance_level would shape the next
+        # level; the run state takes these values as each level ends (``level_ended``).
         view = replace(state, level_calibration=[], level_headroom=[])
         calibration.advance_level(view, 0)
         length.advance_level(view, 0)
         self.shaping = (view.calibration, view.headroom, view.overshoot)
-        self.slots: list[Node | None] = [None] * n
-        # Merge spans read level 0's nodes from here; a merge starts only once its own slots are filled.
-        self.view = replace(view, levels=[cast(list[Node], self.slots)])
-        self.cap = state.input_budget(output)
-        # Groups are evened out by level 0's first summary (known before any merge can start): same answers,
-        # same share, same groups.
-        self.share = even_share(self.size(first.index, first), n, self.cap)
-        self.sizes: list[int] = []  # level 0's summaries in order, as far as they are contiguous
-        self.groups: list[list[int]] = []
-        self.inputs: dict[int, str] = {}
-        self.summaries: dict[int, str] = {}
-        self.finished: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)
+        self.tree: list[list[Node | None]] = [[None] * n]  # level by level; a call reads its inputs here
+        self.view = replace(view, levels=cast(list[list[Node]], self.tree), early=self)
+        self.levels: dict[int, EarlyLevel] = {}
         self.tasks: list[asyncio.Task[None]] = []
-        self.done: dict[int, tuple[CallSpec, Node, CallOutcome]] = {}
-        self.run = LevelRun.open(scheduler.max_in_flight)
+        self.stopped = False
+        self._open(1)
 
-    @classmethod
-    def wanted(cls, state: RunState, calls: list[CallSpec], first: object) -> bool:
-        """Level 0 of a run whose TPM limit binds (count_exactly), planned with merges below the final call, whose
-        first call has answered (alone)."""
-        plan = state.plan
-        return (
-            isinstance(first, Node) and state.count_exactly and len(calls) > 2
-            and len(plan.levels) > 2 and len(plan.levels[1].calls) > 1
-        )  # fmt: skip
-
-    def size(self, j: int, node: Node) -> int:
-        """Tokens summary ``j`` takes in a merge prompt (by level 1's shaping)."""
-        from pipeline.engine.scheduler import merge_input, merged_size
-
-        return merged_size(self.view, self.scheduler.counter, merge_input(self.view, j, node))
+    @staticmethod
+    def wanted(state: RunState, calls: list[CallSpec], first: object) -> bool:
+        """Level 0 of a run whose TPM limit binds (count_exactly), with merges to make, whose first call has
+        answered (alone)."""
+        return isinstance(first, Node) and state.count_exactly and len(calls) > 1 and state.settings.max_depth > 0
 
     @staticmethod
     def level_ended(state: RunState, level: int) -> None:
-        """After ``level`` advanced: the next level keeps the shaping its early merges were built with."""
+        """After ``level`` advanced: the next level keeps the shaping its early calls were built with."""
         early = state.early
-        if early is not None and early.level == level + 1:
+        if early is not None and level + 1 in early.levels:
             state.calibration, state.headroom, state.overshoot = early.shaping
-        elif early is not None:
+        else:
             state.early = None
 
+    def made(self, level: int) -> dict[int, tuple[CallSpec, Node, CallOutcome]]:
+        """The calls of ``level`` made early, by index: (the call as sent, its node, its outcome)."""
+        early = self.levels.get(level)
+        return early.done if early is not None else {}
+
     def offer(self, index: int, node: Node) -> None:
-        """Level 0's summary ``index`` exists: start every merge whose group it completes."""
-        self.slots[index] = node
-        while len(self.sizes) < self.n and (ready := self.slots[len(self.sizes)]) is not None:
-            self.sizes.append(self.size(len(self.sizes), ready))
-        for group in prefix_groups(self.sizes, self.cap, self.n, share=self.share)[len(self.groups) :]:
-            if len(self.sizes) == self.n:
-                return  # every summary exists: level 1 runs the rest as a level (its groups are the same)
-            self._start(len(self.groups), group)
-            self.groups.append(group)
+        """Level 0's summary ``index`` exists."""
+        self.tree[0][index] = node
+        self._advance(1)
 
-    def _start(self, i: int, group: list[int]) -> None:
-        from pipeline.engine.scheduler import merge_call
+    def _open(self, level: int) -> None:
+        assert len(self.tree) == level, "levels open in order"
+        plan = self.state.plan
+        # Merges start before the level below is complete only at a level planned below the final call.
+        planned = level < len(plan.levels) - 1 and len(plan.levels[level].calls) > 1
+        output = plan.levels[level].output_tokens if planned else None
+        self.tree.append([])
+        self.levels[level] = EarlyLevel(
+            level=level, run=LevelRun.open(self.scheduler.max_in_flight), output=output,
+            cap=self.state.input_budget(output) if output is not None else 0,
+            expected=len(plan.levels[level - 1].calls) if planned else 0,
+        )  # fmt: skip
 
-        # total=0: not known yet, and not in a merge prompt (level 1 numbers its calls when it runs).
-        call = merge_call(self.view, self.level, self.slots, i, group, self.output, total=0)  # type: ignore[arg-type]
-        self.inputs[i] = call.text
-        self.tasks.append(asyncio.ensure_future(self._one(call)))
+    def _advance(self, level: int) -> None:
+        """The level below ``level`` has a new summary: start every call of ``level`` it completes."""
+        early = self.levels.get(level)
+        if early is None or early.total is not None or self.stopped:
+            return
+        from pipeline.engine.scheduler import merge_call, merge_input, merged_size
 
-    async def _one(self, call: CallSpec) -> None:
-        state, view = self.state, self.view
-        strategy = self.scheduler.settings.context_strategy
+        below = self.tree[level - 1]
+        while len(early.sizes) < len(below) and (node := below[len(early.sizes)]) is not None:
+            j = len(early.sizes)
+            early.sizes.append(merged_size(self.view, self.scheduler.counter, merge_input(self.view, j, node)))
+        if early.output is not None and early.share is None and early.sizes:
+            # Groups are evened out by the first summary (same answers, same share, same groups).
+            early.share = even_share(early.sizes[0], early.expected, early.cap)
+        if len(early.sizes) == len(below) and (level == 1 or self.levels[level - 1].total is not None):
+            self._complete(early)
+            return
+        if early.output is None:
+            return
+        for group in early.groups(early.sizes, None)[len(early.calls) :]:
+            # total=0: not known yet, and in no prompt (the level numbers its calls when it runs).
+            self._start(early, merge_call(self.view, level, below, len(early.calls), group, early.output, total=0))  # type: ignore[arg-type]
+        if early.calls:
+            self._above(level)  # this level has more calls than the one started: the one above has merges
+
+    def _complete(self, early: EarlyLevel) -> None:
+        """The level below is complete: the level's calls are those a level run at once makes; start the rest."""
+        try:
+            calls = self.scheduler.calls(self.view, early.level)
+        except Exception as exc:  # noqa: BLE001 - the level runs at once and reports it
+            log.info("level %d not started early (%s)", early.level, exc)
+            self.stopped = True  # nothing above it can be decided here
+            return
+        for call in calls[len(early.calls) :]:
+            self._start(early, call)
+        early.total = len(calls)
+        if early.total > 1:
+            self._above(early.level)
+
+    def _above(self, level: int) -> None:
+        """``level`` has two calls or more: open the level above (within the run's depth limit)."""
+        if level + 1 not in self.levels and level + 1 <= self.state.settings.max_depth:
+            self._open(level + 1)
+            self._advance(level + 1)
+
+    def _start(self, early: EarlyLevel, call: CallSpec) -> None:
+        early.inputs[call.index] = call.text
+        early.calls.append(call)
+        self.tree[early.level].append(None)
+        self.tasks.append(asyncio.ensure_future(self._one(early, call)))
+
+    async def _one(self, early: EarlyLevel, call: CallSpec) -> None:
+        state, view, scheduler = self.state, self.view, self.scheduler
+        strategy = scheduler.settings.context_strategy
         try:
             source = context_source(call.index, strategy=strategy, lag=state.lag)
             if source.summary_of is not None:
-                await self.finished[source.summary_of].wait()
-                if source.summary_of not in self.summaries:
+                await early.finished[source.summary_of].wait()
+                if source.summary_of not in early.summaries:
                     raise Stopped()
-            self.run.check()
+            early.run.check()
             context = ""
             if source.carries:
-                room = self.scheduler.sizer.context_room(view, call)
+                room = scheduler.sizer.context_room(view, call)
                 context = bounded_context(
-                    source, summaries=self.summaries, inputs=self.inputs, max_tokens=room,
-                    counter=self.scheduler.counter,
-                )  # fmt: skip
-            outcome = await self.scheduler.resolver.resolve(view, self.run, replace(call, context=context))
-            node = self.scheduler.node(view, self.level, call, outcome, self.scheduler.context_label(source, context))
-            self.done[call.index] = (replace(call, context=context), node, outcome)
-            self.summaries[call.index] = node.text
-        except Exception as exc:  # noqa: BLE001 - level 1 runs this merge again and reports its failure
-            log.info("early merge %d of level %d not done (%s): level %d runs it", call.index, self.level, exc,
-                     self.level)  # fmt: skip
+                    source, summaries=early.summaries, inputs=early.inputs, max_tokens=room, counter=scheduler.counter
+                )
+            outcome = await scheduler.resolver.resolve(view, early.run, replace(call, context=context))
+            node = scheduler.node(view, early.level, call, outcome, scheduler.context_label(source, context))
+            early.done[call.index] = (replace(call, context=context), node, outcome)
+            early.summaries[call.index] = node.text
+            self.tree[early.level][call.index] = node
+        except Exception as exc:  # noqa: BLE001 - its level makes this call again and reports its failure
+            log.info("early call %d of level %d not done (%s): the level makes it", call.index, early.level, exc)
         finally:
-            self.finished[call.index].set()
-            self.run.through(call.index)
-            # What the merge's answer taught counts for later levels however early it came (largest so far).
+            early.finished[call.index].set()
+            early.run.through(call.index)
+            # What the answer taught counts for later levels however early it came (largest so far).
             for name in ("observed_calibration", "observed_overshoot"):
                 learned = [v for v in (getattr(state, name), getattr(view, name)) if v is not None]
                 setattr(state, name, max(learned) if learned else None)
+        if call.index in early.done:
+            self._advance(early.level + 1)
 
     async def settle(self) -> None:
-        """Wait for the merges already started (level 1 runs the rest, and any that failed)."""
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        """Wait for every call started, and for those they start."""
+        while pending := [t for t in self.tasks if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def stop(self) -> None:
         """Level 0 failed: start nothing more, and wait for what is in flight."""
-        self.run.fail(Stopped())
+        self.stopped = True
+        for early in self.levels.values():
+            early.run.fail(Stopped())
         await self.settle()
+
+    def cancel(self) -> None:
+        """Level 0 was interrupted: cancel what is in flight (the cache keeps every answer already stored)."""
+        self.stopped = True
+        for task in self.tasks:
+            task.cancel()

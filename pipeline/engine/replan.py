@@ -200,5 +200,5 @@ def _rest_plan(
     filled = cut() if ratios is None else cut(margin=1.0, fill=EXACT_WINDOW_FILL, ratio_at=ratios.sentence_at)
     if filled:
         candidates.append(partial(build_plan, doc, [first, *filled], model, settings, limits))
-    # With exact counts the run starts level 1's merges early (engine.early): windows are simulated so.
+    # With exact counts the run starts every merge early (engine.early): windows are simulated so.
     return best_plan(candidates, tpm=limits.tpm, lag=lag, costs=costs, early=ratios is not None)

@@ -14,13 +14,13 @@ from dataclasses import replace
 
 from pipeline.context import ContextSource, bounded_context, context_source
 from pipeline.engine import calibration
-from pipeline.engine.early import EarlyMerges
+from pipeline.engine.early import EarlyLevels
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import record_usage
 from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState, Stopped, WindowCapped
 from pipeline.errors import ChunkingError, DepthLimitError, QuotaExhaustedError
-from pipeline.merge_plan import plan_merge, prefix_groups
+from pipeline.merge_plan import plan_merge
 from pipeline.outputs import Node
 from pipeline.prompts import MergeInput, merged_source, strip_citations, summary_block
 from pipeline.settings import RunSettings
@@ -92,11 +92,13 @@ class LevelScheduler:
         prev = state.levels[level - 1]
         target = state.settings.target_tokens
         parts = [merge_input(state, j, node) for j, node in enumerate(prev)]
-        early = state.early if state.early is not None and state.early.level == level else None
-        if early is not None:
-            sizes = [early.size(j, node) for j, node in enumerate(prev)]
-            groups = prefix_groups(sizes, early.cap, len(prev), share=early.share)
-            if len(groups) > 1:  # the groups merges started from while the level below ran (engine.early)
+        # Measured as the prompt carries each summary (tags, escaping, the newline between blocks); its number
+        # there is its place in the group, never longer than its place in the level used here.
+        sizes = [merged_size(state, self.counter, p) for p in parts]
+        early = state.early.levels.get(level) if state.early is not None else None
+        if early is not None and early.output is not None:
+            groups = early.groups(sizes, len(prev))
+            if len(groups) > 1:  # the groups its merges started from while the level below ran (engine.early)
                 return [
                     merge_call(state, level, prev, i, group, early.output, total=len(groups))
                     for i, group in enumerate(groups)
@@ -106,9 +108,6 @@ class LevelScheduler:
             size = calibration.calibrated(state, prev[0].tokens)
             groups, output = [[0]], max(MIN_OUTPUT_TOKENS, min(target, size - 1))
         else:
-            # Measured as the prompt carries each summary (tags, escaping, the newline between blocks); its
-            # number there is its place in the group, never longer than its place in the level used here.
-            sizes = [merged_size(state, self.counter, p) for p in parts]
             try:
                 output, groups = plan_merge(
                     sizes,
@@ -147,9 +146,8 @@ class LevelScheduler:
         strategy = self.settings.context_strategy
         reports: list[tuple[Node, CallOutcome]] = []
         started = False
-        early: EarlyMerges | None = None  # this level's summaries start the next level's merges
-        ahead = state.early if state.early is not None and state.early.level == level else None
-        early_done = ahead.done if ahead is not None else {}
+        early: EarlyLevels | None = None  # level 0's summaries start the levels above (engine.early)
+        early_done = state.early.made(level) if state.early is not None and level > 0 else {}
 
         async def one(call: CallSpec, probe: bool = False) -> Node:
             try:
@@ -168,7 +166,7 @@ class LevelScheduler:
                     )
                 done = early_done.get(call.index)
                 if done is not None and same_prompt(done[0], replace(call, context=context)):
-                    _, node, outcome = done  # merged while the level below ran (engine.early)
+                    _, node, outcome = done  # made while the levels below ran (engine.early)
                 else:
                     outcome = await self.resolver.resolve(state, run, replace(call, context=context), probe=probe)
                     node = self.node(state, level, call, outcome, self.context_label(source, context))
@@ -204,17 +202,22 @@ class LevelScheduler:
                 calls = await replan(state)
                 finished.update({c.index: asyncio.Event() for c in calls if c.index != probe.index})
                 inputs.reset(calls)
-        if level == 0 and EarlyMerges.wanted(state, calls, first):
+        if level == 0 and EarlyLevels.wanted(state, calls, first):
             assert isinstance(first, Node)
-            early = state.early = EarlyMerges(self, state, len(calls), state.plan.levels[1].output_tokens, first)
+            early = state.early = EarlyLevels(self, state, len(calls))
             early.offer(first.index, first)
         state.progress.level_started(level, len(calls))
         started = True
         for node, outcome in reports:
             self._report(state, level, node, outcome)
-        rest = await asyncio.gather(
-            *(one(c) for c in calls if probe is None or c.index != probe.index), return_exceptions=True
-        )
+        try:
+            rest = await asyncio.gather(
+                *(one(c) for c in calls if probe is None or c.index != probe.index), return_exceptions=True
+            )
+        except BaseException:  # interrupted: nothing started early goes on behind the run's back
+            if early is not None:
+                early.cancel()
+            raise
         results = list(rest) if first is None else [first, *rest]
         errors = [r for r in results if isinstance(r, BaseException)]
         if early is not None:

@@ -27,7 +27,7 @@ from pipeline.settings import RunSettings
 from pipeline.window import Window
 
 if TYPE_CHECKING:
-    from pipeline.engine.early import EarlyMerges
+    from pipeline.engine.early import EarlyLevels
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,7 +213,7 @@ class RunState:
     last_recorded_s: float = 0.0  # when the run record was last updated (it is throttled)
     calls_log: list[CallRecord] = field(default_factory=list)  # requests not yet written to the store
     calls_seq: dict[tuple[int, int], int] = field(default_factory=dict)  # requests so far per (level, node)
-    early: EarlyMerges | None = None  # the next level's merges started while this one runs (engine.early)
+    early: EarlyLevels | None = None  # the levels above started while level 0 runs (engine.early)
 
     def log_call(self, **fields: object) -> None:
         """Note one request of node (level, node) for `tome runs show` (written with the run's usage)."""

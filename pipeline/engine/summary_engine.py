@@ -17,7 +17,7 @@ from pipeline.context import effective_lag
 from pipeline.documents.model import Document
 from pipeline.engine import calibration, length, replan
 from pipeline.engine.convergence import check_done
-from pipeline.engine.early import EarlyMerges
+from pipeline.engine.early import EarlyLevels
 from pipeline.engine.resolver import CallResolver
 from pipeline.engine.run_record import close_run, record_usage
 from pipeline.engine.scheduler import LevelScheduler
@@ -248,7 +248,7 @@ class SummaryEngine:
         state.levels.append(nodes)
         calibration.advance_level(state, level)
         length.advance_level(state, level)
-        EarlyMerges.level_ended(state, level)
+        EarlyLevels.level_ended(state, level)
         check_done(state, level, nodes)
         record_usage(self.store, state, force=True)
         state.progress.level_finished(level)
