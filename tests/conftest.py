@@ -6,13 +6,18 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
 from pipeline.llm.client import MoonshotClient
 from pipeline.testing import Latency, MoonshotTestServer
+
+if TYPE_CHECKING:
+    from flows.prefect_server import RunningServer
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -67,6 +72,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])  # closed again when the block ends
+
+
+# --- Prefect ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A real `prefect server start` on 127.0.0.1 for one test module (~12-20 s on 2 cores), stopped after it."""
+    from flows.prefect_server import prefect_server
+
+    if not LIGHTHOUSE.is_file():
+        pytest.skip("data/the_lighthouse_keeper.md is absent")
+    with prefect_server(tmp_path_factory.mktemp("prefect-home"), timeout_s=240) as srv:
+        yield srv
+
+
+def api(srv: RunningServer, path: str, body: dict[str, Any] | None = None) -> Any:
+    """POST to the server's REST API (its ``.../filter`` endpoints): the decoded JSON answer."""
+    response = httpx.post(f"{srv.api_url}/{path}", json=body or {}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def flow_run(srv: RunningServer, name: str) -> dict[str, Any]:
+    """The one flow run called ``name``."""
+    runs = api(srv, "flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
+    assert len(runs) == 1, [r["name"] for r in runs]
+    return runs[0]
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------------

@@ -11,28 +11,15 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
-import pytest
-
-from flows.prefect_server import RunningServer, prefect_server
+from flows.prefect_server import RunningServer
 from pipeline.config import RateLimits
-from tests.conftest import LIGHTHOUSE
+from tests.conftest import LIGHTHOUSE, api, flow_run
 from tests.test_flows_runner import CHINESE_STORY
 
 REPO = Path(__file__).resolve().parents[1]
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is not there yet")
-    with prefect_server(tmp_path_factory.mktemp("prefect-home"), timeout_s=240) as srv:
-        yield srv
 
 
 def tome(srv: RunningServer, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -44,18 +31,6 @@ def tome(srv: RunningServer, home: Path, *args: str, **env: str) -> subprocess.C
     return subprocess.run(
         [sys.executable, "-m", "flows", *args], cwd=REPO, env=full, capture_output=True, text=True, timeout=300
     )
-
-
-def api(srv: RunningServer, path: str, body: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    response = httpx.post(f"{srv.api_url}/{path}", json=body or {}, timeout=30)
-    response.raise_for_status()
-    return response.json()
-
-
-def flow_run(srv: RunningServer, name: str) -> dict[str, Any]:
-    runs = api(srv, "flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
-    assert len(runs) == 1, [r["name"] for r in runs]
-    return runs[0]
 
 
 def settled_task_runs(srv: RunningServer, flow_run_id: str, *, at_least: int) -> dict[str, str]:

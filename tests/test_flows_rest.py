@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,24 +20,15 @@ import pytest
 
 from flows.background_server import ServerFiles, ServerState, forget_state, installed_prefect, write_state
 from flows.prefect_rest import FlowRunRecorder
-from flows.prefect_server import RunningServer, prefect_server
+from flows.prefect_server import RunningServer
 from flows.summarise_rest import recorded_batch, recorded_document, records_over_rest
 from pipeline.errors import ConfigError, TomeError
 from pipeline.options import SummariseOptions
-from tests.conftest import LIGHTHOUSE, free_port
-from tests.test_flows_prefect import api, flow_run
+from tests.conftest import LIGHTHOUSE, api, flow_run, free_port
 from tests.test_flows_runner import CHINESE_STORY
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE = SummariseOptions(backend="extractive")
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    if not LIGHTHOUSE.is_file():
-        pytest.skip("data/the_lighthouse_keeper.md is not there yet")
-    with prefect_server(tmp_path_factory.mktemp("prefect-home"), timeout_s=240) as srv:
-        yield srv
 
 
 def task_runs(srv: RunningServer, flow_run_id: str) -> dict[str, dict[str, Any]]:

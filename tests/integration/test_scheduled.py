@@ -12,31 +12,27 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from flows.prefect_server import RunningServer, prefect_executable, prefect_server, stop_process_group
+from flows.prefect_server import RunningServer, prefect_executable, stop_process_group
 from pipeline.inputs import file_sha256
+from tests.conftest import LIGHTHOUSE, api
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-ENGLISH = REPO / "data" / "the_lighthouse_keeper.md"
+ENGLISH = LIGHTHOUSE
 CHINESE = REPO / "data" / "zh_shanju_ji.txt"
 WAIT_S = 150.0
 
 
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    for doc in (ENGLISH, CHINESE):
-        if not doc.is_file():
-            pytest.skip(f"{doc.name} is not in data/")
-    with prefect_server(tmp_path_factory.mktemp("prefect-home"), timeout_s=240) as srv:
-        yield srv
+if not CHINESE.is_file():
+    pytest.skip(f"{CHINESE.name} is not in data/", allow_module_level=True)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = WAIT_S) -> Any:
@@ -47,12 +43,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = WAIT_S) -> 
             return value
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def api(srv: RunningServer, path: str, body: dict[str, Any] | None = None) -> Any:
-    response = httpx.post(f"{srv.api_url}/{path}", json=body or {}, timeout=30)
-    response.raise_for_status()
-    return response.json()
 
 
 def source_sha(summary_json: Path) -> str | None:
