@@ -25,10 +25,13 @@ if it overflows.
 from __future__ import annotations
 
 import math
+import os
 import re
 from array import array
 from bisect import bisect_left, bisect_right
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from pipeline.documents.model import Document
@@ -36,7 +39,7 @@ from pipeline.errors import ChunkingError, EmptyDocumentError
 from pipeline.packing import pack_groups
 from pipeline.prompt_room import PromptRoom
 from pipeline.sentences import sentence_ends
-from pipeline.tokens import TokenCounter
+from pipeline.tokens import TiktokenCounter, TokenCounter
 
 # Boundary strength of the cut before a unit: higher is a better place to cut. Line breaks count only inside
 # a sentence longer than the budget (verse, lists, tables), where the alternative is a hard cut.
@@ -47,6 +50,11 @@ _CUT_PENALTY = {_SECTION: -0.05, _PARAGRAPH: 0.0, _SENTENCE: 0.10, _LINE: 0.30, 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000\xa0]*\n\s*|\n(?=[ \t\u3000]+\S)")
 _LINE_END = re.compile(r"\n\s*")
 _SOFT_BREAK = re.compile(r"[\s,，、;:：]")
+# Counting a big text's paragraphs up front: tiktoken encodes without the GIL, so a second thread halves the
+# wall time of the largest part of planning on two cores. Below this many spans the lazy count is as fast.
+_COUNT_THREADS = 2
+_COUNT_BATCH = 512
+_PARALLEL_MIN_SPANS = 4 * _COUNT_BATCH
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +115,7 @@ class SpanMemo:
         self._counts: dict[int, int] = {}  # start * stride + end -> tokens (an int key: half a tuple's memory)
         self._paragraphs: dict[int, array[int]] = {}  # arrays: 8 bytes an offset, not a Python int each
         self._sentences: dict[int, array[int]] = {}
+        self._prefetched = False  # whether count_paragraphs has run
 
     def count(self, start: int, end: int) -> int:
         """Tokens of ``text[start:end]``."""
@@ -115,6 +124,27 @@ class SpanMemo:
         if tokens is None:
             tokens = self._counts[key] = self.counter.count(self.text[start:end])
         return tokens
+
+    def count_paragraphs(self, parts: list[tuple[int, int]]) -> None:
+        """Count the paragraphs of the ``(start, end)`` parts up front, in a few threads when there are many
+        (tiktoken only; once per memo)."""
+        threads = min(_COUNT_THREADS, os.cpu_count() or 1)
+        if self._prefetched or threads < 2 or not isinstance(self.counter, TiktokenCounter):
+            return  # counted one by one as chunking asks
+        self._prefetched = True
+        stride, counts = self._stride, self._counts
+        todo: list[tuple[int, int]] = []
+        for start, end in parts:
+            bounds = [start, *self.paragraph_cuts(start, end), end]
+            todo += [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if a * stride + b not in counts]
+        if len(todo) < _PARALLEL_MIN_SPANS:
+            return
+        text, count = self.text, self.counter.count
+        batches = [todo[i : i + _COUNT_BATCH] for i in range(0, len(todo), _COUNT_BATCH)]
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tome-count") as pool:
+            for batch, tokens in zip(batches, pool.map(lambda b: [count(text[x:y]) for x, y in b], batches), strict=True):
+                for (a, b), n in zip(batch, tokens, strict=True):
+                    counts[a * stride + b] = n
 
     def paragraph_cuts(self, start: int, end: int) -> array[int]:
         """Where paragraphs after the first begin inside ``text[start:end]``."""
@@ -179,9 +209,11 @@ def chunk_document(
         memo = SpanMemo(text, counter)
     elif memo.text is not text or memo.counter != counter:
         raise ValueError("chunk_document: the memo was made of another text or with another counter")
+    memo.count_paragraphs([(part.start, part.end) for part in parts])
     units = _Units(memo, limit)
     for part in parts:
         units.add_part(part.start, part.end)
+    units.finish()
     cuts = _choose_cuts(units, limit)
     spans = _verified_spans(units, cuts, limit)
     titled = [p for p in parts if p.section_index >= 0]
@@ -225,20 +257,37 @@ class _Units:
 
     def add_part(self, start: int, end: int) -> None:
         first = len(self.starts)
-        level = _SECTION
-        pos = start
-        for cut in self.memo.paragraph_cuts(start, end):
-            self._add_paragraph(pos, cut, level)
-            level = _PARAGRAPH
-            pos = cut
-        self._add_paragraph(pos, end, level)
+        bounds = [start, *self.memo.paragraph_cuts(start, end), end]
+        count, fine = self.memo.count, self.fine
+        tokens = [count(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+        # Paragraphs within the fine grain are units as they are, added a run at a time (most of a book's);
+        # the others are cut into sentences.
+        done = 0
+        for i in [i for i, n in enumerate(tokens) if n > fine]:
+            self._add_run(bounds, tokens, done, i)
+            self._add_paragraph(bounds[i], bounds[i + 1], _SECTION if i == 0 else _PARAGRAPH)
+            done = i + 1
+        self._add_run(bounds, tokens, done, len(tokens))
         self.part_bounds.append((first, len(self.starts)))
+
+    def _add_run(self, bounds: list[int], tokens: list[int], lo: int, hi: int) -> None:
+        """Whole paragraphs ``lo`` to ``hi`` of a part (paragraph 0 opens the part: a section boundary)."""
+        if hi <= lo:
+            return
+        self.starts += bounds[lo:hi]
+        self.tokens += tokens[lo:hi]
+        self.levels += [_PARAGRAPH] * (hi - lo)
+        if lo == 0:
+            self.levels[len(self.levels) - hi] = _SECTION
+
+    def finish(self) -> None:
+        """Prefix sums of the units' counts (after the last part)."""
+        self.cum = [0, *accumulate(self.tokens)]
 
     def _add(self, start: int, tokens: int, level: int) -> None:
         self.starts.append(start)
         self.tokens.append(tokens)
         self.levels.append(level)
-        self.cum.append(self.cum[-1] + tokens)
 
     def _add_paragraph(self, start: int, end: int, level: int) -> None:
         tokens = self.memo.count(start, end)
@@ -376,10 +425,13 @@ def _verified_spans(
     pending.reverse()
     text = units.text
     additive = units.memo.counter.additive_at_line_breaks
+    # Units whose start is not a cut where counts add up (see _additive_at), in order.
+    joined = [j for j, pos in enumerate(units.starts) if not _additive_at(text, pos)] if additive else []
     while pending:
         lo, hi = pending.pop()
         a, b = units.starts[lo], units.end_of(hi - 1)
-        if additive and all(_additive_at(text, units.starts[j]) for j in range(lo + 1, hi)):
+        first_joined = bisect_right(joined, lo)
+        if additive and (first_joined == len(joined) or joined[first_joined] >= hi):
             real = cum[hi] - cum[lo]  # the units' own counts add up exactly: no second pass over the text
         else:
             real = units.memo.count(a, b)

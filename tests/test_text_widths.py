@@ -119,3 +119,24 @@ def test_loading_a_big_file_keeps_freed_blocks_returnable(tmp_path: Path, monkey
     monkeypatch.setattr(L, "_BIG_FILE_BYTES", 8)
     load_document(path)
     assert fix_mmap_threshold_once.cache_info().currsize == 1
+
+
+def test_paragraphs_counted_in_threads_give_the_chunks_counted_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.chunking as C
+
+    path = tmp_path / "wide.txt"
+    path.write_text("".join(_CHAPTER.format(n=n) for n in range(1, 300)), encoding="utf-8")
+    doc = load_document(path)
+    counter = TiktokenCounter()
+    monkeypatch.setattr(C, "_PARALLEL_MIN_SPANS", 10**9)
+    lazy = C.SpanMemo(doc.text, counter)
+    one_by_one = [chunk_document(doc, counter, limit, memo=lazy) for limit in (50, 400)]
+    monkeypatch.setattr(C, "_PARALLEL_MIN_SPANS", 1)
+    monkeypatch.setattr(C, "_COUNT_BATCH", 7)
+    memo = C.SpanMemo(doc.text, counter)
+    assert [chunk_document(doc, counter, limit, memo=memo) for limit in (50, 400)] == one_by_one
+    stride = len(doc.text) + 1
+    assert len(memo._counts) >= len(lazy._counts)
+    assert all(n == counter.count(doc.text[k // stride : k % stride]) for k, n in memo._counts.items())
