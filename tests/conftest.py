@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +70,35 @@ def tome(*args: str, input: str | None = None) -> Result:
     from flows.cli import app
 
     return CliRunner().invoke(app, list(args), input=input)
+
+
+@contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A real HTTP server on 127.0.0.1 that answers with ``handler`` from a thread while the block runs; its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def wait_for_line(proc: subprocess.Popen[str], text: str, timeout_s: float = 120) -> list[str]:
+    """The lines ``proc`` writes to stderr up to the first one containing ``text`` (AssertionError if none)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"no line with {text!r}: {''.join(lines)}")
 
 
 def free_port() -> int:

@@ -8,10 +8,9 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -40,6 +39,7 @@ from flows.background_server import (
 from flows.cli import app
 from flows.prefect_server import free_port
 from pipeline.errors import ConfigError
+from tests.conftest import local_http_server
 
 
 def _state(pid: int, port: int, version: str | None = None) -> ServerState:
@@ -85,12 +85,8 @@ class _Answer(BaseHTTPRequestHandler):
 @pytest.fixture
 def old_prefect() -> Iterator[int]:
     """A real HTTP server on 127.0.0.1 that says it is Prefect 2.20.0; its port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Answer) as port:
+        yield port
 
 
 def test_the_background_server_is_the_default_unless_configured_otherwise() -> None:

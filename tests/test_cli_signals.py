@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,23 +15,9 @@ import pytest
 from flows.summarise import flow_run_line, folder_run_line
 from pipeline.document_runs import DocumentRun, Outcome
 from pipeline.testing import Latency
-from tests.conftest import LIGHTHOUSE
+from tests.conftest import LIGHTHOUSE, wait_for_line
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _wait_for_line(proc: subprocess.Popen, text: str, timeout_s: float = 120) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    assert proc.stderr is not None
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if text in line:
-            return lines
-    raise AssertionError(f"no line with {text!r}: {''.join(lines)}")
 
 
 def test_sigterm_during_a_run_prints_one_line_and_the_run_resumes(moonshot_server_factory, tmp_path: Path) -> None:
@@ -44,7 +29,7 @@ def test_sigterm_during_a_run_prints_one_line_and_the_run_resumes(moonshot_serve
            "--tier", "unlimited", "--json"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        before = _wait_for_line(proc, "level 0: 0/")
+        before = wait_for_line(proc, "level 0: 0/")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

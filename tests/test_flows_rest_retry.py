@@ -7,16 +7,15 @@ really slept.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from flows.prefect_rest import RECORDER_RETRY, FlowRunRecorder
 from pipeline.retry_loop import RetryPolicy, Verdict, retry_delay
-from tests.conftest import free_port, record_sleep
+from tests.conftest import free_port, local_http_server, record_sleep
 
 
 @dataclass
@@ -48,15 +47,8 @@ def busy_server() -> Iterator[tuple[str, Script]]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api", script
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with local_http_server(Handler) as port:
+        yield f"http://127.0.0.1:{port}/api", script
 
 
 async def test_a_503_then_200_is_retried_after_the_servers_retry_after(busy_server: tuple[str, Script]) -> None:

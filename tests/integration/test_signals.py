@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from flows.background_server import ServerFiles, read_state, stop
 from pipeline.testing import Latency
+from tests.conftest import wait_for_line
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +40,7 @@ def test_sigterm_under_prefect_stops_cleanly(moonshot_server_factory, tmp_path: 
     )  # fmt: skip
     seen: list[str] = []
     try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
-            if "level 0: 0/" in line:
-                break
-        assert any("level 0: 0/" in line for line in seen), "".join(seen)
+        seen = wait_for_line(proc, "level 0: 0/", timeout_s=240)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
         server = read_state(files)
