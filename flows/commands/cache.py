@@ -11,6 +11,11 @@ import typer
 
 from flows.commands.common import run_cli
 
+ModelFilterOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Only this model's answers (or 'extractive').", show_default="all"),
+]
+
 cache_app = typer.Typer(
     help="The cache of model answers (reruns and resumed runs read it).", no_args_is_help=True
 )
@@ -74,10 +79,7 @@ def stats() -> None:
 
 @cache_app.command("clear")
 def clear(
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="Only this model's answers (or 'extractive').", show_default="all"),
-    ] = None,
+    model: ModelFilterOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
 ) -> None:
     """Delete cached answers (all, or one model's): asks first, unless --yes. Run records are kept."""
@@ -196,10 +198,7 @@ def export(
     path: Annotated[
         Path, typer.Argument(help="JSON Lines file to write; - for stdout.", show_default=True)
     ] = Path("-"),
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="Only this model's answers (or 'extractive').", show_default="all"),
-    ] = None,
+    model: ModelFilterOpt = None,
 ) -> None:
     """Write the cache as JSON Lines (answers with their prompts, and recorded context-length rejections)."""
 
