@@ -17,6 +17,7 @@ from pipeline.engine import SummaryEngine
 from pipeline.engine.scheduler import LevelScheduler
 from pipeline.planning import build_plan, plan_document
 from pipeline.prompt_room import chunk_room
+from pipeline.run_calls import read_calls
 from pipeline.settings import model_and_limits, resolve_settings
 from pipeline.store import Store
 from pipeline.testing import MoonshotTestServer, Obedience
@@ -246,6 +247,9 @@ async def test_every_level_starts_as_soon_as_its_summaries_exist_and_a_rerun_is_
     # Every node of the tree came from one request, none sent twice (a merge made early is not made again).
     hashes = [messages_hash([m.as_dict() for m in r.messages]) for r in client.requests]
     assert len(set(hashes)) == len(hashes) == sum(len(level) for level in levels) == result.usage.calls
+    # and each is in the run's record of its calls (`tome runs show`), at its level.
+    recorded = [(c.level, c.node) for c in read_calls(store, result.run_id) if c.outcome == "answer"]
+    assert sorted(recorded) == sorted((n.level, n.index) for level in levels for n in level)
     # Groups are consecutive and cover the level below; each carries the context a level run at once would.
     lag = result.settings["effective_lag"]
     for k in range(1, len(levels)):

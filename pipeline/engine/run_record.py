@@ -29,7 +29,9 @@ def record_usage(store: Store, state: RunState, *, force: bool = False) -> None:
         completion_tokens=u.completion_tokens,
         cost=u.cost,
     )
-    pending, state.calls_log = state.calls_log, []
+    # Emptied in place: the levels started early log into the same list (engine.early shares it).
+    pending = list(state.calls_log)
+    state.calls_log.clear()
     record_calls(store, state.run_id, pending)
 
 
