@@ -259,3 +259,50 @@ async def test_every_level_starts_as_soon_as_its_summaries_exist_and_a_rerun_is_
     rerun = await engine(_client(srv), store).summarise(doc)
     assert rerun.usage.calls == 0 and rerun.final == result.final
     assert [[n.text for n in level] for level in rerun.levels] == [[n.text for n in level] for level in levels]
+
+
+async def test_a_run_interrupted_while_levels_run_early_stops_them_and_resumes_to_the_same_tree(
+    moonshot_server_factory, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from pipeline.testing import Latency
+
+    srv: MoonshotTestServer = moonshot_server_factory(
+        token_scale=1.15, obedience=Obedience.disobedient(), latency=Latency(ttft_s=0.02, per_token_s=0.0)
+    )
+    doc = generated_document(chapters=40, paragraphs=9)
+    settings = resolve_settings(model="moonshot-v1-8k")
+    model = replace(model_and_limits(settings)[0], context_tokens=3_000)
+
+    def engine(backend, store: Store) -> SummaryEngine:
+        return SummaryEngine(backend=backend, store=store, settings=settings, model=model, limits=BINDING)
+
+    reference = await engine(_client(srv), Store(f"sqlite:///{tmp_path / 'reference.db'}")).summarise(doc)
+    assert len(reference.levels) >= 4
+    level2 = {"\n\n".join(reference.levels[1][j].text for j in n.inputs) for n in reference.levels[2]}
+
+    class Interrupting(Recorder):
+        """Signals once a level-2 merge has been sent (the levels above still to come)."""
+
+        merging = asyncio.Event()
+
+        async def complete(self, request):
+            if request.source_text in level2:
+                self.merging.set()
+            return await super().complete(request)
+
+    store = Store(f"sqlite:///{tmp_path / 'tome.db'}")
+    client = Interrupting(_client(srv))
+    run = asyncio.ensure_future(engine(client, store).summarise(doc))
+    await client.merging.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    sent = len(client.requests)
+    await asyncio.sleep(0.3)
+    assert len(client.requests) == sent  # nothing started early goes on after the run was stopped
+    assert store.list_runs()[0].status == "interrupted"
+    resumed = await engine(_client(srv), store).summarise(doc)
+    assert [[n.text for n in level] for level in resumed.levels] == [[n.text for n in level] for level in reference.levels]
+    assert 0 < resumed.usage.calls < reference.usage.calls  # what the interrupted run stored is not asked again
