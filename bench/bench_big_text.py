@@ -1,7 +1,7 @@
 """A very large text: peak memory, wall and CPU time of `tome plan` and of a whole `tome summarise`, by size.
 
 Run from the repo root:  .venv/bin/python bench/bench_big_text.py [--kinds ascii,typographic,emoji,zh,mixed] [--sizes 10,25,50]
-    [--no-summarise] [--tree-window 8192] [--no-write]
+    [--summarise-sizes 10,50 | --no-summarise] [--tree-window 8192] [--no-write]
 
 The texts are kinds of text (KINDS: ASCII, typographic English, English with emoji,
 Chinese, English and Chinese with emoji) built from the
@@ -167,6 +167,7 @@ def main() -> int:
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"kinds of text ({', '.join(KINDS)})")
     ap.add_argument("--sizes", default="10,25,50", help="sizes in MB")
     ap.add_argument("--no-summarise", action="store_true", help="measure planning only")
+    ap.add_argument("--summarise-sizes", default="", help="summarise only at these sizes in MB (default: every size)")
     ap.add_argument("--tree-window", type=int, default=0,
                     help="also summarise each kind's largest text in this window's many-call tree (e.g. 8192)")
     ap.add_argument("--no-write", action="store_true")
@@ -181,6 +182,7 @@ def main() -> int:
         return 0
     sizes = [int(x) for x in args.sizes.split(",") if x]
     summarise = not args.no_summarise
+    summarise_sizes = {int(x) for x in args.summarise_sizes.split(",") if x} or set(sizes)
     rows: list[Row] = []
     trees: list[tuple[str, float, int, dict[str, float], float]] = []
     with tempfile.TemporaryDirectory(prefix="tome-big-") as tmp_name:
@@ -204,7 +206,7 @@ def main() -> int:
                 plan = measure(["plan", str(path), "--json"], tmp / f"home-plan-{n}")
                 summary = None
                 out_mb = 0.0
-                if summarise:
+                if summarise and mb in summarise_sizes:
                     out = tmp / f"out-{n}"
                     summary = measure(
                         ["summarise", str(path), "--backend", "extractive", "--no-prefect", "--no-progress", "-o", str(out)],
@@ -212,7 +214,7 @@ def main() -> int:
                     )
                     out_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
                 rows.append((kind, size / 1e6, in_memory, plan, summary, out_mb))
-                if summarise and args.tree_window and mb == sizes[-1]:
+                if summarise and args.tree_window and mb == max(summarise_sizes):
                     out = tmp / f"out-tree-{n}"
                     out.mkdir()
                     tree = measure(["python", "-c", TREE_CHILD, str(path), str(out), str(args.tree_window)], tmp / f"home-tree-{n}")
@@ -227,6 +229,8 @@ def main() -> int:
                     file=sys.stderr,
                 )
                 path.unlink()
+                if not args.no_write:  # what is measured so far (a long run on a busy machine may be cut short)
+                    RESULTS.write_text(report(rows, base_plan, base_sum, trees), encoding="utf-8")
     text = report(rows, base_plan, base_sum, trees)
     print(text)
     if not args.no_write:
@@ -292,7 +296,7 @@ def report(
         width = mine[-1][2] / mine[-1][1]  # MB in memory per MB of file
         slope, icpt = fit([(mb, p["rss_mb"]) for _, mb, _, p, _, _ in mine])
         cells = [f"{icpt:.0f} MB + {slope:.2f} × MB", f"{slope / width:.2f}"]
-        if all(s for *_, s, _ in mine):
+        if sum(1 for *_, s, _ in mine if s) >= 2:
             slope, icpt = fit([(mb, s["rss_mb"]) for _, mb, _, _, s, _ in mine if s])
             cells += [f"{icpt:.0f} MB + {slope:.2f} × MB", f"{slope / width:.2f}"]
         else:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import ebooklib
 from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
-from bs4.element import NavigableString
+from bs4.element import NavigableString, PageElement, Tag
 from ebooklib import epub
 
 from pipeline.errors import CorruptDocumentError, TomeError
@@ -109,9 +109,11 @@ def read_epub(path: Path) -> EpubContent:
             # XHTML through the lenient HTML parser is deliberate: real EPUBs are often not valid XML.
             warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
             soup = BeautifulSoup(item.get_content(), "lxml")
+        item.content = b""  # the markup is parsed: the book need not keep it while the rest is read
         heading = _heading(soup)
         title = heading or toc_titles.get(item.get_name()) or _page_title(soup) or f"Part {number}"
         parts.append(EpubPart(title=title, text=_text(soup)))
+        soup.decompose()  # a tree's parent links are cycles: free it now, not at the next collection
     return EpubContent(
         title=_metadata_title(book),
         parts=parts,
@@ -167,17 +169,32 @@ def _page_title(soup: BeautifulSoup) -> str | None:
 
 
 def _text(soup: BeautifulSoup) -> str:
-    """Visible text with a blank line after every block element and a newline for <br>."""
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    for string in soup.find_all(string=True):
-        # HTML source line breaks and indentation are not text; <pre> keeps its lines.
-        if type(string) is NavigableString and string.find_parent("pre") is None:
-            string.replace_with(NavigableString(_HTML_SPACE.sub(" ", string)))
-    for tag in soup.find_all("br"):
-        tag.replace_with(NavigableString("\n"))
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before(NavigableString("\n\n"))
-        tag.append(NavigableString("\n\n"))
-    body = soup.body or soup
-    return body.get_text("")
+    """Visible text with a blank line before and after every block element and a newline for <br>.
+
+    One walk over the tree, leaving it as it is (inserting into a parent of n children costs O(n) in bs4, so
+    marking a chapter's thousands of paragraphs in place took seconds per MB). The strings taken are those
+    ``get_text`` takes: plain NavigableStrings, not comments, scripts or ruby annotations.
+    """
+    pieces: list[str] = []
+    root = soup.body or soup
+    # (node, inside <pre>); None closes a block element.
+    stack: list[tuple[PageElement | None, bool]] = [(child, False) for child in reversed(root.contents)]
+    while stack:
+        node, pre = stack.pop()
+        if node is None:
+            pieces.append("\n\n")
+        elif isinstance(node, Tag):
+            if node.name in _DROP_TAGS:
+                continue
+            if node.name == "br":
+                pieces.append("\n")
+                continue
+            if node.name in _BLOCK_TAGS:
+                pieces.append("\n\n")
+                stack.append((None, pre))
+            inner = pre or node.name == "pre"
+            stack.extend((child, inner) for child in reversed(node.contents))
+        elif type(node) is NavigableString:
+            # HTML source line breaks and indentation are not text; <pre> keeps its lines.
+            pieces.append(str(node) if pre else _HTML_SPACE.sub(" ", node))
+    return "".join(pieces)
