@@ -34,7 +34,6 @@ from pipeline.extractive_select import choose
 from pipeline.language import (
     SPEAKER_LABEL,
     UNDETERMINED,
-    count_units,
     counts_characters,
     detect_language,
     paragraph_turns,
@@ -58,6 +57,7 @@ _MIN_CJK_CHARS = 8
 _MIN_WORDS = 5
 # A transcript turn shorter than this (words, or CJK characters x 2) after cleaning is a backchannel.
 _MIN_TURN = 6
+_RUN = re.compile(r"\w+")
 _TURN_SHARE = 0.5
 _KEEP_LABELS = False  # a summary sentence reads as prose; the label costs words the reference never spends
 _ITERATIONS = 20
@@ -124,6 +124,13 @@ _NARRATIVE_SHARE = 0.15
 _REDUNDANT = 0.6
 _REDUNDANT_FACTUAL = 1.01
 _STEMMER = porter.PorterStemmer()
+
+
+def _runs(text: str) -> int:
+    """Runs of word characters, CJK characters one each: the size the fragment and backchannel thresholds were
+    tuned on ("Mm-hmm, yeah." is three); not a length (lengths are pipeline.lengths.measure)."""
+    cjk = len(CJK_LETTER.findall(text))
+    return cjk + len(_RUN.findall(CJK_LETTER.sub(" ", text))) if cjk else len(_RUN.findall(text))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -284,7 +291,7 @@ def extract(
         for turn in turns:
             if spoken:
                 turn = clean_turn(_flat(turn, cjk), cjk=cjk)
-                if count_units(SPEAKER_LABEL.sub("", turn, count=1), language) < min_turn:
+                if _runs(SPEAKER_LABEL.sub("", turn, count=1)) < min_turn:
                     continue  # "Okay.", "Mm-hmm, yeah.": backchannels, not content
             for s in split_sentences(turn):
                 where_s = here / total
@@ -302,7 +309,7 @@ def extract(
     if not (cjk or turn_paragraphs or unlabelled_talk):  # written: only full sentences, where most are
         placed = [placed[i] for i in complete_sentences([x[0] for x in placed])]
     # Fragments left by dialogue ("外公说。", '"Yes," he said.') read badly on their own: rank full sentences.
-    full = [x for x in placed if count_units(x[0], language) >= (_MIN_CJK_CHARS if cjk else _MIN_WORDS)]
+    full = [x for x in placed if _runs(x[0]) >= (_MIN_CJK_CHARS if cjk else _MIN_WORDS)]
     placed = full or placed
     sentences = [x[0] for x in placed]
     if not sentences:  # a text of headings only (a table of contents): rank the headings themselves
@@ -324,9 +331,8 @@ def extract(
     narrative = not factual and sum(bool(_QUOTE.search(x)) for x in sentences) >= _NARRATIVE_SHARE * len(sentences)
     weight = (_POSITION_WEIGHT_SPOKEN if transcript else 0.0 if narrative
               else _POSITION_WEIGHT_FACTUAL if factual else _POSITION_WEIGHT)  # fmt: skip
-    # Characters as pipeline.lengths counts them; words as \w+ runs ("don't" is two), a little stricter than
-    # a word processor's count, so a summary is never longer than the baselines it is scored against.
-    sizes = [measure(s, unit) if unit == "chars" else count_units(s, language) for s in sentences]
+    # Words and characters as --length counts them (pipeline.lengths), so the length asked is the length read.
+    sizes = [measure(s, unit or ("chars" if cjk else "words")) for s in sentences]
     if where is not None and weight > 0:
         # Reports, papers and news often put their findings first (and under "Highlights", "Summary", "摘要"...):
         # a prior on the sentence's place in the whole document, as strong as the document's opening is
@@ -383,7 +389,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-22"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-23"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

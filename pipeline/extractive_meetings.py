@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from pipeline.language import count_units
 from pipeline.lengths import measure
 from pipeline.scripts import CJK_LETTER
 from pipeline.tokens import TokenCounter
@@ -72,7 +71,7 @@ def fill_tail(
     """
 
     def size_of(text: str) -> int:
-        return measure(text, "chars") if unit == "chars" else count_units(text, language)
+        return measure(text, "chars" if unit == "chars" else "words")
 
     gap = max_units - sum(size_of(sentences[i]) for i in chosen)
     if gap < MIN_TAIL:

@@ -14,7 +14,8 @@ from functools import cache
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.scripts import CJK_LANGUAGES, CJK_LETTER, HAN, script_counts
+from pipeline.lengths import measure
+from pipeline.scripts import CJK_LANGUAGES, HAN, script_counts
 from pipeline.tokens import TokenCounter
 
 UNDETERMINED = "und"
@@ -122,7 +123,6 @@ _CJK_SHARE = 0.3
 _KANA_SHARE = 0.1
 _MIN_LETTERS = 12
 _MIN_CONFIDENCE = 0.5
-_WORD = re.compile(r"\w+", re.UNICODE)
 # English is told without the model when a tenth of its words are these (other languages score under 5%).
 _LATIN_WORD = re.compile(r"[a-z]+")
 _ENGLISH_WORDS = frozenset(
@@ -256,13 +256,8 @@ def paragraph_turns(paragraph: str) -> list[str]:
 
 
 def count_units(text: str, code: str) -> int:
-    """Length in the unit prompts use: characters (plus words of other scripts) or words."""
-    if counts_characters(code):
-        if code == "th":
-            return sum(1 for ch in text if not ch.isspace())
-        cjk = len(CJK_LETTER.findall(text))
-        return cjk + len(_WORD.findall(CJK_LETTER.sub(" ", text)))
-    return len(_WORD.findall(text))
+    """Length in the unit prompts use for ``code``: characters or words, as ``--length`` counts them."""
+    return measure(text, "chars" if counts_characters(code) else "words")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from pipeline.config import RateLimits
+from pipeline.lengths import measure
 from pipeline.testing import FAULT_KINDS, TEST_API_KEY, Latency, MoonshotTestServer, ServerTokenizer
 from pipeline.testing.summariser import summarise
 from pipeline.tokens import TiktokenCounter
@@ -183,7 +184,7 @@ def _summary(text: str, max_tokens: int = 1000, scale: float = 1.0) -> tuple[str
 def test_summary_keeps_markers_first_and_skips_context() -> None:
     text, finish = _summary(f"<context>Earlier: ⟦OLD-1⟧ happened.</context>\n<text>{ENGLISH}</text>\nWrite at most 40 words.")
     assert text.startswith("⟦SHIP-7⟧ ") and "⟦OLD-1⟧" not in text and "Earlier" not in text
-    assert finish == "stop" and len(text.split()) <= 40
+    assert finish == "stop" and measure(text, "words") <= 40  # words as --length counts them (" ." is none)
     assert "at most" not in text  # instructions are not summarised
 
 
@@ -191,7 +192,7 @@ def test_summary_keeps_markers_first_and_skips_context() -> None:
 def test_summary_length_follows_the_instruction(words: int, limit: int | None) -> None:
     text, _ = _summary(f"{ENGLISH}\nSummarise in at most {words} words.")
     if limit is not None:
-        assert limit - 3 <= len(text.split()) <= limit
+        assert limit - 3 <= measure(text, "words") <= limit
     else:  # longer than the input allows: every sentence, no more
         assert text.count(".") == ENGLISH.count(".")
 

@@ -54,7 +54,13 @@ LengthOpt = Annotated[
     typer.Option(
         "--length",
         "-l",
-        help="Final summary length: short, medium, long, N tokens, Nw words (300w) or N字 / Nc characters.",
+        help=(
+            "Final summary length: short, medium, long, N tokens, Nw words (300w) or N字 / Nc characters (500字). "
+            "Words as wc -w counts them (runs between spaces with a letter or digit: don't, U.S., 2,000 are one "
+            "each; a CJK character is one). Characters: each hanzi, letter or digit one, a space between words "
+            "one, punctuation half (so a count of hanzi alone and one with punctuation both land near it). "
+            "Held within ±10 %."
+        ),
         show_default=_configured("length"),
     ),
 ]

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 from pipeline.engine.state import RunState
 from pipeline.lengths import UNIT_TOLERANCE, measure
 from pipeline.outputs import Node
+from pipeline.sentences import sentence_spans
+from pipeline.tokens import TokenCounter
 
 log = logging.getLogger("tome.engine")
 
 DONE_TOLERANCE = 1.25  # one summary at most this times the target ends the run
 
 
-def check_done(state: RunState, level: int, nodes: list[Node]) -> None:
-    """Set ``state.done`` when one summary near the target remains (or condensing stopped shortening it)."""
+def check_done(state: RunState, level: int, nodes: list[Node], counter: TokenCounter | None = None) -> None:
+    """Set ``state.done`` when one summary near the target remains (or condensing stopped shortening it).
+
+    With ``counter``, a length asked in words or characters is held: see ``_hold_length``.
+    """
     total_before = sum(n.tokens for n in state.levels[-2]) if level > 0 else None
     total_after = sum(n.tokens for n in nodes)
     shrank = total_before is None or total_after < total_before
@@ -37,6 +43,8 @@ def check_done(state: RunState, level: int, nodes: list[Node]) -> None:
         # Over by more than UNIT_TOLERANCE: condense it once more, asking for the length exactly.
         size = measure(nodes[0].text, state.settings.target_unit)
         state.done = size <= state.settings.target_units * UNIT_TOLERANCE
+        if counter is not None:
+            _hold_length(state, level, nodes, size, counter)
     if not state.done and not shrank:
         # Condensing one summary did not shorten it (the model cannot go shorter, e.g. it keeps every
         # marker or title): asking again would repeat the same call, so stop here.
@@ -48,3 +56,50 @@ def check_done(state: RunState, level: int, nodes: list[Node]) -> None:
             state.settings.target_tokens,
         )
         state.done = True
+
+
+def _hold_length(state: RunState, level: int, nodes: list[Node], size: int, counter: TokenCounter) -> None:
+    """A model that will not keep to a length in words or characters is held to it by whole sentences.
+
+    Condensed once and still over by more than UNIT_TOLERANCE: the head of its sentences nearest the length is
+    kept. Condensed to less than the length allows while the summary before was over: that one's head is kept
+    instead (the condensed one is dropped). Either only when the head lands within the tolerance.
+    """
+    asked = state.settings.target_units
+    unit = state.settings.target_unit
+    before = state.levels[-2] if len(state.levels) >= 2 and level > 0 else []
+    condensed = len(before) == 1  # this level condensed the one summary of the level before
+    if not condensed:
+        return
+    held = False
+    if size > asked * UNIT_TOLERANCE:
+        kept = _head_near(nodes[0].text, unit, asked)
+        if kept is not None:
+            nodes[0] = _with_text(nodes[0], kept, counter)
+            held = True
+    elif size < asked * (2 - UNIT_TOLERANCE) and measure(before[0].text, unit) > asked * UNIT_TOLERANCE:
+        kept = _head_near(before[0].text, unit, asked)
+        if kept is not None:
+            state.levels.pop()
+            before[0] = _with_text(before[0], kept, counter)
+            held = True
+    if held:
+        state.done = True
+        log.info("%s: final summary held to %d %s by whole sentences", state.document.path.name, asked, unit)
+
+
+def _head_near(text: str, unit: str, asked: int) -> str | None:
+    """The head of ``text``'s sentences nearest ``asked`` units within the tolerance, else None."""
+    best: tuple[float, str] | None = None
+    for _, end in sentence_spans(text):
+        head = text[:end].strip()
+        size = measure(head, unit)
+        if size > asked * UNIT_TOLERANCE:
+            break
+        if size >= asked * (2 - UNIT_TOLERANCE) and (best is None or abs(size - asked) < best[0]):
+            best = (abs(size - asked), head)
+    return best[1] if best else None
+
+
+def _with_text(node: Node, text: str, counter: TokenCounter) -> Node:
+    return replace(node, text=text, tokens=counter.count(text))

@@ -249,7 +249,7 @@ class SummaryEngine:
         calibration.advance_level(state, level)
         length.advance_level(state, level)
         EarlyLevels.level_ended(state, level)
-        check_done(state, level, nodes)
+        check_done(state, level, nodes, self.counter)
         record_usage(self.store, state, force=True)
         state.progress.level_finished(level)
         log.info("level %d: %d summaries, %d tokens", level, len(nodes), sum(n.tokens for n in nodes))

@@ -1,7 +1,7 @@
 """Reference points every score is shown beside: the lead and a classic TextRank, both length-matched.
 
-Both take the length in ROUGE tokens (words, or characters for Chinese) of the references they are compared
-with, so a system's advantage over them is not just a matter of length.
+Both take a length in words or characters, counted as ``--length`` counts them (pipeline.lengths), the same
+length tome is asked for, so a system's advantage over them is not a matter of length.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 
 from pipeline.evaluation.rouge import RougeTokenizer
 from pipeline.language import detect_language, paragraph_turns
+from pipeline.lengths import head, measure
 from pipeline.scripts import HAN, KANA
 from pipeline.sentence_graph import pagerank, shared_features
 from pipeline.sentences import split_sentences
@@ -28,19 +29,14 @@ _STOPWORDS_TEXT = (
 _STOPWORDS = frozenset(_STOPWORDS_TEXT.split()) | frozenset("的了是在和也就都而及与着或之于把被这那他她它我你们个有不人说")
 
 
-def cut_to_units(text: str, units: int) -> str:
-    """The head of ``text`` holding ``units`` words (CJK: characters), cut right after the last one."""
-    if units <= 0:
-        return ""
-    for count, match in enumerate(_UNIT.finditer(text), 1):
-        if count == units:
-            return text[: match.end()].strip()
-    return text.strip()
+def cut_to_units(text: str, units: int, unit: str = "words") -> str:
+    """The head of ``text`` holding ``units`` words or characters, cut right after the last one."""
+    return head(text, unit, units)
 
 
-def lead(text: str, units: int) -> str:
-    """The lead baseline: the document's first ``units`` words (characters for Chinese)."""
-    return " ".join(cut_to_units(text, units).split()) if not _is_cjk_text(text) else cut_to_units(text, units)
+def lead(text: str, units: int, *, unit: str = "words") -> str:
+    """The lead baseline: the document's first ``units`` words (or characters)."""
+    return " ".join(cut_to_units(text, units, unit).split()) if not _is_cjk_text(text) else cut_to_units(text, units, unit)
 
 
 def _is_cjk_text(text: str) -> bool:
@@ -81,7 +77,7 @@ def textrank_scores(sentences: list[str], tokenizer: RougeTokenizer) -> list[flo
     return pagerank(edges, iterations=_MAX_ITERATIONS, tolerance=_TOLERANCE)
 
 
-def textrank(text: str, units: int, tokenizer: RougeTokenizer | None = None) -> str:
+def textrank(text: str, units: int, tokenizer: RougeTokenizer | None = None, *, unit: str = "words") -> str:
     """The TextRank baseline: the highest-ranked sentences that fit in ``units``, in document order."""
     tokenizer = tokenizer or RougeTokenizer()
     sentences = sentences_of(text)
@@ -91,11 +87,11 @@ def textrank(text: str, units: int, tokenizer: RougeTokenizer | None = None) -> 
     chosen: list[int] = []
     used = 0
     for i in sorted(range(len(sentences)), key=lambda i: (-scores[i], i)):
-        size = len(tokenizer.tokenize(sentences[i]))
+        size = measure(sentences[i], unit)
         if used + size <= units:
             chosen.append(i)
             used += size
     if not chosen:  # every sentence is longer than the budget: the best one, cut to length
-        return cut_to_units(sentences[max(range(len(sentences)), key=lambda i: scores[i])], units)
+        return cut_to_units(sentences[max(range(len(sentences)), key=lambda i: scores[i])], units, unit)
     sep = "" if _is_cjk_text(text) else " "
     return sep.join(sentences[i] for i in sorted(chosen))

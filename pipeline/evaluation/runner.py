@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,15 +12,15 @@ from typing import Any, Protocol
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.documents.loader import document_from_text
 from pipeline.documents.model import Document
-from pipeline.engine import LENGTH_HEADROOM, SummaryEngine
+from pipeline.engine import SummaryEngine
 from pipeline.errors import QuotaExhaustedError, TomeError
 from pipeline.evaluation.baselines import lead, textrank
 from pipeline.evaluation.dataset import EvalItem
 from pipeline.evaluation.records import EvalRecords
 from pipeline.evaluation.results import LEAD, TEXTRANK, EvalReport, ItemResult, JudgeUsage
 from pipeline.evaluation.rouge import Rouge
-from pipeline.language import count_units, counts_characters, length_unit, sample_text
-from pipeline.lengths import measure
+from pipeline.language import counts_characters
+from pipeline.lengths import DEFAULT_PER_TOKEN, ESTIMATE_HEADROOM, MIN_WORDS, Length, estimate_tokens, measure
 from pipeline.llm.types import ChatBackend
 from pipeline.settings import RunSettings
 from pipeline.store import Store
@@ -69,25 +68,11 @@ class Evaluation:
     counter: TokenCounter | None = None
 
 
-def target_tokens(
-    item: EvalItem, text: str, model: ModelSpec, counter: TokenCounter, *, calibration: float | None = None
-) -> int:
-    """The final-summary budget (provider tokens) that makes the engine ask for the references' mean length.
-
-    ``text`` is the document as the engine reads it (normalised: its words per token are what the engine
-    measures). ``calibration``: provider tokens per local token when the backend states it (the extractive
-    backend counts locally: 1.0); else the model's configured ratio, which the engine also starts from.
-    """
-    # Languages written in characters are asked for characters as `--length 500字` counts them (a Latin word's
-    # letters each count), so a reference mixing in "defi" or "TV" is not matched by a shorter summary.
-    if counts_characters(item.language):
-        units = fmean(measure(r, "chars") for r in item.references)
-    else:
-        units = fmean(count_units(r, item.language) for r in item.references)
-    # The engine asks for unit.units(tokens * LENGTH_HEADROOM / calibration) words; invert that.
-    unit = length_unit(item.language, sample_text(text), counter)
-    calibration = calibration or model.for_language(item.language).calibration
-    return max(20, math.ceil(units * calibration / (LENGTH_HEADROOM * unit.per_token)))
+def reference_size(item: EvalItem) -> Length:
+    """The references' mean length in the unit ``--length`` would ask for this item's language (words, or
+    characters for languages written in them), counted as ``--length`` counts it (pipeline.lengths)."""
+    unit = "chars" if counts_characters(item.language) else "words"
+    return Length(max(MIN_WORDS, round(fmean(measure(r, unit) for r in item.references))), unit)
 
 
 async def evaluate(
@@ -170,11 +155,20 @@ async def _evaluate_item(
         for row in rows:
             row.error = str(exc)
         return rows
-    await _summarise_item(rows[0], document, item, ev, counter)
-    size = round(reference_length)
+    asked = _asked_length(item, ev)
+    await _summarise_item(rows[0], document, item, ev, counter, asked)
+    # Every system gets the same length in the same unit: the one tome was asked for (asked in tokens, the
+    # words or characters tome wrote), as --length counts it.
+    size = asked
+    if size.unit == "tokens":
+        unit = "chars" if counts_characters(item.language) else "words"
+        size = Length(measure(rows[0].summary, unit) if rows[0].ok else reference_size(item).amount, unit)
     # Baselines are local and CPU-bound: a worker thread keeps the event loop free for in-flight calls.
     rows[1].summary, rows[2].summary = await asyncio.to_thread(
-        lambda: (lead(document.text, size), textrank(document.text, size, rouge.tokenizer))
+        lambda: (
+            lead(document.text, size.amount, unit=size.unit),
+            textrank(document.text, size.amount, rouge.tokenizer, unit=size.unit),
+        )
     )
     for row in rows:
         if row.error is None:
@@ -194,16 +188,23 @@ def _score(row: ItemResult, item: EvalItem, rouge: Rouge) -> None:
     row.length = rouge.length(row.summary)
 
 
+def _asked_length(item: EvalItem, ev: Evaluation) -> Length:
+    """The length tome is asked for on ``item``: the references' (as ``--length 120w`` / ``300字``) or the settings'."""
+    if ev.length == REFERENCE_LENGTH:
+        return reference_size(item)
+    s = ev.settings
+    return Length(s.target_units, s.target_unit) if s.target_unit != "tokens" else Length(s.target_tokens)
+
+
 async def _summarise_item(
-    row: ItemResult, document: Document, item: EvalItem, ev: Evaluation, counter: TokenCounter
+    row: ItemResult, document: Document, item: EvalItem, ev: Evaluation, counter: TokenCounter, asked: Length
 ) -> None:
     settings = ev.settings
     if item.focus:  # a query-focused item: summarised for its own question (cached apart from the plain one)
         settings = replace(settings, focus=item.focus)
-    if ev.length == REFERENCE_LENGTH:
-        calibration = ev.backend.calibration
-        tokens = target_tokens(item, document.text, ev.model, counter, calibration=calibration)
-        settings = replace(settings, target_tokens=tokens)
+    if asked.unit != "tokens":  # as the CLI's --length sets it; the engine sizes the tokens for the document
+        tokens = estimate_tokens(asked, per_token=DEFAULT_PER_TOKEN[asked.unit] * ESTIMATE_HEADROOM)
+        settings = replace(settings, target_unit=asked.unit, target_units=asked.amount, target_tokens=tokens)
     try:
         engine = SummaryEngine(
             backend=ev.backend,

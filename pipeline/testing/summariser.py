@@ -5,7 +5,7 @@ Rules (tests and benchmarks rely on them):
   blocks (``<text>…</text>``, ``<summaries>…</summaries>``, …) only their contents, else the whole message
   minus sentences that state a length instruction;
 - length = N from "at most N words" / "at most N tokens" / "at most N characters" / "不超过N字" / "N字以内"
-  (characters: letters, digits and CJK characters, not spaces or punctuation; last user message,
+  (words and characters counted as ``--length`` counts them, pipeline.lengths; last user message,
   then system messages), else ~20 % of the source's tokens;
 - output = every ``⟦marker⟧`` of the source first, then the first sentences of each paragraph (then the
   second ones, …) in document order, cut to the length; Chinese sources give Chinese output;
@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pipeline.scripts import HAN, KANA
+from pipeline.lengths import measure as length_of
 from pipeline.testing.tokenizer import CJK, ServerTokenizer
 
 MARKER = re.compile(r"⟦[A-Za-z0-9_-]+⟧")
@@ -46,8 +46,6 @@ CITE_ASKED = re.compile(r"in square brackets, e\.g\. \[2\]|用方括号注明")
 NUMBERED_SUMMARY = re.compile(r'<summary n="(\d+)"[^>]*>(.*?)</summary>', re.DOTALL)
 _SENTENCE_END = re.compile(r"([.!?。！？]+[\"'”’」』）)]*)$")
 SENTENCE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+[\"'”’」』）)]*)?")
-WORD = re.compile(rf"[{KANA}{HAN}]|[^\s{KANA}{HAN}]+")
-CHAR = re.compile(r"[^\W_]")
 DEFAULT_SHARE = 0.20
 MIN_TOKENS = 8  # a default-length answer is never shorter than this
 
@@ -87,12 +85,11 @@ class Summary:
 
 
 def _words(text: str) -> int:
-    return len(WORD.findall(text))
+    return length_of(text, "words")
 
 
 def _chars(text: str) -> int:
-    # Letters, digits and CJK characters: spaces and punctuation are not counted (as pipeline.lengths).
-    return len(CHAR.findall(text))
+    return length_of(text, "chars")
 
 
 def length_instruction(messages: Sequence[Mapping[str, object]]) -> tuple[int, str] | None:
