@@ -32,6 +32,13 @@ _ALWAYS_INSIDE = frozenset({"e.g", "i.e", "cf", "viz", "a.k.a", "et al", "al"})
 _GOES_ON = frozenset({"etc", "approx", "incl", "esp", "resp", "ca", "vs", "al"})
 _BEFORE_NUMBER = frozenset({"no", "nos", "nr", "p", "pp", "vol", "ch", "art", "fig", "sec"})
 _TRAILING_SPACE = " \t\r\n\u3000\xa0"
+# After a dotted abbreviation ("U.S.", "D.C.") a capitalised word is most often the rest of a name ("U.S.
+# Department of Agriculture"); a new sentence after one opens with a word like these.
+_OPENERS = frozenset(
+    "the this that these those it its in a an as at for from he she they we on of some many most according "
+    "however but and under since while when if to by with there such each other their also after before "
+    "during although because both all no not one two".split()
+)
 
 
 def sentence_ends(text: str, start: int = 0, end: int | None = None) -> Iterator[int]:
@@ -83,12 +90,17 @@ def _western_ends(text: str, match: re.Match[str], stop: int) -> bool:
     lower = word.lower()
     if lower in _ALWAYS_INSIDE:
         return False
-    if first.isdigit():
-        return lower not in _BEFORE_NUMBER  # "No. 5", "vol. 3"
+    if first.isdigit() or first == "§":
+        # "No. 5", "vol. 3"; a law's citation: "P.L. 117-58", "H.R. 1402", "42 U.S.C. §3121".
+        return lower not in _BEFORE_NUMBER and "." not in word
     if lower in _TITLES and lower not in _BEFORE_NUMBER:
         return False  # "Mr. Bingley", "St. James"
     if len(word) == 1 and word.isupper():
         return False  # an initial: "J. R. R. Tolkien"
+    if "." in word and first.isupper():
+        # "the U.S. Department of Agriculture" goes on; "in the U.S. The agency said" ends.
+        opener = re.match(r"[^\W\d_]+", text[following.start(1) : following.start(1) + 20])
+        return opener is not None and opener.group(0).lower() in _OPENERS
     # A dotted abbreviation or "etc." goes on when the next word is in lower case ("U.S. troops").
     return not (first.islower() and ("." in word or lower in _GOES_ON))
 

@@ -172,6 +172,18 @@ def test_hard_wrapped_lines_are_joined() -> None:
     )
 
 
+def test_one_paragraph_a_line_keeps_each_line_and_its_titles_apart() -> None:
+    # A dataset's "\n"-joined paragraphs (no blank lines): lines longer than any hard wrap are paragraphs, and
+    # a section title between them does not run into the next paragraph's first sentence.
+    first = "The agency reviewed every grant made in the last five years and found most of them late. " * 2
+    second = "Officials said the delays came from a shortage of staff and an outdated tracking system. " * 2
+    text = f"{first.strip()}\nFindings\n{second.strip()}"
+    assert normalise_text(text).split("\n\n") == [first.strip(), "Findings", second.strip()]
+    # Hard-wrapped prose (short lines) is still one paragraph.
+    wrapped = "The agency reviewed every grant made\nin the last five years and found\nmost of them late."
+    assert normalise_text(wrapped) == "The agency reviewed every grant made in the last five years and found most of them late."
+
+
 def test_transcript_turns_are_not_rejoined_but_a_form_of_fields_is() -> None:
     # One line per speaker turn (a meeting written out): each turn stays a paragraph of its own.
     meeting = "Project Manager: So we start .\nMarketing: Okay .\nProject Manager: The budget is tight .\nMarketing: Right ."

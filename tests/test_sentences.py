@@ -25,6 +25,15 @@ from pipeline.sentences import sentence_spans, split_sentences
         ),
         ("Use a tool, e.g. a hammer. Or i.e. not. Done.", ["Use a tool, e.g. a hammer.", "Or i.e. not.", "Done."]),
         ("U.S. troops landed. The war ended.", ["U.S. troops landed.", "The war ended."]),
+        (
+            "The act established the U.S. Department of Agriculture. It grew.",
+            ["The act established the U.S. Department of Agriculture.", "It grew."],
+        ),
+        ("They moved to the U.S. The agency said so.", ["They moved to the U.S.", "The agency said so."]),
+        (
+            "It enacted P.L. 117-58 and H.R. 1402 under 42 U.S.C. §3121 et seq. Then it stopped.",
+            ["It enacted P.L. 117-58 and H.R. 1402 under 42 U.S.C. §3121 et seq.", "Then it stopped."],
+        ),
         ("He lives at No. 5 Baker Street. It rains.", ["He lives at No. 5 Baker Street.", "It rains."]),
         ("J. R. R. Tolkien wrote it. Fine.", ["J. R. R. Tolkien wrote it.", "Fine."]),
         ("Growth was 3.5 per cent. Prices rose.", ["Growth was 3.5 per cent.", "Prices rose."]),

@@ -57,6 +57,12 @@ _BLANK_LINE = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 # A block whose lines mostly open with a speaker label ("Project Manager: ", "说话人1：") is a transcript:
 # each turn stays a paragraph of its own instead of being rejoined as a hard-wrapped line.
 _TRANSCRIPT_SHARE = 0.6
+# Text written one paragraph a line, with no blank line between (a word processor's export, a dataset's
+# "\n"-joined paragraphs): a hard wrap never leaves a line this long, so where such lines carry most of a
+# block's text every line is a paragraph of its own, and a short line between them (a section title) stays
+# one too instead of running into the next paragraph's first sentence.
+_PARAGRAPH_LINE = 150
+_PARAGRAPH_LINE_SHARE = 0.5
 
 
 def normalise_text(text: str, *, markdown: bool = False, pdf_lines: bool = False) -> str:
@@ -154,6 +160,7 @@ def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
     lines = [line.rstrip(_TRAILING_CHARS) for line in text.split("\n")]
     short_line = _short_line_threshold(lines) if pdf_lines else 0
     turns = _is_transcript(lines)
+    line_paragraphs = not pdf_lines and _lines_are_paragraphs(lines)
     paragraphs: list[str] = []
     current: list[str] = []
     previous_indent = 0
@@ -179,6 +186,7 @@ def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
             or indent > previous_indent
             or _LIST_ITEM.match(content) is not None
             or (turns and SPEAKER_LABEL.match(content) is not None)
+            or line_paragraphs
             or (
                 short_line > 0
                 and len(previous_line) < short_line
@@ -196,6 +204,12 @@ def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
     if current:
         paragraphs.append("".join(current))
     return "\n\n".join(paragraphs)
+
+
+def _lines_are_paragraphs(lines: list[str]) -> bool:
+    """Most of the text is in lines longer than any hard wrap (two at least): each line is a paragraph."""
+    long = [len(line) for line in lines if len(line) > _PARAGRAPH_LINE]
+    return len(long) >= 2 and sum(long) >= _PARAGRAPH_LINE_SHARE * sum(len(line) for line in lines)
 
 
 def strip_page_furniture(pages: list[str]) -> list[str]:
