@@ -34,11 +34,12 @@ _BEFORE_NUMBER = frozenset({"no", "nos", "nr", "p", "pp", "vol", "ch", "art", "f
 _TRAILING_SPACE = " \t\r\n\u3000\xa0"
 # After a dotted abbreviation ("U.S.", "D.C.") a capitalised word is most often the rest of a name ("U.S.
 # Department of Agriculture"); a new sentence after one opens with a word like these.
-_OPENERS = frozenset(
+_OPENERS_TEXT = (
     "the this that these those it its in a an as at for from he she they we on of some many most according "
     "however but and under since while when if to by with there such each other their also after before "
-    "during although because both all no not one two".split()
+    "during although because both all no not one two"
 )
+_OPENERS = frozenset(_OPENERS_TEXT.split())
 
 
 def sentence_ends(text: str, start: int = 0, end: int | None = None) -> Iterator[int]:
