@@ -59,6 +59,19 @@ def test_a_part_of_the_document_keeps_its_weight_and_the_whole_asks_its_opening(
     assert mild[0] > whole[0]  # a mild prior (prose that is no factual report) is not put to the test
 
 
+def test_the_favoured_opening_is_at_least_as_long_as_the_summary():
+    # Ten sentences of ten words whose opening covers the document: asked for 50 words (half of it), the
+    # prior still favours the fifth sentence over the sixth by more than a tenth of its own reach would.
+    feats = [frozenset({"grant", f"w{i}"}) for i in range(10)]
+    scores, sizes, leads = [0.5] * 10, [10] * 10, [0.0] * 10
+    positions = [i / 10 for i in range(10)]
+    args = (feats, scores, scores, positions, leads, sizes)
+    short = with_position_prior(*args, budget=10, where=(0.0, 1.0), weight=0.5)
+    long = with_position_prior(*args, budget=50, where=(0.0, 1.0), weight=0.5)
+    assert short == sorted(short, reverse=True) and long == sorted(long, reverse=True)
+    assert long[4] - long[9] > short[4] - short[9] > 0  # the reach grows with the summary asked for
+
+
 def _dev_report(name: str) -> str:
     for line in (REPO / "bench" / "data" / "eval_dev_en.jsonl").read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
