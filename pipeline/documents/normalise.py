@@ -61,7 +61,9 @@ _TRANSCRIPT_SHARE = 0.6
 # "\n"-joined paragraphs): a hard wrap never leaves a line this long, so where such lines carry most of a
 # block's text every line is a paragraph of its own, and a short line between them (a section title) stays
 # one too instead of running into the next paragraph's first sentence.
+# Words (spaces) count, not characters: unspaced scripts (Chinese, Japanese) keep their line handling.
 _PARAGRAPH_LINE = 150
+_PARAGRAPH_LINE_SPACES = 20
 _PARAGRAPH_LINE_SHARE = 0.5
 
 
@@ -208,7 +210,7 @@ def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
 
 def _lines_are_paragraphs(lines: list[str]) -> bool:
     """Most of the text is in lines longer than any hard wrap (two at least): each line is a paragraph."""
-    long = [len(line) for line in lines if len(line) > _PARAGRAPH_LINE]
+    long = [len(line) for line in lines if len(line) > _PARAGRAPH_LINE and line.count(" ") >= _PARAGRAPH_LINE_SPACES]
     return len(long) >= 2 and sum(long) >= _PARAGRAPH_LINE_SHARE * sum(len(line) for line in lines)
 
 
