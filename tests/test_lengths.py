@@ -15,6 +15,7 @@ from pipeline.extractive import ExtractiveBackend
 from pipeline.lengths import Length, head, measure, parse_length
 from pipeline.settings import resolve_settings
 from pipeline.store import Store
+from pipeline.testing import Obedience
 from tests.test_engine import Recorder, _client, _engine, chinese_document, generated_document
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,6 +177,29 @@ async def test_test_server_lands_within_ten_percent_and_the_prompt_states_the_le
         phrase = f"不超过{asked.amount}字"
     last = client.requests[-1].messages[-1].content
     assert phrase in last
+
+
+DISOBEDIENT_CASES = [
+    ("300w", lambda: load_document(ENGLISH[0])),  # the merge writes all it reads: held by whole sentences
+    ("120w", lambda: load_document(ENGLISH[0])),  # no sentence ends near 120: words and an ellipsis
+    ("300w", lambda: load_document(_corpus(CORPUS_EN[1]))),  # a PDF
+    ("120w", lambda: load_document(_corpus(CORPUS_EN[0]))),  # condensed to under 90 %: the longer one held
+    ("500字", lambda: load_document(CHINESE[0])),
+    ("500字", lambda: load_document(_corpus(CORPUS_ZH[0]))),
+]
+
+
+@pytest.mark.parametrize(("length", "make"), DISOBEDIENT_CASES)
+async def test_a_model_writing_past_the_length_is_held_to_it(moonshot_server, store, length, make):
+    moonshot_server.configure(obedience=Obedience.disobedient())  # writes 1.3-2x what it is asked for
+    doc = make()
+    client = _client(moonshot_server)
+    engine = _engine(client, store, length=length)
+    result = await engine.summarise(doc)
+    await client.aclose()
+    assert_within(result.final, length, doc.language == "zh", doc.path.name)
+    (final,) = result.levels[-1]  # the tree ends in the summary kept, its tokens counted again
+    assert final.text.strip() == result.final.strip() and final.tokens == engine.counter.count(final.text)
 
 
 def test_cli_accepts_words_and_refuses_a_bad_length(tmp_path: Path):

@@ -8,11 +8,14 @@ from dataclasses import replace
 
 from pipeline.engine.state import RunState
 from pipeline.lengths import UNIT_TOLERANCE, measure
+from pipeline.lengths import head as head_of
 from pipeline.outputs import Node
 from pipeline.sentences import sentence_spans
 from pipeline.tokens import TokenCounter
 
 log = logging.getLogger("tome.engine")
+
+ELLIPSIS = "…"  # marks a summary held to its length inside a sentence
 
 DONE_TOLERANCE = 1.25  # one summary at most this times the target ends the run
 
@@ -44,7 +47,7 @@ def check_done(state: RunState, level: int, nodes: list[Node], counter: TokenCou
         size = measure(nodes[0].text, state.settings.target_unit)
         state.done = size <= state.settings.target_units * UNIT_TOLERANCE
         if counter is not None:
-            _hold_length(state, level, nodes, size, counter)
+            _hold_length(state, level, nodes, size, counter, shrank=shrank)
     if not state.done and not shrank:
         # Condensing one summary did not shorten it (the model cannot go shorter, e.g. it keeps every
         # marker or title): asking again would repeat the same call, so stop here.
@@ -58,26 +61,30 @@ def check_done(state: RunState, level: int, nodes: list[Node], counter: TokenCou
         state.done = True
 
 
-def _hold_length(state: RunState, level: int, nodes: list[Node], size: int, counter: TokenCounter) -> None:
+def _hold_length(
+    state: RunState, level: int, nodes: list[Node], size: int, counter: TokenCounter, *, shrank: bool
+) -> None:
     """A model that will not keep to a length in words or characters is held to it by whole sentences.
 
-    Condensed once and still over by more than UNIT_TOLERANCE: the head of its sentences nearest the length is
-    kept. Condensed to less than the length allows while the summary before was over: that one's head is kept
+    Condensed once (or its level did not shorten the text, so condensing would not either) and still over by
+    more than UNIT_TOLERANCE: the head of its sentences nearest the length is kept. Condensed to less than the length allows while the summary before was over: that one's head is kept
     instead (the condensed one is dropped). Either only when the head lands within the tolerance.
     """
     asked = state.settings.target_units
     unit = state.settings.target_unit
     before = state.levels[-2] if len(state.levels) >= 2 and level > 0 else []
     condensed = len(before) == 1  # this level condensed the one summary of the level before
-    if not condensed:
-        return
     held = False
-    if size > asked * UNIT_TOLERANCE:
+    if size > asked * UNIT_TOLERANCE and (condensed or not shrank):
         kept = _head_near(nodes[0].text, unit, asked)
         if kept is not None:
             nodes[0] = _with_text(nodes[0], kept, counter)
             held = True
-    elif size < asked * (2 - UNIT_TOLERANCE) and measure(before[0].text, unit) > asked * UNIT_TOLERANCE:
+    elif (
+        condensed
+        and size < asked * (2 - UNIT_TOLERANCE)
+        and measure(before[0].text, unit) > asked * UNIT_TOLERANCE
+    ):
         kept = _head_near(before[0].text, unit, asked)
         if kept is not None:
             state.levels.pop()
@@ -89,7 +96,8 @@ def _hold_length(state: RunState, level: int, nodes: list[Node], size: int, coun
 
 
 def _head_near(text: str, unit: str, asked: int) -> str | None:
-    """The head of ``text``'s sentences nearest ``asked`` units within the tolerance, else None."""
+    """The head of ``text``'s sentences nearest ``asked`` units within the tolerance; when no sentence ends
+    there, its words up to the length and an ellipsis; None when even that falls short."""
     best: tuple[float, str] | None = None
     for _, end in sentence_spans(text):
         head = text[:end].strip()
@@ -98,7 +106,10 @@ def _head_near(text: str, unit: str, asked: int) -> str | None:
             break
         if size >= asked * (2 - UNIT_TOLERANCE) and (best is None or abs(size - asked) < best[0]):
             best = (abs(size - asked), head)
-    return best[1] if best else None
+    if best is not None:
+        return best[1]
+    cut = head_of(text, unit, asked - 1).rstrip(" ,;:，；：、")
+    return cut + ELLIPSIS if measure(cut, unit) >= asked * (2 - UNIT_TOLERANCE) else None
 
 
 def _with_text(node: Node, text: str, counter: TokenCounter) -> Node:

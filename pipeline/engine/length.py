@@ -27,6 +27,7 @@ MARGIN = 1.15  # over the largest written/asked ratio seen
 MIN_HEADROOM = 1.15
 FINAL_HEADROOM = 2.0  # at most for the final call (one call: a rare cut is trimmed, not worth more admission)
 MAX_HEADROOM = 3.0
+UNIT_SHARE = 0.75  # of a final call's planned tokens, what its length in words or characters takes (sizing)
 CUT_RATIO = 1.3  # a cut-off answer wanted at least this much more than it got
 MIN_ASKED_TOKENS = 24  # asked lengths below this are too coarse to learn from
 ONE_ANSWER_MARGIN = 1.4  # over the written/asked ratio of level 0's first answer, for the rest of level 0
@@ -45,6 +46,10 @@ def max_tokens(state: RunState, call: CallSpec, room: int) -> int:
     if not call.final:
         return call.max_tokens
     headroom = min(state.headroom, FINAL_HEADROOM)
+    if state.settings.target_unit != "tokens":
+        # The length is stated in words or characters whatever the overshoot: room for all the model writes for
+        # it (a cut answer kept to its last sentence can fall far short; one too long is held to the length).
+        return max(call.max_tokens, min(math.ceil(call.max_tokens * UNIT_SHARE * state.headroom), room))
     return max(call.max_tokens, min(math.ceil(asked_tokens(state, call) * headroom), room))
 
 

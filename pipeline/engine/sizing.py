@@ -20,7 +20,7 @@ from pipeline.tokens import TokenCounter
 # Tokens planned for a length in words or characters: its size at the document's average units per token,
 # with this headroom. Summary sentences are denser than the average (fewer fillers), and the length stated in
 # the final prompt must be what binds, not max_tokens.
-UNIT_HEADROOM = 0.75
+UNIT_HEADROOM = length.UNIT_SHARE
 MIN_UNITS = 10  # no call is asked for fewer words or characters
 MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
 CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
