@@ -236,6 +236,8 @@ async def ollama_api_show(request: Request) -> Response:
 
 async def estimate_tokens(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
+    if not gw.count_endpoint:
+        return JSONResponse({"error": {"message": "Not Found", "type": "not_found"}}, status_code=404)
     started, t = time.monotonic(), gw.now()
     _key, answer = authenticate(gw, request)
     body = await json_body(request) if answer is None else None

@@ -149,8 +149,11 @@ class Gateway:
         obedience: Obedience = OBEDIENT,
         prefix_cache: bool = False,
         flavour: str = "moonshot",
+        count_endpoint: bool = True,
     ) -> None:
         self._lock = threading.Lock()
+        # False plays a gateway without Moonshot's token-count endpoint (404): clients count locally.
+        self.count_endpoint = count_endpoint
         self.flavour = check_flavour(flavour)  # which server it plays (pipeline.testing.local_servers)
         self._initial: dict[str, Any] = {
             "limits": limits,

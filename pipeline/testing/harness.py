@@ -40,6 +40,7 @@ class MoonshotTestServer:
         obedience: Obedience = OBEDIENT,
         prefix_cache: bool = False,
         flavour: str = "moonshot",
+        count_endpoint: bool = True,
     ) -> None:
         """Args:
         port: 0 picks a free port.
@@ -53,6 +54,7 @@ class MoonshotTestServer:
         prefix_cache: report leading messages seen before as ``cached_tokens`` (Kimi's automatic caching).
         flavour: the server it plays where local servers differ (context refusals, silent cuts, where the
             window is stated): moonshot, vllm, llama-cpp-python, llama-server or ollama.
+        count_endpoint: False answers the token-count endpoint with 404 (a gateway without it).
         """
         self.gateway = Gateway(
             limits=limits,
@@ -65,6 +67,7 @@ class MoonshotTestServer:
             obedience=obedience,
             prefix_cache=prefix_cache,
             flavour=flavour,
+            count_endpoint=count_endpoint,
         )
         self.api_key = next(iter(keys), "")  # no keys: the server takes requests without authentication
         self._host, self._port = host, port

@@ -58,6 +58,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=env.get(CACHE_ENV, "").strip().lower() in {"1", "true", "yes"},
         help=f"report leading messages seen before as cached tokens (env {CACHE_ENV}=1)",
     )
+    p.add_argument("--no-count-endpoint", action="store_true", help="answer the token-count endpoint with 404")
     p.add_argument("--key", action="append", help=f"accepted API key (repeatable; default {TEST_API_KEY})")
     p.add_argument("--gid-tier", type=int, default=1)
     return p.parse_args(argv)
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gid_tier=args.gid_tier,
         obedience=Obedience.disobedient() if args.disobedient else OBEDIENT,
         prefix_cache=args.prefix_cache,
+        count_endpoint=not args.no_count_endpoint,
     )
     srv.start()
     print(
