@@ -1,6 +1,8 @@
 """Overflows seen before they are sent: a call waiting for a slot is checked against what the answers before
 it taught (the server's tokens per local token), and a prompt that fits with less output room is sent so, not
-split. Real HTTP against the local test server, whose tokenizer here counts ~50 % above tome's calibration."""
+split. Real HTTP against the local test server, whose tokenizer here counts ~50 % above tome's calibration and
+which offers no token-count endpoint (with one, level 0 is sized by the server's count before it starts:
+test_engine_server_count.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from tests.test_engine import Recorder, _client, _engine, generated_document
 
 
 def disobedient(token_scale: float) -> MoonshotTestServer:
-    return MoonshotTestServer(latency=Latency.zero(), token_scale=token_scale, obedience=Obedience.disobedient())
+    return MoonshotTestServer(
+        latency=Latency.zero(), token_scale=token_scale, obedience=Obedience.disobedient(), count_endpoint=False
+    )
 
 
 async def summarise(server: MoonshotTestServer, tmp_path: Path) -> tuple[Recorder, list[str], object]:

@@ -23,6 +23,7 @@ from pipeline.chunking import Chunk
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import bounded_context, context_source
 from pipeline.engine import length, server_counts
+from pipeline.engine.calibration import MIN_CALIBRATION
 from pipeline.engine.server_counts import Count, TextRatios
 from pipeline.engine.sizing import PromptSizer
 from pipeline.engine.state import CallSpec, RunState
@@ -44,6 +45,9 @@ from pipeline.tpm_packing import (
 # With admission counting every prompt as the server does, a window's calls are cut to fill this much of it:
 # what is left covers the ~2 % a region-scaled estimate of a chunk can miss by.
 EXACT_WINDOW_FILL = 0.985
+# A sampled server ratio this far from the calibration sizes level 0 by it (closer: the safety margin and the
+# admission margin absorb the difference).
+RECALIBRATE = 0.05
 
 log = logging.getLogger("tome.engine")
 
@@ -202,3 +206,32 @@ def _rest_plan(
         candidates.append(partial(build_plan, doc, [first, *filled], model, settings, limits))
     # With exact counts the run starts every merge early (engine.early): windows are simulated so.
     return best_plan(candidates, tpm=limits.tpm, lag=lag, costs=costs, early=ratios is not None)
+
+
+async def by_sampled_count(
+    state: RunState, count: Count, *, model: ModelSpec, settings: RunSettings, limits: RateLimits,
+    counter: TokenCounter,
+) -> None:
+    """Level 0 sized by the server's own tokenizer, sampled before its first call (when the server counts).
+
+    A tokenizer that counts less than the calibration leaves chunks smaller than the window holds (more calls
+    pay the instructions and output room again): level 0 is planned again by it. One that counts more is taken
+    as the level's calibration without cutting the chunks smaller (they stay as the section packing chose; a
+    prompt then over the window is predicted and sent with less output room, never refused). The count is the
+    server's and deterministic: a rerun plans the same prompts.
+    """
+    ratio = await server_counts.sampled_ratio(state.document.text, counter, count)
+    if ratio is None or abs(ratio / state.calibration - 1) < RECALIBRATE:
+        return
+    ratio = max(MIN_CALIBRATION, ratio)
+    if ratio > state.calibration:
+        state.calibration = ratio
+        return
+    calibrated = replace(state.model, calibration=ratio, calibration_cjk=None)
+    plan = plan_document(state.document, calibrated, state.settings, limits, counter=counter)
+    state.plan, state.chunks, state.model, state.calibration = plan, list(plan.chunks), plan.model, ratio
+    state.room = chunk_room(state.model, settings)
+    state.input_budget = merge_input_budget(state.model, settings)
+    state.progress.plan_ready(plan)
+    log.info("level 0 planned by the server's token count (%.3f per local token, not %.3f): %d chunks",
+             ratio, model.for_language(state.document.language).calibration, len(plan.chunks))  # fmt: skip

@@ -88,6 +88,29 @@ async def measure(text: str, counter: TokenCounter, count: Count) -> TextRatios 
     )
 
 
+SAMPLES = 8  # stretches of a document counted before level 0 is planned
+SAMPLE_CHARS = 4_000  # characters per stretch (~1,000 tokens of English, ~2,500 of Chinese)
+MIN_SAMPLE_TOKENS = 200  # local tokens; a shorter stretch's ratio is mostly rounding
+
+
+async def sampled_ratio(text: str, counter: TokenCounter, count: Count) -> float | None:
+    """Server tokens per local token over ``SAMPLES`` stretches spread through ``text`` (None when the server
+    offers no count): the server's tokenizer before any prompt is sent. Stretches scatter by a few % around it
+    (a prompt near the window is counted exactly before it is sent: the resolver)."""
+    if not text.strip():
+        return None
+    step = max(SAMPLE_CHARS, len(text) // SAMPLES)
+    stretches = [text[a : a + SAMPLE_CHARS] for a in range(0, max(1, len(text) - SAMPLE_CHARS // 2), step)]
+    stretches = [s for s in stretches[:SAMPLES] if s.strip()]
+    counts = await asyncio.gather(count([Message("user", "")]), *(count([Message("user", s)]) for s in stretches))
+    base, rest = counts[0], counts[1:]
+    if base is None or any(c is None for c in rest):
+        return None
+    server = sum(c - base for c in rest)  # type: ignore[operator]
+    local = sum(counter.count(s) for s in stretches)
+    return server / local if local >= MIN_SAMPLE_TOKENS and server > 0 else None
+
+
 async def framing(messages: Sequence[Message], text: str, count: Count) -> int | None:
     """Tokens ``messages`` cost besides ``text`` (a prompt's instructions, carried context and chat framing)."""
     whole, alone, empty = await asyncio.gather(

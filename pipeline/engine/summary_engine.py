@@ -226,6 +226,9 @@ class SummaryEngine:
                 state.observed_calibration = state.observed_overshoot = None
                 state.early, state.map_max_tokens = None, None
                 state.headroom, state.overshoot = self.backend.headroom or PRIOR_HEADROOM, 1.0
+            if level == 0 and self.billable and self._count is not None:
+                await replan.by_sampled_count(state, self._count, model=self.model, settings=self.settings,
+                                              limits=self.limits, counter=self.counter)  # fmt: skip
             first = level == 0 and replan.wanted(state, self.limits, billable=self.billable)
             with replan.counting(state, self._count, self.counter, wanted=first) as counting:
                 rest = partial(self._replan_rest, counting=counting) if first else None
