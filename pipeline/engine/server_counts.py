@@ -103,10 +103,10 @@ async def sampled_ratio(text: str, counter: TokenCounter, count: Count) -> float
     stretches = [text[a : a + SAMPLE_CHARS] for a in range(0, max(1, len(text) - SAMPLE_CHARS // 2), step)]
     stretches = [s for s in stretches[:SAMPLES] if s.strip()]
     counts = await asyncio.gather(count([Message("user", "")]), *(count([Message("user", s)]) for s in stretches))
-    base, rest = counts[0], counts[1:]
-    if base is None or any(c is None for c in rest):
+    base, rest = counts[0], [c for c in counts[1:] if c is not None]
+    if base is None or len(rest) < len(stretches):
         return None
-    server = sum(c - base for c in rest)  # type: ignore[operator]
+    server = sum(c - base for c in rest)
     local = sum(counter.count(s) for s in stretches)
     return server / local if local >= MIN_SAMPLE_TOKENS and server > 0 else None
 
