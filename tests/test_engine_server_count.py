@@ -5,6 +5,7 @@ refusals and answers only)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,23 @@ async def test_server_counting_less_gets_fewer_larger_chunks(tmp_path: Path, off
     level0 = [r for r in server.chat_log() if r.status == 200][: len(state.chunks)]
     assert max(r.prompt_tokens + r.max_tokens for r in level0) <= 8192  # larger, and still within the window
     assert result.usage.splits == 0 and all(r.status == 200 for r in server.chat_log())
+
+
+async def test_prompt_of_a_denser_stretch_is_counted_not_refused(tmp_path: Path) -> None:
+    """A chapter of long words counts ~3x the document's average on the server: its prompt, planned by the average,
+    is over the window. With the count endpoint it is counted before it is sent and split, never refused."""
+    doc = generated_document(chapters=CHAPTERS)
+    dense = " ".join(["The international organisations acknowledged extraordinary responsibilities."] * 150)
+    at = doc.sections[CHAPTERS // 2].start
+    doc = replace(doc, text=doc.text[:at] + dense + "\n\n" + doc.text[at:], sections=())
+    statuses = {}
+    for name, endpoint in (("count", True), ("fallback", False)):
+        with MoonshotTestServer(latency=Latency.zero(), obedience=Obedience.disobedient(),
+                                count_endpoint=endpoint) as server:  # fmt: skip
+            client = _client(server)
+            (tmp_path / name).mkdir()
+            result = await _engine(client, Store(f"sqlite:///{tmp_path / name / 'tome.db'}")).summarise(doc)
+            await client.aclose()
+            statuses[name] = [r.status for r in server.chat_log()]
+        assert result.final and result.usage.splits >= 1
+    assert set(statuses["count"]) == {200} and 400 in statuses["fallback"]

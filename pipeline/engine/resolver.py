@@ -39,6 +39,10 @@ log = logging.getLogger("tome.engine")
 # A server's count of one prompt runs up to a few % above the largest ratio seen so far (per-prompt ratios
 # scatter): admission and the overflow prediction both allow for it. Prompts and cache keys do not depend on it.
 ADMISSION_MARGIN = 1.03
+# A prompt whose estimate comes within this factor of the window is counted by the server first, where it counts
+# (Moonshot's endpoint): stretches of a document with code, tables or markup run 20-30 % above its average ratio,
+# and a prompt the server would refuse is then refitted or split without being sent.
+NEAR_WINDOW = 1.35
 
 Answer = tuple[CallOutcome, Completion] | Overflow
 
@@ -64,16 +68,19 @@ def note(
 
 
 async def counted_in_turn(
-    state: RunState, run: LevelRun, backend: ChatBackend, call: CallSpec, messages: Sequence[Message]
+    state: RunState, run: LevelRun, backend: ChatBackend, call: CallSpec, messages: Sequence[Message],
+    *, near: bool = False,
 ) -> int | None:
     """The prompt tokens admission counts when the run counts exactly (a binding TPM limit): the server's own
     (exact for the overflow check too; None: the live calibration's estimate with its margin), once every call
-    of the level before this one has reached the rate budget, so that they are admitted in their order."""
-    if not state.count_exactly:
+    of the level before this one has reached the rate budget, so that they are admitted in their order.
+    ``near``: the prompt may not fit the window: the server's count, when it offers one, for the overflow check."""
+    if not state.count_exactly and not near:
         return None
     count = getattr(backend, "count_prompt_tokens", None)  # wrappers in tests may not forward it
     exact = await count(messages) if count is not None else None
-    await run.turn(call.index)
+    if state.count_exactly:
+        await run.turn(call.index)
     return exact
 
 
@@ -210,7 +217,11 @@ class CallResolver:
             note(state, call, key, version, "refit-recorded" if replayed.max_tokens else "split-recorded")
             return replayed
         run.check()
-        exact = await counted_in_turn(state, run, self.backend, call, messages)
+        live = calibration.live_calibration(state)
+        near = self.billable and counted is None and (
+            math.ceil(local * live * NEAR_WINDOW) + max_tokens > state.window.tokens
+        )
+        exact = await counted_in_turn(state, run, self.backend, call, messages, near=near)
         async with run.slots:  # the level's in-flight cap
             run.check()
             # Checked once a slot is free (answers that came back meanwhile taught the calibration), unless exact.
