@@ -147,7 +147,9 @@ class CappedBackend:
 
     async def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
         count = getattr(self.inner, "count_prompt_tokens", None)  # an optional capability (CountsPrompts)
-        return None if count is None else cast(int | None, await count(messages))
+        if count is None or self.cap.cap < self.model.cost(1, 1):
+            return None  # a cap no call fits under: only cached answers are used, and nothing is asked
+        return cast(int | None, await count(messages))
 
     def __repr__(self) -> str:
         return f"CappedBackend({self.inner!r}, {self.cap!r})"

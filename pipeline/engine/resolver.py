@@ -111,6 +111,14 @@ class CallResolver:
         self.claims = claims  # in-flight call claims shared with other processes
         self.overflows = Overflows(store=store, model=model, sizer=sizer, base_url=backend.base_url)
 
+    def answered(self, state: RunState, call: CallSpec) -> bool:
+        """Whether ``call``'s first request, as the run would send it now, is in the cache (or its overflow)."""
+        messages = self.sizer.messages(state, call, strict=False)
+        params = {"max_tokens": self.sizer.send_max_tokens(state, call, messages), "temperature": self.settings.temperature}
+        key = cache_key(provider=self.cache_namespace, model=self.model.name,
+                        prompt_version=self.settings.prompt_version(call.kind), messages=messages, params=params)  # fmt: skip
+        return self.store.cache_get(key) is not None or self.store.overflow_get(key) is not None
+
     async def resolve(
         self, state: RunState, run: LevelRun, call: CallSpec, depth: int = 0, *, probe: bool = False
     ) -> CallOutcome:

@@ -226,7 +226,10 @@ class SummaryEngine:
                 state.observed_calibration = state.observed_overshoot = None
                 state.early, state.map_max_tokens = None, None
                 state.headroom, state.overshoot = self.backend.headroom or PRIOR_HEADROOM, 1.0
-            if level == 0 and self.billable and self._count is not None:
+            # A rerun whose first call is cached ran with this plan: it asks the server nothing.
+            if level == 0 and self.billable and self._count is not None and not self.resolver.answered(
+                state, self.scheduler.calls(state, 0)[0].with_text(state.document.text)
+            ):
                 await replan.by_sampled_count(state, self._count, model=self.model, settings=self.settings,
                                               limits=self.limits, counter=self.counter)  # fmt: skip
             first = level == 0 and replan.wanted(state, self.limits, billable=self.billable)
