@@ -4,7 +4,8 @@ Computed after the calls, so it works for any backend: every sentence of a node 
 sentences of what the node summarised (its chunk at level 0, its input summaries above). Features are
 Porter-stemmed content words, numbers and markers (⟦...⟧) for alphabetic text, character bigrams for CJK,
 weighted by rarity among the candidate sentences; supports are picked greedily, each covering the most
-not-yet-covered weight. Citations the model wrote itself ("[2]", "[1, 3]" naming ``<summary n=...>`` inputs)
+not-yet-covered weight. A sentence that joins several of its inputs' sentences verbatim (an extract of a heading, a
+table of contents line, a reference: sentences without a full stop run together) is traced to each of them. Citations the model wrote itself ("[2]", "[1, 3]" naming ``<summary n=...>`` inputs)
 are kept as supports too. Deterministic: same tree -> same links.
 """
 
@@ -26,6 +27,13 @@ from pipeline.sentences import sentence_spans
 
 MAX_SUPPORTS = 3  # supports per sentence from word overlap (markers and citations may add more)
 MIN_GAIN = 0.15  # a further support must cover this share of the sentence's weight
+MIN_VERBATIM = (
+    3  # letters and digits a sentence must share verbatim with an input sentence to be traced to it
+)
+TILED = (
+    0.9  # share of a sentence's letters and digits its input sentences must hold verbatim to be its supports
+)
+_LETTERS = re.compile(r"[^\W_]+", re.UNICODE)
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _CITATION = re.compile(r"\s*[\[［【]\s*(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]］】]")
 _STOP = frozenset(
@@ -173,6 +181,15 @@ class _Unit:
     span: tuple[int, int]
     feats: frozenset[str]
     flat: str  # the text without whitespace
+    key: str = ""  # its letters and digits only, lower case (verbatim matches survive dropped punctuation)
+
+
+def _key(text: str) -> str:
+    return "".join(_LETTERS.findall(text)).lower()
+
+
+def _unit(span: tuple[int, int], text: str) -> _Unit:
+    return _Unit(span, features(text), _flat(text), _key(text))
 
 
 def node_sentences(text: str) -> list[tuple[int, int]]:
@@ -213,14 +230,64 @@ def features(sentence: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def _verbatim(
+    sentence: str, feats: frozenset[str], units: Sequence[_Unit], index: dict[str, list[int]]
+) -> list[tuple[int, float]]:
+    """The units a sentence is made of verbatim, when it joins two or more of them (in the sentence's order).
+
+    An extract joins its sentences with a space, so those that end without a full stop (headings, contents
+    lines, "et al.") read as one sentence of the summary; word overlap would name only the one that covers its
+    words (a repeated name, a number), this names each piece. [] when no such tiling covers the sentence."""
+    whole = _key(sentence)
+    if not whole:
+        return []
+    groups: dict[str, list[int]] = {}  # the same words may be sentences at several places of the input
+    for u in sorted({u for f in feats for u in index.get(f, ())}):
+        key = units[u].key
+        if len(key) >= MIN_VERBATIM and key in whole:
+            groups.setdefault(key, []).append(u)
+    if not groups or whole in groups:
+        return []  # no piece, or one input sentence holds it all (the word cover finds it)
+    taken = bytearray(len(whole))
+    placed: list[tuple[int, int]] = []  # (offset in the sentence's key, unit)
+    for key in sorted(groups, key=len, reverse=True):
+        at = whole.find(key)
+        while at >= 0:
+            if not any(taken[at : at + len(key)]):
+                taken[at : at + len(key)] = b"\x01" * len(key)
+                if groups[
+                    key
+                ]:  # of repeated words, the copy nearest the pieces placed so far, in their order
+                    u = min(groups[key], key=lambda v: _misplaced(at, units[v].span[0], placed, units))
+                    groups[key].remove(u)
+                    placed.append((at, u))
+            at = whole.find(key, at + 1)
+    if len(placed) < 2 or sum(taken) < TILED * len(whole):
+        return []
+    return [(u, len(units[u].key) / len(whole)) for _, u in sorted(placed)]
+
+
+def _misplaced(
+    at: int, start: int, placed: Sequence[tuple[int, int]], units: Sequence[_Unit]
+) -> tuple[int, int]:
+    """How badly a piece at ``at`` in the sentence and ``start`` in the input sits among those ``placed``: the
+    pieces it would be out of order with (an extract keeps the input's order), then its distance to them."""
+    out_of_order = sum((o < at) != (units[v].span[0] < start) for o, v in placed)
+    return out_of_order, min((abs(units[v].span[0] - start) for _, v in placed), default=0)
+
+
 def _align(
     sentence: str, units: Sequence[_Unit], index: dict[str, list[int]], weights: dict[str, float]
 ) -> list[tuple[int, float]]:
     """Greedy cover: (unit, share of the sentence's weight it adds), best first."""
     feats = features(sentence)
+    tiled = _verbatim(sentence, feats, units, index)
+    held = {f for u, _ in tiled for f in units[u].feats}
+    if tiled and all(f in held for f in feats if f.startswith("⟦")):
+        return tiled  # (a marker the pieces leave out is traced by the word cover, which follows markers)
     total = sum(weights.get(f, 0.0) for f in feats)
     if not total:
-        return []
+        return _loose(sentence, units)
     uncovered = {f for f in feats if f in weights}
     picked: list[tuple[int, float]] = []
     while uncovered:
@@ -250,11 +317,28 @@ def _align(
     return picked
 
 
+def _loose(sentence: str, units: Sequence[_Unit]) -> list[tuple[int, float]]:
+    """The one input sentence that best holds a sentence with no content word in common with any ("In this",
+    "“快了。”", a lone name or initial): its words and characters as they are, the rarer the weightier."""
+    found = CJK_LETTER.findall(sentence) + [w.lower() for w in _TOKEN.findall(CJK_LETTER.sub(" ", sentence))]
+    if not found or not units:
+        return []
+    lowered = [u.flat.lower() for u in units]
+    weights = {}
+    for piece in set(found):
+        holders = sum(piece in text for text in lowered)
+        if holders:
+            weights[piece] = math.log(1 + len(units) / holders)
+    if not weights:
+        return []
+    flat = _flat(sentence).lower()
+    scores = [sum(w for piece, w in weights.items() if piece in text) for text in lowered]
+    best = max(range(len(units)), key=lambda u: (scores[u], flat in lowered[u], -u))
+    return [(best, scores[best] / sum(weights.values()))]
+
+
 def _units(text: str, offset: int = 0) -> tuple[list[_Unit], dict[str, list[int]], dict[str, float]]:
-    units = [
-        _Unit((a + offset, b + offset), features(text[a:b]), _flat(text[a:b]))
-        for a, b in node_sentences(text)
-    ]
+    units = [_unit((a + offset, b + offset), text[a:b]) for a, b in node_sentences(text)]
     index: dict[str, list[int]] = {}
     for i, u in enumerate(units):
         for f in u.feats:
@@ -265,10 +349,10 @@ def _units(text: str, offset: int = 0) -> tuple[list[_Unit], dict[str, list[int]
 
 
 def _merge(spans: Sequence[tuple[int, int]], doc: Document) -> tuple[Source, ...]:
-    """Overlapping or touching spans as one, in document order, with their pages."""
+    """Overlapping spans, or spans with only whitespace between them, as one, in document order, with their pages."""
     out: list[tuple[int, int]] = []
     for a, b in sorted(spans):
-        if out and a <= out[-1][1] + 1:
+        if out and (a <= out[-1][1] or doc.text[out[-1][1] : a].isspace()):
             out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
             out.append((a, b))
@@ -307,7 +391,7 @@ def link_merge(
     for node, child_text, child_links in children:
         for j, link in enumerate(child_links):
             a, b = link.span
-            units.append(_Unit((a, b), features(child_text[a:b]), _flat(child_text[a:b])))
+            units.append(_unit((a, b), child_text[a:b]))
             owner.append((node, j, link))
     index: dict[str, list[int]] = {}
     for i, u in enumerate(units):

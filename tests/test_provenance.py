@@ -157,3 +157,52 @@ async def test_cite_asks_merges_for_citations_and_they_reach_the_provenance(moon
 
     versions = resolve_settings(cite=True)
     assert versions.prompt_version("reduce").endswith("+cite-v1") and "cite" not in versions.prompt_version("map")
+
+
+def _doc(text: str, language: str = "en") -> Document:
+    return Document(path=Path("x.txt"), text=text, title="x", language=language)
+
+
+def test_an_extract_that_runs_sentences_together_is_traced_to_each_of_them():
+    # Headings, contents lines and references end without a full stop: an extract joining them reads as one
+    # sentence. Each piece is its own support, in order (of a repeated line, a copy in that order), the sources
+    # hold every piece, and pieces with only whitespace between them are one source.
+    doc = _doc(
+        "Contents\n\nThe Rabbit Sends in a Little Bill\n\nAdvice from a Caterpillar\n\n"
+        "[Text] CSS Text Level 3. Elika J. Etemad, et al.\n\n"
+        "[Text-2011] CSS Text Level 3 (2011). Elika J. Etemad, et al. 12 April 2011.\n\n"
+        "[Modes] CSS Writing Modes. Elika J. Etemad, et al.\n\n"
+        "[Modes-2011] CSS Writing Modes (2011). Elika J. Etemad, et al. 28 April 2011.\n"
+    )
+    summary = (
+        "The Rabbit Sends in a Little Bill Advice from a Caterpillar "
+        "Elika J. Etemad, et al. Elika J. Etemad, et al. 28 April 2011."
+    )
+    from pipeline.provenance import link_level0
+
+    links = link_level0(summary, doc.text, 0, doc)
+    assert len(links) == 1
+    texts = [s.text for s in links[0].supports]
+    assert texts == [
+        "The Rabbit Sends in a Little Bill",
+        "Advice from a Caterpillar",
+        "Elika J. Etemad, et al.",
+        "Elika J. Etemad, et al. 28 April 2011.",
+    ]
+    assert [s.span for s in links[0].supports] == sorted(s.span for s in links[0].supports)  # in order
+    assert len(links[0].sources) == 3  # the two headings are one passage
+    held = "".join(_flat(doc.text[s.start : s.end]) for s in links[0].sources)
+    assert all(_flat(t) in held for t in texts)
+
+
+def test_a_sentence_without_content_words_still_reaches_its_source():
+    # "Soon." as a line of dialogue, a lone initial: nothing for the word cover, but the text is in the source.
+    doc = _doc("他问：“还要多久？”\n\n“快了。”\n\n他们继续赶路，天色渐渐暗了下来。", language="zh")
+    from pipeline.provenance import link_level0
+
+    links = link_level0("“快了。”他们继续赶路。", doc.text, 0, doc)
+    assert [s.text for s in links[0].supports] == ["“快了。”"]
+    assert links[1].supports and "继续赶路" in links[1].supports[0].text
+    english = _doc("Who wrote it? In this house, nobody.\n\nThe letters were burnt in the spring.")
+    links = link_level0("In this.", english.text, 0, english)
+    assert [s.text for s in links[0].supports] == ["In this house, nobody."]
