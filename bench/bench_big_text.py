@@ -17,6 +17,7 @@ small constant. Results go to bench/results/big_text.md.
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import platform
 import subprocess
@@ -70,6 +71,7 @@ KINDS = {
     "emoji": "the English books, an emoji or a CJK Extension B ideograph ending every 40th paragraph (4 bytes a "
              "character: the widest a text can be in Python)",
     "mixed": "the English books and 西遊記 in turn, with the same emoji and ideographs (4 bytes a character)",
+    "epub": "the `typographic` text as an EPUB of ~1 MB chapters, a `<p>` a paragraph (the size is the text's)",
 }
 _ASCII = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "—": "--", "–": "-", "\u00a0": " "})
 _ASTRAL = ("\U0001F600", "\U0001F4DA", "\U00020000", "\U0002A6B2", "\U0001F30D")
@@ -84,7 +86,7 @@ def _book_texts(kind: str) -> list[str]:
             unicodedata.normalize("NFKD", t.translate(_ASCII)).encode("ascii", "ignore").decode("ascii")
             for t in english
         ]
-    if kind == "typographic":
+    if kind in ("typographic", "epub"):
         return english
     if kind == "zh":
         return chinese
@@ -103,19 +105,63 @@ def _book_texts(kind: str) -> list[str]:
 def available(kind: str) -> bool:
     """Whether the corpus has the books ``kind`` needs."""
     english, chinese = any(BOOKS.glob("en_*.txt")), any(BOOKS.glob("zh_*.txt"))
-    return {"ascii": english, "typographic": english, "emoji": english, "zh": chinese, "mixed": english and chinese}[kind]
+    return {"ascii": english, "typographic": english, "emoji": english, "epub": english, "zh": chinese, "mixed": english and chinese}[kind]
 
 
-def make_text(path: Path, kind: str, megabytes: int) -> int:
-    """Write ``kind``'s books, repeated, until ``megabytes`` MB (UTF-8); returns the byte size."""
-    books = [t.encode("utf-8") for t in _book_texts(kind)]
-    size, i = 0, 0
-    with path.open("wb") as out:
-        while size < megabytes * 1_000_000:
-            out.write(books[i % len(books)])
-            size += len(books[i % len(books)])
-            i += 1
-    return size
+def make_text(path: Path, kind: str, megabytes: int) -> tuple[int, float]:
+    """Write ``kind``'s books, repeated, until ``megabytes`` MB of UTF-8 text; returns the text's size in bytes and
+    what Python holds for it in MB (its characters times the widest one's width: 1, 2 or 4 bytes)."""
+    books = _book_texts(kind)
+    size = chars = widest = i = 0
+    while size < megabytes * 1_000_000:
+        text = books[i % len(books)]
+        size += len(text.encode("utf-8"))
+        chars += len(text)
+        widest = max(widest, ord(max(text)))
+        if kind != "epub":
+            with path.open("a", encoding="utf-8", newline="") as out:
+                out.write(text)
+        i += 1
+    if kind == "epub":  # in a child: this process never holds a big text (see measure)
+        subprocess.run([sys.executable, __file__, "--write-epub", str(path), str(megabytes)], check=True, cwd=REPO)
+    return size, chars * (1 if widest < 256 else 2 if widest < 65536 else 4) / 1e6
+
+
+def _write_epub(path: Path, megabytes: int) -> None:
+    """An EPUB of the English books' paragraphs, repeated to ``megabytes`` MB, in chapters of about 1 MB."""
+    from ebooklib import epub
+
+    books = _book_texts("epub")
+    texts, size = [], 0
+    while size < megabytes * 1_000_000:
+        texts.append(books[len(texts) % len(books)])
+        size += len(texts[-1].encode("utf-8"))
+
+    book = epub.EpubBook()
+    book.set_identifier("tome-bench-big")
+    book.set_title("A big book")
+    book.set_language("en")
+    chapters: list[list[str]] = [[]]
+    held = 0
+    for text in texts:
+        for paragraph in text.split("\n\n"):
+            if paragraph.strip():
+                chapters[-1].append(f"<p>{html.escape(' '.join(paragraph.split()))}</p>")
+                held += len(paragraph)
+                if held >= 1_000_000:
+                    chapters.append([])
+                    held = 0
+    items = []
+    for n, paragraphs in enumerate((c for c in chapters if c), start=1):
+        item = epub.EpubHtml(title=f"Part {n}", file_name=f"part{n}.xhtml", lang="en")
+        item.content = f"<html><head><title>Part {n}</title></head><body><h1>Part {n}</h1>{''.join(paragraphs)}</body></html>"
+        book.add_item(item)
+        items.append(item)
+    book.toc = items
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    book.spine = ["nav", *items]
+    epub.write_epub(str(path), book)
 
 
 def measure(args: list[str], home: Path) -> dict[str, float]:
@@ -134,20 +180,6 @@ def measure(args: list[str], home: Path) -> dict[str, float]:
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "rss_mb": usage.ru_maxrss / 1024,
     }
-
-
-def text_in_memory_mb(path: Path) -> float:
-    """What Python holds for the file's text: characters times the widest character's width (1, 2 or 4 bytes).
-
-    Read a block at a time: a child's peak RSS (``ru_maxrss``) starts from this process's own high-water mark
-    (Linux spawns it with vfork), so this process never holds a big text.
-    """
-    chars, widest = 0, 0
-    with path.open(encoding="utf-8") as f:
-        while block := f.read(1 << 20):
-            chars += len(block)
-            widest = max(widest, ord(max(block)))
-    return chars * (1 if widest < 256 else 2 if widest < 65536 else 4) / 1e6
 
 
 def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -171,7 +203,11 @@ def main() -> int:
     ap.add_argument("--tree-window", type=int, default=0,
                     help="also summarise each kind's largest text in this window's many-call tree (e.g. 8192)")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--write-epub", nargs=2, metavar=("PATH", "MB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.write_epub:
+        _write_epub(Path(args.write_epub[0]), int(args.write_epub[1]))
+        return 0
     kinds = [k for k in args.kinds.split(",") if k]
     for kind in kinds:
         if kind not in KINDS:
@@ -200,9 +236,8 @@ def main() -> int:
         for kind in kinds:
             for mb in sizes:
                 n += 1
-                path = tmp / f"big-{kind}-{mb}.txt"
-                size = make_text(path, kind, mb)
-                in_memory = text_in_memory_mb(path)
+                path = tmp / f"big-{kind}-{mb}.{'epub' if kind == 'epub' else 'txt'}"
+                size, in_memory = make_text(path, kind, mb)
                 plan = measure(["plan", str(path), "--json"], tmp / f"home-plan-{n}")
                 summary = None
                 out_mb = 0.0
