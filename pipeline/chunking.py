@@ -133,18 +133,26 @@ class SpanMemo:
             return  # counted one by one as chunking asks
         self._prefetched = True
         stride, counts = self._stride, self._counts
-        todo: list[tuple[int, int]] = []
+        # Spans as two arrays (16 bytes a span; tuples in a list took ~120, 20 MB for a 50 MB book).
+        starts, ends = array("q"), array("q")
         for start, end in parts:
-            bounds = [start, *self.paragraph_cuts(start, end), end]
-            todo += [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if a * stride + b not in counts]
-        if len(todo) < _PARALLEL_MIN_SPANS:
+            pos = start
+            for cut in (*self.paragraph_cuts(start, end), end):
+                if pos * stride + cut not in counts:
+                    starts.append(pos)
+                    ends.append(cut)
+                pos = cut
+        if len(starts) < _PARALLEL_MIN_SPANS:
             return
         text, count = self.text, self.counter.count
-        batches = [todo[i : i + _COUNT_BATCH] for i in range(0, len(todo), _COUNT_BATCH)]
+
+        def batch(lo: int) -> list[int]:
+            return [count(text[a:b]) for a, b in zip(starts[lo : lo + _COUNT_BATCH], ends[lo : lo + _COUNT_BATCH], strict=True)]
+
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tome-count") as pool:
-            for batch, tokens in zip(batches, pool.map(lambda b: [count(text[x:y]) for x, y in b], batches), strict=True):
-                for (a, b), n in zip(batch, tokens, strict=True):
-                    counts[a * stride + b] = n
+            for lo, tokens in zip(range(0, len(starts), _COUNT_BATCH), pool.map(batch, range(0, len(starts), _COUNT_BATCH)), strict=True):
+                for i, n in enumerate(tokens, start=lo):
+                    counts[starts[i] * stride + ends[i]] = n
 
     def paragraph_cuts(self, start: int, end: int) -> array[int]:
         """Where paragraphs after the first begin inside ``text[start:end]``."""
