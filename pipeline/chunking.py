@@ -29,6 +29,7 @@ import os
 import re
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -257,11 +258,12 @@ class _Units:
         # Paragraphs up to this size stay whole; bigger ones are cut into sentences so cuts can land near
         # the ideal position.
         self.fine = max(1, limit // 8)
-        self.starts: list[int] = []
-        self.tokens: list[int] = []
-        self.levels: list[int] = []
+        # Arrays, not lists: a 50 MB book has ~200k units, and a list holds a 32-byte int object for each offset.
+        self.starts: array[int] = array("q")
+        self.tokens: array[int] = array("q")
+        self.levels: array[int] = array("b")
         self.part_bounds: list[tuple[int, int]] = []  # unit index ranges, one per part
-        self.cum: list[int] = [0]
+        self.cum: array[int] = array("q", [0])
 
     def add_part(self, start: int, end: int) -> None:
         first = len(self.starts)
@@ -282,15 +284,16 @@ class _Units:
         """Whole paragraphs ``lo`` to ``hi`` of a part (paragraph 0 opens the part: a section boundary)."""
         if hi <= lo:
             return
-        self.starts += bounds[lo:hi]
-        self.tokens += tokens[lo:hi]
-        self.levels += [_PARAGRAPH] * (hi - lo)
+        self.starts.extend(bounds[lo:hi])
+        self.tokens.extend(tokens[lo:hi])
+        self.levels.extend([_PARAGRAPH] * (hi - lo))
         if lo == 0:
             self.levels[len(self.levels) - hi] = _SECTION
 
     def finish(self) -> None:
         """Prefix sums of the units' counts (after the last part)."""
-        self.cum = [0, *accumulate(self.tokens)]
+        self.cum = array("q", [0])
+        self.cum.extend(accumulate(self.tokens))
 
     def _add(self, start: int, tokens: int, level: int) -> None:
         self.starts.append(start)
@@ -390,7 +393,7 @@ def _choose_cuts(units: _Units, limit: int) -> list[int]:
     return [items[g[0]][0] for g in groups]
 
 
-def _split_evenly(cum: list[int], levels: list[int], lo: int, hi: int, limit: int) -> list[int]:
+def _split_evenly(cum: Sequence[int], levels: Sequence[int], lo: int, hi: int, limit: int) -> list[int]:
     """Cut units [lo, hi) into ceil(total / limit) pieces near even multiples, preferring strong boundaries."""
     cuts: list[int] = []
     s = lo
