@@ -127,6 +127,7 @@ class Support:
     # Level 0 only: Document.text, shared (not copied); the source passage is sliced from it when asked (``text``).
     source: str = field(default="", repr=False, compare=False)
     cited: bool = False  # the model cited this input itself
+    section: str = ""  # level 0 only: the section(s) the passage is in (Document.section_title)
 
     @property
     def text(self) -> str:
@@ -143,6 +144,7 @@ class Support:
         if self.node is None:
             out["pages"] = list(self.pages) if self.pages else None
             out["text"] = self.text
+            out["section"] = self.section
         if self.cited:
             out["cited"] = True
         return out
@@ -314,6 +316,13 @@ def _align(
             break
         picked.append((best, gain / total))
         uncovered -= units[best].feats
+    # Every marker the sentence carries reaches an input that holds it, however many (a summary may gather all
+    # of its chunk's in one sentence), even past MAX_SUPPORTS.
+    for f in sorted(uncovered):
+        if f.startswith("⟦") and f in uncovered:
+            holder = min(index[f], key=lambda u: (len(units[u].feats - feats), u))
+            picked.append((holder, sum(weights[g] for g in units[holder].feats & uncovered) / total))
+            uncovered -= units[holder].feats
     return picked
 
 
@@ -375,6 +384,7 @@ def link_level0(text: str, chunk_text: str, chunk_start: int, doc: Document) -> 
                     score=score,
                     pages=doc.pages_for(s, e),
                     source=doc.text,
+                    section=doc.section_title(s, e),
                 )
             )
         supports.sort(key=lambda x: x.span)

@@ -3,7 +3,8 @@
 It shows the final summary; clicking a sentence highlights its sources and opens the chain down to the
 original passages with their pages. Below: section summaries by chapter, a picture of the tree (levels,
 fan-in, carried context, cut-off and split calls) and usage and cost. English or Chinese labels by the
-summary's language; one column on a phone. Built from the JSON a run writes (``<name>.summary.json``).
+summary's language; one column on a phone (sources under the summary). Built from the JSON a run writes
+(``<name>.summary.json``).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ table.usage td:last-child{text-align:right;font-variant-numeric:tabular-nums;ove
 .legend span{display:inline-block;margin-right:14px;font-size:.8em}
 .legend i{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;margin-right:4px}
 .treebox{overflow-x:auto}
-@media (max-width:760px){main{flex-direction:column;align-items:stretch;padding:10px;gap:0}.col{flex:none;width:100%}#sources{position:static;max-height:none}
+@media (max-width:760px){main{flex-direction:column;align-items:stretch;padding:10px;gap:0}.col{display:contents}
+#sources{position:static;max-height:none}#final{order:1}#sources{order:2}#sections{order:3}#tree{order:4}#usage{order:5}
 body{font-size:17px}}
 """
 
@@ -146,10 +148,11 @@ function chain(level, index, j, depth){
     if (sup.node === null) {
       const p = el('div', 'passage');
       p.dataset.span = sup.span.join('-');
-      const b = el('span', 'badge', sup.pages ? pageLabel(sup.pages) : (sup.span[0] + '–' + sup.span[1] + ' ' + L.chars));
+      const b = el('span', 'badge', sup.pages ? pageLabel(sup.pages) : L.chars + ' ' + sup.span[0] + '–' + sup.span[1]);
       p.appendChild(b);
       p.appendChild(el('span', 'ptext', sup.text));
-      const where = el('div', 'where', L.passage + (n.section ? ' · ' + n.section : ''));
+      const section = sup.section === undefined ? n.section : sup.section;  // (a JSON from before passages named theirs)
+      const where = el('div', 'where', L.passage + (section ? ' · ' + section : ''));
       step.appendChild(where); step.appendChild(p);
     } else {
       const child = byKey[(level - 1) + ':' + sup.node];
@@ -203,7 +206,8 @@ def _tree_svg(tree: list[dict[str, Any]], labels: dict[str, str]) -> str:
         return ""
     top = max(levels)
     widest = max(len(v) for v in levels.values())
-    width = max(320, min(1600, widest * 18 + 80))
+    # At least 10 px a node: a wide level scrolls in its box rather than shrinking into specks and unreadable labels.
+    width = max(320, widest * 10 + 80)
     row, pad = 60, 40
     height = (top + 1) * row + 20
     pos: dict[tuple[int, int], tuple[float, float]] = {}
@@ -212,7 +216,12 @@ def _tree_svg(tree: list[dict[str, Any]], labels: dict[str, str]) -> str:
         step = (width - pad - 10) / max(1, len(nodes))
         for k, n in enumerate(nodes):
             pos[(level, n["index"])] = (pad + step * (k + 0.5), y)
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{labels["tree"]}">']
+    parts = [
+        (
+            f'<svg viewBox="0 0 {width} {height}" width="100%" style="min-width:{width}px" role="img" '
+            f'aria-label="{labels["tree"]}">'
+        )
+    ]
     for n in tree:
         if n["level"] == 0:
             continue

@@ -64,7 +64,9 @@ async def test_extractive_sentences_trace_to_the_text_they_were_extracted_from(s
     if doc.pages:
         final = result.levels[-1][0]
         pages = {s.pages for link in final.sentences for s in link.sources}
-        assert None not in pages and pages  # (a report's position prior may take them all from its first pages)
+        assert (
+            None not in pages and pages
+        )  # (a report's position prior may take them all from its first pages)
         mapped = {s.pages for node in result.levels[0] for link in node.sentences for s in link.sources}
         assert None not in mapped and len(mapped) >= 2
 
@@ -156,7 +158,9 @@ async def test_cite_asks_merges_for_citations_and_they_reach_the_provenance(moon
     from pipeline.settings import resolve_settings
 
     versions = resolve_settings(cite=True)
-    assert versions.prompt_version("reduce").endswith("+cite-v1") and "cite" not in versions.prompt_version("map")
+    assert versions.prompt_version("reduce").endswith("+cite-v1") and "cite" not in versions.prompt_version(
+        "map"
+    )
 
 
 def _doc(text: str, language: str = "en") -> Document:
@@ -206,3 +210,38 @@ def test_a_sentence_without_content_words_still_reaches_its_source():
     english = _doc("Who wrote it? In this house, nobody.\n\nThe letters were burnt in the spring.")
     links = link_level0("In this.", english.text, 0, english)
     assert [s.text for s in links[0].supports] == ["In this house, nobody."]
+
+
+def test_a_sentence_that_gathers_many_markers_reaches_each_of_them():
+    # A summary may put all of its chunk's markers in one sentence: each reaches the passage that holds it,
+    # past the usual number of supports.
+    text = "".join(f"⟦C{k:04d}⟧ The keeper climbed stair number {k} at dusk.\n\n" for k in range(1, 8))
+    doc = _doc(
+        text + "The ships had lamps. The ropes held gulls. The waves brought storms. The bells rang for nets."
+    )
+    from pipeline.provenance import MAX_SUPPORTS, link_level0
+
+    summary = (
+        " ".join(f"⟦C{k:04d}⟧" for k in range(1, 8))
+        + " Ships, lamps, ropes, gulls, waves, storms, bells, nets."
+    )
+    (link,) = link_level0(summary, doc.text, 0, doc)
+    assert len(link.supports) > MAX_SUPPORTS
+    for k in range(1, 8):
+        marker = f"⟦C{k:04d}⟧"
+        assert any(marker in doc.text[s.start : s.end] for s in link.sources), marker
+
+
+def test_a_source_passage_names_its_own_section():
+    from pipeline.documents.model import Section
+    from pipeline.provenance import link_level0
+
+    text = "Chapter 1\n\nThe harbour froze in January.\n\nChapter 2\n\nThe ferry stopped running in March."
+    second = text.index("Chapter 2")
+    doc = replace(
+        _doc(text),
+        sections=(Section("Chapter 1", 0, second, 1), Section("Chapter 2", second, len(text), 1)),
+    )
+    links = link_level0("The ferry stopped in March. The harbour froze.", doc.text, 0, doc)
+    assert [s.section for link in links for s in link.supports] == ["Chapter 2", "Chapter 1"]
+    assert links[0].as_dict()["supports"][0]["section"] == "Chapter 2"

@@ -77,15 +77,15 @@ def _report_of(doc: Document, tmp_path: Path) -> tuple[Path, dict]:
     return page, data
 
 
-def _first_passage(data: dict, doc: Document) -> tuple[str, tuple[int, int] | None]:
-    """The source passage and pages the first final sentence's chain ends at (following first supports)."""
+def _first_passage(data: dict, doc: Document) -> tuple[str, tuple[int, int] | None, str]:
+    """The source passage, pages and section the first final sentence's chain ends at (following first supports)."""
     nodes = {(n["level"], n["index"]): n for n in data["tree"]}
     level = max(n["level"] for n in data["tree"])
     node, j = nodes[(level, 0)], 0
     while True:
         support = node["sentences"][j]["supports"][0]
         if support["node"] is None:
-            return support["text"], tuple(support["pages"]) if support["pages"] else None
+            return support["text"], tuple(support["pages"]) if support["pages"] else None, support["section"]
         level -= 1
         node, j = nodes[(level, support["node"])], support["sentence"]
 
@@ -118,8 +118,8 @@ def test_clicking_a_sentence_shows_its_source_passage_and_page(
 ) -> None:
     doc = make()
     html_path, data = _report_of(doc, tmp_path)
-    text, pages = _first_passage(data, doc)
-    assert pages is not None
+    text, pages, section = _first_passage(data, doc)
+    assert pages is not None and section
     shot = tmp_path / f"{doc.path.stem}-report.png"
     page, passage, errors, requests = _open_and_click(
         browser, html_path, {"width": 1200, "height": 900}, shot
@@ -131,6 +131,7 @@ def test_clicking_a_sentence_shows_its_source_passage_and_page(
     if expected:
         assert expected in shown
     assert "".join(text.split()) in "".join(shown.split())
+    assert page.locator("#chain .where").first.inner_text().endswith(section)  # the passage's own section
     assert page.locator("#final .s.active").count() == 1
     # The chain's intermediate sentences are highlighted where they appear (section summaries = level 0).
     if max(n["level"] for n in data["tree"]) >= 1:
@@ -147,10 +148,13 @@ def test_report_is_readable_on_a_phone(browser, tmp_path: Path, record_property)
     shot = tmp_path / "phone.png"
     page, passage, errors, _ = _open_and_click(browser, html_path, {"width": 390, "height": 844}, shot)
     record_property("screenshot", str(shot))
-    # One column: nothing wider than the screen, and the sources come below the summary.
+    # One column: nothing wider than the screen, and the sources come right below the summary (before the
+    # section summaries, which run long for a book).
     assert page.evaluate("document.documentElement.scrollWidth") <= 392
     final_box = page.locator("#final").bounding_box()
     sources_box = page.locator("#sources").bounding_box()
-    assert final_box and sources_box and sources_box["y"] > final_box["y"] and sources_box["width"] <= 390
+    sections_box = page.locator("#sections").bounding_box()
+    assert final_box and sources_box and sections_box and sources_box["width"] <= 390
+    assert final_box["y"] < sources_box["y"] < sections_box["y"]
     assert passage.is_visible() and errors == []
     page.close()

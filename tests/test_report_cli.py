@@ -50,6 +50,32 @@ def test_report_is_self_contained_and_escapes_the_document(tmp_path: Path) -> No
     assert "用量与费用" in zh and 'lang="zh"' in zh
 
 
+def test_a_wide_tree_stays_legible():
+    # A big book's level 0 has hundreds of nodes: the picture keeps them apart at its natural size (its box
+    # scrolls) instead of shrinking them into specks.
+    nodes = [
+        {"level": 0, "index": i, "inputs": [i], "text": "x", "sentences": [], "context": "summary:0"}
+        for i in range(400)
+    ]
+    nodes += [
+        {"level": 1, "index": k, "inputs": list(range(k * 20, k * 20 + 20)), "text": "y"} for k in range(20)
+    ]
+    nodes.append({"level": 2, "index": 0, "inputs": list(range(20)), "text": "z", "sentences": []})
+    html = render_report({"title": "t", "language": "en", "tree": nodes})
+    width = float(re.search(r'<svg viewBox="0 0 ([\d.]+) ', html).group(1))
+    assert re.search(
+        rf'<svg [^>]*style="min-width:{width:g}px"', html
+    )  # never drawn smaller than 1 px a unit
+    boxes = [
+        (float(x), float(w))
+        for x, w in re.findall(
+            r'<rect class="node" data-node="0:\d+" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', html
+        )
+    ]
+    assert len(boxes) == 400
+    assert all(w >= 6 and x + w <= nx for (x, w), (nx, _) in zip(boxes, boxes[1:], strict=False))
+
+
 def test_cli_writes_the_report_with_the_summary_and_tome_report_rebuilds_it(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "out"
@@ -88,7 +114,9 @@ def test_report_without_a_price_or_counts_still_renders() -> None:
     assert "<table" in html and "None" not in html
 
 
-def test_report_of_a_run_id_is_rebuilt_from_the_cache_without_a_call(tmp_path: Path, moonshot_server, monkeypatch) -> None:
+def test_report_of_a_run_id_is_rebuilt_from_the_cache_without_a_call(
+    tmp_path: Path, moonshot_server, monkeypatch
+) -> None:
     import json
 
     monkeypatch.setenv("MOONSHOT_API_KEY", moonshot_server.api_key)
