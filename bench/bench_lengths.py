@@ -6,7 +6,7 @@ Every document of data/ and the corpus (../shared/corpus, skipped when absent; a
 them) is summarised through the whole engine by the offline extractive backend and by the test server's model,
 obedient and disobedient (writes 1.3-2x what it is asked for). Each final summary is counted the ways a reader
 would: English words as ``len(text.split())``; Chinese as its CJK characters alone and with punctuation (every
-non-space character). Results go to bench/results/lengths.md.
+character, a run of spaces as one), as tests/test_lengths.py counts them. Results go to bench/results/lengths.md.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 def independent(text: str, chinese: bool) -> tuple[int, int]:
     """(words by split, same) for English; (CJK characters, non-space characters) for Chinese."""
     if chinese:
-        return len(_HANZI.findall(text)), sum(1 for c in text if not c.isspace())
+        return len(_HANZI.findall(text)), len(" ".join(text.split()))  # every character, spaces runs as one
     words = len(text.split())
     return words, words
 
@@ -90,8 +90,8 @@ async def main() -> None:
         "# Lengths asked in words and characters, counted independently",
         "",
         f"Recorded {date.today().isoformat()} by `.venv/bin/python bench/bench_lengths.py`. Ratio = count / "
-        "length asked. English: `len(text.split())`; Chinese: CJK characters alone / every non-space character "
-        "(punctuation included). tome = `pipeline.lengths.measure`, the count `--length` checks.",
+        "length asked. English: `len(text.split())`; Chinese: CJK characters alone / every character, a run of "
+        "spaces as one (punctuation included). tome = `pipeline.lengths.measure`, the count `--length` checks.",
         "",
         "| backend | document | asked | tome | independent | ratio | with punctuation | ratio |",
         "|---|---|---|---:|---:|---:|---:|---:|",
