@@ -22,6 +22,7 @@ from pipeline.tokens import TokenCounter
 # the final prompt must be what binds, not max_tokens.
 UNIT_HEADROOM = length.UNIT_SHARE
 MIN_UNITS = 10  # no call is asked for fewer words or characters
+CHUNK_SHARE_FLOOR = 1.5  # times its share of a length in words or characters, the least a chunk's summary asks
 MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
 CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
 _MESSAGE_TOKENS, _REPLY_TOKENS = 4, 3  # chat framing around each message / the reply
@@ -47,6 +48,12 @@ class PromptSizer:
             # share of it in each half of a final call that had to be split).
             words = max(MIN_UNITS, round(state.settings.target_units * share))
             unit = state.settings.target_unit
+        elif call.kind == "map" and state.settings.target_unit != "tokens":
+            # A chunk's summary is at least its share of the length asked (by the text it covers), so a shallow
+            # tree (a short report in two chunks) leaves the final call enough to write that length from.
+            covered = call.length / max(1, len(state.document.text))
+            floor = math.ceil(state.settings.target_units * covered * CHUNK_SHARE_FLOOR)
+            words = max(words, min(floor, state.unit.units(call.max_tokens / state.calibration)))
         if strict:
             words = strict_words(words)
         title = state.document.title
