@@ -1,7 +1,7 @@
 """A very large text: peak memory, wall and CPU time of `tome plan` and of a whole `tome summarise`, by size.
 
 Run from the repo root:  .venv/bin/python bench/bench_big_text.py [--kinds ascii,typographic,emoji,zh,mixed] [--sizes 10,25,50]
-    [--summarise-sizes 10,50 | --no-summarise] [--tree-window 8192] [--no-write]
+    [--summarise-sizes 10,50] [--summarise-kinds emoji] [--no-summarise] [--tree-window 8192] [--no-write]
 
 The texts are kinds of text (KINDS: ASCII, typographic English, English with emoji,
 Chinese, English and Chinese with emoji) built from the
@@ -200,6 +200,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="10,25,50", help="sizes in MB")
     ap.add_argument("--no-summarise", action="store_true", help="measure planning only")
     ap.add_argument("--summarise-sizes", default="", help="summarise only at these sizes in MB (default: every size)")
+    ap.add_argument("--summarise-kinds", default="", help="summarise only these kinds (default: every kind)")
     ap.add_argument("--tree-window", type=int, default=0,
                     help="also summarise each kind's largest text in this window's many-call tree (e.g. 8192)")
     ap.add_argument("--no-write", action="store_true")
@@ -219,6 +220,7 @@ def main() -> int:
     sizes = [int(x) for x in args.sizes.split(",") if x]
     summarise = not args.no_summarise
     summarise_sizes = {int(x) for x in args.summarise_sizes.split(",") if x} or set(sizes)
+    summarise_kinds = {k for k in args.summarise_kinds.split(",") if k} or set(kinds)
     rows: list[Row] = []
     trees: list[tuple[str, float, int, dict[str, float], float]] = []
     with tempfile.TemporaryDirectory(prefix="tome-big-") as tmp_name:
@@ -241,7 +243,7 @@ def main() -> int:
                 plan = measure(["plan", str(path), "--json"], tmp / f"home-plan-{n}")
                 summary = None
                 out_mb = 0.0
-                if summarise and mb in summarise_sizes:
+                if summarise and mb in summarise_sizes and kind in summarise_kinds:
                     out = tmp / f"out-{n}"
                     summary = measure(
                         ["summarise", str(path), "--backend", "extractive", "--no-prefect", "--no-progress", "-o", str(out)],
@@ -249,7 +251,7 @@ def main() -> int:
                     )
                     out_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
                 rows.append((kind, size / 1e6, in_memory, plan, summary, out_mb))
-                if summarise and args.tree_window and mb == max(summarise_sizes):
+                if summarise and args.tree_window and mb == max(summarise_sizes) and kind in summarise_kinds:
                     out = tmp / f"out-tree-{n}"
                     out.mkdir()
                     tree = measure(["python", "-c", TREE_CHILD, str(path), str(out), str(args.tree_window)], tmp / f"home-tree-{n}")
