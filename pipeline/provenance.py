@@ -11,6 +11,7 @@ are kept as supports too. Deterministic: same tree -> same links.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Sequence
@@ -346,8 +347,40 @@ def _loose(sentence: str, units: Sequence[_Unit]) -> list[tuple[int, float]]:
     return [(best, scores[best] / sum(weights.values()))]
 
 
-def _units(text: str, offset: int = 0) -> tuple[list[_Unit], dict[str, list[int]], dict[str, float]]:
-    units = [_unit((a + offset, b + offset), text[a:b]) for a, b in node_sentences(text)]
+_ENDED = re.compile(r"[.!?…。！？；:：][\"'”’»)\]」』）】]*\Z")
+
+
+def across_pages(
+    text: str, spans: list[tuple[int, int]], offset: int, doc: Document
+) -> list[tuple[int, int]]:
+    """``spans`` (in ``text``, which starts at ``offset`` of Document.text) with a sentence a page break cut in two
+    joined again: the piece before the break ends without a terminator and the next goes on in lower case (or
+    Chinese/Japanese text goes on), as a PDF's text layer breaks a sentence at the foot of a page."""
+    starts = [p.start for p in doc.pages]
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out:
+            pa, pb = out[-1]
+            before, after = text[pa:pb].rstrip(), text[a:b].lstrip()
+            k = bisect.bisect_right(starts, pb + offset)  # the first page that starts after the piece before
+            broken = k < len(starts) and starts[k] <= a + offset
+            if broken and before and after and not _ENDED.search(before):
+                lower = after[0].islower()
+                cjk = CJK_LETTER.match(after[0]) is not None and CJK_LETTER.match(before[-1]) is not None
+                if lower or cjk:
+                    out[-1] = (pa, b)
+                    continue
+        out.append((a, b))
+    return out
+
+
+def _units(
+    text: str, offset: int = 0, doc: Document | None = None
+) -> tuple[list[_Unit], dict[str, list[int]], dict[str, float]]:
+    spans = node_sentences(text)
+    if doc is not None and doc.pages:
+        spans = across_pages(text, spans, offset, doc)
+    units = [_unit((a + offset, b + offset), text[a:b]) for a, b in spans]
     index: dict[str, list[int]] = {}
     for i, u in enumerate(units):
         for f in u.feats:
@@ -370,7 +403,7 @@ def _merge(spans: Sequence[tuple[int, int]], doc: Document) -> tuple[Source, ...
 
 def link_level0(text: str, chunk_text: str, chunk_start: int, doc: Document) -> tuple[SentenceLink, ...]:
     """Links of a level-0 summary to the sentences of its chunk (spans in Document.text, with pages)."""
-    units, index, weights = _units(chunk_text, chunk_start)
+    units, index, weights = _units(chunk_text, chunk_start, doc)
     links = []
     for a, b in node_sentences(text):
         supports = []

@@ -37,6 +37,7 @@ _LABELS = {
         "completion": "completion tokens",
         "cost": "cost",
         "truncated": "cut off",
+        "trimmed": "cut off, kept to its last sentence",
         "splits": "split",
         "retries": "retried",
         "context": "carried context",
@@ -69,6 +70,7 @@ _LABELS = {
         "completion": "输出 token",
         "cost": "费用",
         "truncated": "被截断",
+        "trimmed": "被截断，保留到最后一个完整句子",
         "splits": "拆分",
         "retries": "重试",
         "context": "携带上下文",
@@ -248,12 +250,15 @@ def _tree_svg(tree: list[dict[str, Any]], labels: dict[str, str]) -> str:
             stroke = "#2f9e6b"
         if n.get("calls", 1) > 1:
             stroke, dash = "#e08a1e", ' stroke-dasharray="3,2"'
-        if n.get("truncated"):
+        if n.get("truncated") or n.get(
+            "trimmed"
+        ):  # cut off at max_tokens (kept to its last sentence, or not)
             stroke = "#d9363e"
         title = (
             f"{n['level']}:{n['index'] + 1} · {n.get('section') or ''} · {n.get('tokens', 0)} tokens · "
             f"{n.get('calls', 1)} {labels['calls']} · {labels['context']}: {n.get('context', 'none')}"
             + (f" · {labels['truncated']}" if n.get("truncated") else "")
+            + (f" · {labels['trimmed']}" if n.get("trimmed") else "")
         )
         parts.append(
             f'<rect class="node" data-node="{n["level"]}:{n["index"]}" x="{x - w / 2:.1f}" y="{y}" width="{w:.1f}" '
@@ -289,6 +294,7 @@ def _usage_html(data: dict[str, Any], labels: dict[str, str]) -> str:
         # The offline backend has no price: no cost rather than a made-up zero.
         (labels["cost"], f"{cost:.4f} {u.get('currency') or ''}" if isinstance(cost, int | float) else "-"),
         (labels["truncated"], str(u.get("truncated", 0))),
+        (labels["trimmed"], str(u.get("trimmed", 0))),
         (labels["splits"], str(u.get("splits", 0))),
         (labels["retries"], str(u.get("retries", 0))),
         (labels["run"], data.get("run_id", "")),
@@ -368,7 +374,18 @@ def _sections_html(tree: Sequence[dict[str, Any]]) -> Iterator[str]:
         yield f"<p>{_sentences_html(n)}</p>"
 
 
-_SVG_KEYS = ("level", "index", "inputs", "cached", "context", "calls", "truncated", "section", "tokens")
+_SVG_KEYS = (
+    "level",
+    "index",
+    "inputs",
+    "cached",
+    "context",
+    "calls",
+    "truncated",
+    "trimmed",
+    "section",
+    "tokens",
+)
 
 
 def _slim(tree: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

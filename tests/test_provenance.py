@@ -245,3 +245,30 @@ def test_a_source_passage_names_its_own_section():
     links = link_level0("The ferry stopped in March. The harbour froze.", doc.text, 0, doc)
     assert [s.section for link in links for s in link.supports] == ["Chapter 2", "Chapter 1"]
     assert links[0].as_dict()["supports"][0]["section"] == "Chapter 2"
+
+
+def test_a_sentence_a_page_break_cuts_is_one_passage_on_both_pages():
+    # A PDF's text layer ends a page mid-sentence; the pages are joined by a blank line, which alone would end
+    # the sentence. The passage is the whole sentence, on both pages; a page that ends a sentence stays apart.
+    first = "The board met in May. The proposal would add erroneous readings as a"
+    second = "potential cause of the failure. Inspections follow.\n\nChapter 2 begins here."
+    text = f"{first}\n\n{second}"
+    doc = replace(_doc(text), pages=(Page(1, 0, len(first)), Page(2, len(first) + 2, len(text))))
+    from pipeline.provenance import link_level0
+
+    links = link_level0(
+        "Erroneous readings are a potential cause of the failure. Inspections follow.", doc.text, 0, doc
+    )
+    (cause,) = links[0].supports
+    assert cause.pages == (1, 2) and " ".join(cause.text.split()) == (
+        "The proposal would add erroneous readings as a potential cause of the failure."
+    )
+    assert [s.pages for s in links[1].supports] == [(2, 2)]
+    chinese = "董事会五月开会，会上提出把错误读数列为"
+    rest = "故障的可能原因之一。随后进行检查。"
+    zh = replace(
+        _doc(f"{chinese}\n\n{rest}", language="zh"),
+        pages=(Page(1, 0, len(chinese)), Page(2, len(chinese) + 2, len(chinese) + 2 + len(rest))),
+    )
+    (link, _) = link_level0("错误读数是故障的可能原因。随后检查。", zh.text, 0, zh)
+    assert [s.pages for s in link.supports] == [(1, 2)]

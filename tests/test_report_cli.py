@@ -46,6 +46,10 @@ def test_report_is_self_contained_and_escapes_the_document(tmp_path: Path) -> No
     assert "<b>bold</b>" not in html
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html)
     assert "0.5000 CNY" in html and 'stroke="#d9363e"' in html  # cost, and the cut-off node is marked
+    # A node cut off and kept to its last complete sentence is marked cut off too, and counted in the usage.
+    trimmed = {**data["tree"][0], "truncated": False, "trimmed": True}
+    page = render_report({**data, "usage": {**data["usage"], "trimmed": 1}, "tree": [trimmed]})
+    assert 'stroke="#d9363e"' in page and "<td>cut off, kept to its last sentence</td><td>1</td>" in page
     zh = render_report({**data, "language": "zh"})
     assert "用量与费用" in zh and 'lang="zh"' in zh
 
