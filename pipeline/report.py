@@ -2,7 +2,7 @@
 
 It shows the final summary; clicking a sentence highlights its sources and opens the chain down to the
 original passages with their pages. Below: section summaries by chapter, a picture of the tree (levels,
-fan-in, carried context, cut-off and split calls) and usage and cost. English or Chinese labels by the
+fan-in, carried context, cut-off and split calls) and usage and cost. English, Chinese or Japanese labels by the
 summary's language; one column on a phone (sources under the summary). Built from the JSON a run writes
 (``<name>.summary.json``).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -82,6 +83,39 @@ _LABELS = {
         "backend": "后端",
         "model": "模型",
         "run": "运行",
+    },
+    "ja": {
+        "summary": "要約",
+        "hint": "要約の文をクリックまたはタップすると、その出典が表示されます。",
+        "sources": "出典",
+        "pick": "要約の文を選んでください。",
+        "sections": "章ごとの要約",
+        "tree": "要約の木",
+        "usage": "使用量と費用",
+        "level": "第{}層",
+        "page": "{}ページ",
+        "pages": "{}ページ",
+        "chars": "文字",
+        "passage": "原文",
+        "nosource": "この文の出典は見つかりませんでした。",
+        "calls": "呼び出し",
+        "cached": "キャッシュ",
+        "prompt": "入力トークン",
+        "completion": "出力トークン",
+        "cost": "費用",
+        "truncated": "途中で切れた",
+        "trimmed": "途中で切れ、最後の完全な文まで残した",
+        "splits": "分割",
+        "retries": "再試行",
+        "context": "文脈を引き継いだ",
+        "legend_context": "前の呼び出しの文脈を引き継いだ",
+        "legend_cut": "max_tokens で切れた",
+        "legend_split": "入力を分割または再試行",
+        "legend_cached": "キャッシュから",
+        "cited": "モデル自身が引用",
+        "backend": "バックエンド",
+        "model": "モデル",
+        "run": "実行",
     },
 }
 
@@ -312,8 +346,11 @@ def report_pieces(data: dict[str, Any]) -> Iterator[str]:
     """:func:`render_report` in consecutive pieces, to be written as they come: a big tree's report is never one
     string, nor its tree a list of node dicts at once. ``data["tree"]`` may be any sequence of node dicts that can
     be iterated more than once (``SummaryResult.tree_dicts()`` makes each dict when it is reached)."""
-    zh = is_cjk(str(data.get("language", "en")))
-    labels = _LABELS["zh" if zh else "en"]
+    language = str(data.get("language") or "en")
+    # The page's lang is the document's own (a Japanese text in Chinese glyphs reads wrong); labels in Japanese,
+    # Chinese (also for Korean) or English.
+    lang = language if re.fullmatch(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*", language) else "en"
+    labels = _LABELS["ja" if lang.startswith("ja") else "zh" if is_cjk(language) else "en"]
     tree: Sequence[dict[str, Any]] = data.get("tree") or []
     top = max((n["level"] for n in tree), default=0)
     finals = [n for n in tree if n["level"] == top]
@@ -324,7 +361,7 @@ def report_pieces(data: dict[str, Any]) -> Iterator[str]:
     title = html.escape(str(data.get("title", "")))
     meta = html.escape(" · ".join(str(data.get(k) or "") for k in ("backend", "model", "run_id")))
     yield f"""<!DOCTYPE html>
-<html lang="{"zh" if zh else "en"}">
+<html lang="{lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

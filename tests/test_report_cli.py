@@ -52,6 +52,12 @@ def test_report_is_self_contained_and_escapes_the_document(tmp_path: Path) -> No
     assert 'stroke="#d9363e"' in page and "<td>cut off, kept to its last sentence</td><td>1</td>" in page
     zh = render_report({**data, "language": "zh"})
     assert "用量与费用" in zh and 'lang="zh"' in zh
+    # The page's language is the document's (kanji drawn as Japanese), with Japanese labels; others in English.
+    ja = render_report({**data, "language": "ja"})
+    assert 'lang="ja"' in ja and "使用量と費用" in ja and "用量与费用" not in ja
+    fr = render_report({**data, "language": "fr"})
+    assert 'lang="fr"' in fr and "Usage and cost" in fr
+    assert 'lang="en"' in render_report({**data, "language": 'x"><b>'})
 
 
 def test_a_wide_tree_stays_legible():
