@@ -145,6 +145,7 @@ h3{font-size:1em;margin:1em 0 .3em;color:#3b4a5c}
 border-radius:0 4px 4px 0}
 .badge{display:inline-block;background:#4a9a5a;color:#fff;border-radius:10px;padding:0 8px;font-size:.8em;margin-right:6px}
 .badge.cited{background:#7b61c9}
+sup.cite{color:#7b61c9;font-size:.7em;margin-left:1px}
 .where{font-size:.8em;color:#556}
 svg text{font-size:10px;fill:#334}
 table.usage{border-collapse:collapse;width:100%;table-layout:fixed}
@@ -220,6 +221,10 @@ document.addEventListener('keydown', e => { if (e.key === 'Enter') pick(e); });
 """
 
 
+# A model's own citation ("[2]", "[1, 3]" with --cite): shown small, as a note, not as words of the summary.
+_CITED = re.compile(r"\s*([\[［【]\s*\d{1,3}(?:\s*[,，、]\s*\d{1,3})*\s*[\]］】])")
+
+
 def _sentences_html(node: dict[str, Any]) -> str:
     """A node's text with each sentence a clickable span (text between sentences kept as is)."""
     text, out, at = node["text"], [], 0
@@ -227,7 +232,8 @@ def _sentences_html(node: dict[str, Any]) -> str:
         a, b = s["span"]
         out.append(html.escape(text[at:a]))
         key = f"{node['level']}:{node['index']}:{j}"
-        out.append(f'<span class="s" tabindex="0" data-k="{key}">{html.escape(text[a:b])}</span>')
+        sentence = _CITED.sub(r'<sup class="cite">\1</sup>', html.escape(text[a:b]))
+        out.append(f'<span class="s" tabindex="0" data-k="{key}">{sentence}</span>')
         at = b
     out.append(html.escape(text[at:]))
     return "".join(out).replace("\n\n", "<br><br>")

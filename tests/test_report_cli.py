@@ -58,6 +58,14 @@ def test_report_is_self_contained_and_escapes_the_document(tmp_path: Path) -> No
     fr = render_report({**data, "language": "fr"})
     assert 'lang="fr"' in fr and "Usage and cost" in fr
     assert 'lang="en"' in render_report({**data, "language": 'x"><b>'})
+    # A model's citations (--cite) are notes on the sentence, not words of it.
+    cited = {
+        **data["tree"][0],
+        "text": "One claim [1]. Two [1, 2].",
+        "sentences": [{"span": [0, 14]}, {"span": [15, 26]}],
+    }
+    page = render_report({**data, "tree": [cited]})
+    assert 'One claim<sup class="cite">[1]</sup>.</span>' in page and '<sup class="cite">[1, 2]</sup>' in page
 
 
 def test_a_wide_tree_stays_legible():
