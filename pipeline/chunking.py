@@ -25,12 +25,10 @@ if it overflows.
 from __future__ import annotations
 
 import math
-import os
 import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -39,8 +37,8 @@ from pipeline.documents.model import Document
 from pipeline.errors import ChunkingError, EmptyDocumentError
 from pipeline.packing import pack_groups
 from pipeline.prompt_room import PromptRoom
-from pipeline.sentences import sentence_ends
-from pipeline.tokens import TiktokenCounter, TokenCounter
+from pipeline.span_memo import SpanMemo as SpanMemo  # re-exported: tests and callers import it from here
+from pipeline.tokens import TokenCounter
 
 # Boundary strength of the cut before a unit: higher is a better place to cut. Line breaks count only inside
 # a sentence longer than the budget (verse, lists, tables), where the alternative is a hard cut.
@@ -48,14 +46,8 @@ _SECTION, _PARAGRAPH, _SENTENCE, _LINE, _HARD = 4, 3, 2, 1, 0
 # Cost added to a cut's distance from the ideal position (as a share of the piece size) by strength.
 _CUT_PENALTY = {_SECTION: -0.05, _PARAGRAPH: 0.0, _SENTENCE: 0.10, _LINE: 0.30, _HARD: 0.60}
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000\xa0]*\n\s*|\n(?=[ \t\u3000]+\S)")
 _LINE_END = re.compile(r"\n\s*")
 _SOFT_BREAK = re.compile(r"[\s,，、;:：]")
-# Counting a big text's paragraphs up front: tiktoken encodes without the GIL, so a second thread halves the
-# wall time of the largest part of planning on two cores. Below this many spans the lazy count is as fast.
-_COUNT_THREADS = 2
-_COUNT_BATCH = 512
-_PARALLEL_MIN_SPANS = 4 * _COUNT_BATCH
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,86 +94,6 @@ class _Part:
     start: int
     end: int
     section_index: int  # -1: outside every section
-
-
-class SpanMemo:
-    """What chunking learns about spans of one text (token counts, paragraph and sentence cuts), each found once:
-    planning tries several chunk budgets on one document, and every budget cuts it into the same paragraphs and
-    sentences."""
-
-    def __init__(self, text: str, counter: TokenCounter) -> None:
-        self.text = text
-        self.counter = counter
-        self._stride = len(text) + 1
-        self._counts: dict[int, int] = {}  # start * stride + end -> tokens (an int key: half a tuple's memory)
-        self._paragraphs: dict[int, array[int]] = {}  # arrays: 8 bytes an offset, not a Python int each
-        self._sentences: dict[int, array[int]] = {}
-        self._prefetched = False  # whether count_paragraphs has run
-
-    def count(self, start: int, end: int) -> int:
-        """Tokens of ``text[start:end]``."""
-        key = start * self._stride + end
-        tokens = self._counts.get(key)
-        if tokens is None:
-            tokens = self._counts[key] = self.counter.count(self.text[start:end])
-        return tokens
-
-    def count_paragraphs(self, parts: list[tuple[int, int]]) -> None:
-        """Count the paragraphs of the ``(start, end)`` parts up front, in a few threads when there are many
-        (tiktoken only; once per memo)."""
-        threads = min(_COUNT_THREADS, os.cpu_count() or 1)
-        if self._prefetched or threads < 2 or not isinstance(self.counter, TiktokenCounter):
-            return  # counted one by one as chunking asks
-        self._prefetched = True
-        stride, counts = self._stride, self._counts
-        # Spans as two arrays (16 bytes a span; tuples in a list took ~120, 20 MB for a 50 MB book).
-        starts, ends = array("q"), array("q")
-        for start, end in parts:
-            pos = start
-            for cut in (*self.paragraph_cuts(start, end), end):
-                if pos * stride + cut not in counts:
-                    starts.append(pos)
-                    ends.append(cut)
-                pos = cut
-        if len(starts) < _PARALLEL_MIN_SPANS:
-            return
-        text, count = self.text, self.counter.count
-
-        def batch(lo: int) -> list[int]:
-            return [count(text[a:b]) for a, b in zip(starts[lo : lo + _COUNT_BATCH], ends[lo : lo + _COUNT_BATCH], strict=True)]
-
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tome-count") as pool:
-            for lo, tokens in zip(range(0, len(starts), _COUNT_BATCH), pool.map(batch, range(0, len(starts), _COUNT_BATCH)), strict=True):
-                for i, n in enumerate(tokens, start=lo):
-                    counts[starts[i] * stride + ends[i]] = n
-
-    def paragraph_cuts(self, start: int, end: int) -> array[int]:
-        """Where paragraphs after the first begin inside ``text[start:end]``."""
-        key = start * self._stride + end
-        cuts = self._paragraphs.get(key)
-        if cuts is None:
-            cuts = self._paragraphs[key] = array("q")
-            for m in _PARAGRAPH_BREAK.finditer(self.text, start, end):
-                if m.end() >= end:
-                    break
-                cuts.append(m.end())
-        return cuts
-
-    def sentence_cuts(self, start: int, end: int) -> array[int]:
-        """Where sentences after the first begin inside ``text[start:end]`` (the space after one stays with it)."""
-        key = start * self._stride + end
-        cuts = self._sentences.get(key)
-        if cuts is None:
-            cuts = self._sentences[key] = array("q")
-            pos, text = start, self.text
-            for cut in sentence_ends(text, start, end):
-                while cut < end and text[cut].isspace():
-                    cut += 1
-                if cut >= end or cut <= pos:
-                    continue
-                cuts.append(cut)
-                pos = cut
-        return cuts
 
 
 def chunk_document(

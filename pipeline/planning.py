@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.chunking import Chunk, SpanMemo, chunk_document
+from pipeline.chunking import Chunk, chunk_document
 from pipeline.config import ModelSpec, RateLimits
 from pipeline.context import effective_lag
 from pipeline.documents.model import Document
@@ -30,6 +30,7 @@ from pipeline.merge_plan import (
 from pipeline.packing import pack_groups
 from pipeline.prompt_room import PromptRoom, chunk_room
 from pipeline.settings import RunSettings
+from pipeline.span_memo import SpanMemo
 from pipeline.tokens import TokenCounter, calibrated, counter_for
 from pipeline.tpm_packing import packed_plan
 from pipeline.wall_time import WallTime, min_wall_time

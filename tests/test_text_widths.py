@@ -124,7 +124,7 @@ def test_loading_a_big_file_keeps_freed_blocks_returnable(tmp_path: Path, monkey
 def test_paragraphs_counted_in_threads_give_the_chunks_counted_one_by_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.chunking as C
+    import pipeline.span_memo as C
 
     path = tmp_path / "wide.txt"
     path.write_text("".join(_CHAPTER.format(n=n) for n in range(1, 300)), encoding="utf-8")
