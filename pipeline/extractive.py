@@ -127,8 +127,7 @@ _STEMMER = porter.PorterStemmer()
 
 
 def _runs(text: str) -> int:
-    """Runs of word characters, CJK characters one each: the size the fragment and backchannel thresholds were
-    tuned on ("Mm-hmm, yeah." is three); not a length (lengths are pipeline.lengths.measure)."""
+    """Word-character runs, CJK characters one each: what the fragment/backchannel thresholds were tuned on."""
     cjk = len(CJK_LETTER.findall(text))
     return cjk + len(_RUN.findall(CJK_LETTER.sub(" ", text))) if cjk else len(_RUN.findall(text))
 
