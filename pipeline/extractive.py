@@ -113,10 +113,7 @@ _SECTION_LEAD = 0.5
 # R48906 (public dev) 62.4 / 28.4 / 24.6 -> 66.4 / 33.6 / 30.1 / 66.5 / 34.7 / 31.4 / 66.4 / 34.4 / 31.1 (lead
 # 66.0 / 34.7 / 31.4); project dev reports EN 49.7 / 12.6 / 22.7 -> 48.7 / 11.9 / 21.6 / 48.2 / 11.8 / 21.3 /
 # 48.5 / 12.2 / 20.9 (TextRank 50.3 / 10.4 / 20.4); the two corpus PDFs 31.5 / 7.7 / 14.2 -> 30.6 / 5.1 / 15.4
-# at 0.75 (TextRank 45.3 / 10.6 / 19.4); ZH reports stay under the factual share. 0.75: mid-plateau.
-# Share 0.3 -> 0.2 (stories and meetings stay under it; CRS reports with few figures in the text, such as
-# R44243 and RS22331, were read as plain prose and lost 7-18 ROUGE-2 to the lead): 23 public CRS/GAO reports
-# 62.23 / 30.06 / 27.90 -> 62.32 / 31.04 / 28.73 (lead 61.59 / 30.58 / 28.56); project reports and PDFs unchanged.
+# at 0.75 (TextRank 45.3 / 10.6 / 19.4). 0.75: mid-plateau. Share 0.3 -> 0.2: README (extractive-25).
 _FACT = re.compile(r"\d|\b[A-Z]{2,}s?\b")
 _FACTUAL_SHARE = 0.2
 _POSITION_WEIGHT_FACTUAL = 0.75
