@@ -25,7 +25,7 @@ from pipeline.config import ModelSpec
 from pipeline.engine import calibration, cutoff, length
 from pipeline.engine.overflow import Overflows
 from pipeline.engine.sizing import PromptSizer
-from pipeline.engine.splitting import pieces, splittable
+from pipeline.engine.splitting import split_call, splittable
 from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, Overflow, RunState, WindowCapped
 from pipeline.errors import ContextLengthError
 from pipeline.llm.types import ChatBackend, ChatRequest, Completion, Message
@@ -114,10 +114,14 @@ class CallResolver:
     def answered(self, state: RunState, call: CallSpec) -> bool:
         """Whether ``call``'s first request, as the run would send it now, is in the cache (or its overflow)."""
         messages = self.sizer.messages(state, call, strict=False)
-        params = {"max_tokens": self.sizer.send_max_tokens(state, call, messages), "temperature": self.settings.temperature}
-        key = cache_key(provider=self.cache_namespace, model=self.model.name,
-                        prompt_version=self.settings.prompt_version(call.kind), messages=messages, params=params)  # fmt: skip
+        key = self._key(call, messages, self.sizer.send_max_tokens(state, call, messages))
         return self.store.cache_get(key) is not None or self.store.overflow_get(key) is not None
+
+    def _key(self, call: CallSpec, messages: Sequence[Message], max_tokens: int) -> str:
+        """The cache key of ``messages`` sent for ``call`` with ``max_tokens``."""
+        params = {"max_tokens": max_tokens, "temperature": self.settings.temperature}
+        return cache_key(provider=self.cache_namespace, model=self.model.name,
+                         prompt_version=self.settings.prompt_version(call.kind), messages=messages, params=params)  # fmt: skip
 
     async def resolve(
         self, state: RunState, run: LevelRun, call: CallSpec, depth: int = 0, *, probe: bool = False
@@ -144,7 +148,7 @@ class CallResolver:
         if isinstance(answer, Overflow):
             if probe and state.window.tokens < state.model.context_tokens:
                 raise WindowCapped()
-            split = await self._split(state, run, call, depth, answer.pieces)
+            split = await split_call(self, state, run, call, depth, answer.pieces)
             split.calls += sent + int(answer.sent)  # the refused (or cut) requests were calls too
             return split
         outcome, completion = answer
@@ -173,14 +177,7 @@ class CallResolver:
         calibration; admission counts it).
         """
         version = self.settings.prompt_version(call.kind)
-        params = {"max_tokens": max_tokens, "temperature": self.settings.temperature}
-        key = cache_key(
-            provider=self.cache_namespace,
-            model=self.model.name,
-            prompt_version=version,
-            messages=messages,
-            params=params,
-        )
+        key = self._key(call, messages, max_tokens)
         local = self.sizer.local_prompt(messages)
         hit = self.store.cache_get(key)
         if hit is None and self.claims is not None and self.store.overflow_get(key) is None:
@@ -328,21 +325,3 @@ class CallResolver:
         )
         calibration.learn(state, u.prompt_tokens, local, billable=self.billable)
         return completion
-
-    async def _split(self, state: RunState, run: LevelRun, call: CallSpec, depth: int, n: int = 2) -> CallOutcome:
-        """Summarise ``call``'s input as ``n`` pieces (concurrently) and join their summaries."""
-        if not splittable(call, depth, self.sizer.counter):
-            raise ContextLengthError(
-                f"Level {call.level} call {call.index} does not fit the model's {state.window.tokens}-token "
-                "context even after splitting; use a model with a larger context or a shorter --length.",
-                status=400,
-                limit=state.window.tokens,
-            )
-        state.usage.splits += 1
-        parts = pieces(state, call, self.sizer, n)
-        outcomes = await asyncio.gather(*(self.resolve(state, run, p, depth + 1) for p in parts))
-        joined = outcomes[0]
-        for outcome in outcomes[1:]:
-            joined = joined.join(outcome)
-        joined.splits += 1
-        return joined

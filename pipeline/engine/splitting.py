@@ -3,16 +3,22 @@ as the window needs."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pipeline.context import tail_sentences
 from pipeline.engine.sizing import MIN_OUTPUT_TOKENS, PromptSizer
-from pipeline.engine.state import CallSpec, RunState
+from pipeline.engine.state import CallOutcome, CallSpec, LevelRun, RunState
+from pipeline.errors import ContextLengthError
 from pipeline.prompts import merged_source
 from pipeline.sentences import sentence_spans
 from pipeline.tokens import TokenCounter
 from pipeline.window import balanced_cuts, split_text_into
+
+if TYPE_CHECKING:
+    from pipeline.engine.resolver import CallResolver
 
 MIN_SPLIT_TOKENS = 48  # an input below twice this is not split further
 MAX_SPLIT_DEPTH = 6  # halvings of one input after context-length errors
@@ -134,3 +140,24 @@ def pieces(state: RunState, call: CallSpec, sizer: PromptSizer, n: int) -> list[
         room = sizer.context_room(state, out[i], window=state.window.tokens)
         out[i] = replace(out[i], context=tail_sentences(out[i - 1].text, room, counter) if room else "")
     return out
+
+
+async def split_call(
+    resolver: CallResolver, state: RunState, run: LevelRun, call: CallSpec, depth: int, n: int = 2
+) -> CallOutcome:
+    """Summarise ``call``'s input as ``n`` pieces (concurrently, each through ``resolver``) and join them."""
+    if not splittable(call, depth, resolver.sizer.counter):
+        raise ContextLengthError(
+            f"Level {call.level} call {call.index} does not fit the model's {state.window.tokens}-token "
+            "context even after splitting; use a model with a larger context or a shorter --length.",
+            status=400,
+            limit=state.window.tokens,
+        )
+    state.usage.splits += 1
+    parts = pieces(state, call, resolver.sizer, n)
+    outcomes = await asyncio.gather(*(resolver.resolve(state, run, p, depth + 1) for p in parts))
+    joined = outcomes[0]
+    for outcome in outcomes[1:]:
+        joined = joined.join(outcome)
+    joined.splits += 1
+    return joined

@@ -42,6 +42,18 @@ from pipeline.window import Window
 
 log = logging.getLogger("tome.engine")
 
+def start_window(store: Store, model: ModelSpec, base_url: str | None, *, confirmed: bool) -> Window:
+    """The window a run starts with: the configured one, capped by what earlier runs learned from this server.
+
+    The plan still starts from the configured window; the first call of level 0 finds (or, on a rerun,
+    replays) the real one and the level is planned again, so a rerun builds the same prompts as the first run.
+    """
+    configured = model.context_tokens
+    learned = store.window_get(model.name, base_url) if base_url else None
+    tokens = min(configured, learned) if learned else configured
+    return Window(configured=configured, tokens=tokens, confirmed=confirmed)
+
+
 class SummaryEngine:
     """Runs the summary tree for documents through a backend, a cache/run store and a progress sink."""
 
@@ -160,7 +172,7 @@ class SummaryEngine:
             calibration=self.backend.calibration or model.calibration,
             room=chunk_room(model, self.settings),
             input_budget=merge_input_budget(model, self.settings),
-            window=self._window(),
+            window=start_window(self.store, self.model, self.base_url, confirmed=self.window_confirmed),
             progress=progress or self.progress,
             # A backend that writes exactly what it is asked for (the extractive one) needs no headroom.
             headroom=self.backend.headroom or PRIOR_HEADROOM,
@@ -179,17 +191,6 @@ class SummaryEngine:
         )
         state.progress.plan_ready(plan)
         return state
-
-    def _window(self) -> Window:
-        """The window a run starts with: the configured one, capped by what earlier runs learned from this server.
-
-        The plan still starts from the configured window; the first call of level 0 finds (or, on a rerun,
-        replays) the real one and the level is planned again, so a rerun builds the same prompts as the first run.
-        """
-        configured = self.model.context_tokens
-        learned = self.store.window_get(self.model.name, self.base_url) if self.base_url else None
-        tokens = min(configured, learned) if learned else configured
-        return Window(configured=configured, tokens=tokens, confirmed=self.window_confirmed)
 
     async def _replan_rest(self, state: RunState, counting: asyncio.Task[TextRatios | None] | None) -> list[CallSpec]:
         """Level 0's calls after its first answer: the rest chunked by the server's count (engine.replan)."""
