@@ -380,10 +380,13 @@ def report_pieces(data: dict[str, Any]) -> Iterator[str]:
 <main>
 <div class="col">
 <section class="card" id="final"><h2>{labels["summary"]}</h2><p class="hint">{labels["hint"]}</p>{final_html}</section>
-<section class="card" id="sections"><h2>{labels["sections"]}</h2>"""
-    yield from _sections_html(tree)
-    yield f"""</section>
-<section class="card" id="tree"><h2>{labels["tree"]}</h2>{_tree_svg(_slim(tree), labels)}</section>
+"""
+    # One level-0 node is the final summary itself: a "section summaries" card would only repeat it.
+    if sum(1 for n in tree if n["level"] == 0) > 1:
+        yield f"""<section class="card" id="sections"><h2>{labels["sections"]}</h2>"""
+        yield from _sections_html(tree)
+        yield "</section>\n"
+    yield f"""<section class="card" id="tree"><h2>{labels["tree"]}</h2>{_tree_svg(_slim(tree), labels)}</section>
 <section class="card" id="usage"><h2>{labels["usage"]}</h2>{_usage_html(data, labels)}</section>
 </div>
 <div class="col"><section class="card" id="sources"><h2>{labels["sources"]}</h2>

@@ -46,6 +46,11 @@ def test_report_is_self_contained_and_escapes_the_document(tmp_path: Path) -> No
     assert "<b>bold</b>" not in html
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html)
     assert "0.5000 CNY" in html and 'stroke="#d9363e"' in html  # cost, and the cut-off node is marked
+    # One level-0 node is the final summary: no section card repeating it; two nodes get theirs, titled.
+    assert 'id="sections"' not in html
+    second = {**data["tree"][0], "index": 1, "inputs": [1], "section": "T", "text": "Four. Five."}
+    two = render_report({**data, "tree": [data["tree"][0], second]})
+    assert 'id="sections"' in two and "<h3>S</h3>" in two and "<h3>T</h3>" in two
     # A node cut off and kept to its last complete sentence is marked cut off too, and counted in the usage.
     trimmed = {**data["tree"][0], "truncated": False, "trimmed": True}
     page = render_report({**data, "usage": {**data["usage"], "trimmed": 1}, "tree": [trimmed]})
