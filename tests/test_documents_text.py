@@ -399,6 +399,10 @@ def test_no_headings_means_one_section(tmp_path: Path) -> None:
     doc = load_document(write(tmp_path, "plain_notes.txt", PARAGRAPH))
     assert [(s.title, s.start, s.end) for s in doc.sections] == [("Front matter", 0, len(doc.text))]
     assert doc.title == "plain notes"
+    # The untitled opening is named in the document's language where the report's labels are in it too.
+    zh = "山里的清晨总是来得很早，雾气从谷底慢慢升起，村里的人们已经开始一天的劳作。" * 4
+    doc = load_document(write(tmp_path, "plain_zh.txt", f"{zh}\n\n{zh}"))
+    assert doc.language == "zh" and [s.title for s in doc.sections] == ["卷首"]
 
 
 # --- language ------------------------------------------------------------------------------------------

@@ -28,7 +28,9 @@ logger = logging.getLogger("tome.documents")
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".pdf", ".epub")
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
-_FRONT_MATTER = "Front matter"
+# The title of the text before a document's first heading, in the document's language where the report's own
+# labels are in it too (elsewhere English, as those labels are).
+_FRONT_MATTER = {"zh": "卷首", "ja": "前付け", "ko": "머리말"}
 _PART_SEPARATOR = "\n\n"
 _MAX_TITLE_CHARS = 80
 _WORD_EXPORT_PREFIX = re.compile(r"^Microsoft (?:Word|PowerPoint) - ")
@@ -106,12 +108,13 @@ def _from_raw(path: Path, holder: list[str], *, markdown: bool) -> Document:
     _require_text(text, path)
     headings = find_headings(text, markdown=markdown)
     title = gutenberg_title or _markdown_title(headings, markdown) or _leading_title(text, headings)
-    sections = build_sections(text, headings, front_title=title or _FRONT_MATTER)
+    language = detect_language(text)
+    sections = build_sections(text, headings, front_title=title or _front_matter(language))
     return Document(
         path=path,
         text=text,
         title=title or _stem_title(path),
-        language=detect_language(text),
+        language=language,
         sections=sections,
         source_format="md" if markdown else "txt",
     )
@@ -144,14 +147,15 @@ def _load_pdf(path: Path, *, password: str | None) -> Document:
         drop_contents = True
     # No /Title: the first bookmark when it points at the first page, else a title-like opening line.
     title = title or next((e.title for e in content.outline if e.page_index == 0), None) or _leading_title(text, headings)
+    language = detect_language(text)
     sections = build_sections(
-        text, headings, front_title=title or _FRONT_MATTER, drop_contents=drop_contents
+        text, headings, front_title=title or _front_matter(language), drop_contents=drop_contents
     )
     return Document(
         path=path,
         text=text,
         title=title or _stem_title(path),
-        language=detect_language(text),
+        language=language,
         sections=sections,
         pages=tuple(pages),
         source_format="pdf",
@@ -277,3 +281,8 @@ def _clean_pdf_title(title: str | None) -> str | None:
 
 def _stem_title(path: Path) -> str:
     return _SPACES.sub(" ", path.stem.replace("_", " ")).strip() or path.name
+
+
+def _front_matter(language: str) -> str:
+    """What the text before a document's first heading is called, in ``language`` where tome has the word."""
+    return _FRONT_MATTER.get(language, "Front matter")
