@@ -87,20 +87,7 @@ def normalise_blocks(text: str, *, markdown: bool = False, pdf_lines: bool = Fal
     if pdf_lines:
         whole = _normalise_block(_unified(text), markdown=markdown, pdf_lines=True)
         return [whole] if whole else []
-    return normalise_span(text, 0, len(text), markdown=markdown)
-
-
-def normalise_span(
-    text: str,
-    start: int,
-    end: int,
-    *,
-    markdown: bool = False,
-    clean: Callable[[str], str] | None = None,
-    keep_whole: Sequence[tuple[int, int]] = (),
-) -> list[str]:
-    """``normalise_blocks`` of ``text[start:end]`` (the pieces :func:`iter_normalised` yields)."""
-    return list(iter_normalised(text, start, end, markdown=markdown, clean=clean, keep_whole=keep_whole))
+    return list(iter_normalised(text, 0, len(text), markdown=markdown))
 
 
 def iter_normalised(
