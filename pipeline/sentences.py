@@ -21,6 +21,7 @@ _BOUNDARY = re.compile(
     r"|(?P<blank>\n[ \t\u3000\xa0]*\n)"
 )
 _WORD_BEFORE = re.compile(r"([^\W\d_]+(?:\.[^\W\d_]+)*)\Z")
+_ITEM_NUMBER = re.compile(r"(?<![\w.,])\d{1,2}\Z")
 _NEXT_WORD = re.compile(r"\s*[\"'“‘(\[«]*(\S)")
 # Japanese quotative particles after a closed quote: 「そうですね。」と言った is one sentence.
 _QUOTATIVE = re.compile("と|って|っと")
@@ -86,7 +87,8 @@ def _western_ends(text: str, match: re.Match[str], stop: int) -> bool:
         return not (first.islower() and (mark in ("...", "…") or match["wclose"]))
     before = _WORD_BEFORE.search(text, max(0, match.start() - 40), match.start())
     if before is None:
-        return True
+        # "This report examines: 1. private practices, 2. mechanisms...": an item's number, not an end.
+        return not (first.islower() and _ITEM_NUMBER.search(text, max(0, match.start() - 4), match.start()))
     word = before.group(1)
     lower = word.lower()
     if lower in _ALWAYS_INSIDE:

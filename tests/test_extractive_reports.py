@@ -7,7 +7,14 @@ from pathlib import Path
 
 from pipeline.evaluation.baselines import sentences_of
 from pipeline.extractive import extract, score_sentences
-from pipeline.extractive_reports import heading_lead, opening_coverage, prior_weight, with_position_prior
+from pipeline.extractive_reports import (
+    CONCLUSIONS_LEAD,
+    SUMMARY_LEAD,
+    heading_lead,
+    opening_coverage,
+    prior_weight,
+    with_position_prior,
+)
 from pipeline.provenance import features
 from pipeline.tokens import TiktokenCounter
 
@@ -31,9 +38,45 @@ def test_opening_coverage_compares_the_opening_with_the_best_sentences():
 
 
 def test_headings_over_what_the_document_found():
-    stated = ("What GAO Found", "摘要", "## Executive Summary", "Results in Brief", "Conclusions", "主要发现")
-    assert {heading_lead(h) for h in stated} == {1.0}
+    stated = ("What GAO Found", "摘要", "## Executive Summary", "Results in Brief", "Overview", "主要发现")
+    assert {heading_lead(h) for h in stated} == {SUMMARY_LEAD}
+    concluding = ("Conclusions", "Concluding Observations", "Summary of Findings", "结论")
+    assert {heading_lead(h) for h in concluding} == {CONCLUSIONS_LEAD}
     assert heading_lead("Background") == heading_lead("Scope and Methodology") == 0.0
+
+
+def test_an_overview_deep_in_the_body_is_no_summary_but_conclusions_are_stated_anywhere():
+    # A real dev report with a part headed "Overview of ..." and its "Conclusions" moved to the end: the part's
+    # sentences get no stated-summary prior there, the conclusions keep theirs; at the start an overview counts.
+    text = _dev_report("en_dev_report_04_lead_lines")
+    paragraphs = text.split("\n\n")
+    end = paragraphs.index("Conclusions")
+    body = paragraphs[:end] + paragraphs[end + 2 :]
+    overview = "Overview of Service Line Inventories"
+    part = paragraphs[2]  # the introduction's first paragraph
+    late = "\n\n".join([*body, overview, part, *paragraphs[end : end + 2]])
+    early = "\n\n".join([paragraphs[0], overview, *paragraphs[2:]])
+    bonuses = []
+    for document in (late, early):
+        sentences = sentences_of(document)
+        feats = [features(x) for x in sentences]
+        scores = score_sentences(sentences, cjk=False)
+        sizes = [len(x.split()) for x in sentences]
+        positions = [sum(sizes[:i]) / sum(sizes) for i in range(len(sizes))]
+        leads = [0.0] * len(sentences)
+        under = {part: heading_lead(overview), paragraphs[end + 1]: heading_lead("Conclusions")}
+        for i, sentence in enumerate(sentences):
+            leads[i] = next((lead for part, lead in under.items() if sentence in part), 0.0)
+        args = (feats, scores, scores, positions)
+        prior = with_position_prior(*args, leads, sizes, budget=150, where=(0.0, 1.0), weight=0.75)
+        plain = with_position_prior(*args, [0.0] * len(leads), sizes, budget=150, where=(0.0, 1.0), weight=0.75)
+        bonuses.append([round(a - b, 9) for a, b in zip(prior, plain, strict=True)])
+    late_bonus, early_bonus = bonuses
+    tail = len(sentences_of(paragraphs[end + 1]))
+    assert all(x > 0 for x in late_bonus[-tail:])  # the conclusions, last in the document, keep their prior
+    stated = len(sentences_of(part))
+    assert all(x == 0 for x in late_bonus[-tail - stated : -tail])  # the overview deep in the body: no prior
+    assert all(x > 0 for x in early_bonus[2 : 2 + stated])  # the same paragraph under an overview at the start
 
 
 def test_the_prior_weight_grows_with_the_opening_coverage():

@@ -34,6 +34,17 @@ from pipeline.sentences import sentence_spans, split_sentences
             "It enacted P.L. 117-58 and H.R. 1402 under 42 U.S.C. §3121 et seq. Then it stopped.",
             ["It enacted P.L. 117-58 and H.R. 1402 under 42 U.S.C. §3121 et seq.", "Then it stopped."],
         ),
+        (
+            "This report examines: 1. private practices that deter disclosures, 2. mechanisms agencies use, and 3. "
+            "challenges agencies face. We chose four agencies. The total was 12. Next year it fell.",
+            [
+                "This report examines: 1. private practices that deter disclosures, 2. mechanisms agencies use, and "
+                "3. challenges agencies face.",
+                "We chose four agencies.",
+                "The total was 12.",
+                "Next year it fell.",
+            ],
+        ),
         ("He lives at No. 5 Baker Street. It rains.", ["He lives at No. 5 Baker Street.", "It rains."]),
         ("J. R. R. Tolkien wrote it. Fine.", ["J. R. R. Tolkien wrote it.", "Fine."]),
         ("Growth was 3.5 per cent. Prices rose.", ["Growth was 3.5 per cent.", "Prices rose."]),
