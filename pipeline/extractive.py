@@ -39,6 +39,7 @@ from pipeline.language import (
     paragraph_turns,
     transcript_lines,
 )
+from pipeline.length_landing import land
 from pipeline.lengths import measure
 from pipeline.llm.types import ChatRequest, Completion, Usage
 from pipeline.prompts import focus_of, parse_length
@@ -352,11 +353,10 @@ def extract(
         order = forced + [i for i in order if i not in taken]
         max_units += sum(sizes[i] for i in forced)
         max_tokens += sum(tokens[i] for i in forced)
-    chosen = choose(
-        order, scores, sizes, tokens, feats,
-        max_units=max_units, max_tokens=max_tokens, stated=unit is not None,
-        redundant=_REDUNDANT_FACTUAL if factual and not transcript else _REDUNDANT,
-    )  # fmt: skip
+    redundant = _REDUNDANT_FACTUAL if factual and not transcript else _REDUNDANT  # land: pipeline.length_landing
+    chosen = land(sentences, choose(order, scores, sizes, tokens, feats, max_units=max_units, max_tokens=max_tokens,
+                                    stated=unit is not None, redundant=redundant), order, scores, tokens, feats, unit=unit,
+                  asked=max_units, max_tokens=max_tokens, cjk=cjk, redundant=redundant, keep=bool(keep))  # fmt: skip
     # Whole turns leave a meeting's summary short of a stated length: the head of the next best sentence fills it.
     tail = meetings.fill_tail(
         sentences, chosen, order, feats, max_units=max_units, unit=unit, language=language,

@@ -157,6 +157,8 @@ class SummaryResult:
         if self.settings.get("focus"):
             lines += [f"> Focus: {self.settings['focus']}", ""]
         lines += [self.final.strip(), ""]
+        if self.settings.get("length_note"):  # a document shorter than the length asked: said, not padded
+            lines += [f"> {self.settings['length_note']}", ""]
         named = self.shown_sections()
         if named:
             lines += ["## Section summaries", ""]

@@ -7,7 +7,7 @@ import math
 from dataclasses import replace
 
 from pipeline.engine.state import RunState
-from pipeline.lengths import UNIT_TOLERANCE, measure
+from pipeline.lengths import UNIT_TOLERANCE, counts, landing_error, measure
 from pipeline.lengths import head as head_of
 from pipeline.outputs import Node
 from pipeline.sentences import sentence_spans
@@ -17,6 +17,7 @@ log = logging.getLogger("tome.engine")
 
 ELLIPSIS = "…"  # marks a summary held to its length inside a sentence
 
+CUT_GAIN = 0.03  # a summary cut inside a sentence must land this much nearer than whole sentences
 DONE_TOLERANCE = 1.25  # one summary at most this times the target ends the run
 
 
@@ -90,26 +91,47 @@ def _hold_length(
             state.levels.pop()
             before[0] = _with_text(before[0], kept, counter)
             held = True
+    elif size <= asked * UNIT_TOLERANCE and landing_error(counts(nodes[0].text), unit, asked) >= 1:
+        # Near the length by tome's count, but one reading over by more than the tolerance (its readings spread
+        # apart): asking again would not narrow them; the head of its sentences nearest every reading is kept.
+        kept = _head_near(nodes[0].text, unit, asked)
+        if kept is not None and landing_error(counts(kept), unit, asked) < 1:
+            nodes[0] = _with_text(nodes[0], kept, counter)
+            held = True
     if held:
         state.done = True
         log.info("%s: final summary held to %d %s by whole sentences", state.document.path.name, asked, unit)
 
 
 def _head_near(text: str, unit: str, asked: int) -> str | None:
-    """The head of ``text``'s sentences nearest ``asked`` units within the tolerance; when no sentence ends
-    there, its words up to the length and an ellipsis; None when even that falls short."""
+    """The head of ``text``'s sentences whose readings are nearest ``asked`` (pipeline.lengths.landing_error),
+    when every reading is within the tolerance or none over it; when no sentence ends there, its words up to
+    the length and an ellipsis; None when even that falls short."""
     best: tuple[float, str] | None = None
     for _, end in sentence_spans(text):
         head = text[:end].strip()
-        size = measure(head, unit)
-        if size > asked * UNIT_TOLERANCE:
+        if measure(head, unit) > asked * UNIT_TOLERANCE:
             break
-        if size >= asked * (2 - UNIT_TOLERANCE) and (best is None or abs(size - asked) < best[0]):
-            best = (abs(size - asked), head)
-    if best is not None:
+        found = counts(head)
+        error = landing_error(found, unit, asked)
+        if found.readings(unit)[1] >= asked * (2 - UNIT_TOLERANCE) and (best is None or error < best[0]):
+            best = (error, head)
+    if best is not None and best[0] <= UNIT_TOLERANCE - 1:
         return best[1]
-    cut = head_of(text, unit, asked - 1).rstrip(" ,;:，；：、")
-    return cut + ELLIPSIS if measure(cut, unit) >= asked * (2 - UNIT_TOLERANCE) else None
+    amount, spread = asked - 1, False
+    cut = head_of(text, unit, amount).rstrip(" ,;:，；：、")
+    for _ in range(6):  # readings spread apart: cut where the highest is within the tolerance
+        high = counts(cut + ELLIPSIS).readings(unit)[1]
+        if high <= asked * UNIT_TOLERANCE or amount <= 1:
+            break
+        spread, amount = True, max(1, min(amount - 1, int(amount * asked * UNIT_TOLERANCE / high)))
+        cut = head_of(text, unit, amount).rstrip(" ,;:，；：、")
+    if measure(cut, unit) >= asked * (2 - UNIT_TOLERANCE) or (spread and cut):
+        cut += ELLIPSIS
+        # Whole sentences read better: a cut only when they put a reading over, or land well farther.
+        if best is None or landing_error(counts(cut), unit, asked) < min(best[0] - CUT_GAIN, 1):
+            return cut
+    return best[1] if best is not None else None
 
 
 def _with_text(node: Node, text: str, counter: TokenCounter) -> Node:

@@ -27,6 +27,7 @@ from pipeline.engine.state import CallSpec, RunState, WindowCapped
 from pipeline.errors import DepthLimitError, QuotaExhaustedError
 from pipeline.extractive_sections import chapter_tree
 from pipeline.language import length_unit, resolve_language, sample_text
+from pipeline.lengths import shortfall_note
 from pipeline.llm.types import ChatBackend
 from pipeline.merge_plan import merge_input_budget
 from pipeline.outputs import Node, SummaryResult, section_summaries
@@ -290,6 +291,8 @@ class SummaryEngine:
                 **state.settings.as_dict(),
                 "effective_lag": state.lag,
                 "language_resolved": state.language,
+                "length_note": shortfall_note(state.document.text, final.text, state.settings.target_unit,
+                                              state.settings.target_units),  # fmt: skip
             },
         )
 
