@@ -5,7 +5,7 @@ readings of what it kept may still spread apart (a run of dialogue is a quarter 
 product names is half Latin letters), or land a little short: a few rounds of dropping, adding or swapping one
 sentence bring the farthest reading nearest the length (``landing_error``), losing as little score as they can.
 Never more than the length by tome's count (it is an upper bound, as the fill's); a landing within ``GOOD`` is
-left as it is.
+moved only when a reading is off by more than the tolerance.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from pipeline.lengths import Counts, counts, landing_error
 
-GOOD = 0.05  # every reading within 5 % of the length: the ranking decides, not the count
+TRIGGER = 0.1  # a landing is moved only when a reading is more than 10 % off (the ranking decides otherwise)
+GOOD = 0.05  # moved until every reading is within 5 %, if it can be: nearer than that, the ranking decides
 ROUNDS = 4  # moves made one after another (each one drop, add or swap), more for longer summaries
 MAX_ROUNDS = 16
 POOL = 120  # best-ranked sentences left out that may be added or swapped in
@@ -68,6 +69,8 @@ def land(
     for i in current:
         total = plus(total, of(i))
     now = error(total, len(current))
+    if now <= TRIGGER:
+        return current
     for _ in range(min(MAX_ROUNDS, ROUNDS + len(current) // 8)):
         if now <= GOOD:
             break
