@@ -11,7 +11,7 @@ through the engine; a few documents also through the CLI (plain and as a Prefect
 
 Reader counts (none of them tome's): words as ``len(text.split())`` and as regex ``\\w+`` runs; characters of
 CJK text as its CJK letters alone (hanzi, kana), every non-space character without punctuation, and with it;
-characters of other text as ``len()`` (spaces collapsed) and without spaces; tokens by the local tokenizer.
+characters of other text as ``len()`` (spaces collapsed) and without spaces; tokens as the backend counts them.
 Results go to bench/results/lengths.md.
 """
 
@@ -40,14 +40,17 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-
 _W = re.compile(r"\w+")
 
 
-def readers(text: str, unit: str) -> dict[str, int]:
-    """How readers count ``text`` in ``unit``, without tome's code."""
+def readers(text: str, unit: str, backend: str = "extractive") -> dict[str, int]:
+    """How readers count ``text`` in ``unit``, without tome's code (tokens: as the backend's provider counts)."""
     if unit == "words":
         return {"split": len(text.split()), r"\w+": len(_W.findall(text))}
     if unit == "tokens":
+        from pipeline.testing.tokenizer import ServerTokenizer
         from pipeline.tokens import TiktokenCounter
 
-        return {"cl100k": TiktokenCounter().count(text)}
+        if backend == "extractive":
+            return {"cl100k": TiktokenCounter().count(text)}
+        return {"server tokens": ServerTokenizer().count(text)}
     visible = [c for c in text if not c.isspace()]
     marks = sum(unicodedata.category(c)[0] in "PS" for c in visible)
     cjk = len(_CJK.findall(text))
@@ -226,9 +229,9 @@ def row(backend: str, where: str, case: Case, length: str, text: str, note: str)
 
     asked = parse_length(length)
     assert asked is not None
-    counts = readers(text, asked.unit)
+    counts = readers(text, asked.unit, backend)
     ratios = {k: v / asked.amount for k, v in counts.items()}
-    ours = measure(text, asked.unit) if asked.unit != "tokens" else counts["cl100k"]
+    ours = measure(text, asked.unit) if asked.unit != "tokens" else next(iter(counts.values()))
     return {"backend": backend, "path": where, "doc": case.name, "lang": case.language, "asked": length,
             "unit": asked.unit, "tome": ours, "ratios": ratios, "note": note}  # fmt: skip
 
@@ -295,7 +298,7 @@ async def main() -> None:
         f"Recorded {date.today().isoformat()} by `.venv/bin/python bench/bench_lengths.py`. Ratio = a reader's "
         "count / the length asked. Words: `len(text.split())` and regex `\\w+`; characters of CJK text: CJK letters "
         "alone (hanzi, kana), every non-space character without punctuation, and with it; of other text: `len()` "
-        "(spaces collapsed) and without spaces; tokens: local cl100k. tome = `pipeline.lengths.measure`.",
+        "(spaces collapsed) and without spaces; tokens: local cl100k (offline), the test server's count (server). tome = `pipeline.lengths.measure`.",
         "",
         "## Range per backend, language and reader count",
         "",
