@@ -303,3 +303,20 @@ def test_a_document_shorter_than_the_length_is_not_padded_and_the_output_says_so
     assert f"The document itself is {measure(text, asked.unit)} {unit}, {note}" in done.stdout
     summary = done.stdout.split("\n\n", 1)[1].split("\n\n>", 1)[0]
     assert 0 < len(summary) <= len(text)  # nothing added
+
+
+@pytest.mark.parametrize("obedience", [None, Obedience()], ids=["extractive", "obedient"])
+async def test_a_long_length_read_from_few_chunks_is_filled(moonshot_server, store, obedience):
+    # 1000 words of a 5,400-word book, 1500 of a 6,600-word report: a few chunks, each must write its share (at
+    # the default 600 tokens per chunk summary the report's final call got ~940 words to write 1500 from).
+    cases = [(generated_document(chapters=8), "1000w")]
+    cases += [(load_document(p), "1500w") for p in _docs([], CORPUS_EN[1:2])]
+    for doc, length in cases:
+        if obedience is None:
+            result = await _engine(ExtractiveBackend(language="en"), store, length=length).summarise(doc)
+        else:
+            client = _client(moonshot_server)
+            result = await _engine(client, store, length=length).summarise(doc)
+            await client.aclose()
+        assert len(result.levels[0]) >= 2
+        assert_within(result.final, length, doc.path.name)

@@ -141,5 +141,8 @@ def sized_settings(
     per_token = units_per_token(
         settings.target_unit, sample, counter.count(sample) if sample else 0, cjk=is_cjk(language)
     )
-    tokens = math.ceil(settings.target_units * calibration / (UNIT_HEADROOM * per_token))
-    return replace(settings, target_tokens=max(20, tokens))
+    tokens = max(20, math.ceil(settings.target_units * calibration / (UNIT_HEADROOM * per_token)))
+    # A long length (1500w of a 6,600-word report) read from two chunks: each writes half of it, or the final
+    # call gets less than it is asked to write (two 600-token chunk summaries gave 937 of 1500 words).
+    chunk_output = max(settings.chunk_output_tokens, math.ceil(tokens / 2))
+    return replace(settings, target_tokens=tokens, chunk_output_tokens=chunk_output)
