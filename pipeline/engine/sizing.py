@@ -23,6 +23,7 @@ from pipeline.tokens import TokenCounter
 UNIT_HEADROOM = length.UNIT_SHARE
 MIN_UNITS = 10  # no call is asked for fewer words or characters
 CHUNK_SHARE_FLOOR = 1.5  # times its share of a length in words or characters, the least a chunk's summary asks
+FEW_CHUNKS_SHARE = 10  # a document under this many times a length's tokens: its few chunk summaries must feed it
 MIN_OUTPUT_TOKENS = 32  # no call is asked to write less
 CONTEXT_WRAPPER_TOKENS = 60  # the <context> tags and the "background only" note
 _MESSAGE_TOKENS, _REPLY_TOKENS = 4, 3  # chat framing around each message / the reply
@@ -142,7 +143,11 @@ def sized_settings(
         settings.target_unit, sample, counter.count(sample) if sample else 0, cjk=is_cjk(language)
     )
     tokens = max(20, math.ceil(settings.target_units * calibration / (UNIT_HEADROOM * per_token)))
-    # A long length (1500w of a 6,600-word report) read from two chunks: each writes half of it, or the final
-    # call gets less than it is asked to write (two 600-token chunk summaries gave 937 of 1500 words).
-    chunk_output = max(settings.chunk_output_tokens, math.ceil(tokens / 2))
-    return replace(settings, target_tokens=tokens, chunk_output_tokens=chunk_output)
+    # A long length of a document only a few times longer (1500w of a 6,600-word report: two chunks) needs
+    # chunk summaries of half of it, or the final call gets less than it is asked to write (two 600-token
+    # chunk summaries gave 937 of 1500 words). A longer document has chunks enough to feed it.
+    whole = sample_text(document.text)
+    size = counter.count(whole) * len(document.text) / max(1, len(whole)) * calibration
+    if size < FEW_CHUNKS_SHARE * tokens:
+        settings = replace(settings, chunk_output_tokens=max(settings.chunk_output_tokens, math.ceil(tokens / 2)))
+    return replace(settings, target_tokens=tokens)
