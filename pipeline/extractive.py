@@ -60,7 +60,6 @@ _MIN_WORDS = 5
 _MIN_TURN = 6
 _RUN = re.compile(r"\w+")
 _TURN_SHARE = 0.5
-_KEEP_LABELS = False  # a summary sentence reads as prose; the label costs words the reference never spends
 _ITERATIONS = 20
 # Above this many sentences the O(n^2) graph gets slow; longer inputs are ranked in windows of this size.
 _MAX_GRAPH = 400
@@ -128,7 +127,8 @@ _STEMMER = porter.PorterStemmer()
 
 
 def _runs(text: str) -> int:
-    """Word-character runs, CJK characters one each: what the fragment/backchannel thresholds were tuned on."""
+    """Word runs, CJK characters one each, a speaker's label not counted: what the thresholds were tuned on."""
+    text = SPEAKER_LABEL.sub("", text, count=1)
     cjk = len(CJK_LETTER.findall(text))
     return cjk + len(_RUN.findall(CJK_LETTER.sub(" ", text))) if cjk else len(_RUN.findall(text))
 
@@ -291,14 +291,14 @@ def extract(
         for turn in turns:
             if spoken:
                 turn = clean_turn(_flat(turn, cjk), cjk=cjk)
-                if _runs(SPEAKER_LABEL.sub("", turn, count=1)) < min_turn:
+                if _runs(turn) < min_turn:
                     continue  # "Okay.", "Mm-hmm, yeah.": backchannels, not content
+            who = meetings.named_label(turn) if spoken else ""  # its first sentence says who speaks, if named
             for s in split_sentences(turn):
                 where_s = here / total
                 here += len(s)
                 s = clean_turn(_flat(s, cjk), cjk=cjk) if spoken else _flat(s, cjk)
-                if spoken and not _KEEP_LABELS:
-                    s = SPEAKER_LABEL.sub("", s, count=1)
+                s, who = (who + SPEAKER_LABEL.sub("", s, count=1), "") if spoken else (s, who)
                 if not spoken and is_boilerplate(s):
                     continue
                 # A report's sections open with what they found: the first sentence under a heading.

@@ -1,7 +1,8 @@
 """What the offline backend drops before it scores sentences: transcript noise and report furniture.
 
 Transcripts (meeting recordings written out) carry annotations ("{vocalsound}", "{disfmarker}", "[laughter]"),
-fillers ("um", "uh", "you know"), stutters ("the the", "I I") and spelled acronyms ("T_V_"); a turn is
+fillers ("um", "uh", "you know"), stutters ("the the", "I I"), phrases said twice ("that's a that's a"),
+words broken off and started again ("th the") and spelled acronyms ("T_V_"); a turn is
 cleaned before it is scored and before it is output, so no summary sentence spends its words on them.
 Reports carry sentences a summary never repeats: how the audit was done ("We conducted this performance
 audit from..."), contents lines ("Background ........ 4"), page furniture ("Page 12 GAO-19-245").
@@ -25,7 +26,18 @@ _FILLERS_EN = re.compile(
 )
 # Chinese hesitation sounds (not 啊/吧 as sentence particles: only at a clause's start or standing alone).
 _FILLERS_ZH = re.compile(r"(?:(?<=^)|(?<=[，。？！、\s]))[嗯呃额唉]+[，、。]?")
-_REPEAT = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)
+_REPEAT = re.compile(r"\b(\w+)(?:\s+\1\b(?!'))+", re.I)  # not "that that's"
+# A phrase said twice ("that's a that's a", "we will we will") and a word broken off and started again ("th the",
+# "wi with", "pr programme"): false starts cost words and say nothing.
+_REPEAT_PHRASE = re.compile(r"\b((?:[\w']+\s+){0,3}[\w']+)(?:\s+\1\b(?!'))+", re.I)
+_FALSE_START = re.compile(r"\b([a-z]{1,3})\s+(?=\1[a-z])", re.I)
+# Short words that are words in their own right ("to today", "a an", "in into"), never dropped as a false start.
+_WORDS_KEPT_TEXT = (
+    "a an and as at be by do go he i if in is it me my no of on or so to up us we am are but for had has her him "
+    "his its not now off one our out she the too two was who why yes you all any can did few get got let may new "
+    "old own say see set way"
+)
+_WORDS_KEPT = frozenset(_WORDS_KEPT_TEXT.split())
 # ICSI-style tokenised transcripts (QMSum's academic meetings) space out clitics and hyphens: "it 's", "they 're",
 # "low - pass", "Mm - hmm", "Uh - huh"; "@ @" marks an unintelligible word.
 _CLITIC = re.compile(r"(?<=\w) '(s|re|ll|ve|d|m|t)\b", re.I)
@@ -63,7 +75,8 @@ def clean_turn(text: str, *, cjk: bool) -> str:
     if cjk:
         body = _FILLERS_ZH.sub("", body)
     body = _FILLERS_EN.sub(" ", body)
-    body = _REPEAT.sub(r"\1", body)
+    body = _FALSE_START.sub(lambda m: m.group(0) if m.group(1).lower() in _WORDS_KEPT else "", body)
+    body = _REPEAT_PHRASE.sub(r"\1", _REPEAT.sub(r"\1", body))
     body = _SPACE_BEFORE.sub(r"\1", body)
     body = _COMMAS.sub(", ", body)
     body = _LEADING_JUNK.sub("", _SPACES.sub(" ", body)).strip()

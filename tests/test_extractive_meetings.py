@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.extractive import ExtractiveBackend, extract
 from pipeline.extractive_clean import clean_turn
-from pipeline.extractive_meetings import ELLIPSIS, fill_tail, reads_as_talk
+from pipeline.extractive_meetings import ELLIPSIS, fill_tail, named_label, reads_as_talk
 from pipeline.language import count_units
 from pipeline.lengths import measure
 from pipeline.llm.types import ChatRequest
@@ -128,3 +128,50 @@ def test_a_transcript_without_speaker_labels_is_cleaned_like_one_with_them():
         f"The agency paid {i} million dollars to vendor {i} in 2018 without a check." for i in range(40)
     )
     assert not reads_as_talk(report)
+
+
+def test_false_starts_and_repeated_phrases_are_cleaned():
+    # AMI turns as QMSum gives them: a phrase said twice and a word broken off and started again cost words.
+    turn = (
+        "Project Manager: I I I think th the one decision I've had to make is that that's a that's a standard "
+        "colour , and we wi with the p programmable chip we will we will see ."
+    )
+    assert clean_turn(turn, cjk=False) == (
+        "Project Manager: I think the one decision I've had to make is that that's a standard colour, and we with "
+        "the programmable chip we will see."
+    )
+    # Short words that are words ("to today", "a an", "in into") are no false starts.
+    assert clean_turn("We go to today's list , a an apple , in into it .", cjk=False) == (
+        "We go to today's list, a an apple, in into it."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "language", "unit"), [("eval_dev_en.jsonl", "en", "words"), ("eval_dev_zh.jsonl", "zh", "chars")]
+)
+def test_a_summary_sentence_that_opens_a_turn_says_who_speaks_when_the_label_names_them(name, language, unit):
+    named = numbered = 0
+    for document in meetings(name):
+        out = extract(document, language=language, max_units=200, max_tokens=4000, counter=COUNTER, unit=unit)
+        labels = {line.split("：" if language == "zh" else ": ", 1)[0] for line in document.splitlines()}
+        spoken = [label for label in labels if f"{label}：" in out or f"{label}: " in out]
+        # Who speaks, when the transcript names them ("Project Manager", "王经理"); never "说话人1" or "Speaker 2".
+        named += bool(spoken)
+        numbered += any(not named_label(f"{label}: ") for label in spoken)
+        assert measure(out, unit) <= 200
+    assert named >= 2 and numbered == 0
+
+
+def test_named_and_numbered_speaker_labels():
+    for label in (
+        "Project Manager: ",
+        "Professor B: ",
+        "PhD D: ",
+        "Kirsty Williams AM: ",
+        "王经理：",
+        "Chair: ",
+    ):
+        assert named_label(label + "So we start.") == label
+    for label in ("Speaker 1: ", "SPEAKER_00: ", "说话人1：", "A: ", "Participant 3: ", "发言人2："):
+        assert named_label(label + "So we start.") == ""
+    assert named_label("No label here, just talk.") == ""
