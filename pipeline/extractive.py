@@ -338,7 +338,7 @@ def extract(
         # a prior on the sentence's place in the whole document, as strong as the document's opening is
         # salient (pipeline.extractive_reports). Stories have no such order.
         scores = with_position_prior(
-            feats, scores, central, [x[1] for x in placed], [x[2] for x in placed], sizes, budget=max_units, where=where,
+            feats, scores, [x[1] for x in placed], [x[2] for x in placed], sizes, budget=max_units, where=where,
             weight=weight, ask_opening=factual,
         )  # fmt: skip
     wanted = _query_features(query, cjk) if query else frozenset()
