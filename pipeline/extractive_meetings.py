@@ -127,7 +127,8 @@ def _head(sentence: str, budget: int, size_of: Callable[[str], int]) -> tuple[st
 # A speaker label that only numbers its speakers ("Speaker 2", "SPEAKER_00", "说话人1", "A", "Participant 3") says
 # nothing to a reader; a name or a role does ("Kirsty Williams AM", "Project Manager", "Professor B").
 _NUMBERED = re.compile(
-    r"(?:(?:speaker|spk|participant|person|voice|unknown|说话人|发言人|讲话人|参会人)\s*[_#-]?\s*)?[\dA-Za-z]{1,2}",
+    r"(?:(?:speaker|spk|participant|person|voice|unknown|说话人|发言人|讲话人|参会人)\s*[_#-]?\s*)?"
+    r"(?:[A-Za-z]?\d{1,3}|[A-Za-z])",
     re.IGNORECASE,
 )
 

@@ -170,8 +170,9 @@ def test_named_and_numbered_speaker_labels():
         "Kirsty Williams AM: ",
         "王经理：",
         "Chair: ",
+        "Al: ",
     ):
         assert named_label(label + "So we start.") == label
-    for label in ("Speaker 1: ", "SPEAKER_00: ", "说话人1：", "A: ", "Participant 3: ", "发言人2："):
+    for label in ("Speaker 1: ", "SPEAKER_00: ", "说话人1：", "A: ", "Participant 3: ", "发言人2：", "S2: "):
         assert named_label(label + "So we start.") == ""
     assert named_label("No label here, just talk.") == ""
