@@ -199,7 +199,7 @@ def run_paths(
     import pipeline
 
     server = servers.get(backend)
-    env = {**os.environ, "TOME_HOME": str(home / "tome"), "PREFECT_HOME": str(home / "prefect"), "DO_NOT_TRACK": "1",
+    env = {**os.environ, "TOME_HOME": str(home / f"tome-{backend}"), "PREFECT_HOME": str(home / "prefect"), "DO_NOT_TRACK": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}  # fmt: skip
     args = ["--backend", "extractive"]
     fields: dict[str, object] = {"backend": "extractive"}
@@ -219,7 +219,7 @@ def run_paths(
             if done.returncode == 0
             else f"<exit {done.returncode}: {done.stderr[-200:]}>"
         )
-    os.environ["TOME_HOME"] = str(home / "tome")
+    os.environ["TOME_HOME"] = env["TOME_HOME"]  # each backend its own cache: the servers answer alike prompts
     out["api"] = pipeline.summarise(path, length=length, **fields).final  # type: ignore[arg-type]
     return out
 

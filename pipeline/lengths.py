@@ -38,6 +38,7 @@ _WORD = re.compile(r"\S*[^\W_]\S*")  # a run between spaces holding a letter or 
 _CJK_TEXT = re.compile(f"[{CJK_LETTERS}{CJK_SYMBOLS}]")  # no word of a spaced script: CJK letters and 。、「」
 _RUN = re.compile(r"\w+")  # what a script's \w+ counts
 _SPACES = re.compile(r"\s+")
+_LETTER = re.compile(r"[^\W\d_]")
 CJK_SHARE = 0.3  # text whose letters are this much CJK is read as CJK (its hanzi may be counted alone)
 MIN_WORDS = 10  # a shorter summary says nothing; below this a length is refused
 UNIT_TOLERANCE = 1.1  # a final summary asked in words or characters may exceed the length by this factor
@@ -110,7 +111,7 @@ def counts(text: str) -> Counts:
     # Beside CJK text a lone mark ("——", "…") is no word to anyone: words between spaces need a letter there.
     split = len(_WORD.findall(rest)) if cjk else len(rest.split())
     return Counts(
-        cjk, sum(c.isalpha() for c in text), len(spaced) - spaced.count(" "), len(spaced),
+        cjk, len(_LETTER.findall(text)), len(spaced) - spaced.count(" "), len(spaced),
         cjk + len(_WORD.findall(rest)), cjk + split, cjk + len(_RUN.findall(rest)),
     )  # fmt: skip
 
@@ -186,7 +187,7 @@ def shortfall_note(document: str, summary: str, unit: str, asked: int) -> str:
     if found >= asked * (2 - UNIT_TOLERANCE):
         return ""
     name = "words" if unit == "words" else "characters"
-    whole = measure(document, unit)
+    whole = measure(document[: 64 * asked + 64], unit)  # a long document's head is enough to tell
     if whole > asked:  # a length the document's readings spread across is said in bench/results/lengths.md
         return ""
     return f"The document itself is {whole} {name}, under the {asked} asked: this summary is {found}, not padded."

@@ -166,6 +166,7 @@ SERVER_CASES = [
     ("500字", lambda: load_document(CHINESE[0])),
     ("300字", lambda: chinese_document(chapters=30)),
     ("500字", lambda: load_document(_corpus(CORPUS_ZH[0]))),  # a Chinese book
+    ("500字", lambda: load_document(_corpus(CORPUS_ZH[1]))),  # LaTeX in Chinese: hanzi a quarter of it, held <= +10 %
 ]
 
 

@@ -56,10 +56,10 @@ LengthOpt = Annotated[
         "-l",
         help=(
             "Final summary length: short, medium, long, N tokens, Nw words (300w) or N字 / Nc characters (500字). "
-            "Words as wc -w counts them (runs between spaces with a letter or digit: don't, U.S., 2,000 are one "
-            "each; a CJK character is one). Characters: each hanzi, letter or digit one, a space between words "
-            "one, punctuation half (so a count of hanzi alone and one with punctuation both land near it). "
-            "Held within ±10 %."
+            "Words as a word processor counts them (don't, U.S., 2,000 one each; a CJK character one), landed so "
+            "wc -w and \\w+ counts are near too. Characters (500c = 500字): landed between the hanzi alone and "
+            "every non-space character (other text: without spaces and len()). Held within ±10 % by every count "
+            "the text allows, never more than 10 % over (README, 'Lengths in words and characters')."
         ),
         show_default=_configured("length"),
     ),

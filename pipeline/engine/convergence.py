@@ -124,7 +124,8 @@ def _head_near(text: str, unit: str, asked: int) -> str | None:
         high = counts(cut + ELLIPSIS).readings(unit)[1]
         if high <= asked * UNIT_TOLERANCE or amount <= 1:
             break
-        spread, amount = True, max(1, min(amount - 1, int(amount * asked * UNIT_TOLERANCE / high)))
+        size = min(amount, measure(cut, unit))
+        spread, amount = True, max(1, min(size - 1, int(size * asked * UNIT_TOLERANCE / high)))
         cut = head_of(text, unit, amount).rstrip(" ,;:，；：、")
     if measure(cut, unit) >= asked * (2 - UNIT_TOLERANCE) or (spread and cut):
         cut += ELLIPSIS
