@@ -339,7 +339,7 @@ def extract(
         # salient (pipeline.extractive_reports). Stories have no such order.
         scores = with_position_prior(
             feats, scores, [x[1] for x in placed], [x[2] for x in placed], sizes, budget=max_units, where=where,
-            weight=weight, ask_opening=factual,
+            weight=weight, ask_opening=factual, sentences=sentences,
         )  # fmt: skip
     wanted = _query_features(query, cjk) if query else frozenset()
     if wanted:

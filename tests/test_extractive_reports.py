@@ -102,6 +102,20 @@ def test_an_overview_deep_in_the_body_is_no_summary_but_conclusions_are_stated_a
     assert all(x > 0 for x in early_bonus[2 : 2 + stated])  # the same paragraph under an overview at the start
 
 
+def test_the_sentence_stating_what_the_report_examines_is_kept():
+    # Real dev reports: the first sentence saying what the report does ("We were asked to review...", "This
+    # report examines...") is in a 150-300-word summary, as GAO's Highlights repeat it, though shorter sentences
+    # of the opening would otherwise fill the room.
+    for name, words in (("en_dev_report_01_wildland_fire", 150), ("en_dev_report_03_va_claims", 250),
+                        ("en_dev_report_04_lead_lines", 300)):  # fmt: skip
+        text = _dev_report(name)
+        purpose = next(s for s in sentences_of(text) if s.startswith(("This report", "We were asked")))
+        summary = extract(
+            text, language="en", max_units=words, max_tokens=10**6, counter=COUNTER, unit="words", where=(0.0, 1.0)
+        )
+        assert purpose in summary, name
+
+
 def test_the_prior_weight_grows_with_the_opening_coverage():
     weights = [prior_weight(s, 0.5) for s in (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)]
     assert weights == sorted(weights) and weights[-1] == 0.5
