@@ -44,6 +44,8 @@ _PURPOSE = re.compile(
     r"we were asked)\b",
     re.IGNORECASE,
 )
+# An item of a list that goes on its lead-in's sentence: a number, letter or bullet, then a word in lower case.
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|\(?[a-z0-9]{1,3}\)|[•●▪◦*–-])\s+[a-z]")
 # The lead a heading gives its sentences: a summary's (counted in the opening only), conclusions' (anywhere).
 SUMMARY_LEAD = 1.0
 CONCLUSIONS_LEAD = 0.75
@@ -75,6 +77,22 @@ MILD_SCALE = 0.15
 # (lead 1: "Highlights", "What GAO Found", "Executive Summary", "Conclusions", "摘要") get STATED_WEIGHT.
 HEADED_WEIGHT = 0.1
 STATED_WEIGHT = 0.5
+
+
+def join_lists(paragraphs: list[str]) -> list[str]:
+    """Paragraphs with a list that goes on a sentence ("This report examines:" then "1. private practices...,"
+    "2. mechanisms...") joined into that one sentence's paragraph: alone, neither the lead-in nor an item is one."""
+    out: list[str] = []
+    listing = False  # the last paragraph out is a lead-in with its items so far
+    for paragraph in paragraphs:
+        last = out[-1].rstrip() if out else ""
+        if _LIST_ITEM.match(paragraph) and (last.endswith(":") or (listing and last.endswith((",", ";", "and", "or")))):
+            out[-1] = f"{last} {' '.join(paragraph.split())}"
+            listing = True
+            continue
+        out.append(paragraph)
+        listing = False
+    return out
 
 
 def heading_lead(heading: str) -> float:

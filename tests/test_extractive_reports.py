@@ -16,6 +16,7 @@ from pipeline.extractive_reports import (
     OPENING_FLOOR,
     SUMMARY_LEAD,
     heading_lead,
+    join_lists,
     opening_coverage,
     prior_weight,
     with_position_prior,
@@ -202,3 +203,27 @@ def test_a_report_with_figures_in_a_quarter_of_its_sentences_is_read_as_a_report
         where=(0.0, 1.0),
     )  # fmt: skip
     assert summary == " ".join(body[:2])
+
+
+def test_a_list_that_goes_on_its_lead_in_sentence_is_one_sentence():
+    # A GAO letter states its objectives as a list after "This report examines:" (GAO-26-107650's layout): the
+    # lead-in and its items are one sentence, kept whole, not a lone "examines:" dropped with its items.
+    # Recommendations, full sentences each, stay apart.
+    paragraphs = [
+        "You asked us to review how federal agencies protect people who report wrongdoing to them.",
+        "This report examines:",
+        "1. private sector employment practices that discourage employees from reporting wrongdoing,",
+        "2. mechanisms selected federal agencies use to enforce whistleblower protections, and",
+        "3. challenges selected federal agencies say they face in receiving tips and disclosures.",
+        "We are making two recommendations:",
+        "1. The Chair of the commission should publish its guidance on agreements.",
+        "2. The Secretary of Labor should track retaliation complaints by industry.",
+    ]
+    joined = join_lists(paragraphs)
+    assert joined[1] == " ".join(paragraphs[1:5])
+    assert joined[2:] == paragraphs[5:]
+    summary = extract(
+        "\n\n".join(paragraphs), language="en", max_units=80, max_tokens=10**6, counter=COUNTER, unit="words",
+        where=(0.0, 1.0),
+    )  # fmt: skip
+    assert joined[1] in summary
