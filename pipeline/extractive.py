@@ -29,7 +29,7 @@ from pipeline import extractive_meetings as meetings
 from pipeline.errors import NoTextLayerError
 from pipeline.extractive_clean import clean_turn, is_boilerplate
 from pipeline.extractive_prompt import material, where_in_document
-from pipeline.extractive_reports import heading_lead, join_lists, with_position_prior
+from pipeline.extractive_reports import heading_lead, join_lists, with_position_prior, without_back_matter
 from pipeline.extractive_select import choose
 from pipeline.language import (
     SPEAKER_LABEL,
@@ -259,7 +259,7 @@ def extract(
     """
     cjk = counts_characters(language)
     # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
-    paragraphs = join_lists(_PARAGRAPHS.split(source))
+    paragraphs = without_back_matter(join_lists(_PARAGRAPHS.split(source)))
     headings = [p for p in paragraphs if _HEADING.match(p.strip())]
     # Each sentence with its place in the source (0..1) and whether it sits under a findings heading.
     placed: list[tuple[str, float, float]] = []
@@ -269,7 +269,7 @@ def extract(
     unlabelled_talk = not turn_paragraphs and meetings.reads_as_talk(source)  # cleaned like labelled turns
     min_turn = _MIN_TURN * 2 if cjk else _MIN_TURN
     transcript = turn_paragraphs
-    under = 0.0  # the prior the current heading gives its sentences (pipeline.extractive_reports.heading_lead)
+    under = 0.0  # the lead the current heading gives its sentences (pipeline.extractive_reports.heading_lead)
     section_start = False
     total = max(1, len(source))
     at = 0
@@ -388,7 +388,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-30"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-31"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

@@ -20,6 +20,7 @@ from pipeline.extractive_reports import (
     opening_coverage,
     prior_weight,
     with_position_prior,
+    without_back_matter,
 )
 from pipeline.provenance import features
 from pipeline.tokens import TiktokenCounter
@@ -227,3 +228,23 @@ def test_a_list_that_goes_on_its_lead_in_sentence_is_one_sentence():
         where=(0.0, 1.0),
     )  # fmt: skip
     assert joined[1] in summary
+
+
+def test_back_matter_is_not_summarised_unless_it_is_all_there_is():
+    # A real dev report followed by an appendix (the agency's comments, written as GAO prints them): no summary
+    # sentence comes from the appendix; a part of a long document that is all appendix is still summarised.
+    appendix = [
+        "Appendix II: Comments from the Environmental Protection Agency",
+        "EPA agrees that the initial service line inventories submitted by community water systems and "
+        "non-transient non-community water systems classified millions of service lines of unknown material, "
+        "and that lead service line replacement funds awarded to states depend on inventory data.",
+        "The Assistant Administrator for Water will develop a methodology for lines of unknown material in the "
+        "inventories before using inventory data to allocate lead service line replacement funds to states and "
+        "water systems, including systems serving 3,300 or fewer people.",
+    ]
+    text = "\n\n".join([_dev_report("en_dev_report_04_lead_lines"), *appendix])
+    # Read without a position prior (a merge that does not say where its material lies): the agency's letter
+    # restating the findings would otherwise be chosen.
+    summary = extract(text, language="en", max_units=300, max_tokens=10**6, counter=COUNTER, unit="words")
+    assert summary and not any(sentence in summary for sentence in appendix[1:])
+    assert without_back_matter(appendix) == appendix  # nothing of the body before it: the appendix is read
