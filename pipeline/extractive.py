@@ -319,12 +319,14 @@ def extract(
         return ""
     feats = [_features(s, cjk) for s in sentences]
     content, central = _components(feats, cjk=cjk)
-    scores = _blend(content, central, _CENTRALITY)
     # A merge of transcript summaries: its sentences are speaker turns joined on one line.
     transcript = transcript or sum(bool(SPEAKER_LABEL.match(x)) for x in sentences) >= 0.5 * len(sentences)
     # Talk written down without speaker labels (a recording's sentences, one a line) reads like talk.
     talk = sum(bool(_SPOKEN.search(x)) for x in sentences)
     transcript = transcript or talk >= _SPOKEN_SHARE * len(sentences)
+    if transcript and not cjk:  # a meeting's topics are phrases (CJK features are character pairs already)
+        content = meetings.with_phrases(sentences, content, stopwords=_STOPWORDS, stem=_stem)
+    scores = _blend(content, central, _CENTRALITY)
     # Stories are not written findings first either: dialogue marks them.
     # Government and agency reports, papers: figures and acronyms in most sentences ("$5,000", "GAO", "2026").
     factual = sum(bool(_FACT.search(x)) for x in sentences) >= _FACTUAL_SHARE * len(sentences)
@@ -358,10 +360,8 @@ def extract(
                                     stated=unit is not None, redundant=redundant), order, scores, tokens, feats, unit=unit,
                   asked=max_units, max_tokens=max_tokens, cjk=cjk, redundant=redundant, keep=bool(keep))  # fmt: skip
     # Whole turns leave a meeting's summary short of a stated length: the head of the next best sentence fills it.
-    tail = meetings.fill_tail(
-        sentences, chosen, order, feats, max_units=max_units, unit=unit, language=language,
-        max_tokens=max_tokens, counter=counter, redundant=_REDUNDANT,
-    ) if transcript and unit is not None and chosen else None  # fmt: skip
+    tail = meetings.fill_tail(sentences, chosen, order, feats, max_units=max_units, unit=unit, language=language,
+        max_tokens=max_tokens, counter=counter, redundant=_REDUNDANT) if transcript and unit is not None and chosen else None  # fmt: skip
     sep = "" if cjk else " "
     if not chosen:
         # Every sentence is longer than the budget: keep the head of the best one, cut at a word/char.

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pipeline.extractive import ExtractiveBackend, extract
 from pipeline.extractive_clean import clean_turn
-from pipeline.extractive_meetings import ELLIPSIS, fill_tail, named_label, reads_as_talk
+from pipeline.extractive_meetings import (
+    ELLIPSIS,
+    PHRASE_SHARE,
+    fill_tail,
+    named_label,
+    reads_as_talk,
+    with_phrases,
+)
 from pipeline.language import count_units
 from pipeline.lengths import measure
 from pipeline.llm.types import ChatRequest
@@ -176,3 +185,37 @@ def test_named_and_numbered_speaker_labels():
     for label in ("Speaker 1: ", "SPEAKER_00: ", "说话人1：", "A: ", "Participant 3: ", "发言人2：", "S2: "):
         assert named_label(label + "So we start.") == ""
     assert named_label("No label here, just talk.") == ""
+
+
+def _turns(document: str) -> list[str]:
+    return [line.strip() for line in document.splitlines() if line.strip()]
+
+
+def test_a_turn_that_says_the_meetings_recurring_phrases_ranks_above_one_that_only_shares_its_words():
+    stopwords = frozenset({"the", "a", "we", "i", "it", "is", "to", "of", "and", "that", "so", "this"})
+    for document in meetings("eval_dev_en.jsonl"):
+        turns = _turns(document)
+        # Equal word scores: only the phrases a turn shares with the others can part them.
+        lifted = with_phrases(turns, [1.0] * len(turns), stopwords=stopwords, stem=str.lower)
+        assert max(lifted) == 1.0 and min(lifted) == 1 - PHRASE_SHARE
+        best = turns[lifted.index(max(lifted))]
+        phrase = [w for w in re.findall(r"[a-z]+", best.split(": ", 1)[-1].lower()) if w not in stopwords]
+        pairs = {f"{a} {b}" for a, b in zip(phrase, phrase[1:], strict=False)}
+        said = [sum(p in " ".join(re.findall(r"[a-z]+", t.lower())) for t in turns) for p in pairs]
+        assert max(said) >= 3  # the best turn says a phrase at least three turns say
+
+
+def test_a_speakers_label_is_no_phrase_of_the_meeting():
+    turns = [f"Project Manager: {t}" for t in ("We open now.", "The budget is set.", "Lunch comes next.")]
+    # The label is on every turn but says who speaks, not what about: no turn gains from it.
+    assert with_phrases(turns, [0.2, 1.0, 0.6], stopwords=frozenset(), stem=str.lower) == [0.1, 0.5, 0.3]
+
+
+def test_an_english_meeting_summary_says_the_phrases_the_meeting_keeps_coming_back_to():
+    for document in meetings("eval_dev_en.jsonl"):
+        out = extract(document, language="en", max_units=150, max_tokens=4000, counter=COUNTER, unit="words")
+        words = [re.findall(r"[a-z]+", t.split(": ", 1)[-1].lower()) for t in _turns(document)]
+        # Pairs of longer words ("remote control", "speech recognition") said in three turns or more.
+        counts = Counter(p for ws in words for p in {f"{a} {b}" for a, b in zip(ws, ws[1:], strict=False)})
+        recurring = {p for p, n in counts.items() if n >= 3 and all(len(w) > 3 for w in p.split())}
+        assert any(p in " ".join(re.findall(r"[a-z]+", out.lower())) for p in recurring)
