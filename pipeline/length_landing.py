@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from pipeline.lengths import Counts, counts, landing_error
 
-TRIGGER = 0.1  # a landing is moved only when a reading is more than 10 % off (the ranking decides otherwise)
+TRIGGER = 0.09  # a landing is moved only when a reading is 9 % off or more (at the edge of the tolerance)
 GOOD = 0.05  # moved until every reading is within 5 %, if it can be: nearer than that, the ranking decides
 ROUNDS = 4  # moves made one after another (each one drop, add or swap), more for longer summaries
 MAX_ROUNDS = 16
@@ -71,8 +71,11 @@ def land(
     now = error(total, len(current))
     if now <= TRIGGER:
         return current
-    for _ in range(min(MAX_ROUNDS, ROUNDS + len(current) // 8)):
-        if now <= GOOD:
+    rounds = min(MAX_ROUNDS, ROUNDS + len(current) // 8)
+    while now > GOOD and len(current) > 1:
+        over = now >= 1  # a reading over the tolerance: sentences are dropped (cheaply) until none is
+        rounds -= 0 if over else 1
+        if rounds < 0:
             break
         used = sum(tokens[i] for i in current)
         kept_feats = [feats[i] for i in current]
@@ -80,9 +83,9 @@ def land(
         # Each move: (error, score lost, sentences out, sentences in); errors under GOOD are equally good.
         moves: list[tuple[float, float, tuple[int, ...], tuple[int, ...]]] = []
         n = len(current)
-        for i in current if n > 1 else ():
+        for i in current:
             moves.append((error(plus(total, of(i), -1), n - 1), scores[i], (i,), ()))
-        for j in pool:
+        for j in pool if not over else ():
             if used + tokens[j] <= max_tokens:
                 moves.append((error(plus(total, of(j)), n + 1), -scores[j], (), (j,)))
             for i in current:

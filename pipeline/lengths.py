@@ -127,11 +127,13 @@ def measure(text: str, unit: str) -> int:
 
 
 def landing_error(found: Counts, unit: str, asked: int, *, tolerance: float = UNIT_TOLERANCE - 1) -> float:
-    """How far the farthest reading of a text is from ``asked`` (0.05 = 5 %), plus 1 when one is more than
-    ``tolerance`` over: a text every reading puts within the tolerance beats one that some reading puts over."""
+    """How far the farthest reading of a text is from ``asked`` (0.05 = 5 %); over 1 when one reading exceeds it
+    by more than ``tolerance`` (then 1 + that reading's ratio, so a shorter text is nearer): a text that no
+    reading puts over beats any that one does."""
     low, high = found.readings(unit)
-    error = max(abs(low / asked - 1), abs(high / asked - 1))
-    return error + 1 if high > asked * (1 + tolerance) else error
+    if high > asked * (1 + tolerance):
+        return 1 + high / asked
+    return max(abs(low / asked - 1), abs(high / asked - 1))
 
 
 def head(text: str, unit: str, amount: int) -> str:

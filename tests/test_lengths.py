@@ -12,11 +12,12 @@ from flows.cli import app
 from pipeline.api import summarise
 from pipeline.documents import document_from_text, load_document
 from pipeline.errors import ConfigError
-from pipeline.extractive import ExtractiveBackend
+from pipeline.extractive import ExtractiveBackend, extract
 from pipeline.lengths import Length, counts, head, measure, parse_length
 from pipeline.settings import resolve_settings
 from pipeline.store import Store
 from pipeline.testing import Obedience
+from pipeline.tokens import TiktokenCounter
 from tests.length_texts import GENERATED, SHORT_EN, SHORT_ZH
 from tests.test_engine import Recorder, _client, _engine, chinese_document, generated_document
 
@@ -321,3 +322,14 @@ async def test_a_long_length_read_from_few_chunks_is_filled(moonshot_server, sto
             await client.aclose()
         assert len(result.levels[0]) >= 2
         assert_within(result.final, length, doc.path.name)
+
+
+@pytest.mark.parametrize("shape", ["zh_dialogue", "zh_latin_figures", "ja_news", "en_figures_urls"])
+def test_the_offline_fill_never_leaves_a_reading_over_and_lands_the_rest_as_near_as_it_can(shape):
+    text = GENERATED[shape]()
+    language = shape.split("_")[0]
+    unit = "words" if language == "en" else "chars"
+    for amount in (100, 500, 1500):
+        out = extract(text, language=language, max_units=amount, max_tokens=10**6, counter=TiktokenCounter(), unit=unit)
+        length = f"{amount}w" if unit == "words" else f"{amount}字"
+        assert_within(out, length, f"{shape} {length}")
