@@ -19,6 +19,7 @@ TRIGGER = 0.09  # a landing is moved only when a reading is 9 % off or more (at 
 GOOD = 0.05  # moved until every reading is within 5 %, if it can be: nearer than that, the ranking decides
 ROUNDS = 4  # moves made one after another (each one drop, add or swap), more for longer summaries
 MAX_ROUNDS = 16
+SWAP_WHILE_OVER = 40  # a summary of more sentences gets below a reading over by drops alone (fast)
 POOL = 120  # best-ranked sentences left out that may be added or swapped in
 
 
@@ -85,7 +86,7 @@ def land(
         n = len(current)
         for i in current:
             moves.append((error(plus(total, of(i), -1), n - 1), scores[i], (i,), ()))
-        for j in pool if not over else ():
+        for j in pool if not over or n <= SWAP_WHILE_OVER else ():
             if used + tokens[j] <= max_tokens:
                 moves.append((error(plus(total, of(j)), n + 1), -scores[j], (), (j,)))
             for i in current:
