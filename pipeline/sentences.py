@@ -94,8 +94,8 @@ def _western_ends(text: str, match: re.Match[str], stop: int) -> bool:
     if lower in _ALWAYS_INSIDE:
         return False
     if first.isdigit() or first == "§":
-        # "No. 5", "vol. 3"; a law's citation: "P.L. 117-58", "H.R. 1402", "42 U.S.C. §3121".
-        return lower not in _BEFORE_NUMBER and "." not in word
+        # "No. 5", "vol. 3"; a law's citation: "P.L. 117-58", "H.R. 1402", "S. 4132", "42 U.S.C. §3121".
+        return lower not in _BEFORE_NUMBER and "." not in word and not (len(word) == 1 and word.isupper())
     if lower in _TITLES and lower not in _BEFORE_NUMBER:
         return False  # "Mr. Bingley", "St. James"
     if len(word) == 1 and word.isupper():

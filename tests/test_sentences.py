@@ -35,6 +35,10 @@ from pipeline.sentences import sentence_spans, split_sentences
             ["It enacted P.L. 117-58 and H.R. 1402 under 42 U.S.C. §3121 et seq.", "Then it stopped."],
         ),
         (
+            "The bills were H.R. 6429, S. 4132 and S. 4666 (the National Coronavirus Commission Act). None passed.",
+            ["The bills were H.R. 6429, S. 4132 and S. 4666 (the National Coronavirus Commission Act).", "None passed."],
+        ),
+        (
             "This report examines: 1. private practices that deter disclosures, 2. mechanisms agencies use, and 3. "
             "challenges agencies face. We chose four agencies. The total was 12. Next year it fell.",
             [
