@@ -244,20 +244,25 @@ def _fmt(r: dict[str, object]) -> str:
 
 def summary(rows: list[dict[str, object]]) -> list[str]:
     """Min/max ratio per backend x language x unit x reader count (documents shorter than asked left out)."""
-    groups: dict[tuple[str, str, str, str], list[float]] = {}
+    groups: dict[tuple[str, str, str, str], list[tuple[float, bool]]] = {}
     for r in rows:
         if r["note"]:
             continue
-        for reader, ratio in r["ratios"].items():  # type: ignore[attr-defined]
-            groups.setdefault((str(r["backend"]), str(r["lang"]), str(r["unit"]), reader), []).append(ratio)
+        ratios: dict[str, float] = r["ratios"]  # type: ignore[assignment]
+        # Readings within 20 % of each other: some summary puts them all within ±10 % (else none can).
+        feasible = max(ratios.values()) <= 1.2 * min(ratios.values())
+        for reader, ratio in ratios.items():
+            groups.setdefault((str(r["backend"]), str(r["lang"]), str(r["unit"]), reader), []).append((ratio, feasible))
     lines = [
-        "| backend | language | unit | reader count | runs | min | max | outside ±10 % |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "| backend | language | unit | reader count | runs | min | max | outside ±10 % | of them where the readings allow it |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for (backend, lang, unit, reader), values in sorted(groups.items()):
-        out = sum(not 0.9 <= v <= 1.1 for v in values)
+        found = [v for v, _ in values]
+        out = sum(not 0.9 <= v <= 1.1 for v in found)
+        fixable = sum(not 0.9 <= v <= 1.1 for v, ok in values if ok)
         lines.append(
-            f"| {backend} | {lang} | {unit} | {reader} | {len(values)} | {min(values):.3f} | {max(values):.3f} | {out} |"
+            f"| {backend} | {lang} | {unit} | {reader} | {len(values)} | {min(found):.3f} | {max(found):.3f} | {out} | {fixable} |"
         )
     return lines
 
@@ -301,6 +306,11 @@ async def main() -> None:
         "(spaces collapsed) and without spaces; tokens: local cl100k (offline), the test server's count (server). tome = `pipeline.lengths.measure`.",
         "",
         "## Range per backend, language and reader count",
+        "",
+        "A run's readings more than 20 % apart (dialogue-heavy or Latin-heavy Chinese, Japanese with many 、, "
+        "English full of figures, English characters with and without spaces) cannot all land within ±10 %: tome "
+        "then holds the highest at most +10 % and the lowest falls short (README, 'Lengths in words and "
+        "characters'). The last column counts the runs outside ±10 % whose readings are within 20 % of each other.",
         "",
         *summary(rows),
         "",
