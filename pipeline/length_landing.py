@@ -56,8 +56,8 @@ def land(
     gap = 0 if cjk else 1  # sentences are joined by a space unless CJK
 
     def error(total: tuple[int, ...], n: int) -> float:
-        cjk_, letters, visible, spaced, words, split, runs = total
-        joined = Counts(cjk_, letters, visible, spaced + gap * (n - 1), words, split, runs)
+        cjk_, letters, visible, spaced, words, split = total
+        joined = Counts(cjk_, letters, visible, spaced + gap * (n - 1), words, split)
         low, high = joined.readings(unit)
         tome = words if unit == "words" else (low + high + 1) // 2
         return landing_error(joined, unit, asked) if tome <= asked else math.inf  # never more than asked
@@ -66,7 +66,7 @@ def land(
         return tuple(x + sign * y for x, y in zip(a, b, strict=True))
 
     current = set(chosen)
-    total: tuple[int, ...] = (0,) * 7
+    total: tuple[int, ...] = (0,) * 6
     for i in current:
         total = plus(total, of(i))
     now = error(total, len(current))
