@@ -226,6 +226,39 @@ def test_alternative_names_report_summary_and_transcript(tmp_path: Path) -> None
     assert items[1].references == ("They discussed the remote.", "A kick-off meeting.")
 
 
+def test_govreport_records_with_nested_sections_and_a_summary_in_paragraphs(tmp_path: Path) -> None:
+    # GovReport's own files: a CRS report's "reports" and a GAO report's "report" are trees of sections; the
+    # CRS "summary" and the GAO "highlight" are one summary each, given as paragraphs or sections.
+    section = {
+        "section_title": "Background",
+        "paragraphs": ["The agency spent $5 billion in 2020.", "It met most goals."],
+        "subsections": [{"section_title": "Delays", "paragraphs": ["Three regions were late."], "subsections": []}],
+    }
+    path = write_jsonl(
+        tmp_path / "govreport.jsonl",
+        [
+            {"id": "R1", "reports": section, "summary": ["The report reviews spending.", "It finds delays."]},
+            {
+                "id": "GAO-1",
+                "report": [section, {"section_title": "Agency Comments", "paragraphs": ["The agency agreed."]}],
+                "highlight": [
+                    {"section_title": "What GAO Found", "paragraphs": ["Delays in three regions."]},
+                    {"section_title": "What GAO Recommends", "paragraphs": ["Track the regions."]},
+                ],
+            },
+        ],
+    )
+    items, used = load_dataset(path)
+    assert used == "plain"
+    body = "Background\n\nThe agency spent $5 billion in 2020.\n\nIt met most goals.\n\nDelays\n\nThree regions were late."
+    assert items[0].document == body
+    assert items[0].references == ("The report reviews spending.\n\nIt finds delays.",)
+    assert items[1].document == body + "\n\nAgency Comments\n\nThe agency agreed."
+    assert items[1].references == (
+        "What GAO Found\n\nDelays in three regions.\n\nWhat GAO Recommends\n\nTrack the regions.",
+    )
+
+
 def test_field_overrides(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "custom.jsonl",

@@ -22,6 +22,12 @@ _STEP = re.compile(r"([^.\[\]]+)|\[(\d*)\]")
 # Keys that hold an utterance's text in meeting transcripts given as lists of objects.
 _TEXT_KEYS = ("text", "content", "utterance", "response_text", "summary", "sentence", "value")
 _SPEAKER_KEYS = ("speaker", "role", "name", "speaker_name")
+# A section given as an object (GovReport's CRS and GAO files): its title, its paragraphs, its subsections.
+_TITLE_KEYS = ("section_title", "title", "heading")
+_SECTION_KEYS = ("subsections", "sections", "children")
+# These reference fields hold one summary, even as a list of its paragraphs or sections (GovReport's "summary":
+# [...] and "highlight": [...], arXiv's "abstract"); "references", "summaries" and the like hold several.
+_ONE_SUMMARY = frozenset({"summary", "abstract", "highlight", "highlights", "overall_summary", "gold_summary"})
 
 
 @dataclass(frozen=True)
@@ -85,12 +91,12 @@ PRESETS: dict[str, FieldSpec] = {
     ),
     "plain": FieldSpec(
         document=(
-            "document", "text", "article", "report", "transcript", "meeting_transcripts", "context", "dialogue",
-            "source", "content", "story", "passage", "input", "src",
+            "document", "text", "article", "report", "reports", "transcript", "meeting_transcripts", "context",
+            "dialogue", "source", "content", "story", "passage", "input", "src",
         ),
         references=(
             "references", "reference", "summaries", "summary", "overall_summary", "gold_summary", "abstract",
-            "target", "highlights", "output", "tgt",
+            "target", "highlights", "highlight", "output", "tgt",
         ),
         id=("id", "uid", "doc_id", "document_id", "meeting_id"),
         name="plain",
@@ -134,7 +140,10 @@ def as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return "\n".join(t for t in (as_text(v) for v in value) if t.strip())
+        sections = bool(value) and all(isinstance(v, dict) and isinstance(v.get("paragraphs"), list) for v in value)
+        return ("\n\n" if sections else "\n").join(t for t in (as_text(v) for v in value) if t.strip())
+    if isinstance(value, dict) and isinstance(value.get("paragraphs"), list):
+        return _section_text(value)
     if isinstance(value, dict):
         text = next((value[k] for k in _TEXT_KEYS if isinstance(value.get(k), str | list)), None)
         if text is None:
@@ -145,7 +154,20 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def _references(values: list[Any]) -> list[str]:
+def _section_text(section: dict[str, Any]) -> str:
+    """A section object as text: its title on a line of its own, then its paragraphs and subsections, apart."""
+    title = next((section[k] for k in _TITLE_KEYS if isinstance(section.get(k), str)), "")
+    parts = [title.strip()] + [as_text(p).strip() for p in section["paragraphs"]]
+    for key in _SECTION_KEYS:
+        children = section.get(key)
+        parts += [as_text(c).strip() for c in children] if isinstance(children, list) else []
+    return "\n\n".join(p for p in parts if p)
+
+
+def _references(values: list[Any], *, one: bool = False) -> list[str]:
+    """The reference summaries among ``values``; ``one``: a list is one summary in paragraphs, not several."""
+    if one:
+        values = ["\n\n".join(as_text(x).strip() for x in v) if isinstance(v, list) else v for v in values]
     refs: list[str] = []
     for value in values:
         if isinstance(value, list) and all(isinstance(v, str | dict) for v in value):
@@ -156,11 +178,16 @@ def _references(values: list[Any]) -> list[str]:
 
 
 def _first(record: dict[str, Any], paths: tuple[str, ...]) -> list[Any]:
+    return _first_at(record, paths)[1]
+
+
+def _first_at(record: dict[str, Any], paths: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """The first of ``paths`` that leads somewhere in ``record``, and what it finds there."""
     for path in paths:
         found = select(record, path)
         if found:
-            return found
-    return []
+            return path, found
+    return "", []
 
 
 def detect_preset(record: Any) -> str:
@@ -265,7 +292,8 @@ def _item(record: Any, fields: FieldSpec, *, where: str, fallback_id: str, folde
             f"{where} has no document text at {' | '.join(fields.document)} (nor a file at "
             f"{' | '.join(fields.document_path)}); name it with --document-field."
         )
-    refs = _references(_first(record, fields.references))
+    at, found = _first_at(record, fields.references)
+    refs = _references(found, one=at in _ONE_SUMMARY)
     if not refs:
         raise DatasetError(
             f"{where} has no reference summary at {' | '.join(fields.references)}; name it with --references-field."
