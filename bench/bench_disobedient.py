@@ -201,9 +201,18 @@ def render(records: list[dict[str, Any]]) -> str:
                 f"{r['wall_s'] / (r['token_bound_s'] + (r.get('start_s') or 0)):.2f} | {r['schedule_bound_s']} s | "
                 f"{r['wall_s'] / r['schedule_bound_s']:.2f} |"
             )
-    lines += ["", f"Recorded {time.strftime('%Y-%m-%d %H:%M')} UTC; load average {os.getloadavg()[0]:.1f} at the end "
-              "(2 shared cores).", ""]
+    lines += ["", recorded_line(), ""]
     return "\n".join(lines)
+
+
+def recorded_line() -> str:
+    """When the cells were recorded and how busy the shared machine was (its figures are ratios for that reason)."""
+    return f"Recorded {time.strftime('%Y-%m-%d %H:%M')} UTC; load average {os.getloadavg()[0]:.1f} at the end (2 shared cores)."
+
+
+def log(msg: str) -> None:
+    """A timestamped progress line on stderr (the tables go to stdout)."""
+    print(time.strftime("%H:%M:%S"), msg, file=sys.stderr, flush=True)
 
 
 def main() -> int:
@@ -220,9 +229,6 @@ def main() -> int:
     if not CORPUS.is_dir():
         print(f"skipped: {CORPUS} is absent")
         return 0
-
-    def log(msg: str) -> None:
-        print(time.strftime("%H:%M:%S"), msg, file=sys.stderr, flush=True)
 
     records: list[dict[str, Any]] = []
     if args.only:

@@ -26,7 +26,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_disobedient import BENCH, GENEROUS, TIGHT, TOME_PY  # noqa: E402
+from bench.bench_disobedient import BENCH, GENEROUS, TIGHT, TOME_PY, log, recorded_line  # noqa: E402
 from bench.peers.serve import LATENCY, serve  # noqa: E402
 from pipeline.config import load_catalog  # noqa: E402
 from pipeline.documents import detect_language, load_document  # noqa: E402
@@ -227,9 +226,7 @@ def render(records: list[dict[str, Any]]) -> str:
             f"{', '.join(r['fails']) or '—'} |"
         )
     missed = [r for r in records if r["fails"]]
-    lines += ["", f"{len(records)} cells, {len(records) - len(missed)} within every figure.", "",
-              f"Recorded {time.strftime('%Y-%m-%d %H:%M')} UTC; load average {os.getloadavg()[0]:.1f} at the end "
-              "(2 shared cores).", ""]
+    lines += ["", f"{len(records)} cells, {len(records) - len(missed)} within every figure.", "", recorded_line(), ""]
     return "\n".join(lines)
 
 
@@ -248,9 +245,6 @@ def main() -> int:
     if not CORPUS.is_dir():
         print(f"skipped: {CORPUS} is absent")
         return 0
-
-    def log(msg: str) -> None:
-        print(time.strftime("%H:%M:%S"), msg, file=sys.stderr, flush=True)
 
     keys = set(args.only.split(",")) if args.only else {d.key for d in DOCS} - {"alice", "pride"}  # bench_disobedient's
     records: list[dict[str, Any]] = []
