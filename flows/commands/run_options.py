@@ -57,7 +57,7 @@ LengthOpt = Annotated[
         help=(
             "Final summary length: short, medium, long, N tokens, Nw words (300w) or N字 / Nc characters (500字). "
             "Words as a word processor counts them (don't, U.S., 2,000 one each; a CJK character one), landed so "
-            "wc -w and \\w+ counts are near too. Characters (500c = 500字): landed between the hanzi alone and "
+            "a wc -w / split() count is near too. Characters (500c = 500字): landed between the hanzi alone and "
             "every non-space character (other text: without spaces and len()). Held within ±10 % by every count "
             "the text allows, never more than 10 % over (README, 'Lengths in words and characters')."
         ),
