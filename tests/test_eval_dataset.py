@@ -259,6 +259,13 @@ def test_govreport_records_with_nested_sections_and_a_summary_in_paragraphs(tmp_
     )
 
 
+def test_a_tree_of_sections_with_titles_only_is_no_document(tmp_path: Path) -> None:
+    empty = {"section_title": "Background", "paragraphs": [], "subsections": [{"section_title": "Delays", "paragraphs": [" "]}]}
+    path = write_jsonl(tmp_path / "empty.jsonl", [{"id": "R1", "reports": empty, "summary": ["A summary."]}])
+    with pytest.raises(DatasetError, match="has no document text"):
+        load_dataset(path)
+
+
 def test_field_overrides(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "custom.jsonl",

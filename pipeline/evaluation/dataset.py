@@ -157,11 +157,13 @@ def as_text(value: Any) -> str:
 def _section_text(section: dict[str, Any]) -> str:
     """A section object as text: its title on a line of its own, then its paragraphs and subsections, apart."""
     title = next((section[k] for k in _TITLE_KEYS if isinstance(section.get(k), str)), "")
-    parts = [title.strip()] + [as_text(p).strip() for p in section["paragraphs"]]
+    parts = [as_text(p).strip() for p in section["paragraphs"]]
     for key in _SECTION_KEYS:
         children = section.get(key)
         parts += [as_text(c).strip() for c in children] if isinstance(children, list) else []
-    return "\n\n".join(p for p in parts if p)
+    body = [p for p in parts if p]
+    # Titles without a paragraph under them are no text: such a document is refused as empty, not scored.
+    return "\n\n".join([title.strip(), *body] if title.strip() else body) if body else ""
 
 
 def _references(values: list[Any], *, one: bool = False) -> list[str]:
