@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 
@@ -90,6 +91,15 @@ MILD_SCALE = 0.15
 # (lead 1: "Highlights", "What GAO Found", "Executive Summary", "Conclusions", "摘要") get STATED_WEIGHT.
 HEADED_WEIGHT = 0.1
 STATED_WEIGHT = 0.5
+# A factual report's sentence with fewer content features than this share of its median sentence's says little
+# ("However, the format varied widely."): its score scales down in proportion. A sentence stating a quantity
+# ("about 35 percent", "$15 billion") states a finding: FIGURE_BONUS. ROUGE-1 rewards the longer sentences dense in
+# the document's words that TextRank picks. bench/results/eval.md, "Reports: thin sentences" (issue 17).
+THIN_SHARE = 0.75
+FIGURE_BONUS = 0.1
+_QUANTITY = re.compile(
+    r"\d[\d,.]*\s*(?:%|％|(?:percent|per cent|million|billion|trillion|thousand)\b)|[$€£¥]\s?\d|\d[\d,.]*\s*[万亿]"
+)
 
 
 def join_lists(paragraphs: list[str]) -> list[str]:
@@ -216,12 +226,25 @@ def with_position_prior(
     # A summary heading past the opening opens a part of the body, not the document's summary.
     leads = [0.0 if lead >= SUMMARY_LEAD and (begin + span * pos) * whole > OPENING_REACH * budget else lead
              for pos, lead in zip(positions, leads, strict=True)]  # fmt: skip
-    return [
+    blended = [
         (1 - weight) * s
         + weight * math.exp(-(begin + span * pos) / scale)
         + (STATED_WEIGHT * _stated(lead) if lead >= CONCLUSIONS_LEAD else HEADED_WEIGHT * lead)
         for s, pos, lead in zip(scores, positions, leads, strict=True)
     ]
+    return by_substance(feats, blended, sentences)
+
+
+def by_substance(feats: Sequence[frozenset[str]], scores: Sequence[float], sentences: Sequence[str]) -> list[float]:
+    """``scores`` of a factual report's sentences scaled down for those thinner than ``THIN_SHARE`` x its median
+    sentence (in content features) and raised by ``FIGURE_BONUS`` for those stating a quantity (when given)."""
+    if not feats:
+        return list(scores)
+    least = THIN_SHARE * statistics.median(len(f) for f in feats)
+    out = [s * min(1.0, len(f) / least) if least > 0 else s for s, f in zip(scores, feats, strict=True)]
+    if len(sentences) == len(out):
+        out = [s + FIGURE_BONUS * bool(_QUANTITY.search(x)) for s, x in zip(out, sentences, strict=True)]
+    return out
 
 
 def _with_purpose(sentences: Sequence[str], leads: Sequence[float]) -> list[float]:

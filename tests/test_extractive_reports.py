@@ -13,8 +13,11 @@ from pipeline.extractive import extract, score_sentences
 from pipeline.extractive_reports import (
     CONCLUSIONS_LEAD,
     COVERAGE_LENGTHS,
+    FIGURE_BONUS,
     OPENING_FLOOR,
     SUMMARY_LEAD,
+    THIN_SHARE,
+    by_substance,
     heading_lead,
     join_lists,
     opening_coverage,
@@ -131,6 +134,22 @@ def test_a_central_sentence_of_the_opening_beats_a_peripheral_one_nearer_the_sta
         text, language="en", max_units=385, max_tokens=10**6, counter=COUNTER, unit="words", where=(0.0, 1.0)
     )
     assert examines in summary and aside not in summary
+
+
+def test_a_thin_sentence_loses_score_and_one_stating_a_quantity_gains():
+    # Feature counts 2, 8, 8, 8, 10 (median 8): the first is under THIN_SHARE x 8 and scales by its share of it;
+    # the fourth states a quantity ("35 percent") and the fifth a sum ("$15 billion"): both get FIGURE_BONUS.
+    feats = [frozenset(f"w{i}" for i in range(k)) for k in (2, 8, 8, 8, 10)]
+    sentences = [
+        "However, the format varied widely.",
+        "States reviewed the inventories for completeness but rarely for the evidence behind each entry.",
+        "Small systems reported far more lines of unknown material than large systems did.",
+        "About 35 percent of the lines were of unknown material in the ten states reviewed.",
+        "Congress provided $15 billion for replacement through the revolving fund over five years.",
+    ]
+    thin = pytest.approx(2 / (THIN_SHARE * 8))
+    assert by_substance(feats, [1.0] * 5, sentences) == [thin, 1.0, 1.0, 1.0 + FIGURE_BONUS, 1.0 + FIGURE_BONUS]
+    assert by_substance(feats, [1.0] * 5, ()) == [thin, 1.0, 1.0, 1.0, 1.0]
 
 
 def test_the_prior_weight_grows_with_the_opening_coverage():
