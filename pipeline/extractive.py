@@ -28,6 +28,7 @@ from nltk.stem import porter
 from pipeline import extractive_meetings as meetings
 from pipeline.errors import NoTextLayerError
 from pipeline.extractive_clean import clean_turn, is_boilerplate
+from pipeline.extractive_meetings_zh import questions_lowered, split_run_ons
 from pipeline.extractive_prompt import material, where_in_document
 from pipeline.extractive_reports import heading_lead, join_lists, with_position_prior, without_back_matter
 from pipeline.extractive_select import choose
@@ -294,7 +295,7 @@ def extract(
                 if _runs(turn) < min_turn:
                     continue  # "Okay.", "Mm-hmm, yeah.": backchannels, not content
             who = meetings.named_label(turn) if spoken else ""  # its first sentence says who speaks, if named
-            for s in split_sentences(turn):
+            for s in split_run_ons(split_sentences(turn)) if cjk and spoken else split_sentences(turn):
                 where_s = here / total
                 here += len(s)
                 s = clean_turn(_flat(s, cjk), cjk=cjk) if spoken else _flat(s, cjk)
@@ -326,7 +327,7 @@ def extract(
     transcript = transcript or talk >= _SPOKEN_SHARE * len(sentences)
     if transcript and not cjk:  # a meeting's topics are phrases (CJK features are character pairs already)
         content = meetings.with_phrases(sentences, content, stopwords=_STOPWORDS, stem=_stem)
-    scores = _blend(content, central, _CENTRALITY)
+    scores = questions_lowered(sentences, _blend(content, central, _CENTRALITY), cjk and transcript)
     # Stories are not written findings first either: dialogue marks them.
     # Government and agency reports, papers: figures and acronyms in most sentences ("$5,000", "GAO", "2026").
     factual = sum(bool(_FACT.search(x)) for x in sentences) >= _FACTUAL_SHARE * len(sentences)
@@ -388,7 +389,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-36"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-37"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
@@ -438,13 +439,8 @@ class ExtractiveBackend:
             where=where_in_document(user),
         )
         prompt_tokens = sum(self.counter.count(m.content) for m in request.messages)
-        return Completion(
-            content=text,
-            finish_reason="stop",
-            usage=Usage(prompt_tokens, self.counter.count(text)),
-            model="extractive",
-            latency_s=time.perf_counter() - started,
-        )
+        return Completion(content=text, finish_reason="stop", usage=Usage(prompt_tokens, self.counter.count(text)),
+                          model="extractive", latency_s=time.perf_counter() - started)
 
     async def aclose(self) -> None:
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from pipeline.extractive_meetings_zh import clean_talk
 from pipeline.language import SPEAKER_LABEL
 
 # {vocalsound} {disfmarker} {gap} {comment} (AMI/ICSI, QMSum) and [laughter] [inaudible] (other transcribers).
@@ -73,7 +74,7 @@ def clean_turn(text: str, *, cjk: bool) -> str:
     body = _UNINTELLIGIBLE.sub(" ", _HYPHEN.sub("-", _CLITIC.sub(r"'\1", body)))
     body = _SPELLED.sub(lambda m: m.group(0).replace("_", ""), body)
     if cjk:
-        body = _FILLERS_ZH.sub("", body)
+        body = clean_talk(_FILLERS_ZH.sub("", body))
     body = _FILLERS_EN.sub(" ", body)
     body = _FALSE_START.sub(lambda m: m.group(0) if m.group(1).lower() in _WORDS_KEPT else "", body)
     body = _REPEAT_PHRASE.sub(r"\1", _REPEAT.sub(r"\1", body))
