@@ -17,6 +17,7 @@ from pipeline.extractive_reports import (
     OPENING_FLOOR,
     SUMMARY_LEAD,
     THIN_SHARE,
+    THIN_SHARE_MILD,
     by_substance,
     heading_lead,
     join_lists,
@@ -119,6 +120,16 @@ def test_the_sentence_stating_what_the_report_examines_is_kept():
             text, language="en", max_units=words, max_tokens=10**6, counter=COUNTER, unit="words", where=(0.0, 1.0)
         )
         assert purpose in summary, name
+
+
+def test_other_prose_with_the_mild_prior_weighs_its_thin_sentences_too():
+    # Four sentences at the same place, the same score: the mild prior (prose that is no factual report, such as
+    # a Chinese report with its figures in words) scales those thinner than THIN_SHARE_MILD x the median.
+    feats = [frozenset(f"w{i}" for i in range(k)) for k in (3, 6, 6, 8)]
+    args = (feats, [0.5] * 4, [0.0] * 4, [0.0] * 4, [10] * 4)
+    scores = with_position_prior(*args, budget=20, where=(0.0, 1.0), weight=0.3, ask_opening=False)
+    assert scores[1] == scores[2] == scores[3] > scores[0]
+    assert scores[0] == pytest.approx(scores[1] * 3 / (THIN_SHARE_MILD * 6))
 
 
 def test_a_central_sentence_of_the_opening_beats_a_peripheral_one_nearer_the_start():
