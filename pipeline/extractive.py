@@ -323,13 +323,11 @@ def extract(
     # A merge of transcript summaries: its sentences are speaker turns joined on one line.
     transcript = transcript or sum(bool(SPEAKER_LABEL.match(x)) for x in sentences) >= 0.5 * len(sentences)
     # Talk written down without speaker labels (a recording's sentences, one a line) reads like talk.
-    talk = sum(bool(_SPOKEN.search(x)) for x in sentences)
-    transcript = transcript or talk >= _SPOKEN_SHARE * len(sentences)
+    transcript = transcript or sum(bool(_SPOKEN.search(x)) for x in sentences) >= _SPOKEN_SHARE * len(sentences)
     if transcript and not cjk:  # a meeting's topics are phrases (CJK features are character pairs already)
         content = meetings.with_phrases(sentences, content, stopwords=_STOPWORDS, stem=_stem)
     scores = questions_lowered(sentences, _blend(content, central, _CENTRALITY), cjk and transcript)
-    # Stories are not written findings first either: dialogue marks them.
-    # Government and agency reports, papers: figures and acronyms in most sentences ("$5,000", "GAO", "2026").
+    # Reports and papers: figures and acronyms in most sentences ("$5,000", "GAO", "2026"); stories: dialogue.
     factual = sum(bool(_FACT.search(x)) for x in sentences) >= _FACTUAL_SHARE * len(sentences)
     narrative = not factual and sum(bool(_QUOTE.search(x)) for x in sentences) >= _NARRATIVE_SHARE * len(sentences)
     weight = (_POSITION_WEIGHT_SPOKEN if transcript else 0.0 if narrative
@@ -349,6 +347,8 @@ def extract(
         relevance = focus_scores(feats, wanted)
         scores = [(1 - _FOCUS_WEIGHT) * s + _FOCUS_WEIGHT * r for s, r in zip(scores, relevance, strict=True)]
     order = sorted(range(len(sentences)), key=lambda i: (-round(scores[i], 9), i))
+    if transcript and not (cjk or wanted or keep):  # a meeting's points, each once (pipeline.extractive_coverage)
+        order = meetings.covering(sentences, scores, sizes, budget=max_units, stopwords=_STOPWORDS, stem=_stem)
     tokens = [counter.count(s) for s in sentences]
     if keep:
         forced = [i for i, s in enumerate(sentences) if s in keep]
@@ -389,7 +389,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-38"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-39"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
