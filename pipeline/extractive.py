@@ -25,6 +25,7 @@ from pathlib import Path
 
 from nltk.stem import porter
 
+from pipeline import extractive_learned as learned
 from pipeline import extractive_meetings as meetings
 from pipeline.errors import NoTextLayerError
 from pipeline.extractive_clean import clean_turn, is_boilerplate
@@ -324,9 +325,9 @@ def extract(
     transcript = transcript or sum(bool(SPEAKER_LABEL.match(x)) for x in sentences) >= 0.5 * len(sentences)
     # Talk written down without speaker labels (a recording's sentences, one a line) reads like talk.
     transcript = transcript or sum(bool(_SPOKEN.search(x)) for x in sentences) >= _SPOKEN_SHARE * len(sentences)
-    if transcript and not cjk:  # a meeting's topics are phrases (CJK features are character pairs already)
-        content = meetings.with_phrases(sentences, content, stopwords=_STOPWORDS, stem=_stem)
-    scores = questions_lowered(sentences, _blend(content, central, _CENTRALITY), cjk and transcript)
+    scores = (learned.meeting_scores(sentences, content, central, [x[1] for x in placed], stopwords=_STOPWORDS, stem=_stem)
+              if transcript and not cjk  # English meetings: feature weights fitted on dev meetings (extractive_learned)
+              else questions_lowered(sentences, _blend(content, central, _CENTRALITY), cjk and transcript))  # fmt: skip
     # Reports and papers: figures and acronyms in most sentences ("$5,000", "GAO", "2026"); stories: dialogue.
     factual = sum(bool(_FACT.search(x)) for x in sentences) >= _FACTUAL_SHARE * len(sentences)
     narrative = not factual and sum(bool(_QUOTE.search(x)) for x in sentences) >= _NARRATIVE_SHARE * len(sentences)
@@ -389,7 +390,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-39"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-40"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
