@@ -6,8 +6,8 @@ Run from the repo root:  .venv/bin/python bench/fit_meeting_weights.py [--loo] [
 Each sentence of each meeting (as pipeline.extractive splits and cleans it: one call over the whole meeting at its
 reference's length) gets the features of pipeline/extractive_learned.py and a label: 1 when a greedy oracle keeps
 it (the sentence adding the most ROUGE-1 + ROUGE-2 + ROUGE-L F1, until the reference's length or no gain). An
-L2-penalised logistic regression (Newton steps from zero: deterministic) maps features to labels, each meeting
-weighing the same. ``--loo`` summarises each meeting with the weights fitted on all the others and prints the
+L2-penalised logistic regression (Newton steps from zero: deterministic) maps features to labels, each set of
+meetings weighing the same. ``--loo`` summarises each meeting with the weights fitted on all the others and prints the
 means per set beside the hand-set blend, the lead and TextRank; ``--write`` stores the weights fitted on all the
 meetings; ``--verify`` refits and fails unless the table holds those weights. Meetings: $TOME_DEVDATA or
 ../devdata (the files FIT_FILES names; the held-out folders are never read) and the project's bench/data.
@@ -67,8 +67,11 @@ def load(names: Sequence[str]) -> list[dict[str, Any]]:
     return items
 
 
-def fit_logistic(rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], ridge: float = RIDGE) -> np.ndarray:
-    """Weights (no intercept) of an L2-penalised logistic regression, each group of rows weighing the same."""
+def fit_logistic(
+    rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], shares: Sequence[float], ridge: float = RIDGE
+) -> np.ndarray:
+    """Weights (no intercept, summing to 1 in absolute value) of an L2-penalised logistic regression; each group
+    of rows (a meeting's sentences) weighs its share."""
     xs = [np.hstack([x, np.ones((len(x), 1))]) for x in rows]
     d = xs[0].shape[1]
     penalty = ridge * np.eye(d)
@@ -76,10 +79,10 @@ def fit_logistic(rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], ridge
     w = np.zeros(d)
     for _ in range(30):
         grad, hess = penalty @ w, penalty.copy()
-        for x, y in zip(xs, labels, strict=True):
+        for x, y, share in zip(xs, labels, shares, strict=True):
             p = 1 / (1 + np.exp(-(x @ w)))
-            grad += x.T @ (p - y) / len(x)
-            hess += (x.T * (p * (1 - p))) @ x / len(x)
+            grad += share * x.T @ (p - y) / len(x)
+            hess += share * (x.T * (p * (1 - p))) @ x / len(x)
         w = w - np.linalg.solve(hess, grad)
     return w[:-1] / (np.abs(w[:-1]).sum() or 1.0)
 
@@ -177,7 +180,10 @@ class Meetings:
         return self.memo[key]
 
     def fit(self, keep: Sequence[int]) -> dict[str, float]:
-        w = fit_logistic([self.rows[k] for k in keep], [self.labels[k] for k in keep])
+        # Each set of meetings weighs the same: the 11 of one source do not outweigh the project's 5.
+        sets = Counter(self.items[k]["set"] for k in keep)
+        shares = [len(keep) / (len(sets) * sets[self.items[k]["set"]]) for k in keep]
+        w = fit_logistic([self.rows[k] for k in keep], [self.labels[k] for k in keep], shares)
         return {n: round(float(v), 4) for n, v in zip(learned.FEATURES, w, strict=True)}
 
 

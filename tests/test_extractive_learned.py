@@ -100,8 +100,8 @@ def test_the_fit_is_deterministic_and_weighs_the_feature_that_predicts_the_label
     rng = np.random.default_rng(7)
     rows = [rng.random((40, 3)) for _ in range(5)]
     labels = [(x[:, 1] > 0.7).astype(float) for x in rows]  # only the second feature says what is kept
-    w = fit_logistic(rows, labels)
-    assert np.array_equal(w, fit_logistic(rows, labels))
+    w = fit_logistic(rows, labels, [1.0] * 5)
+    assert np.array_equal(w, fit_logistic(rows, labels, [1.0] * 5))
     assert w[1] > 0.6 and abs(w).sum() == pytest.approx(1.0)
 
 
