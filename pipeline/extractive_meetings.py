@@ -85,7 +85,8 @@ def covering(
     stem: Callable[[str], str],
 ) -> list[int]:
     """English turns best first, as a cover of the meeting's recurring word pairs takes them (within ``budget``)."""
-    return covering_order([_pairs(s, stopwords, stem) for s in sentences], scores, sizes, budget=budget)
+    words = [measure(s, "words") for s in sentences]
+    return covering_order([_pairs(s, stopwords, stem) for s in sentences], scores, sizes, budget=budget, words=words)
 
 
 def _pairs(sentence: str, stopwords: frozenset[str], stem: Callable[[str], str]) -> frozenset[str]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from pipeline.extractive import extract
-from pipeline.extractive_coverage import OPENING_BONUS, covering_order
+from pipeline.extractive_coverage import OPENING_BONUS, covering_order, opening_length
 from pipeline.lengths import measure
 from pipeline.tokens import TiktokenCounter
 
@@ -94,3 +94,29 @@ def test_the_project_dev_meetings_keep_their_lengths_with_the_cover():
         for words in (60, 200):
             out = extract(document, language="en", max_units=words, max_tokens=4000, counter=COUNTER, unit="words")
             assert words - 2 <= measure(out, "words") <= words
+
+
+def test_a_long_hearings_opening_is_its_first_800_words_not_its_first_tenth():
+    # 1,000 sentences of 20 words: a tenth is 100 sentences (2,000 words); the opening stops at 800 words.
+    assert opening_length([20] * 1000) == 40
+    assert opening_length([20] * 100) == 10  # a short meeting's tenth (200 words) is all of its opening
+    assert opening_length([2000] + [20] * 99) == 1  # at least the sentence that passes the cap
+
+
+def test_a_pair_raised_after_the_opening_words_of_a_long_hearing_gets_no_opening_weight():
+    # Turn 0 raises "witness evid", turn 60 (inside the tenth, past 800 words) raises "school budget"; each is said
+    # again by two later turns. Only the chair's opening's pair outweighs "staff wellbeing", said by five turns.
+    n = 1000
+    pairs = [frozenset()] * n
+    pairs[0] = frozenset({"witness evid"})
+    pairs[60] = frozenset({"school budget"})
+    for i in (500, 501):
+        pairs[i] = frozenset({"witness evid"})
+    for i in (600, 601):
+        pairs[i] = frozenset({"school budget"})
+    for i in (700, 701, 702, 703, 704):
+        pairs[i] = frozenset({"staff wellbe"})
+    order = covering_order(pairs, [0.0] * n, [20] * n, budget=20)
+    assert order[0] == 0
+    assert order.index(700) < order.index(60)
+    assert order.index(700) < order.index(600)
