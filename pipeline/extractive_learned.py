@@ -17,7 +17,7 @@ from functools import cache
 
 from pipeline.config import config_dir
 from pipeline.errors import ConfigError
-from pipeline.extractive_meetings import named_label, with_phrases
+from pipeline.extractive_meetings import named_label, phrases
 
 WEIGHTS_FILE = "meeting_weights.toml"
 # The features, in the order rows give them (names as the table spells them).
@@ -41,7 +41,7 @@ def meeting_features(
     stem: Callable[[str], str],
 ) -> list[list[float]]:
     """One row of ``FEATURES`` per sentence; ``where``: each sentence's place in the material (0..1)."""
-    pairs = [2 * p for p in with_phrases(sentences, [0.0] * len(sentences), stopwords=stopwords, stem=stem)]
+    pairs = phrases(sentences, stopwords=stopwords, stem=stem)
     labels = [named_label(s).strip() for s in sentences]
     chair = Counter(x for x in labels if x).most_common(1)
     return [

@@ -62,17 +62,23 @@ _PAIR_WORD = re.compile(r"[^\W\d_]+")
 def with_phrases(
     sentences: Sequence[str], content: Sequence[float], *, stopwords: frozenset[str], stem: Callable[[str], str]
 ) -> list[float]:
-    """``content`` (peak 1) blended half and half with each turn's recurring content-word pairs (peak 1).
+    """``content`` (peak 1) blended half and half with each turn's recurring content-word pairs (``phrases``)."""
+    held = phrases(sentences, stopwords=stopwords, stem=stem)
+    return [(1 - PHRASE_SHARE) * c + PHRASE_SHARE * h for c, h in zip(content, held, strict=True)]
+
+
+def phrases(sentences: Sequence[str], *, stopwords: frozenset[str], stem: Callable[[str], str]) -> list[float]:
+    """Each turn's recurring content-word pairs (peak 1): a pair said in k turns is worth k - 1.
 
     A meeting's topics are phrases ("remote control", "speech recognition", "lighting adaptive"), and its
     summary names them: a turn that says the phrases other turns say is about the meeting's topics; one that
-    only shares their single words ("think", "good", "thing") is not. A pair said in k turns is worth k - 1.
+    only shares their single words ("think", "good", "thing") is not.
     """
     pairs = [_pairs(s, stopwords, stem) for s in sentences]
     spread = Counter(p for ps in pairs for p in ps)
     held = [sum(spread[p] - 1 for p in ps) for ps in pairs]
     top = max(held, default=0) or 1
-    return [(1 - PHRASE_SHARE) * c + PHRASE_SHARE * h / top for c, h in zip(content, held, strict=True)]
+    return [h / top for h in held]
 
 
 def covering(
