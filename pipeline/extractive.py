@@ -31,7 +31,7 @@ from pipeline.errors import NoTextLayerError
 from pipeline.extractive_clean import clean_turn, is_boilerplate
 from pipeline.extractive_meetings_zh import questions_lowered, split_run_ons
 from pipeline.extractive_prompt import material, where_in_document
-from pipeline.extractive_reports import heading_lead, join_lists, with_position_prior, without_back_matter
+from pipeline.extractive_reports import heading_lead, report_paragraphs, with_position_prior
 from pipeline.extractive_select import choose
 from pipeline.language import (
     SPEAKER_LABEL,
@@ -261,7 +261,7 @@ def extract(
     """
     cjk = counts_characters(language)
     # Hard-wrapped source lines are joined; sentences with no words (rules like "* * *") are not content.
-    paragraphs = without_back_matter(join_lists(_PARAGRAPHS.split(source)))
+    paragraphs = report_paragraphs(_PARAGRAPHS.split(source))
     headings = [p for p in paragraphs if _HEADING.match(p.strip())]
     # Each sentence with its place in the source (0..1) and whether it sits under a findings heading.
     placed: list[tuple[str, float, float]] = []
@@ -390,7 +390,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-41"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-42"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked

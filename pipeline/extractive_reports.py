@@ -106,6 +106,45 @@ _QUANTITY = re.compile(
 )
 
 
+# A report whose paragraph breaks were lost (run into one line by a converter or a corpus: GovReport-like text)
+# reads its headings into the next sentence ("... in 2024. Conclusions The program ..."), so neither its
+# conclusions nor its back matter are found. In a paragraph longer than RUN_TOGETHER characters (the dev reports'
+# longest real paragraph: 4,000) the section headings reports use most are split off again after a sentence end,
+# before a capital. A findings heading whose section no later heading bounds is left in: its lead would run to the
+# end of the text (CRS R46646 run together: ROUGE-1 76.5 -> 70.8). bench/results/eval.md, "Reports run together".
+RUN_TOGETHER = 5000
+_RUN_HEADING = re.compile(
+    r"(?<=[.!?\"”)])\s+((?i:conclusions?|concluding (?:observations|remarks)|summary|highlights|what gao found|"
+    r"results in brief|executive summary|key findings|recommendations? for (?:executive action|congress)|"
+    r"matters? for congressional consideration|agency comments(?: and our evaluation)?|appendix [ivxl]+|"
+    r"appendices|references|bibliography|footnotes|endnotes|author (?:information|contact information)|"
+    r"gao contacts?|staff acknowledg(?:e)?ments))(?::)?\s+(?=[A-Z\"“(])"  # the heading's case is free, not the next word's
+)
+
+
+def with_run_headings(paragraphs: list[str]) -> list[str]:
+    """``paragraphs`` with the known section headings of a run-together one ("Conclusions", "Appendix I",
+    "Agency Comments") split off as paragraphs of their own."""
+    out: list[str] = []
+    for paragraph in paragraphs:
+        found = list(_RUN_HEADING.finditer(paragraph)) if len(paragraph) > RUN_TOGETHER else []
+        last = 0
+        for k, match in enumerate(found):
+            heading = match.group(1)
+            if k == len(found) - 1 and heading_lead(heading) > 0 and not _BACK_MATTER_HEADING.match(heading):
+                continue  # nothing bounds its section
+            out.extend([paragraph[last : match.start()], heading])
+            last = match.end()
+        out.append(paragraph[last:])
+    return [p for p in out if p.strip()]
+
+
+def report_paragraphs(paragraphs: list[str]) -> list[str]:
+    """A report's paragraphs as the backend reads them: run-together headings split off, lists joined to their
+    lead-in, back matter left out."""
+    return without_back_matter(join_lists(with_run_headings(paragraphs)))
+
+
 def join_lists(paragraphs: list[str]) -> list[str]:
     """Paragraphs with a list that goes on a sentence ("This report examines:" then "1. private practices...,"
     "2. mechanisms...") joined into that one sentence's paragraph: alone, neither the lead-in nor an item is one."""

@@ -23,6 +23,7 @@ from pipeline.extractive_reports import (
     join_lists,
     opening_coverage,
     prior_weight,
+    report_paragraphs,
     with_position_prior,
     without_back_matter,
 )
@@ -293,3 +294,29 @@ def test_back_matter_is_not_summarised_unless_it_is_all_there_is():
     summary = extract(text, language="en", max_units=300, max_tokens=10**6, counter=COUNTER, unit="words")
     assert summary and not any(sentence in summary for sentence in appendix[1:])
     assert without_back_matter(appendix) == appendix  # nothing of the body before it: the appendix is read
+
+
+def test_a_report_run_into_one_line_keeps_its_conclusions_and_drops_its_back_matter():
+    # The same dev report with its paragraph breaks lost (GovReport-like text) and an agency letter appended: the
+    # headings a report uses most are found again after a sentence end, so the conclusions keep their lead
+    # (bounded by the next heading) and nothing of the letter after "Appendix II" is summarised.
+    letter = (
+        "Appendix II: Comments from the Environmental Protection Agency EPA agrees that the initial service line "
+        "inventories submitted by community water systems classified millions of service lines of unknown "
+        "material, and that lead service line replacement funds awarded to states depend on inventory data. The "
+        "Assistant Administrator for Water will develop a methodology for lines of unknown material in the "
+        "inventories before using inventory data to allocate lead service line replacement funds."
+    )
+    flat = " ".join(f"{_dev_report('en_dev_report_04_lead_lines')}\n\n{letter}".split())
+    paragraphs = report_paragraphs([flat])
+    assert "Conclusions" in paragraphs and "Recommendations for Executive Action" in paragraphs
+    assert not any("Comments from the Environmental Protection Agency" in p for p in paragraphs)
+    summary = extract(flat, language="en", max_units=380, max_tokens=10**6, counter=COUNTER, unit="words",
+                      where=(0.0, 1.0))  # fmt: skip
+    assert "EPA agrees that" not in summary and "will develop a methodology for lines" not in summary
+    assert "Initial service line inventories represent an important step" in summary
+    # A paragraph of ordinary length is left as it is, and a findings heading nothing bounds stays in its text.
+    short = "Lead pipes were banned in 1986. Conclusions The ban left millions of lines in place."
+    assert report_paragraphs([short]) == [short]
+    tail = "x " * 3000 + "It ended. Conclusions The ban left millions of lines in place."
+    assert report_paragraphs([tail]) == [tail]
