@@ -3,15 +3,20 @@ is cached, so the same command resumes. (Through Prefect: tests/integration/test
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 
+from flows.commands.common import TERMINATED_EXIT_CODE, run_async, run_cli
 from flows.summarise import flow_run_line, folder_run_line
 from pipeline.document_runs import DocumentRun, Outcome
 from pipeline.testing import Latency
@@ -45,6 +50,59 @@ def test_sigterm_during_a_run_prints_one_line_and_the_run_resumes(moonshot_serve
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["final"]
+
+
+@pytest.fixture
+def sigterm_handler() -> Iterator[None]:
+    """run_cli installs tome's SIGTERM handler in this process: the test's own is put back after it."""
+    previous = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+class _Collected:
+    """An object whose collection runs a weakref callback (as a finished task leaving asyncio's task set does)."""
+
+
+def test_a_sigterm_handled_inside_a_weakref_callback_still_stops_the_run(sigterm_handler: None) -> None:
+    # Python drops an exception raised in a weakref callback ("Exception ignored in ..."): a handler that raised
+    # there lost the SIGTERM, and the run went on to the end (recorded Completed, exit 0).
+    steps: list[str] = []
+
+    async def run() -> str:
+        thing = _Collected()
+        weakref.finalize(thing, os.kill, os.getpid(), signal.SIGTERM)
+        del thing  # the finalizer runs now: the signal's handler runs inside it
+        steps.append("signalled")
+        for _ in range(100):
+            await asyncio.sleep(0)
+        steps.append("went on")
+        return "done"
+
+    with pytest.raises(typer.Exit) as stopped:
+        run_cli(lambda: run_async(run()))
+    assert stopped.value.exit_code == TERMINATED_EXIT_CODE
+    assert steps == ["signalled"]
+
+
+def test_a_sigterm_stops_an_async_run_at_its_await_and_it_unwinds(sigterm_handler: None) -> None:
+    unwound: list[type[BaseException]] = []
+
+    async def run() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.Event().wait()
+        except BaseException as exc:
+            unwound.append(type(exc))
+            await asyncio.sleep(0)  # cleanup that awaits (the recorder's final state) still runs
+            unwound.append(type(exc))
+            raise
+
+    with pytest.raises(typer.Exit) as stopped:
+        run_cli(lambda: run_async(run()))
+    assert stopped.value.exit_code == TERMINATED_EXIT_CODE
+    assert unwound == [asyncio.CancelledError, asyncio.CancelledError]
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # tome's handler is back after the run
 
 
 def test_a_served_run_is_one_line() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flows.commands.common import run_cli
+from flows.commands.common import run_async, run_cli
 from flows.commands.run_options import (
     COMMAND_LINE,
     NoPrefectOpt,
@@ -68,7 +67,7 @@ def batch(
         if not expand_inputs([str(folder)], glob, exclude=out_dir):
             raise DocumentNotFoundError(f"No documents in {folder} match '{glob}'.")
         set_password(run.password)
-        reports = asyncio.run(
+        reports = run_async(
             _run(folder, glob, out_dir, options, progress=progress, use_prefect=not no_prefect)
         )
         return _show(reports)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 
-from flows.commands.common import run_cli
+from flows.commands.common import run_async, run_cli
 from pipeline.errors import ConfigError
 
 
@@ -39,7 +38,7 @@ def deploy(
         check_prefect_api()
         from flows.distributed import deploy as deploy_flows
 
-        for name in asyncio.run(deploy_flows(pool)):
+        for name in run_async(deploy_flows(pool)):
             typer.echo(f"deployed {name} to work pool {pool}")
 
     run_cli(body)

@@ -6,7 +6,6 @@ are kept in tome's database, where `tome eval --list` and `--compare A B` read t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from dataclasses import replace
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flows.commands.common import run_cli
+from flows.commands.common import run_async, run_cli
 from flows.commands.run_options import (
     COMMAND_LINE,
     NoPrefectOpt,
@@ -126,7 +125,7 @@ def evaluate(
         if not dataset.is_file():
             raise DocumentNotFoundError(f"{dataset}: no such dataset file.")
         field_spec(preset)
-        report = asyncio.run(_evaluate(dataset, options, eval_options, use_prefect=not no_prefect))
+        report = run_async(_evaluate(dataset, options, eval_options, use_prefect=not no_prefect))
         _print_report(report, as_json=as_json, show_items=show_items)
         return 1 if any(s.failed for s in report.systems) else 0
 

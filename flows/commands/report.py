@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands.common import run_cli
+from flows.commands.common import run_async, run_cli
 from pipeline.errors import DocumentError, DocumentNotFoundError
 
 
@@ -47,11 +47,9 @@ def _report(run: str, output: Path | None) -> Path:
     """A JSON file (an existing path, or one named *.json) is rendered as it is; anything else is a run id."""
     if Path(run).is_file() or run.endswith(".json"):
         return write_report(Path(run), output)
-    import asyncio
-
     from pipeline.report_runs import run_report
 
-    return asyncio.run(run_report(run, output))
+    return run_async(run_report(run, output))
 
 
 def write_report(run: Path, output: Path | None = None) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flows.commands.common import run_cli
+from flows.commands.common import run_async, run_cli
 from flows.commands.run_options import (
     COMMAND_LINE,
     NoPrefectOpt,
@@ -109,7 +108,7 @@ def summarise(
                 stack.enter_context(stdin_document(sys.stdin.buffer, name=name, fmt=fmt)) if f == Path(STDIN) else f
                 for f in files
             ]
-            reports = asyncio.run(
+            reports = run_async(
                 _run(paths, options, output=out_dir, progress=progress, use_prefect=not no_prefect)
             )
         for f, report in zip(files, reports, strict=True):

@@ -48,7 +48,8 @@ def test_sigterm_under_prefect_stops_cleanly(moonshot_server_factory, tmp_path: 
             assert server is not None, "".join(seen) + err
             runs = httpx.post(f"{server.api_url}/flow_runs/filter", json={}, timeout=30).json()
             tasks = httpx.post(f"{server.api_url}/task_runs/filter", json={}, timeout=30).json()
-            assert [(r["name"], r["state_type"]) for r in runs] == [("the_lighthouse_keeper.md", "CANCELLED")]
+            why = f"exit {proc.returncode}\n" + "".join(seen) + err  # a lost SIGTERM shows as exit 0
+            assert [(r["name"], r["state_type"]) for r in runs] == [("the_lighthouse_keeper.md", "CANCELLED")], why
             assert {t["state_type"] for t in tasks if " · level 0 " in t["name"]} == {"CANCELLED"}
         else:
             assert server is None  # no background server in ephemeral mode
