@@ -46,26 +46,29 @@ def covering_order(
     *,
     budget: int,
     words: Sequence[int] | None = None,
+    first: Sequence[int] = (),
 ) -> list[int]:
     """Sentence indices: those a greedy cover of the recurring ``pairs`` takes within ``budget`` (``sizes``
     summed), in the order taken, then the rest by what they would add; ties go to the earlier sentence.
-    ``words``: each sentence's words, when ``sizes`` counts another unit."""
+    ``words``: each sentence's words, when ``sizes`` counts another unit; ``first``: taken before the cover,
+    their pairs covered (a hearing's opening)."""
     n = len(pairs)
     said = Counter(p for ps in pairs for p in ps)
     opening = frozenset().union(*pairs[: opening_length(sizes if words is None else words)])
     weight = {p: (k - 1) * (1 + OPENING_BONUS * (p in opening)) for p, k in said.items() if k > 1}
     top = max((sum(weight.get(p, 0.0) for p in ps) for ps in pairs), default=0.0) or 1.0
-    covered: set[str] = set()
+    covered: set[str] = set().union(*(pairs[i] for i in first))
 
     def value(i: int) -> float:
         new = sum(weight.get(p, 0.0) for p in pairs[i] if p not in covered)
         return COVER_SHARE * new / top + (1 - COVER_SHARE) * scores[i]
 
     # Lazy greedy: a sentence's value only falls as concepts get covered, so a stale value is an upper bound.
-    heap = [(-value(i), i) for i in range(n)]
+    taken = list(dict.fromkeys(first))
+    skip = set(taken)
+    heap = [(-value(i), i) for i in range(n) if i not in skip]
     heapq.heapify(heap)
-    taken: list[int] = []
-    left = budget
+    left = budget - sum(sizes[i] for i in taken)
     while heap:
         _, i = heapq.heappop(heap)
         if sizes[i] > left:

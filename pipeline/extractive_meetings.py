@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from pipeline.extractive_coverage import covering_order
+from pipeline.extractive_hearings import chair_opening
 from pipeline.language import SPEAKER_LABEL
 from pipeline.lengths import measure
 from pipeline.scripts import CJK_LETTER
@@ -90,9 +91,12 @@ def covering(
     stopwords: frozenset[str],
     stem: Callable[[str], str],
 ) -> list[int]:
-    """English turns best first, as a cover of the meeting's recurring word pairs takes them (within ``budget``)."""
+    """English turns best first, as a cover of the meeting's recurring word pairs takes them (within ``budget``);
+    a formal hearing's summary opens with the chair's naming of it (pipeline.extractive_hearings)."""
     words = [measure(s, "words") for s in sentences]
-    return covering_order([_pairs(s, stopwords, stem) for s in sentences], scores, sizes, budget=budget, words=words)
+    pairs = [_pairs(s, stopwords, stem) for s in sentences]
+    first = chair_opening(sentences, pairs, words, sizes, budget=budget)
+    return covering_order(pairs, scores, sizes, budget=budget, words=words, first=first)
 
 
 def _pairs(sentence: str, stopwords: frozenset[str], stem: Callable[[str], str]) -> frozenset[str]:
