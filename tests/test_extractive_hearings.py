@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline.extractive import extract
 from pipeline.extractive_coverage import covering_order
 from pipeline.extractive_hearings import chair_opening, is_hearing
+from pipeline.extractive_meetings import reads_as_talk
 from pipeline.lengths import measure
 from pipeline.tokens import TiktokenCounter
 
@@ -98,3 +99,31 @@ def test_the_project_dev_meetings_that_are_committee_meetings_are_the_ones_told_
             told[row["id"]] = is_hearing(sentences, [measure(s, "words") for s in sentences])
     # A city council's committee is; the product team, the research group, the incident call, the ward are not.
     assert told == {name: "council" in name for name in told}
+
+
+def _council_segment() -> str:
+    """A city council's agenda item as a recording gives it: one run of edited speech, no speakers' labels."""
+    speech = [
+        "Agenda item four, Resolution 31702 relating to the renewal of the downtown parking meter contract.",
+        "Thank you, Madam President.",
+        "I move that the resolution be adopted.",
+        "Is there a second?",
+        "It has been moved and seconded.",
+        "Councilmember Ortiz, you have the floor on the parking meter contract.",
+        "The parking meter contract has run since 2014 and the vendor has asked for a higher fee per meter.",
+        "Staff looked at three other vendors and the parking meter contract renewal is the cheapest choice.",
+        "Councilmember Baker asked whether the meters will take phone payments, and they will next spring.",
+        "Residents wrote to us about parking meter rates near the hospital, which this contract does not change.",
+        "Thank you, Councilmember Ortiz.",
+        "Seeing no further comments, the clerk will call the roll on the parking meter contract resolution.",
+    ]
+    return " ".join(speech)
+
+
+def test_a_public_meetings_speech_without_labels_reads_as_talk_and_prose_does_not():
+    assert reads_as_talk(_council_segment())
+    prose = " ".join(
+        f"Chapter {i}: the travellers crossed the river at dawn and reached the town of Ely by night." for i in range(40)
+    )
+    dialogue = '"Thank you," said Alice, and she walked on past the tree.'
+    assert not reads_as_talk(prose + " " + dialogue)  # a story's "thank you" now and then is not a meeting
