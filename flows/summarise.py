@@ -32,6 +32,7 @@ from flows.published import (
     folder_run_name,
     run_artifacts,
 )
+from flows.sigterm import run_handler
 from pipeline.document_runs import DocumentReport, DocumentRun, Outcome, summarise_path, summarise_paths
 from pipeline.engine import Node, RunState
 from pipeline.inputs import expand_inputs, file_sha256, output_names
@@ -159,11 +160,12 @@ async def summarise_document(
     """
     runtime = _runtime(options or SummariseOptions(), progress, spend_scope=spend_scope, claims=claims)
     try:
-        run = await summarise_path(
-            runtime, Path(path), out_dir=Path(output_dir) if output_dir else None, steps=PrefectSteps()
-        )
-        runtime.board.close()  # the live display ends before the artifacts upload
-        await _publish([run], runtime)
+        with run_handler():  # started by tome's CLI: SIGTERM cancels at an await (flows/sigterm.py)
+            run = await summarise_path(
+                runtime, Path(path), out_dir=Path(output_dir) if output_dir else None, steps=PrefectSteps()
+            )
+            runtime.board.close()  # the live display ends before the artifacts upload
+            await _publish([run], runtime)
     finally:
         runtime.board.close()
         await runtime.aclose()
@@ -191,9 +193,10 @@ async def summarise_batch(
     paths = expand_inputs(inputs, pattern, exclude=out)
     runtime = _runtime(options or SummariseOptions(), progress)
     try:
-        runs = await summarise_paths(runtime, paths, out_dir=out, steps=PrefectSteps())
-        runtime.board.close()  # the live display ends before the artifacts upload
-        await _publish(runs, runtime)
+        with run_handler():
+            runs = await summarise_paths(runtime, paths, out_dir=out, steps=PrefectSteps())
+            runtime.board.close()  # the live display ends before the artifacts upload
+            await _publish(runs, runtime)
     finally:
         runtime.board.close()
         await runtime.aclose()

@@ -17,6 +17,7 @@ import pytest
 import typer
 
 from flows.commands.common import TERMINATED_EXIT_CODE, run_async, run_cli
+from flows.sigterm import run_handler
 from flows.summarise import flow_run_line, folder_run_line
 from pipeline.document_runs import DocumentRun, Outcome
 from pipeline.testing import Latency
@@ -103,6 +104,42 @@ def test_a_sigterm_stops_an_async_run_at_its_await_and_it_unwinds(sigterm_handle
     assert stopped.value.exit_code == TERMINATED_EXIT_CODE
     assert unwound == [asyncio.CancelledError, asyncio.CancelledError]
     assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # tome's handler is back after the run
+
+
+class _EngineSignal(BaseException):
+    """What a flow engine's own SIGTERM handler raises (Prefect's raises TerminationSignal wherever it runs)."""
+
+
+def _engine_handler(signum: int, frame: object) -> None:
+    raise _EngineSignal()
+
+
+def test_inside_a_flow_tomes_handler_is_put_back_over_the_engines(sigterm_handler: None) -> None:
+    steps: list[str] = []
+
+    async def run() -> None:
+        signal.signal(signal.SIGTERM, _engine_handler)  # as Prefect's flow engine does around the flow body
+        with run_handler():  # the flow body
+            thing = _Collected()
+            weakref.finalize(thing, os.kill, os.getpid(), signal.SIGTERM)
+            del thing
+            for _ in range(100):
+                await asyncio.sleep(0)
+            steps.append("went on")
+        assert signal.getsignal(signal.SIGTERM) is _engine_handler  # the engine's own again after the body
+
+    with pytest.raises(typer.Exit) as stopped:
+        run_cli(lambda: run_async(run()))
+    assert stopped.value.exit_code == TERMINATED_EXIT_CODE and steps == []
+
+
+def test_outside_tomes_cli_a_flow_keeps_the_engines_handler(sigterm_handler: None) -> None:
+    async def run() -> object:
+        with run_handler():  # a worker's flow run: SIGTERM is Prefect's cancel, its handler stays
+            return signal.getsignal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _engine_handler)
+    assert asyncio.run(run()) is _engine_handler
 
 
 def test_a_served_run_is_one_line() -> None:
