@@ -49,6 +49,7 @@ from pipeline.scripts import CJK_LETTER
 from pipeline.sentence_graph import pagerank, shared_features
 from pipeline.sentences import complete_sentences, split_sentences
 from pipeline.tokens import TiktokenCounter, TokenCounter
+from pipeline.transcript_formats import as_turn_lines
 
 MARKER = re.compile(r"⟦[A-Za-z0-9_-]+⟧")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -390,7 +391,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-44"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-45"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
@@ -418,7 +419,7 @@ class ExtractiveBackend:
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()
         user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        source = request.source_text if request.source_text is not None else material(user)
+        source = as_turn_lines(request.source_text if request.source_text is not None else material(user))
         asked = parse_length(user)
         # An extract is in its source's language; the prompt's unit wins when the two disagree ("不超过N字"
         # asks for Chinese; "at most N characters" only counts characters).

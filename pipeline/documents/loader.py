@@ -26,7 +26,8 @@ from pipeline.memory import fix_mmap_threshold_once
 
 logger = logging.getLogger("tome.documents")
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".pdf", ".epub")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".pdf", ".epub", ".vtt", ".srt")
+_SUBTITLE_SUFFIXES = (".vtt", ".srt")  # text: their cues read as "Name: text" turns (pipeline.transcript_formats)
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
 # The title of the text before a document's first heading, in the document's language where the report's own
 # labels are in it too (elsewhere English, as those labels are).
@@ -40,7 +41,7 @@ _BIG_FILE_BYTES = 4 << 20
 
 
 def load_document(path: str | Path, *, password: str | None = None, encoding: str | None = None) -> Document:
-    """Read a .txt, .md, .pdf or .epub file into a normalised :class:`Document` with sections and pages.
+    """Read a .txt, .md, .pdf, .epub (or .vtt/.srt subtitles) file into a normalised :class:`Document`.
 
     Args:
         path: the file to read.
@@ -61,7 +62,7 @@ def load_document(path: str | Path, *, password: str | None = None, encoding: st
     if path.stat().st_size >= _BIG_FILE_BYTES:
         fix_mmap_threshold_once()  # freed blocks of a big text go back to the system (library users included)
     suffix = path.suffix.lower()
-    if suffix in (".txt", *_MARKDOWN_SUFFIXES):
+    if suffix in (".txt", *_MARKDOWN_SUFFIXES, *_SUBTITLE_SUFFIXES):
         return _load_text(path, markdown=suffix in _MARKDOWN_SUFFIXES, encoding=encoding)
     if suffix == ".pdf":
         return _load_pdf(path, password=password)

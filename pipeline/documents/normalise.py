@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pipeline.documents.headings import is_heading_line
 from pipeline.language import SPEAKER_LABEL, transcript_lines
 from pipeline.scripts import is_cjk_char
+from pipeline.transcript_formats import as_turn_lines
 
 _CHARACTER_FIXES = str.maketrans(
     {"\u2028": "\n", "\u2029": "\n", "\x0c": "\n", "\x0b": "\n", "\x85": "\n",
@@ -145,7 +146,7 @@ def _normalise_block(text: str, *, markdown: bool, pdf_lines: bool) -> str:
     text = text.replace("\u00ad\n", "-\n")  # a soft hyphen at a line end is a hyphenation point
     if _INVISIBLE.search(text):
         text = _INVISIBLE.sub("", text)
-    text = _collapse_inner_space(text)
+    text = _collapse_inner_space(as_turn_lines(text))  # subtitles, clocked turns: "Name: text" lines
     lines = [line.rstrip(_TRAILING_CHARS) for line in text.split("\n")]
     short_line = _short_line_threshold(lines) if pdf_lines else 0
     turns = _is_transcript(lines)
