@@ -22,9 +22,10 @@ _VOICE = re.compile(r"^\s*<v(?:\.[\w.-]+)?\s+([^>]+)>\s*")
 _TAG = re.compile(r"</?(?:v|c|i|b|u|lang|ruby|rt)\b[^>]*>|<\d[\d:.]*>")
 _STAMP = rf"(?:[\[(]{_CLOCK}[\])]|{_CLOCK})"
 _LEADING_CLOCK = re.compile(rf"^\s*{_STAMP}\s*(?:[-–—|]\s*)?(?=\S)")
-_SPEAKER_HEADER = re.compile(rf"^\s*(?P<name>[^\W\d][\w.'’ -]{{0,40}}?)\s*{_STAMP}\s*$")
+_SPEAKER_HEADER = re.compile(rf"^\s*(?P<name>[^\W\d][\w.,'’ ()&/-]{{0,90}}?)\s*{_STAMP}\s*$")
 _MIN_LINES = 3
 _CLOCK_SHARE = 0.6
+_HEADER_SHARE = 0.3  # a header line per turn: a third of the lines or more
 _REPEAT = 0.75  # speakers come back: at most this many distinct names per header
 
 
@@ -33,10 +34,12 @@ def as_turn_lines(text: str) -> str:
     lines = text.splitlines()
     if sum(bool(_CUE_TIMING.match(line)) for line in lines) >= _MIN_LINES:
         return _from_cues(lines)
-    headers = [m.group("name").strip() for m in map(_SPEAKER_HEADER.match, lines) if m]
-    if len(headers) >= _MIN_LINES and len(set(headers)) <= _REPEAT * len(headers):
-        return _from_headers(lines)
     filled = [line for line in lines if line.strip()]
+    headers = [m.group("name").strip() for m in map(_SPEAKER_HEADER.match, filled) if m]
+    if len(headers) >= max(_MIN_LINES, _HEADER_SHARE * len(filled)) and len(set(headers)) <= _REPEAT * len(
+        headers
+    ):
+        return _from_headers(lines)
     stamped = sum(bool(_LEADING_CLOCK.match(line)) for line in filled)
     if stamped >= _MIN_LINES and stamped >= _CLOCK_SHARE * len(filled):
         return "\n".join(_LEADING_CLOCK.sub("", line, count=1) for line in lines)

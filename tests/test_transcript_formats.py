@@ -125,3 +125,10 @@ def test_subtitle_files_load_as_turns(tmp_path):
     text = load_document(path).text
     assert not CLOCK.search(text)
     assert text.startswith("Project Manager: ")
+
+
+def test_a_speaker_header_may_name_a_riding_and_a_party():
+    chair, member = "The Chair (Hon. Anthony Rota (Nipissing, Lib.))", "Mr. Paul Manly (Nanaimo, GP)"
+    said = [(chair, "I call this meeting to order."), (member, "Thank you, Chair."), (chair, "Go ahead.")]
+    text = "\n\n".join(f"{w} ({_at(k)})\n{t}" for k, (w, t) in enumerate(said))
+    assert as_turn_lines(text) == "\n".join(f"{w}: {t}" for w, t in said)
