@@ -13,9 +13,9 @@ meetings, 2026-12-06 (bench/results/eval.md): QMSum new dev 27.42 / 4.92 / 16.10
 meetings EN 41.96 / 12.78 / 21.81 -> 42.30 / 12.80 / 21.74, ZH 45.51 / 22.12 / 23.60 -> 46.22 / 22.81 / 24.22.
 Every sentence's label rejected: project dev EN 41.5 / 11.8 / 20.0 (labels crowd out content).
 
-An English turn's content score is half its recurring words, half its recurring word pairs (``with_phrases``):
-16 QMSum dev meetings (decided on the fresh 6 and train 6, confirmed on val 4; bench/results/eval.md, "Meetings,
-phrases") 27.36 / 4.20 / 14.68 -> 28.07 / 5.49 / 16.13 (lead 24.75 / 4.54 / 13.30).
+An English turn's recurring word pairs (``phrases``) are a feature of its learned score (pipeline.extractive_learned),
+which replaced a hand-set half-and-half blend with its recurring words: 16 QMSum dev meetings (bench/results/eval.md,
+"Meetings, phrases") 27.36 / 4.20 / 14.68 -> 28.07 / 5.49 / 16.13 (lead 24.75 / 4.54 / 13.30) for that blend.
 
 English turns are then taken as a cover of the meeting's recurring word pairs (``covering``,
 pipeline.extractive_coverage), each pair counted once and weighted up when the opening says it first: 43 English
@@ -55,17 +55,7 @@ _CUT = re.compile(rf"{CJK_LETTER.pattern}|(?:(?!{CJK_LETTER.pattern})[^\W\d_])+|
 ELLIPSIS = "…"
 
 
-# Share of a turn's content score that comes from the recurring word pairs it holds (the rest: its words).
-PHRASE_SHARE = 0.5
 _PAIR_WORD = re.compile(r"[^\W\d_]+")
-
-
-def with_phrases(
-    sentences: Sequence[str], content: Sequence[float], *, stopwords: frozenset[str], stem: Callable[[str], str]
-) -> list[float]:
-    """``content`` (peak 1) blended half and half with each turn's recurring content-word pairs (``phrases``)."""
-    held = phrases(sentences, stopwords=stopwords, stem=stem)
-    return [(1 - PHRASE_SHARE) * c + PHRASE_SHARE * h for c, h in zip(content, held, strict=True)]
 
 
 def phrases(sentences: Sequence[str], *, stopwords: frozenset[str], stem: Callable[[str], str]) -> list[float]:

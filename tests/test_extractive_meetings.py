@@ -13,11 +13,10 @@ from pipeline.extractive import ExtractiveBackend, extract
 from pipeline.extractive_clean import clean_turn
 from pipeline.extractive_meetings import (
     ELLIPSIS,
-    PHRASE_SHARE,
     fill_tail,
     named_label,
+    phrases,
     reads_as_talk,
-    with_phrases,
 )
 from pipeline.language import count_units
 from pipeline.lengths import measure
@@ -195,9 +194,9 @@ def test_a_turn_that_says_the_meetings_recurring_phrases_ranks_above_one_that_on
     stopwords = frozenset({"the", "a", "we", "i", "it", "is", "to", "of", "and", "that", "so", "this"})
     for document in meetings("eval_dev_en.jsonl"):
         turns = _turns(document)
-        # Equal word scores: only the phrases a turn shares with the others can part them.
-        lifted = with_phrases(turns, [1.0] * len(turns), stopwords=stopwords, stem=str.lower)
-        assert max(lifted) == 1.0 and min(lifted) == 1 - PHRASE_SHARE
+        # Only the phrases a turn shares with the others part them: peak 1, a turn that shares none 0.
+        lifted = phrases(turns, stopwords=stopwords, stem=str.lower)
+        assert max(lifted) == 1.0 and min(lifted) == 0.0
         best = turns[lifted.index(max(lifted))]
         phrase = [w for w in re.findall(r"[a-z]+", best.split(": ", 1)[-1].lower()) if w not in stopwords]
         pairs = {f"{a} {b}" for a, b in zip(phrase, phrase[1:], strict=False)}
@@ -208,7 +207,7 @@ def test_a_turn_that_says_the_meetings_recurring_phrases_ranks_above_one_that_on
 def test_a_speakers_label_is_no_phrase_of_the_meeting():
     turns = [f"Project Manager: {t}" for t in ("We open now.", "The budget is set.", "Lunch comes next.")]
     # The label is on every turn but says who speaks, not what about: no turn gains from it.
-    assert with_phrases(turns, [0.2, 1.0, 0.6], stopwords=frozenset(), stem=str.lower) == [0.1, 0.5, 0.3]
+    assert phrases(turns, stopwords=frozenset(), stem=str.lower) == [0.0, 0.0, 0.0]
 
 
 def test_an_english_meeting_summary_says_the_phrases_the_meeting_keeps_coming_back_to():
