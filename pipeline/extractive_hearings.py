@@ -55,10 +55,10 @@ _FORMAL_SPEECH = re.compile(
 FORMAL_SPEECH_SHARE = 0.05
 
 
-def formal_speech(pieces: Sequence[str]) -> bool:
-    """Whether ``pieces`` (a text's sentences) are a public meeting's speech: ``FORMAL_SPEECH_SHARE`` of them
-    address its chair or members, thank, move or second."""
-    return sum(bool(_FORMAL_SPEECH.search(p)) for p in pieces) >= FORMAL_SPEECH_SHARE * len(pieces)
+def formal_speech(pieces: Sequence[str], *, share: float = FORMAL_SPEECH_SHARE) -> bool:
+    """Whether ``pieces`` (a text's sentences) are a public meeting's speech: ``share`` of them address its chair
+    or members, thank, move or second."""
+    return sum(bool(_FORMAL_SPEECH.search(p)) for p in pieces) >= share * len(pieces)
 
 
 def is_hearing(sentences: Sequence[str], words: Sequence[int]) -> bool:

@@ -23,6 +23,10 @@ dev meetings (the 16 QMSum, 22 fresh QMSum, the project's 5; bench/results/eval.
 opening's points") 29.86 / 6.03 / 16.50 -> 30.65 / 6.28 / 16.80 (lead 24.66 / 5.80 / 14.00); a plain cover
 without the opening's weight (Gillick & Favre) 31.09 / 6.54 / 16.27 was rejected for its ROUGE-L.
 
+A council's recording of one agenda item that opens with the clerk reading the item leads its summary with that
+reading (pipeline.extractive_agenda): 32 MeetingBank dev items 38.69 / 22.92 / 31.68 -> 52.22 / 38.69 / 47.84 (lead
+43.81 / 31.36 / 39.37; bench/results/eval.md, "MeetingBank: the item's reading first").
+
 Tried on the public dev meetings and rejected (README, "Real transcripts"): topic segmentation with a length
 quota per topic (TextTiling-like), a bonus for sentences that state decisions or action items, a prior for long
 turns, and word pairs / character trigrams as features; each lost ROUGE on most sets. Also rejected
@@ -36,6 +40,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from pipeline.extractive_agenda import item_reading
 from pipeline.extractive_coverage import covering_order
 from pipeline.extractive_hearings import chair_opening, formal_speech
 from pipeline.language import SPEAKER_LABEL
@@ -81,11 +86,19 @@ def covering(
     stopwords: frozenset[str],
     stem: Callable[[str], str],
 ) -> list[int]:
-    """English turns best first, as a cover of the meeting's recurring word pairs takes them (within ``budget``);
-    a formal hearing's summary opens with the chair's naming of it (pipeline.extractive_hearings)."""
+    """English turns best first, as a cover of the meeting's recurring word pairs takes them (within ``budget``).
+
+    A segment that opens by reading its own item leads with that reading (pipeline.extractive_agenda); a reading
+    that runs past its share of the length is all that is ranked, so the summary is the reading, its last sentence
+    cut to the length as the backend cuts a sentence too long for it. Otherwise a formal hearing's summary opens
+    with the chair's naming of it (pipeline.extractive_hearings).
+    """
     words = [measure(s, "words") for s in sentences]
+    reading, overrun = item_reading(sentences, words, sizes, budget=budget)
+    if overrun:
+        return reading
     pairs = [_pairs(s, stopwords, stem) for s in sentences]
-    first = chair_opening(sentences, pairs, words, sizes, budget=budget)
+    first = reading or chair_opening(sentences, pairs, words, sizes, budget=budget)
     return covering_order(pairs, scores, sizes, budget=budget, words=words, first=first)
 
 
