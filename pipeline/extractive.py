@@ -28,6 +28,7 @@ from nltk.stem import porter
 from pipeline import extractive_learned as learned
 from pipeline import extractive_meetings as meetings
 from pipeline.errors import NoTextLayerError
+from pipeline.extractive_budget import token_budget
 from pipeline.extractive_clean import clean_turn, is_boilerplate
 from pipeline.extractive_meetings_zh import questions_lowered, split_run_ons
 from pipeline.extractive_prompt import material, where_in_document
@@ -391,7 +392,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-46"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-47"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
@@ -430,16 +431,14 @@ class ExtractiveBackend:
         if asked and asked[1] == "words" and counts_characters(language):
             language = "en"
         max_units = asked[0] if asked else max(10, int(request.max_tokens * 0.75))
+        unit, where = (asked[1] if asked else None), where_in_document(user)
         text = extract(
             source,
             language=language,
             max_units=max_units,
-            max_tokens=request.max_tokens,
-            counter=self.counter,
-            query=focus_of(user),
-            unit=asked[1] if asked else None,
-            where=where_in_document(user),
-        )
+            max_tokens=token_budget(request.max_tokens, unit=unit, where=where, source=source, counter=self.counter),
+            counter=self.counter, query=focus_of(user), unit=unit, where=where,
+        )  # fmt: skip
         prompt_tokens = sum(self.counter.count(m.content) for m in request.messages)
         return Completion(content=text, finish_reason="stop", usage=Usage(prompt_tokens, self.counter.count(text)),
                           model="extractive", latency_s=time.perf_counter() - started)

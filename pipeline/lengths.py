@@ -48,6 +48,12 @@ ESTIMATE_HEADROOM = 0.75  # word and character lengths are planned with this muc
 # (letters and spaces) per token; Chinese ~0.7 characters per token.
 DEFAULT_PER_TOKEN = {"words": 0.72, "chars": 0.7}
 _DEFAULTS = {("words", False): 0.72, ("chars", False): 3.7, ("words", True): 0.7, ("chars", True): 0.7}
+# Units per local token of the densest text a summary is ordinarily made of: a clerk's reading of section numbers
+# ("amending sections 23.70 6.004. 23.70 6.006 and 23.7 6.0 32") ~0.5 words and ~2.8 characters; rare hanzi
+# (names of places, chemicals) ~0.53 characters; English prose 0.72-1.0 words, plain Chinese ~0.95. A final
+# call's max_tokens leaves room for a stated length at this density (pipeline.engine.length). Denser still
+# (accounts and figures: "Account 395-2421-59361-000 ... $45,502,525", ~0.22 words) a model's answer may be cut.
+DENSE_PER_TOKEN = {("words", False): 0.5, ("chars", False): 2.0, ("words", True): 0.5, ("chars", True): 0.5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,13 @@ def estimate_tokens(length: Length, *, per_token: float) -> int:
     if length.unit == "tokens":
         return length.amount
     return max(20, math.ceil(length.amount / per_token))
+
+
+def dense_tokens(length: Length, *, cjk: bool) -> int:
+    """Local tokens a length in words or characters takes in the densest ordinary text (``DENSE_PER_TOKEN``)."""
+    if length.unit == "tokens":
+        return length.amount
+    return math.ceil(length.amount / DENSE_PER_TOKEN[(length.unit, cjk)])
 
 
 def units_per_token(unit: str, sample: str, tokens: int, *, cjk: bool) -> float:

@@ -159,3 +159,108 @@ GENERATED = {
     "ja_news": japanese,
     "en_figures_urls": english_figures,
 }
+
+
+# Number-dense openings: the sentences a summary keeps are far denser in tokens per word than the talk or prose
+# around them (section numbers read aloud, account codes, figures), so a token budget sized by the document's
+# average ratio runs out long before the words asked for.
+_TALK_WHO = ["staff", "the neighbors", "the housing department", "our office", "the planning commission",
+             "the business association", "the tenants", "the library board", "the parks committee", "public works"]
+_TALK_DID = ["worked hard with", "heard a lot from", "met twice with", "sent a letter to", "listened to",
+             "answered the questions of", "walked the corridor with", "held a long meeting with"]
+_TALK_WHY = ["because they were worried about what this would mean for them",
+             "so that nobody would be surprised when the work begins",
+             "and most of their concerns have been answered tonight",
+             "and I hope we can come back to it when we know more",
+             "because families want to know whether they can stay",
+             "and they asked for a report back in six months"]  # fmt: skip
+_COUNCIL_NAMES = ["Councilwoman Price", "Councilmember Austin", "Vice Mayor Richardson", "Councilman Supernaw",
+                  "Councilwoman Mungo", "Councilmember Pearce"]  # fmt: skip
+
+
+def _talk(rng: random.Random) -> str:
+    who, other = rng.sample(_TALK_WHO, 2)
+    return f"I know that {who} {rng.choice(_TALK_DID)} {other} {rng.choice(_TALK_WHY)}"
+
+
+def council_numbers(turns: int = 40, *, seed: int = 23) -> str:
+    """A council agenda item read aloud (section numbers as a transcriber wrote them, the clerk's file codes),
+    then plain discussion: what a summary leads with is twice as many tokens a word as the rest."""
+    rng = random.Random(seed)
+    out = [
+        "Speaker 1: Item 12 is a report from Development Services, recommendation to declare ordinance amending "
+        "the Long Beach Municipal Code by adopting interim provisions by amended sections 23.70 6.004. 23.70 "
+        "6.006 and 23.7 6.0 32 of and adding a new section 2340 2.0 41 to the municipal code, relating to "
+        "sections 21.15.1090(b)(3), 21.25.905(a)(1)(ii) and 21.31.245(c) of Title 21, files CF-17-0340-S5, "
+        "CF-17-0341-S2 and CF-17-0342-S1 (LBMC-21.15.1090/21.25.905), read and adopted as read, citywide."
+    ]
+    for _ in range(turns):
+        who = rng.choice(_COUNCIL_NAMES)
+        said = ". ".join(_talk(rng) for _ in range(rng.randint(2, 3)))
+        out.append(f"Speaker {rng.randint(2, 9)}: Thank you, {who}. {said}.")
+    out.append("Speaker 1: Motion carries nine zero.")
+    return "\n\n".join(out)
+
+
+_BUDGET_TOPICS = ["the library branches", "street repair", "the fire stations", "youth sports", "the water plant",
+                  "park maintenance", "the animal shelter", "senior meals"]  # fmt: skip
+
+
+def budget_figures(paragraphs: int = 30, *, seed: int = 29) -> str:
+    """A city budget report: its highlights are account lines (codes and figures), the rest plain prose."""
+    rng = random.Random(seed)
+    lines = []
+    for topic in _BUDGET_TOPICS:
+        fund, dept, obj = rng.randint(100, 699), rng.randint(1000, 9999), rng.randint(51000, 59999)
+        lines.append(
+            f"Account {fund}-{dept}-{obj}-000 ({topic}) rises from ${rng.randint(1, 99)},{rng.randint(100, 999)},"
+            f"{rng.randint(100, 999)} to ${rng.randint(1, 99)},{rng.randint(100, 999)},{rng.randint(100, 999)} in "
+            f"FY2025-26, {rng.choice('+-')}{rng.randint(1, 19)}% (GASB-34 Sch-{rng.randint(2, 9)}B)."
+        )
+    out = ["## Highlights", " ".join(lines), "## Services"]
+    for _ in range(paragraphs):
+        topic, other = rng.sample(_BUDGET_TOPICS, 2)
+        out.append(
+            f"The money for {topic} will be spent on the people who run it every day. Residents told us that "
+            f"{topic} matters to them as much as {other}, and the council has listened to what they said. "
+            f"Next year the city will look again at how {topic} is run and whether {other} needs more help."
+        )
+    return "\n\n".join(out)
+
+
+_ZH_HERITAGE = [  # rare characters (old buildings' parts, places), codes and sums: ~0.6 characters a cl100k token
+    "鄞州区瞿家湾聂氏祠堂的檩椽榫卯与鸱吻脊兽已朽蚀，修缮经费{a}.{b}万元",
+    "甬江畔鲒埼亭旧址的碑碣漫漶难辨，须以桐油髹饰、以糯米灰浆甃砌，工期{m}个月",
+    "邗江区邵伯埭的堰闸与婺源县篁岭的甃砌古道皆列入2025年第{m}批名录，鼋鼍形镇水兽{m}尊",
+    "嵊泗渔港的礁岙与舴艋舟坞已圮，榫卯、斗拱与藻井的髹漆剥落{m}成，拨款{a}.{b}万元",
+    "歙县棠樾牌坊的榫卯与鸱吻须以鳔胶粘补，黟县宏村的甃井与沟渠{m}处淤塞，经费{a}.{b}万元",
+    "婺州窑址的匣钵与窑汗残片{m}百余件，邛崃窑的褐釉罐与鸮形壶亦有出土，整理经费{a}.{b}万元",
+    "衢州峡川的碓房与磡头{m}座、鄣吴镇的箬竹与笕槽一并修缮，拨款{a}.{b}万元",
+    "瓯海区泽雅的纸槽与水碓、缙云县仙都的岩宕{m}处列入名录，测绘经费{a}.{b}万元",
+]
+_ZH_PLAIN = ["这项工作关系到每一户居民的生活，街道和社区的同志们为此做了大量细致的工作",
+             "很多老人希望以后还能住在这里，孩子们也希望上学的路能更安全一些",
+             "今年的工作要在去年的基础上继续推进，把群众最关心的问题一件一件解决好",
+             "有关部门已经多次听取了居民的意见，并且把大家的建议写进了明年的计划",
+             "这件事拖了很久，今天终于有了结果，大家都说这是一件实实在在的好事"]  # fmt: skip
+
+
+_ZH_TALK = ["我觉得这个方案大家都可以接受，但是还要再听听居民的意见", "我们下周再开一次会，把剩下的问题一起讨论清楚",
+            "街道办已经和老人们谈过好几次了，他们最关心的是以后还能不能住在这里", "这件事拖了很久，今天终于有了结果，大家辛苦了",
+            "我同意刚才的说法，不过钱的问题还要和财务部门再商量一下", "学校那边也希望早一点开工，孩子们每天走那条路很不安全",
+            "我们要把工作做细一点，每一家都要去问一问，不要漏掉", "大家有什么想法现在都可以说，我们今天就是来听意见的",
+            "这个事情我们去年就说过，今年一定要把它做好", "我们也要考虑到年轻人的想法，他们上班的时间比较早"]  # fmt: skip
+
+
+def chinese_codes(turns: int = 40, *, seed: int = 31) -> str:
+    """A Chinese meeting that opens with a report naming old buildings' parts and places in rare characters, with
+    figures (~0.6 characters a cl100k token), then plain talk (~1 a token)."""
+    rng = random.Random(seed)
+    lines = [
+        line.format(a=rng.randint(100, 999), b=rng.randint(10, 99), m=rng.randint(2, 9)) + "。"
+        for line in _ZH_HERITAGE
+    ]
+    out = ["主持人：" + "".join(lines)]
+    for _ in range(turns):
+        out.append(f"发言人{rng.randint(2, 9)}：" + "".join(f"{s}。" for s in rng.sample(_ZH_TALK, 2)))
+    return "\n\n".join(out)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 
 from pipeline.engine.state import CallSpec, RunState
+from pipeline.language import is_cjk
+from pipeline.lengths import Length, dense_tokens
 from pipeline.sentences import sentence_ends
 
 LENGTH_HEADROOM = 1.0  # a final summary (the one tome eval sizes) is asked for its whole planned length
@@ -49,7 +51,18 @@ def max_tokens(state: RunState, call: CallSpec, room: int) -> int:
     if state.settings.target_unit != "tokens":
         # The length is stated in words or characters whatever the overshoot: room for all the model writes for
         # it (a cut answer kept to its last sentence can fall far short; one too long is held to the length).
-        return max(call.max_tokens, min(math.ceil(call.max_tokens * UNIT_SHARE * state.headroom), room))
+        # Why a floor: the plan's tokens come from the document's average units per token and the headroom from
+        # what chunk summaries wrote, but a short final summary is the document's densest part (an item's reading
+        # of section numbers, its figures): 47 words of a council item that reads "sections 23.70 6.004 ..." took
+        # ~90 tokens where the talk around it planned 70. So room for at least the length at the densest ordinary
+        # ratio (pipeline.lengths.DENSE_PER_TOKEN: 2 tokens a word or a CJK character, 0.5 an English character).
+        # Bound: only the final call's admission (prompt + max_tokens) grows, by at most the length x (2 - 1 /
+        # (UNIT_SHARE x r)) tokens for a document of r words a token: 0.15 a word for prose (r 0.72), 0.67 for
+        # talk (r 1.0), 45 and 200 tokens for 300 words beside a final prompt several times the length; never past
+        # what the context leaves (``room``); nothing when the learned headroom already gives that much.
+        asked = Length(state.settings.target_units, state.settings.target_unit)
+        dense = math.ceil(dense_tokens(asked, cjk=is_cjk(state.language)) * state.calibration)
+        return max(call.max_tokens, min(max(math.ceil(call.max_tokens * UNIT_SHARE * state.headroom), dense), room))
     return max(call.max_tokens, min(math.ceil(asked_tokens(state, call) * headroom), room))
 
 
