@@ -38,6 +38,7 @@ DEVDATA = Path("/work/devdata")  # dev files only: never the held-out ones
 RESULTS = REPO / "bench" / "results" / "lengths.md"
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 _W = re.compile(r"\w+")
+KEPT = "<!-- dated notes: kept by bench_lengths.py -->"
 
 
 def readers(text: str, unit: str, backend: str = "extractive") -> dict[str, int]:
@@ -153,6 +154,13 @@ def cases(quick: bool) -> list[Case]:
     )
     add("gen:ja_news", "ja", _text("ja_news", g.japanese), ("100字", "500字", "500c"))
     add("gen:en_figures_urls", "en", _text("en_figures_urls", g.english_figures), ("50w", "300w", "500c"))
+    # Number-dense: what the summary keeps is far denser in tokens than the document's average (a council item
+    # reading section numbers, then talk; a budget's account lines, then prose; rare characters and figures in a
+    # Chinese meeting), so a token budget sized by the average bound first (2026-12-07).
+    add("gen:council_numbers", "en", _text("council_numbers", g.council_numbers), ("40w", "47w", "60w", "120w"))
+    add("gen:council_long", "en", _text("council_long", lambda: g.council_numbers(turns=600)), ("60w", "120w", "200w"))
+    add("gen:budget_figures", "en", _text("budget_figures", g.budget_figures), ("60w", "120w", "200w"))
+    add("gen:zh_codes", "zh", _text("zh_codes", g.chinese_codes), ("150字", "300字", "400字"))
     add("gen:short_en", "en", _text("short_en", lambda: g.SHORT_EN), ("300w", "500c"))
     add("gen:short_zh", "zh", _text("short_zh", lambda: g.SHORT_ZH), ("500字",))
     if quick:
@@ -275,6 +283,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="generated and dev documents only")
     parser.add_argument("--backends", default="extractive,obedient,disobedient")
     parser.add_argument("--no-paths", action="store_true", help="skip the CLI / Prefect / API runs")
+    parser.add_argument("--only", default="", help="documents whose name holds one of these (comma-separated)")
     args = parser.parse_args()
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp, MoonshotTestServer(latency=Latency.zero()) as obedient, \
@@ -282,7 +291,8 @@ async def main() -> None:
         servers: dict[str, object] = {"obedient": obedient, "disobedient": disobedient}
         home = Path(tmp)
         for backend in args.backends.split(","):
-            for case in cases(args.quick):
+            only = [x for x in args.only.split(",") if x]
+            for case in (c for c in cases(args.quick) if not only or any(x in c.name for x in only)):
                 for length in case.lengths:
                     text, note = await run_engine(backend, case, length, home, servers)
                     rows.append(row(backend, "engine", case, length, text, note))
@@ -322,7 +332,10 @@ async def main() -> None:
     ]
     print("\n".join(summary(rows)))
     if not args.no_write:
-        RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # Dated notes below KEPT (what changed and why, figures of documents no longer at hand) survive a re-run.
+        old = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else ""
+        kept = old[old.index(KEPT) :] if KEPT in old else KEPT + "\n"
+        RESULTS.write_text("\n".join(lines) + "\n\n" + kept, encoding="utf-8")
         print(f"wrote {RESULTS}")
 
 
