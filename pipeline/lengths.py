@@ -18,7 +18,9 @@ differ by more (dialogue-heavy Chinese, Chinese full of Latin terms or figures),
 "500c" and "500字" are the same length. Each CJK character is a word.
 
 Token lengths go to the engine as they are; word and character lengths are stated in the final prompt as
-they were asked and converted to tokens only for planning, by the document's own units per token.
+they were asked and converted to tokens only for planning, by the document's own units per token; the final call
+has room for the length even in the densest ordinary text (``DENSE_PER_TOKEN``: a summary's sentences can be far
+denser than its document's average).
 """
 
 from __future__ import annotations
