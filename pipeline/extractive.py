@@ -30,6 +30,7 @@ from pipeline import extractive_meetings as meetings
 from pipeline.errors import NoTextLayerError
 from pipeline.extractive_budget import token_budget
 from pipeline.extractive_clean import clean_turn, is_boilerplate
+from pipeline.extractive_fit import fit
 from pipeline.extractive_meetings_zh import questions_lowered, split_run_ons
 from pipeline.extractive_prompt import material, where_in_document
 from pipeline.extractive_reports import heading_lead, report_paragraphs, with_position_prior
@@ -42,7 +43,6 @@ from pipeline.language import (
     paragraph_turns,
     transcript_lines,
 )
-from pipeline.length_landing import land
 from pipeline.lengths import measure
 from pipeline.llm.types import ChatRequest, Completion, Usage
 from pipeline.prompts import focus_of, parse_length
@@ -360,12 +360,11 @@ def extract(
         max_units += sum(sizes[i] for i in forced)
         max_tokens += sum(tokens[i] for i in forced)
     redundant = _REDUNDANT_FACTUAL if factual and not transcript else _REDUNDANT  # land: pipeline.length_landing
-    chosen = land(sentences, choose(order, scores, sizes, tokens, feats, max_units=max_units, max_tokens=max_tokens,
-                                    stated=unit is not None, redundant=redundant), order, scores, tokens, feats, unit=unit,
-                  asked=max_units, max_tokens=max_tokens, cjk=cjk, redundant=redundant, keep=bool(keep))  # fmt: skip
-    # Whole turns leave a meeting's summary short of a stated length: the head of the next best sentence fills it.
-    tail = meetings.fill_tail(sentences, chosen, order, feats, max_units=max_units, unit=unit, language=language,
-        max_tokens=max_tokens, counter=counter, redundant=_REDUNDANT) if transcript and unit is not None and chosen else None  # fmt: skip
+    # Landed near a stated length; a meeting's gap filled with the head of the next best sentence (extractive_fit).
+    chosen, tail = fit(sentences, choose(order, scores, sizes, tokens, feats, max_units=max_units, max_tokens=max_tokens,
+                                         stated=unit is not None, redundant=redundant), order, scores, tokens, feats,
+                       unit=unit, asked=max_units, max_tokens=max_tokens, cjk=cjk, redundant=redundant, keep=bool(keep),
+                       transcript=transcript, language=language, counter=counter)  # fmt: skip
     sep = "" if cjk else " "
     if not chosen:
         # Every sentence is longer than the budget: keep the head of the best one, cut at a word/char.
@@ -392,7 +391,7 @@ class ExtractiveBackend:
     """A ChatBackend that answers summary requests by extraction, offline and free."""
 
     name = "extractive"
-    cache_namespace = "extractive-47"  # bump when the ranking or selection changes: cached answers go stale
+    cache_namespace = "extractive-48"  # bump when the ranking or selection changes: cached answers go stale
     billable = False
     calibration = 1.0  # usage is counted with the local tokenizer, so provider tokens = local tokens
     headroom = 1 / 0.9  # it writes at most what it is asked for: 90 % of max_tokens is asked
