@@ -1,4 +1,4 @@
-"""Landing a stated length: the sentences kept are the ones whose every reading is nearest the length asked.
+"""Landing a stated length: every reading of the summary brought within the tolerance, at the least score lost.
 
 The offline backend fills a length by tome's count (pipeline.lengths.measure: the middle of the readings). The
 readings of what it kept may still spread apart (a run of dialogue is a quarter punctuation; a paragraph of
@@ -6,9 +6,8 @@ product names is half Latin letters), or land a little short: a few rounds of dr
 sentence bring the farthest reading within the tolerance, losing as little score as they can (of the moves that
 get there, the one whose sentences out score least against those in). Never more than the length by tome's count
 (it is an upper bound, as the fill's). A landing is moved only when a reading is off by ``TRIGGER`` or more, and
-only until none is: it once went on to 5 %, which on short summaries traded the best sentences for a reading a few
-points nearer (a meeting asked for 80 字 lost its two best turns to a low-value lead-in to go from 86 % to 90 %;
-35 VCSum segments, bench/results/eval.md, "Landing within the tolerance").
+only until none is: it once went on to 5 %, trading a short summary's better sentences for readings a few points
+nearer (bench/results/eval.md, "Landing within the tolerance"; a meeting's tail: pipeline.extractive_fit).
 """
 
 from __future__ import annotations

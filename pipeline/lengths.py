@@ -12,9 +12,10 @@ Japanese as their hanzi/kana alone or as every non-space character (punctuation 
 without spaces or with them (``len()``); tome's count is the middle of the two, so a length of N lands both
 readings as near N as the text allows. Every reading lands within 10 % whenever the lowest and highest differ
 by less than ~22 % (Chinese with up to ~18 % punctuation and Latin letters; English prose's spaces are ~17 %).
-A summary is then moved (pipeline.length_landing, and the trim of a model's over-long answer) to where its
-farthest reading is nearest the length, never letting any reading exceed it by more than 10 %: when the readings
-differ by more (dialogue-heavy Chinese, Chinese full of Latin terms or figures), the lowest falls short instead.
+A summary is then moved (pipeline.length_landing, and the trim of a model's over-long answer) until its
+farthest reading is within the tolerance (else as near as it gets), never letting any reading exceed it by more
+than 10 %: when the readings differ by more (dialogue-heavy Chinese, Chinese full of Latin terms or figures), the
+lowest falls short instead.
 "500c" and "500字" are the same length. Each CJK character is a word.
 
 Token lengths go to the engine as they are; word and character lengths are stated in the final prompt as
