@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 from pipeline.lengths import Counts, counts, landing_error
 
-TRIGGER = 0.09  # a landing is moved only when a reading is 9 % off or more (at the edge of the tolerance)
-GOOD = TRIGGER  # moved until every reading is within it, if it can be: nearer than that, the ranking decides
+# A landing is moved only when a reading is 9 % off or more (at the edge of the tolerance), and only until every
+# reading is within it, if it can be: nearer than that, the ranking decides.
+TRIGGER = 0.09
 ROUNDS = 4  # moves made one after another (each one drop, add or swap), more for longer summaries
 MAX_ROUNDS = 16
 SWAP_WHILE_OVER = 40  # a summary of more sentences gets below a reading over by drops alone (fast)
@@ -75,7 +76,7 @@ def land(
     if now <= TRIGGER:
         return current
     rounds = min(MAX_ROUNDS, ROUNDS + len(current) // 8)
-    while now > GOOD and len(current) > 1:
+    while now > TRIGGER and len(current) > 1:
         over = now >= 1  # a reading over the tolerance: sentences are dropped (cheaply) until none is
         rounds -= 0 if over else 1
         if rounds < 0:
@@ -83,7 +84,7 @@ def land(
         used = sum(tokens[i] for i in current)
         kept_feats = [feats[i] for i in current]
         pool = [j for j in order[:POOL] if j not in current and not _repeats(feats[j], kept_feats, redundant)]
-        # Each move: (error, score lost, sentences out, sentences in); errors under GOOD are equally good.
+        # Each move: (error, score lost, sentences out, sentences in); errors within TRIGGER are equally good.
         moves: list[tuple[float, float, tuple[int, ...], tuple[int, ...]]] = []
         n = len(current)
         for i in current:
@@ -96,7 +97,7 @@ def land(
                     moves.append((error(plus(plus(total, of(j)), of(i), -1), n), scores[i] - scores[j], (i,), (j,)))
         if not moves:
             break
-        best = min(moves, key=lambda m: (max(m[0], GOOD), m[1]))
+        best = min(moves, key=lambda m: (max(m[0], TRIGGER), m[1]))
         if best[0] >= now - 1e-9:
             break
         current.difference_update(best[2])
